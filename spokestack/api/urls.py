@@ -1,0 +1,11 @@
+"""`/api/v1/` on every instance host. Each app adds its routes here."""
+
+from django.urls import include, path
+
+from .health import HealthView, ReadinessView
+
+urlpatterns = [
+    path("health", HealthView.as_view(), name="health"),
+    path("health/ready", ReadinessView.as_view(), name="health-ready"),
+    path("", include("spokestack.accounts.api.urls")),
+]

@@ -1,0 +1,75 @@
+"""The demo the README's first command brings up: the guide's three agencies, each with an
+admin and two clients, plus a platform admin on the public host. Idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django_tenants.utils import schema_context
+
+from spokestack.tenancy.models import Domain, Instance
+from spokestack.tenancy.services import instance_provision
+
+DEMO_PASSWORD = "spokestack-demo"  # noqa: S105 - the local demo's documented password
+PLATFORM_HOST = "localhost"
+PLATFORM_ADMIN = "platform@spokestack.localhost"
+
+
+@dataclass(frozen=True)
+class DemoInstance:
+    schema: str
+    name: str
+    host: str
+    tier: str
+    region: str
+    language: str
+    timezone: str
+    clients: tuple[tuple[str, str, str, str], ...]  # name, vertical, region, language
+
+    @property
+    def admin_email(self) -> str:
+        return f"admin@{self.host}"
+
+
+DEMO_INSTANCES = (
+    DemoInstance("alpha", "Agency Alpha", "alpha.localhost", "enterprise", "GCC", "ar", "Asia/Dubai",
+                 (("Desert Bloom Cosmetics", "beauty", "GCC", "ar"), ("Gulf Bank", "finance", "GCC", "en"))),
+    DemoInstance("beta", "Agency Beta", "beta.localhost", "professional", "EU", "en", "Europe/London",
+                 (("Thames Outfitters", "fashion", "EU", "en"), ("Covent Kitchen", "food", "EU", "en"))),
+    DemoInstance("gamma", "Agency Gamma", "gamma.localhost", "professional", "US", "en", "America/New_York",
+                 (("Hudson Cloud", "technology", "US", "en"), ("Brooklyn Health", "healthcare", "US", "en"))),
+)
+
+
+@transaction.atomic
+def _platform() -> None:
+    public, _ = Instance.objects.get_or_create(
+        schema_name="public", defaults={"name": "SpokeStack platform", "tier": Instance.Tier.ENTERPRISE}
+    )
+    Domain.objects.get_or_create(domain=PLATFORM_HOST, defaults={"tenant": public, "is_primary": True})
+    User = get_user_model()
+    if not User.objects.filter(username=PLATFORM_ADMIN).exists():
+        User.objects.create_superuser(username=PLATFORM_ADMIN, email=PLATFORM_ADMIN, password=DEMO_PASSWORD)
+
+
+def seed_demo() -> list[str]:
+    """Create what is missing; return a line per thing created."""
+    from tuning.models import Client
+    from tuning.services import client_create
+
+    created = []
+    _platform()
+    for demo in DEMO_INSTANCES:
+        if not Instance.objects.filter(schema_name=demo.schema).exists():
+            instance_provision(name=demo.name, domain=demo.host, admin_email=demo.admin_email,
+                               admin_password=DEMO_PASSWORD, schema_name=demo.schema, tier=demo.tier,
+                               region=demo.region, language=demo.language, timezone=demo.timezone)
+            created.append(f"instance {demo.name} at {demo.host}")
+        with schema_context(demo.schema):
+            for name, vertical, region, language in demo.clients:
+                if not Client.objects.filter(name=name).exists():
+                    client_create(name=name, vertical=vertical, region=region, language=language)
+                    created.append(f"client {name} of {demo.name}")
+    return created

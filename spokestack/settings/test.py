@@ -1,0 +1,14 @@
+"""The test suite: the same stack as production (PostgreSQL, Redis), faster password hashing."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = env("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789abcdef0123456789")
+ALLOWED_HOSTS = [".localhost", "localhost", "127.0.0.1", "testserver"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+ANTHROPIC_API_KEY = ""  # tests never reach the real API: the model is faked at the SDK transport

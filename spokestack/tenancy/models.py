@@ -1,0 +1,57 @@
+"""Agency instances (tenants) and the hosts they answer on. Both live in the public schema."""
+
+from __future__ import annotations
+
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class Instance(TenantMixin):
+    """One agency: its own PostgreSQL schema, users, tuning, skills and runs.
+
+    Created only through `instance_provision`, which clones the template schema and sets up
+    roles and the first admin in one transaction.
+    """
+
+    class Tier(models.TextChoices):
+        FREE = "free", "Free"
+        STARTER = "starter", "Starter"
+        PROFESSIONAL = "professional", "Professional"
+        ENTERPRISE = "enterprise", "Enterprise"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    name = models.CharField(max_length=120)
+    tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.STARTER)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    region = models.CharField(max_length=40, blank=True, help_text="Market the agency mostly serves, e.g. GCC, EU, US.")
+    language = models.CharField(max_length=10, default="en", help_text="Default output language (ISO 639-1).")
+    timezone = models.CharField(max_length=64, default="UTC")
+    suspended_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Schemas are created by provisioning (cloned) and dropped only on an explicit delete.
+    auto_create_schema = True
+    auto_drop_schema = True
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Domain(DomainMixin):
+    """A host name an instance answers on (`alpha.localhost`, `beta.example.com`)."""
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain

@@ -1,0 +1,292 @@
+"""Test infrastructure shared by every app's tests.
+
+* One test database for the session with two instances, A and B, provisioned once
+  (django-tenants' FastTenantTestCase idea); `db`-using tests run in a transaction that is
+  rolled back, with the connection set to instance A.
+* Tests that need committed data (a real worker or daphne in another process) use
+  `live_instance`: a fresh instance provisioned for the test and dropped after it.
+* `celery_worker` and `daphne_server` run the real worker, broker, channel layer and ASGI
+  server as subprocesses against the test database and the private Redis.
+* An autouse guard fails any socket to an address off this machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST_A = "tenant-a.localhost"
+HOST_B = "tenant-b.localhost"
+PASSWORD = "correct-horse-battery-staple"
+
+# --- network guard ----------------------------------------------------------------------
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _check_address(sock: socket.socket, address) -> None:
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    host = address[0]
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        raise AssertionError(f"test tried to connect to unresolved host {host!r}") from None
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    if not ip.is_loopback:
+        raise AssertionError(f"test tried to reach {host}: tests may only talk to this machine")
+
+
+def _guarded_connect(self, address):
+    _check_address(self, address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    _check_address(self, address)
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def network_guard():
+    socket.socket.connect = _guarded_connect
+    socket.socket.connect_ex = _guarded_connect_ex
+    yield
+    socket.socket.connect = _real_connect
+    socket.socket.connect_ex = _real_connect_ex
+
+
+# --- database and instances -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    from spokestack.tenancy.models import Domain, Instance
+    from spokestack.tenancy.services import instance_provision
+
+    with django_db_blocker.unblock():
+        public, _ = Instance.objects.get_or_create(schema_name="public", defaults={"name": "Platform"})
+        Domain.objects.get_or_create(domain="localhost", defaults={"tenant": public})
+        for schema, host in (("tenant_a", HOST_A), ("tenant_b", HOST_B)):
+            if not Instance.objects.filter(schema_name=schema).exists():
+                instance_provision(name=f"Instance {schema[-1].upper()}", domain=host,
+                                   admin_email=f"admin@{host}", admin_password=PASSWORD, schema_name=schema)
+        connection.set_schema_to_public()
+    yield
+
+
+@pytest.fixture(scope="session")
+def instance_a(django_db_setup, django_db_blocker):
+    from spokestack.tenancy.models import Instance
+
+    with django_db_blocker.unblock():
+        return Instance.objects.get(schema_name="tenant_a")
+
+
+@pytest.fixture(scope="session")
+def instance_b(django_db_setup, django_db_blocker):
+    from spokestack.tenancy.models import Instance
+
+    with django_db_blocker.unblock():
+        return Instance.objects.get(schema_name="tenant_b")
+
+
+@pytest.fixture
+def in_a(db, instance_a):
+    """The test runs inside instance A's schema (rolled back afterwards)."""
+    connection.set_tenant(instance_a)
+    yield instance_a
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def in_b(db, instance_b):
+    connection.set_tenant(instance_b)
+    yield instance_b
+    connection.set_schema_to_public()
+
+
+_live_counter = itertools.count(1)
+
+
+@pytest.fixture
+def live_instance(django_db_setup, django_db_blocker):
+    """A fresh, committed instance for tests whose other processes must see its data."""
+    from spokestack.tenancy.services import instance_provision
+
+    n = next(_live_counter)
+    schema = f"live_{os.getpid()}_{n}"
+    with django_db_blocker.unblock():
+        result = instance_provision(name=f"Live {n}", domain=f"live{os.getpid()}-{n}.localhost",
+                                    admin_email="admin@live.localhost", admin_password=PASSWORD, schema_name=schema)
+        connection.set_schema_to_public()
+        yield result
+        connection.set_schema_to_public()
+        result.instance.refresh_from_db()
+        result.instance.delete(force_drop=True)
+
+
+@pytest.fixture
+def live_db(django_db_blocker):
+    """Database access without the rolling-back transaction (commits are visible to others)."""
+    with django_db_blocker.unblock():
+        yield
+        connection.set_schema_to_public()
+
+
+def host_of(instance) -> str:
+    with schema_context("public"):
+        return instance.domains.get(is_primary=True).domain
+
+
+# --- API clients ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user():
+    """make_user(role, email=None) -> user in the current schema, password PASSWORD."""
+    from spokestack.accounts.services import user_create
+
+    counter = itertools.count(1)
+
+    def make(role: str = "instance_admin", email: str | None = None):
+        return user_create(email=email or f"{role}{next(counter)}@example.com", password=PASSWORD, role=role)
+
+    return make
+
+
+@pytest.fixture
+def api():
+    """api(instance, user=None) -> DRF APIClient on the instance's host, with a bearer token for user."""
+    from rest_framework.test import APIClient
+
+    from spokestack.accounts.services import api_token_create
+
+    def make(instance, user=None):
+        host = host_of(instance)
+        client = APIClient(HTTP_HOST=host)
+        if user is not None:
+            with schema_context(instance.schema_name):
+                raw = api_token_create(user=user, name="tests").raw
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return make
+
+
+# --- real processes ---------------------------------------------------------------------
+
+
+def _test_env() -> dict[str, str]:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "spokestack.settings.test",
+            "PYTHONPATH": str(ROOT)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup):
+    """A real Celery worker subprocess on the private Redis and the test database."""
+    from spokestack.celery import app
+
+    log = open(ROOT / ".spokestack" / "test" / "celery-worker.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "spokestack", "worker", "--loglevel", "INFO",
+         "--concurrency", "2", "--hostname", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+        env=_test_env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited with {process.returncode}; see {log.name}")
+        if app.control.ping(timeout=0.5):
+            break
+    else:
+        _stop(process)
+        raise RuntimeError("the Celery worker did not answer a ping within 60 s")
+    yield process
+    _stop(process)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup):
+    """daphne serving spokestack.asgi on a free loopback port; yields the port."""
+    port = _free_port()
+    log = open(ROOT / ".spokestack" / "test" / "daphne.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "spokestack.asgi:application"],
+        env=_test_env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}; see {log.name}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield port
+    _stop(process)
+    log.close()
+
+
+# --- browser ----------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (make test installs Debian's chromium as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
