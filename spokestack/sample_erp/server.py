@@ -1,0 +1,584 @@
+"""The sample ERP's HTTP service: a small JSON API over the seeded agency data in `data.py`.
+
+Why it exists: core agent tools (rfp, copy, brief, media_buying) reach an agency's ERP over
+HTTP through one ERP client. The demo and the tests need a real one to talk to, with real
+sockets, status codes, latency and failures, so that the client's timeouts, error mapping and
+idempotency keys are exercised the same way they would be against a customer's system. It uses
+the standard library only, so `make run` can start it next to the platform and a test can start
+it in-process on a free loopback port::
+
+    server, base_url = start_sample_erp(allow_reset=True)
+    ...  # urllib / httpx against base_url with header X-Api-Key
+    server.stop()
+
+Contract, briefly:
+* Every endpoint except `GET /health` needs `X-Api-Key`; the key names the agency and every
+  read and write is scoped to it (401 without or with an unknown key). Another agency's ids
+  are 404, exactly like ids that do not exist.
+* Errors are JSON `{"error": {"code": ..., "message": ...}}`: 400 bad JSON or invalid fields,
+  401, 404, 405, 409 idempotency key reused with a different request, 413 body too large.
+* `POST /drafts`, `/plans`, `/briefs` write. With an `Idempotency-Key` header the first result
+  is stored and every later request with that key (same agency, same path and body) gets it
+  back with `Idempotent-Replayed: true`, writing nothing. `GET /writes` is the agency's write
+  log (one entry per real write) plus the replays, so tests can prove "exactly once".
+* Test switches, fixed at start (tests may change `server.app.config` between requests):
+  `latency_ms` delays every response, `failures` maps a path prefix to an HTTP status that
+  is returned instead (nothing is written), `allow_reset` enables `POST /_reset`.
+* With a data directory, writes survive a restart (`state.json`, rewritten after each write).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import data
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+STATE_FILE = "state.json"
+STATE_VERSION = 1
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class ErpError(Exception):
+    """An HTTP error with a message written for whoever has to fix the request."""
+
+    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})
+
+
+@dataclass
+class ErpConfig:
+    """How one server behaves. `api_keys` maps agency slug -> key."""
+
+    api_keys: dict[str, str] = field(default_factory=lambda: dict(data.DEMO_API_KEYS))
+    latency_ms: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # path prefix -> HTTP status
+    allow_reset: bool = False
+    data_dir: Path | None = None
+    quiet: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = set(self.api_keys) - set(data.AGENCIES)
+        if unknown:
+            raise ValueError(f"unknown agencies {sorted(unknown)}; known: {sorted(data.AGENCIES)}")
+        if len(set(self.api_keys.values())) != len(self.api_keys) or not all(self.api_keys.values()):
+            raise ValueError("every agency needs its own non-empty API key")
+        for prefix, status in self.failures.items():
+            if not prefix.startswith("/") or not 400 <= status <= 599:
+                raise ValueError(f"a failure needs a path starting with '/' and a 4xx/5xx status, not {prefix}={status}")
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms cannot be negative")
+
+    def agency_for_key(self, key: str) -> str | None:
+        found = None
+        for agency, expected in self.api_keys.items():
+            if hmac.compare_digest(key.encode(), expected.encode()):  # constant time per key
+                found = agency
+        return found
+
+    def failure_for(self, path: str) -> int | None:
+        for prefix, status in self.failures.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return status
+        return None
+
+
+# --- the writable collections -----------------------------------------------------------------
+
+# field -> (accepted types, required). Unknown fields are refused, so a caller's typo is a 400
+# with the allowed names rather than silently dropped data; free-form extras go in `metadata`.
+_NUMBER = (int, float)
+WRITE_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "drafts": {"client": ((str,), True), "content": ((str,), True), "title": ((str,), False),
+               "channel": ((str,), False), "language": ((str,), False), "metadata": ((dict,), False)},
+    "plans": {"client": ((str,), True), "budget": (_NUMBER, True), "name": ((str,), False),
+              "currency": ((str,), False), "channels": ((list,), False), "forecast": ((dict,), False),
+              "notes": ((str,), False), "metadata": ((dict,), False)},
+    "briefs": {"client": ((str,), True), "title": ((str,), True), "objective": ((str,), True),
+               "audience": ((str,), False), "channels": ((list,), False), "budget": (_NUMBER, False),
+               "deadline": ((str,), False), "notes": ((str,), False), "metadata": ((dict,), False)},
+}
+_ID_WORD = {"drafts": "draft", "plans": "plan", "briefs": "brief"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _empty_agency_state() -> dict[str, Any]:
+    return {"drafts": [], "plans": [], "briefs": [], "writes": [], "replays": [], "idempotency": {}}
+
+
+class ErpStore:
+    """The seeded (read-only) tables and what callers wrote, per agency, behind one lock.
+
+    One lock for all state keeps the idempotency rule simple and true under concurrency: the
+    check for a key and the write it guards happen together, so two racing requests with one
+    key write once.
+    """
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self._lock = threading.Lock()
+        self._seed = {agency: data.seed(agency) for agency in data.AGENCIES}
+        self._state_path = Path(data_dir) / STATE_FILE if data_dir else None
+        self._state = self._load()
+
+    # persistence
+    def _load(self) -> dict[str, dict[str, Any]]:
+        state = {agency: _empty_agency_state() for agency in data.AGENCIES}
+        if self._state_path and self._state_path.exists():
+            saved = json.loads(self._state_path.read_text(encoding="utf-8"))
+            if saved.get("version") != STATE_VERSION:
+                raise ValueError(f"{self._state_path} is not a version {STATE_VERSION} sample ERP state file")
+            for agency, tables in saved["agencies"].items():
+                if agency in state:
+                    state[agency].update(tables)
+        return state
+
+    def _save(self) -> None:
+        if not self._state_path:
+            return
+        self._state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": STATE_VERSION, "agencies": self._state}, ensure_ascii=False),
+                       encoding="utf-8")
+        os.replace(tmp, self._state_path)  # readers never see half a file
+
+    def reset(self) -> None:
+        with self._lock:
+            self._state = {agency: _empty_agency_state() for agency in data.AGENCIES}
+            self._save()
+
+    # reads
+    def clients(self, agency: str) -> list[dict[str, Any]]:
+        return [{k: c[k] for k in ("slug", "name", "industry", "region", "language")}
+                for c in self._seed[agency]["clients"]]
+
+    def client(self, agency: str, slug: str) -> dict[str, Any]:
+        for client in self._seed[agency]["clients"]:
+            if client["slug"] == slug:
+                return client
+        raise ErpError(404, "not_found", f"No client {slug!r}. Clients: {self._client_slugs(agency)}.")
+
+    def _client_slugs(self, agency: str) -> str:
+        return ", ".join(c["slug"] for c in self._seed[agency]["clients"])
+
+    def projects(self, agency: str, *, industry: str | None, outcome: str | None, q: str | None,
+                 limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """Newest first; with `q`, ranked by how many of its words a project mentions."""
+        rows = [p for p in self._seed[agency]["projects"]
+                if (not industry or p["industry"] == industry.lower()) and (not outcome or p["outcome"] == outcome)]
+        rows.sort(key=lambda p: (-p["year"], p["id"]))
+        if q:
+            words = {w for w in re.findall(r"\w+", q.lower()) if len(w) > 2} or {q.lower()}
+
+            def score(p: dict[str, Any]) -> int:
+                text = " ".join([p["client"], p["industry"], p["region"], p["title"], p["summary"], p["results"],
+                                 *p["services"]]).lower()
+                return sum(w in text for w in words)
+
+            scored = [(score(p), p) for p in rows]
+            rows = [p for s, p in sorted(scored, key=lambda sp: -sp[0]) if s > 0]  # stable: newest first on ties
+        return len(rows), rows[:limit]
+
+    def project(self, agency: str, project_id: str) -> dict[str, Any]:
+        return self._find(self._seed[agency]["projects"], project_id, "project")
+
+    def team(self, agency: str, *, capability: str | None) -> list[dict[str, Any]]:
+        wanted = capability.lower() if capability else None
+        return [m for m in self._seed[agency]["team"] if not wanted or wanted in m["capabilities"]]
+
+    def records(self, agency: str, kind: str, *, client: str | None) -> list[dict[str, Any]]:
+        if client:
+            self.client(agency, client)  # 404 for a client this agency does not have
+        seeded = self._seed[agency]["briefs"] if kind == "briefs" else []
+        with self._lock:
+            written = list(self._state[agency][kind])
+        return [r for r in seeded + written if not client or r["client"] == client]
+
+    def record(self, agency: str, kind: str, record_id: str) -> dict[str, Any]:
+        return self._find(self.records(agency, kind, client=None), record_id, _ID_WORD[kind])
+
+    @staticmethod
+    def _find(rows: list[dict[str, Any]], record_id: str, what: str) -> dict[str, Any]:
+        for row in rows:
+            if row["id"] == record_id:
+                return row
+        raise ErpError(404, "not_found", f"No {what} {record_id!r}.")
+
+    def write_log(self, agency: str) -> dict[str, Any]:
+        with self._lock:
+            state = self._state[agency]
+            return {"count": len(state["writes"]), "results": list(state["writes"]), "replays": list(state["replays"])}
+
+    # writes
+    def _validate(self, agency: str, kind: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ErpError(400, "invalid", "The body must be a JSON object.")
+        schema = WRITE_SCHEMAS[kind]
+        unknown = sorted(set(body) - set(schema))
+        if unknown:
+            raise ErpError(400, "invalid", f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(schema)}.")
+        for name, (types, required) in schema.items():
+            value = body.get(name)
+            if value is None:
+                if required:
+                    raise ErpError(400, "invalid", f"{name}: this field is required.")
+                continue
+            if not isinstance(value, types) or isinstance(value, bool):
+                wanted = "a number" if types is _NUMBER else f"a JSON {types[0].__name__.replace('dict', 'object')}"
+                raise ErpError(400, "invalid", f"{name}: must be {wanted}.")
+            if isinstance(value, str) and required and not value.strip():
+                raise ErpError(400, "invalid", f"{name}: cannot be blank.")
+        if "budget" in body and body["budget"] is not None and body["budget"] <= 0:
+            raise ErpError(400, "invalid", "budget: must be greater than 0.")
+        if body["client"] not in {c["slug"] for c in self._seed[agency]["clients"]}:
+            raise ErpError(400, "invalid", f"client: no client {body['client']!r}. Clients: {self._client_slugs(agency)}.")
+        return {k: v for k, v in body.items() if v is not None}
+
+    def create(self, agency: str, kind: str, body: Any, *, path: str,
+               idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+        """Write one record, or return the first result for a repeated idempotency key.
+
+        Returns (record, replayed).
+        """
+        fields = self._validate(agency, kind, body)
+        fingerprint = hashlib.sha256(json.dumps([path, body], sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            state = self._state[agency]
+            if idempotency_key is not None:
+                first = state["idempotency"].get(idempotency_key)
+                if first is not None:
+                    if first["fingerprint"] != fingerprint:
+                        raise ErpError(409, "idempotency_key_reused",
+                                       f"Idempotency-Key {idempotency_key!r} was used for a different request "
+                                       f"({first['path']}); use a new key for a new request.")
+                    state["replays"].append({"method": "POST", "path": path, "idempotency_key": idempotency_key,
+                                             "timestamp": _now(), "resource_id": first["response"]["id"]})
+                    self._save()
+                    return first["response"], True
+            now = _now()
+            record = {"id": f"{agency}-{_ID_WORD[kind]}-{len(state[kind]) + 1:04d}", **fields,
+                      "status": "draft", "created_at": now}
+            if kind == "plans":
+                record.setdefault("currency", data.AGENCIES[agency].currency)
+            state[kind].append(record)
+            state["writes"].append({"seq": len(state["writes"]) + 1, "method": "POST", "path": path,
+                                    "idempotency_key": idempotency_key, "timestamp": now, "resource_id": record["id"]})
+            if idempotency_key is not None:
+                state["idempotency"][idempotency_key] = {"path": path, "fingerprint": fingerprint, "response": record}
+            self._save()
+        return record, False
+
+
+# --- the application: routing, auth, switches --------------------------------------------------
+
+# A handler returns (status, payload) or (status, payload, extra headers).
+Handler = Callable[["Request"], tuple[Any, ...]]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+    agency: str = ""
+
+    def json(self) -> Any:
+        if not self.body:
+            raise ErpError(400, "bad_json", "The body is empty; send a JSON object.")
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ErpError(400, "bad_json", f"The body is not valid JSON: {exc}.") from None
+
+
+class SampleErpApp:
+    """Turns a parsed request into (status, JSON payload, extra headers). No sockets here."""
+
+    def __init__(self, config: ErpConfig) -> None:
+        self.config = config
+        self.store = ErpStore(config.data_dir)
+        collection = r"(?P<id>[^/]+)"
+        # (path pattern, {method: handler}, needs an API key)
+        self.routes: list[tuple[re.Pattern[str], dict[str, Handler], bool]] = [
+            (re.compile(p), methods, auth) for p, methods, auth in [
+                (r"/health", {"GET": self.health}, False),
+                (r"/agency", {"GET": self.agency}, True),
+                (r"/clients", {"GET": self.list_clients}, True),
+                (r"/clients/(?P<slug>[^/]+)", {"GET": self.get_client}, True),
+                (r"/projects", {"GET": self.list_projects}, True),
+                (rf"/projects/{collection}", {"GET": self.get_project}, True),
+                (r"/team", {"GET": self.list_team}, True),
+                (r"/benchmarks", {"GET": self.list_benchmarks}, True),
+                (r"/(?P<kind>briefs|drafts|plans)", {"GET": self.list_records, "POST": self.create_record}, True),
+                (rf"/(?P<kind>briefs|drafts|plans)/{collection}", {"GET": self.get_record}, True),
+                (r"/writes", {"GET": self.writes}, True),
+                (r"/_reset", {"POST": self.reset}, True),
+            ]
+        ]
+
+    def handle(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        """Route, authenticate, apply the test switches, call the handler."""
+        if self.config.latency_ms:
+            time.sleep(self.config.latency_ms / 1000)
+        try:
+            handler, request.params, needs_key = self._route(request)
+            if needs_key:
+                request.agency = self._authenticate(request.headers.get("X-Api-Key"))
+            elif request.headers.get("X-Api-Key"):
+                request.agency = self._authenticate(request.headers["X-Api-Key"])
+            failure = self.config.failure_for(request.path)
+            if failure is not None:
+                raise ErpError(failure, "injected_failure", f"{_phrase(failure)} (failure injected for {request.path}).")
+            status, payload, *headers = handler(request)
+            return status, payload, (headers[0] if headers else {})
+        except ErpError as exc:
+            return exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers
+
+    def _route(self, request: Request) -> tuple[Handler, dict[str, str], bool]:
+        for pattern, methods, needs_key in self.routes:
+            match = pattern.fullmatch(request.path)
+            if not match or (request.path == "/_reset" and not self.config.allow_reset):
+                continue
+            if request.method not in methods:
+                allowed = ", ".join(methods)
+                raise ErpError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}; "
+                               f"use {allowed}.", headers={"Allow": allowed})
+            return methods[request.method], match.groupdict(), needs_key
+        raise ErpError(404, "not_found", f"No endpoint {request.path}.")
+
+    def _authenticate(self, key: str | None) -> str:
+        if not key:
+            raise ErpError(401, "not_authenticated", "Send the agency's API key in the X-Api-Key header.")
+        agency = self.config.agency_for_key(key)
+        if agency is None:
+            raise ErpError(401, "not_authenticated", "Invalid API key.")
+        return agency
+
+    @staticmethod
+    def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+        value = request.query.get(name)
+        if not value:
+            return None
+        for option in allowed:
+            if value.lower() == option.lower():
+                return option
+        raise ErpError(400, "invalid", f"{name}: {value!r} is not one of {', '.join(allowed)}.")
+
+    # handlers
+    def health(self, request: Request) -> tuple[int, Any]:
+        payload: dict[str, Any] = {"status": "ok", "service": "spokestack-sample-erp"}
+        if request.agency:
+            payload["agency"] = request.agency
+        return 200, payload
+
+    def agency(self, request: Request) -> tuple[int, Any]:
+        return 200, data.AGENCIES[request.agency].as_dict()
+
+    def list_clients(self, request: Request) -> tuple[int, Any]:
+        rows = self.store.clients(request.agency)
+        return 200, {"count": len(rows), "results": rows}
+
+    def get_client(self, request: Request) -> tuple[int, Any]:
+        return 200, self.store.client(request.agency, request.params["slug"])
+
+    def list_projects(self, request: Request) -> tuple[int, Any]:
+        raw_limit = request.query.get("limit") or str(DEFAULT_LIMIT)
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise ErpError(400, "invalid", f"limit: must be a whole number from 1 to {MAX_LIMIT}.")
+        count, rows = self.store.projects(
+            request.agency, industry=self._choice(request, "industry", data.VERTICALS),
+            outcome=self._choice(request, "outcome", ("won", "lost")), q=request.query.get("q") or None,
+            limit=int(raw_limit))
+        return 200, {"count": count, "results": rows}
+
+    def get_project(self, request: Request) -> tuple[int, Any]:
+        return 200, self.store.project(request.agency, request.params["id"])
+
+    def list_team(self, request: Request) -> tuple[int, Any]:
+        rows = self.store.team(request.agency, capability=request.query.get("capability") or None)
+        return 200, {"count": len(rows), "results": rows}
+
+    def list_benchmarks(self, request: Request) -> tuple[int, Any]:
+        rows = data.benchmarks(vertical=self._choice(request, "vertical", data.VERTICALS),
+                               region=self._choice(request, "region", data.REGIONS),
+                               channel=self._choice(request, "channel", data.CHANNELS))
+        return 200, {"count": len(rows), "results": rows}
+
+    def list_records(self, request: Request) -> tuple[int, Any]:
+        rows = self.store.records(request.agency, request.params["kind"], client=request.query.get("client") or None)
+        return 200, {"count": len(rows), "results": rows}
+
+    def get_record(self, request: Request) -> tuple[int, Any]:
+        return 200, self.store.record(request.agency, request.params["kind"], request.params["id"])
+
+    def create_record(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 255:
+            raise ErpError(400, "invalid", "Idempotency-Key: must be 1 to 255 characters.")
+        record, replayed = self.store.create(request.agency, request.params["kind"], request.json(),
+                                             path=request.path, idempotency_key=key)
+        return 201, record, ({"Idempotent-Replayed": "true"} if replayed else {})
+
+    def writes(self, request: Request) -> tuple[int, Any]:
+        return 200, self.store.write_log(request.agency)
+
+    def reset(self, request: Request) -> tuple[int, Any]:
+        self.store.reset()
+        return 200, {"reset": True}
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    """HTTP/1.0: one request per connection, so a stopped server leaves no live keep-alive threads."""
+
+    server: SampleErpServer
+    server_version = "SpokeStackSampleERP/1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._serve("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        app = self.server.app
+        try:
+            body = self._read_body()
+            parts = urlsplit(self.path)
+            path = parts.path.rstrip("/") or "/"
+            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            status, payload, headers = app.handle(Request(method, path, query, self.headers, body))
+        except ErpError as exc:
+            status, payload, headers = exc.status, {"error": {"code": exc.code, "message": exc.message}}, {}
+        except Exception:
+            logger.exception("sample ERP: %s %s failed", method, self.path)
+            status, payload, headers = 500, {"error": {"code": "server_error", "message": "Internal error."}}, {}
+        encoded = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(encoded)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(encoded)
+
+    def _read_body(self) -> bytes:
+        raw_length = self.headers.get("Content-Length") or "0"
+        if not raw_length.isdigit():
+            raise ErpError(400, "bad_request", "Content-Length must be a number.")
+        length = int(raw_length)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise ErpError(413, "too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
+        return self.rfile.read(length) if length else b""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+        if not self.server.app.config.quiet:
+            super().log_message(format, *args)  # the request line only: keys are headers, never logged
+
+
+class SampleErpServer(ThreadingHTTPServer):
+    """The HTTP server plus `stop()`. Handler threads are daemons so `stop()` never waits on a
+    request that is sleeping for injected latency."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops bursts of parallel tool calls into SYN retries
+
+    def __init__(self, host: str, port: int, app: SampleErpApp) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.app = app
+        self._thread: threading.Thread | None = None
+        super().__init__((host, port), _RequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would resolve our own name (a DNS lookup); the address is enough.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        host = self.server_name if self.address_family == socket.AF_INET else f"[{self.server_name}]"
+        return f"http://{host}:{self.server_port}"
+
+    def start_in_thread(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="sample-erp", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, close the socket, and wait for the serving thread. Safe to call twice."""
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join(5)
+            self._thread = None
+        self.server_close()
+
+
+def make_server(*, host: str = "127.0.0.1", port: int = 0, config: ErpConfig | None = None) -> SampleErpServer:
+    return SampleErpServer(host, port, SampleErpApp(config or ErpConfig()))
+
+
+def start_sample_erp(port: int = 0, *, host: str = "127.0.0.1", api_keys: Mapping[str, str] | None = None,
+                     data_dir: str | Path | None = None, latency_ms: int = 0,
+                     failures: Mapping[str, int] | None = None, allow_reset: bool = False,
+                     quiet: bool = True) -> tuple[SampleErpServer, str]:
+    """Serve in a background thread; returns (server, base_url). Port 0 picks a free port.
+
+    `api_keys` maps agency slug -> key (default: `data.DEMO_API_KEYS`). Stop with `server.stop()`
+    or `stop_sample_erp(server)`.
+    """
+    config = ErpConfig(api_keys=dict(api_keys) if api_keys is not None else dict(data.DEMO_API_KEYS),
+                       latency_ms=latency_ms, failures=dict(failures or {}), allow_reset=allow_reset,
+                       data_dir=Path(data_dir) if data_dir else None, quiet=quiet)
+    server = make_server(host=host, port=port, config=config)
+    server.start_in_thread()
+    return server, server.base_url
+
+
+def stop_sample_erp(server: SampleErpServer) -> None:
+    server.stop()
