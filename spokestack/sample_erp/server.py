@@ -286,10 +286,10 @@ class ErpStore:
                     self._save()
                     return first["response"], True
             now = _now()
+            if kind == "plans":
+                fields.setdefault("currency", data.AGENCIES[agency].currency)
             record = {"id": f"{agency}-{_ID_WORD[kind]}-{len(state[kind]) + 1:04d}", **fields,
                       "status": "draft", "created_at": now}
-            if kind == "plans":
-                record.setdefault("currency", data.AGENCIES[agency].currency)
             state[kind].append(record)
             state["writes"].append({"seq": len(state["writes"]) + 1, "method": "POST", "path": path,
                                     "idempotency_key": idempotency_key, "timestamp": now, "resource_id": record["id"]})
@@ -319,9 +319,15 @@ class Request:
         if not self.body:
             raise ErpError(400, "bad_json", "The body is empty; send a JSON object.")
         try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return json.loads(self.body, parse_constant=_refuse_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
             raise ErpError(400, "bad_json", f"The body is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise ErpError(400, "bad_json", "The body is nested too deeply.") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # json.loads would accept NaN and Infinity
 
 
 class SampleErpApp:

@@ -227,6 +227,7 @@ def test_bad_bodies_are_400_with_a_message_and_write_nothing(erp):
     cases = [
         (b"{not json", "bad_json", "not valid JSON"),
         (b"", "bad_json", "empty"),
+        (b'{"client": "gulf-bank", "budget": NaN}', "bad_json", "NaN is not a JSON number"),
         (b"[1, 2]", "invalid", "JSON object"),
         (json.dumps({"client": "gulf-bank"}).encode(), "invalid", "content: this field is required"),
         (json.dumps({**DRAFT, "colour": "red"}).encode(), "invalid", "Unknown field(s) colour"),
