@@ -108,21 +108,24 @@ class PrivatePostgres:
         """Where the cluster lives: ./.spokestack/<profile>/pg, or a link to a place the
         unprivileged user can reach when this checkout sits below a root-only folder."""
         link = self.home / "pg"
-        if link.is_symlink() or self.user is None:
-            return link.resolve() if link.is_symlink() else link
+        if link.is_symlink():
+            return Path(os.readlink(link))
+        if self.user is None:
+            return link
         self.home.mkdir(parents=True, exist_ok=True)
         os.chown(self.home, self.user.pw_uid, self.user.pw_gid)
         probe = self._run("test", "-w", str(self.home), check=False)
         if probe.returncode == 0:
             return link
         digest = hashlib.sha1(str(self.home).encode()).hexdigest()[:12]  # noqa: S324 - a name, not a secret
-        outside = Path("/var/tmp/spokestack-pg") / digest
-        outside.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(outside.parent, 0o1777)
+        # Outside this checkout, owned by the unprivileged user alone (0700); linked from ./.spokestack.
+        outside = Path("/var/tmp") / f"spokestack-pg-{digest}"  # noqa: S108 - private dir, owner-only mode
+        outside.mkdir(mode=0o700, exist_ok=True)
+        os.chown(outside, self.user.pw_uid, self.user.pw_gid)
         if link.exists() or link.is_symlink():
             shutil.rmtree(link, ignore_errors=True)
-        link.symlink_to(outside)
-        return outside
+        link.symlink_to(outside / "data")
+        return outside / "data"
 
     def start(self) -> None:
         bindir = _pg_bindir()

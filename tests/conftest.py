@@ -274,6 +274,10 @@ def browser():
         pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (make test installs Debian's chromium as root)")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in this thread; the Django calls the tests make
+    # around it are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 
 from django.apps import apps
-
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.db.models import TextChoices

@@ -17,7 +17,7 @@ from spokestack.errors import Conflict, InvalidInput
 from .models import ApiToken
 from .roles import STAFF_ROLES, Role
 
-TOKEN_PREFIX = "ss_"
+TOKEN_PREFIX = "ss_"  # noqa: S105 - a visible prefix, not a secret
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 

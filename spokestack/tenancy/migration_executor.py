@@ -47,7 +47,9 @@ def applied_migrations(schemas: list[str]) -> dict[str, set[tuple[str, str]]]:
         for start in range(0, len(present), 200):
             chunk = present[start : start + 200]
             sql = " UNION ALL ".join(
-                f"SELECT %s, app, name FROM {connection.ops.quote_name(schema)}.django_migrations" for schema in chunk
+                # Schema names come from information_schema and are quoted: not user input.
+                f"SELECT %s, app, name FROM {connection.ops.quote_name(schema)}.django_migrations"  # noqa: S608
+                for schema in chunk
             )
             cursor.execute(sql, chunk)
             for schema, app, name in cursor.fetchall():
@@ -104,4 +106,10 @@ class UpToDateSkippingExecutor(StandardExecutor):
 
 
 def get_executor(codename=None):
-    return UpToDateSkippingExecutor
+    """`--executor` picks django-tenants' own executors by name (e.g. `multiprocessing`);
+    the default, or `standard`, is the up-to-date-skipping one."""
+    if codename in (None, "standard"):
+        return UpToDateSkippingExecutor
+    from django_tenants.migration_executors import get_executor as tenants_get_executor
+
+    return tenants_get_executor(codename="standard" if codename == "django-tenants" else codename)
