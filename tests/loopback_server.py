@@ -79,17 +79,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        if isinstance(reply.body, bytes):
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
-        else:
-            self.end_headers()  # HTTP/1.0: the body ends when the connection closes
-            try:
+        try:
+            if isinstance(reply.body, bytes):
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            else:
+                self.end_headers()  # HTTP/1.0: the body ends when the connection closes
                 for chunk in reply.body:
                     self.wfile.write(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeouts, size cap)
+            pass
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
