@@ -65,6 +65,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
 
+    def handle_one_request(self) -> None:
+        started = time.perf_counter()
+        super().handle_one_request()
+        if self.command:  # a request was read (not an idle close)
+            self.server.owner.server_seconds.append(time.perf_counter() - started)
+
     def _handle(self) -> None:
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
@@ -99,6 +105,7 @@ class LoopbackServer:
         self.routes: dict[str, Handler] = {}
         self.requests: list[Request] = []
         self.connections = 0
+        self.server_seconds: list[float] = []  # per request: read, handle and write (for benchmarks)
         self.ssl_context = ssl_context
         self._server = _Server(self)
         self.port: int = self._server.server_address[1]
