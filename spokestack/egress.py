@@ -37,6 +37,8 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -218,6 +220,10 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
+# getaddrinfo has no timeout of its own: lookups run here so a caller can stop waiting.
+_DNS_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="egress-dns")
+
+
 @dataclass(frozen=True)
 class VettedTarget:
     """A URL that passed the policy, with the addresses the connection may dial."""
@@ -259,8 +265,8 @@ def vet_url(url: str | httpx2.URL, *, resolver: Resolver | None = system_resolve
         explicit_port = parts.port
     except ValueError:
         raise EgressRefused("The URL has an invalid port.", reason="malformed_url") from None
-    if not hostname:
-        raise EgressRefused("The URL has no host.", reason="malformed_url")
+    if not hostname or "%" in hostname.split("%25")[0]:
+        raise EgressRefused("The URL has no usable host.", reason="malformed_url")
     port = explicit_port or (443 if scheme == "https" else 80)
     origin = _origin(scheme, hostname, port)
     if parts.username is not None or parts.password is not None:
@@ -476,7 +482,7 @@ class EgressClient:
         current = httpx2.URL(url, params=params) if params else url
         first_origin = None
         for hop in range(self.max_redirects + 1):
-            target = vet_url(current, resolver=self.resolver)
+            target = vet_url(current, resolver=self._resolve)
             first_origin = first_origin or target.origin
             response = self._send_once(target, method, send_headers, content, read_timeout, deadline)
             location = response.headers.get("location")
@@ -522,6 +528,18 @@ class EgressClient:
             except ValueError:
                 raise EgressBadResponse(f"{origin} answered with invalid JSON.", origin=origin) from None
         return response
+
+    def _resolve(self, host: str, port: int) -> Iterable[str]:
+        if self.resolver is not system_resolver:
+            return self.resolver(host, port)
+        future = _DNS_POOL.submit(system_resolver, host, port)
+        try:
+            return future.result(timeout=self.connect_timeout)
+        except FutureTimeout:
+            future.cancel()
+            origin = _origin("http", host, None)
+            raise EgressTimeout(f"Resolving {origin.removeprefix('http://')} took longer than "
+                                f"{self.connect_timeout:g} s.", origin=origin) from None
 
     def _send_once(self, target: VettedTarget, method: str, headers: httpx2.Headers, content: bytes | None,
                    read_timeout: float, deadline: float) -> EgressResponse:

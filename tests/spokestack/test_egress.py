@@ -448,3 +448,23 @@ def test_the_import_scan_catches_every_spelling():
     found = [m for m in _imported_modules(ast.parse(source)) if _http_client(m)]
     assert set(found) >= {"httpx2", "urllib.request", "http.client", "requests.adapters"}
     assert Path(ROOT / "spokestack" / "egress.py").exists()
+
+
+@pytest.mark.parametrize("url", ["http://%31%32%37.0.0.1/", "http://0/", "http://[0:0:0:0:0:ffff:7f00:1]/",
+                                 "http://127.0.0.1#@example.com/", "http://127.0.0.1.:80/"])
+def test_more_disguises_are_refused(url, connects):
+    with pytest.raises(EgressRefused):
+        EgressClient().get(url)
+    assert connects == []
+
+
+def test_a_hanging_dns_lookup_times_out(monkeypatch):
+    import threading
+
+    release = threading.Event()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: release.wait(5) and [])
+    try:
+        with pytest.raises(EgressTimeout, match="Resolving slow-dns.example took longer than 0.2 s"):
+            EgressClient(connect_timeout=0.2).get("http://slow-dns.example/")
+    finally:
+        release.set()

@@ -143,3 +143,49 @@ def test_a_key_copied_from_another_instance_is_reported_not_used(db):
     with pytest.raises(ErpNotConfigured, match="cannot be decrypted") as error:
         ErpClient.for_instance(b)
     assert API_KEY not in error.value.message
+
+
+# --- the platform admin: the key is write-only ----------------------------------------
+
+
+@pytest.fixture
+def platform_client(db, client):
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    connection.set_schema_to_public()
+    staff = get_user_model().objects.create_superuser("ops@platform.example", "ops@platform.example", "pw-12345678")
+    client.force_login(staff)
+    return client
+
+
+def _change_form_data(instance, **overrides):
+    return {"name": instance.name, "tier": instance.tier, "status": instance.status, "suspended_reason": "",
+            "region": "", "language": "en", "timezone": "UTC", "erp_base_url": "", "erp_api_key_new": "",
+            "domains-TOTAL_FORMS": "0", "domains-INITIAL_FORMS": "0", **overrides}
+
+
+def test_the_admin_sets_the_key_write_only(platform_client):
+    instance = Instance.objects.get(schema_name="tenant_a")
+    url = f"/admin/tenancy/instance/{instance.pk}/change/"
+    saved = platform_client.post(url, _change_form_data(instance, erp_base_url="https://erp.agency-a.example",
+                                                         erp_api_key_new=API_KEY), HTTP_HOST="localhost")
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    stored = Instance.objects.get(pk=instance.pk)
+    assert stored.erp_api_key.reveal(schema="tenant_a") == API_KEY
+    page = platform_client.get(url, HTTP_HOST="localhost").content.decode()
+    assert "set (hidden)" in page and API_KEY not in page and stored.erp_api_key.token not in page
+
+    kept = platform_client.post(url, _change_form_data(instance, erp_base_url="https://erp2.agency-a.example"),
+                                HTTP_HOST="localhost")
+    assert kept.status_code == 302
+    assert Instance.objects.get(pk=instance.pk).erp_api_key.reveal(schema="tenant_a") == API_KEY
+
+
+def test_the_admin_refuses_a_blocked_erp_url(platform_client):
+    instance = Instance.objects.get(schema_name="tenant_a")
+    response = platform_client.post(f"/admin/tenancy/instance/{instance.pk}/change/",
+                                    _change_form_data(instance, erp_base_url="http://169.254.169.254/latest",
+                                                      erp_api_key_new=API_KEY), HTTP_HOST="localhost")
+    assert response.status_code == 200 and "cloud metadata address" in response.content.decode()
+    assert not Instance.objects.get(pk=instance.pk).erp_api_key
