@@ -394,7 +394,8 @@ class EgressResponse:
     _json: Any = field(default=None, repr=False)
 
     def json(self) -> Any:
-        if self._json is None:
+        """The parsed body; None for an empty 204 No Content."""
+        if self._json is None and not (self.status_code == 204 and not self.content):
             self._json = jsonlib.loads(self.content)
         return self._json
 
@@ -470,7 +471,11 @@ class EgressClient:
         deadline = started + total
         if json is not None:
             content = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-        send_headers = httpx2.Headers(headers or {})
+        try:
+            send_headers = httpx2.Headers(headers or {})
+            send_headers.raw  # noqa: B018 - encodes now, so a bad value fails here, not mid-request
+        except (UnicodeError, TypeError, ValueError):
+            raise EgressError("A request header is invalid: header values must be ASCII text.") from None
         send_headers.setdefault("user-agent", self.user_agent)
         send_headers["accept-encoding"] = "identity"
         if json is not None:
@@ -479,7 +484,10 @@ class EgressClient:
             send_headers.setdefault("accept", "application/json")
 
         method = method.upper()
-        current = httpx2.URL(url, params=params) if params else url
+        try:
+            current = httpx2.URL(url).copy_merge_params(params) if params else url
+        except httpx2.InvalidURL:
+            raise EgressRefused("The URL is malformed.", reason="malformed_url") from None
         first_origin = None
         for hop in range(self.max_redirects + 1):
             target = vet_url(current, resolver=self._resolve)
@@ -519,7 +527,7 @@ class EgressClient:
             raise EgressHTTPError(f"{origin} answered HTTP {response.status_code} ({what}).",
                                   status_code=response.status_code, body=response.content, headers=response.headers,
                                   origin=origin)
-        if require_json:
+        if require_json and not (response.status_code == 204 and not response.content):
             if not _is_json_type(response.headers.get("content-type", "")):
                 raise EgressBadResponse(f"{origin} did not answer with JSON (content type "
                                         f"'{response.headers.get('content-type', 'none')[:60]}').", origin=origin)
@@ -563,6 +571,11 @@ class EgressClient:
                                           elapsed_ms=(time.monotonic() - started) * 1000)
         except httpx2.TimeoutException:
             raise EgressTimeout(f"{origin} did not answer in time.", origin=origin) from None
+        except httpx2.LocalProtocolError:
+            raise EgressError(f"The request to {origin} could not be sent: a header value is invalid.",
+                              origin=origin) from None
+        except httpx2.ProtocolError:
+            raise EgressBadResponse(f"{origin} sent a malformed HTTP response.", origin=origin) from None
         except httpx2.TransportError:
             raise EgressConnectionError(f"Could not connect to {origin}.", origin=origin) from None
 

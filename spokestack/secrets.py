@@ -58,25 +58,35 @@ def _fernet_for(keys: tuple[str, ...], schema: str) -> MultiFernet:
     return MultiFernet(fernets)
 
 
-def _fernet(schema: str) -> MultiFernet:
-    if not schema:
-        raise ValueError("a secret must be bound to an instance schema")
-    return _fernet_for(master_keys(), schema)
+def _fernet(schema: str | None) -> MultiFernet:
+    return _fernet_for(master_keys(), _binding(schema))
 
 
-def encrypt(plaintext: str, *, schema: str) -> str:
-    """The Fernet token for `plaintext`, readable only in instance `schema`."""
+def _binding(schema: str | None) -> str:
+    """The schema a secret is bound to: the one given, else the instance the connection is in."""
+    if schema:
+        return schema
+    from django_tenants.utils import get_public_schema_name
+
+    if connection.schema_name in ("", get_public_schema_name()):
+        raise ValueError("a secret must be bound to an instance: pass schema= or set the connection to the instance")
+    return connection.schema_name
+
+
+def encrypt(plaintext: str, *, schema: str | None = None) -> str:
+    """The Fernet token for `plaintext`, readable only in instance `schema` (default: the
+    instance the database connection is set to)."""
     return _fernet(schema).encrypt(plaintext.encode()).decode("ascii")
 
 
-def decrypt(token: str, *, schema: str) -> str:
+def decrypt(token: str, *, schema: str | None = None) -> str:
     try:
         return _fernet(schema).decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeError, ValueError):
         raise SecretDecryptionError() from None
 
 
-def rotate(token: str, *, schema: str) -> str:
+def rotate(token: str, *, schema: str | None = None) -> str:
     """The same secret re-encrypted with the current key (raises if no key can read it)."""
     try:
         return _fernet(schema).rotate(token.encode("ascii")).decode("ascii")
@@ -97,10 +107,10 @@ class EncryptedSecret:
         self.token = token
 
     @classmethod
-    def seal(cls, plaintext: str, *, schema: str) -> EncryptedSecret:
+    def seal(cls, plaintext: str, *, schema: str | None = None) -> EncryptedSecret:
         return cls(encrypt(plaintext, schema=schema))
 
-    def reveal(self, *, schema: str) -> str:
+    def reveal(self, *, schema: str | None = None) -> str:
         return decrypt(self.token, schema=schema)
 
     def __bool__(self) -> bool:

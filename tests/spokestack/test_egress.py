@@ -23,6 +23,7 @@ from spokestack.egress import (
     EgressBadResponse,
     EgressClient,
     EgressConnectionError,
+    EgressError,
     EgressHTTPError,
     EgressRefused,
     EgressResponseTooLarge,
@@ -468,3 +469,21 @@ def test_a_hanging_dns_lookup_times_out(monkeypatch):
             EgressClient(connect_timeout=0.2).get("http://slow-dns.example/")
     finally:
         release.set()
+
+
+def test_params_merge_with_the_query_and_an_empty_204_counts_as_json(loopback_server, egress_loopback):
+    egress_loopback(loopback_server.port)
+    loopback_server.route("/q", Reply(204))
+    response = EgressClient().get(f"{loopback_server.url}/q?a=1", params={"b": "2"}, require_json=True)
+    assert response.status_code == 204 and response.json() is None
+    assert loopback_server.requests[0].path == "/q?a=1&b=2"
+
+
+@pytest.mark.parametrize("value", ["line\r\nX-Injected: 1", "café-ключ"])
+def test_a_bad_header_value_fails_without_echoing_it(value, loopback_server, egress_loopback):
+    egress_loopback(loopback_server.port)
+    loopback_server.route("/h", Reply.json({}))
+    with pytest.raises(EgressError) as error:
+        EgressClient().get(f"{loopback_server.url}/h", headers={"X-Api-Key": value})
+    assert value not in error.value.message and "Injected" not in error.value.message
+    assert all("x-injected" not in r.headers for r in loopback_server.requests)

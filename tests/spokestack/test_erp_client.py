@@ -189,3 +189,9 @@ def test_the_admin_refuses_a_blocked_erp_url(platform_client):
                                                       erp_api_key_new=API_KEY), HTTP_HOST="localhost")
     assert response.status_code == 200 and "cloud metadata address" in response.content.decode()
     assert not Instance.objects.get(pk=instance.pk).erp_api_key
+
+
+def test_a_204_answer_is_none(erp):
+    instance, server = erp
+    server.route("/api/briefs/4/archive", Reply(204))
+    assert ErpClient.for_instance(instance).post("/briefs/4/archive", idempotency_key="k-1") is None

@@ -126,3 +126,13 @@ def test_production_settings_require_secret_keys():
 
 def test_an_empty_secret_is_falsy_and_masked_as_empty():
     assert not EncryptedSecret("") and str(EncryptedSecret("")) == ""
+
+
+def test_without_a_schema_a_secret_binds_to_the_connections_instance(in_a):
+    sealed = EncryptedSecret.seal("skill-token")  # what a skill in instance A stores
+    assert sealed.reveal() == "skill-token" == sealed.reveal(schema="tenant_a")
+    with pytest.raises(SecretDecryptionError):
+        sealed.reveal(schema="tenant_b")
+    connection.set_schema_to_public()
+    with pytest.raises(ValueError, match="bound to an instance"):
+        EncryptedSecret.seal("floating")
