@@ -487,3 +487,26 @@ def test_a_bad_header_value_fails_without_echoing_it(value, loopback_server, egr
         EgressClient().get(f"{loopback_server.url}/h", headers={"X-Api-Key": value})
     assert value not in error.value.message and "Injected" not in error.value.message
     assert all("x-injected" not in r.headers for r in loopback_server.requests)
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "gopher://127.0.0.1:6379/_INFO", "http://0x7f.1/",
+                                      "http://[::ffff:10.0.0.1]/", "http://metadata.google.internal/computeMetadata/v1/"])
+def test_every_redirect_hop_is_checked_like_the_first(location, loopback_server, egress_loopback, connects):
+    egress_loopback(loopback_server.port)
+    loopback_server.route("/go", Reply(302, headers={"Location": location}))
+    resolve = resolver_from({"127.0.0.1": ["127.0.0.1"], "metadata.google.internal": ["169.254.169.254"]})
+    with pytest.raises(EgressRefused):
+        EgressClient(resolver=resolve).get(f"{loopback_server.url}/go")
+    assert connects == [("127.0.0.1", loopback_server.port)]
+
+
+def test_one_client_serves_concurrent_threads(loopback_server, egress_loopback):
+    from concurrent.futures import ThreadPoolExecutor
+
+    egress_loopback(loopback_server.port)
+    for n in range(16):
+        loopback_server.route(f"/n{n}", Reply.json({"n": n}))
+    client = EgressClient()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda n: client.get(f"{loopback_server.url}/n{n}").json()["n"], range(16)))
+    assert answers == list(range(16))
