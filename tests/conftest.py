@@ -294,3 +294,28 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+# --- outbound HTTP ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def loopback_server():
+    """A LoopbackServer on 127.0.0.1 (tests/loopback_server.py), stopped after the test."""
+    from .loopback_server import LoopbackServer
+
+    server = LoopbackServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def egress_loopback(settings):
+    """egress_loopback(*ports): the development loopback allowance, for this test only and
+    only for the given ports (production settings refuse it; see spokestack.egress)."""
+
+    def allow(*ports: int) -> None:
+        settings.EGRESS_ALLOW_LOOPBACK = True
+        settings.EGRESS_LOOPBACK_PORTS = [*settings.EGRESS_LOOPBACK_PORTS, *ports]
+
+    return allow

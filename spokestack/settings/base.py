@@ -215,6 +215,17 @@ SPECTACULAR_SETTINGS = {
 # --- Model ------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
 
+# --- Outbound HTTP and secrets at rest (DESIGN §7) ----------------------------------------
+# Loopback is refused like any non-public address. Development may let the sample ERP
+# through: both the flag and the port list are needed, and production refuses the flag.
+EGRESS_ALLOW_LOOPBACK = env_bool("EGRESS_ALLOW_LOOPBACK", False)
+EGRESS_LOOPBACK_PORTS = [int(port) for port in env_list("EGRESS_LOOPBACK_PORTS", "")]
+EGRESS_CONNECT_TIMEOUT = float(env("EGRESS_CONNECT_TIMEOUT", "5"))
+EGRESS_READ_TIMEOUT = float(env("EGRESS_READ_TIMEOUT", "15"))
+# Keys for credentials at rest, comma-separated, the first one current (spokestack.secrets).
+# Empty outside production: a key derived from SECRET_KEY is used instead.
+SPOKESTACK_SECRET_KEYS = env_list("SPOKESTACK_SECRET_KEYS", "")
+
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "SpokeStack <noreply@spokestack.localhost>")
 
@@ -224,5 +235,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx2 logs every request's full URL at INFO, query string included: tokens in
+        # webhook URLs must not reach the logs. spokestack.egress logs the origin only.
+        "httpx2": {"level": "WARNING"},
+        "httpcore2": {"level": "WARNING"},
+    },
 }

@@ -12,3 +12,7 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 ANTHROPIC_API_KEY = ""  # tests never reach the real API: the model is faked at the SDK transport
+# Tests get the loopback allowance per test (the `egress_loopback` fixture), never globally.
+EGRESS_ALLOW_LOOPBACK = False
+EGRESS_LOOPBACK_PORTS: list[int] = []
+SPOKESTACK_SECRET_KEYS: list[str] = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
+from spokestack.secrets import EncryptedSecretField
+
 
 class Instance(TenantMixin):
     """One agency: its own PostgreSQL schema, users, tuning, skills and runs.
@@ -31,6 +33,9 @@ class Instance(TenantMixin):
     timezone = models.CharField(max_length=64, default="UTC")
     suspended_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The agency's ERP, reached by core tools through spokestack.erp (set by instance_set_erp).
+    erp_base_url = models.URLField(max_length=500, blank=True, help_text="Base URL of the agency's ERP API.")
+    erp_api_key = EncryptedSecretField(bound_to="schema_name", help_text="Sent as X-Api-Key; write-only.")
 
     # Schemas are created by provisioning (cloned) and dropped only on an explicit delete.
     auto_create_schema = True

@@ -12,7 +12,9 @@ from django_tenants.utils import schema_context, schema_exists
 
 from spokestack.accounts.roles import Role, roles_sync
 from spokestack.accounts.services import user_create
+from spokestack.egress import EgressError, vet_url
 from spokestack.errors import Conflict, InvalidInput
+from spokestack.secrets import EncryptedSecret
 
 from .models import Domain, Instance
 
@@ -85,4 +87,27 @@ def instance_set_status(*, instance: Instance, status: str, reason: str = "") ->
     instance.status = status
     instance.suspended_reason = reason if status == Instance.Status.SUSPENDED else ""
     instance.save(update_fields=["status", "suspended_reason"])
+    return instance
+
+
+def instance_set_erp(*, instance: Instance, base_url: str, api_key: str | None = None) -> Instance:
+    """Point the instance at its ERP. `api_key=None` keeps the stored key, "" clears it.
+
+    The URL is checked against the egress policy without resolving it (scheme, credentials,
+    literal addresses); every request resolves and checks again, so DNS can't sneak past.
+    """
+    base_url = base_url.strip()
+    if base_url:
+        try:
+            vet_url(base_url, resolver=None)
+        except EgressError as exc:
+            raise InvalidInput(f"ERP base URL: {exc.message}", details={"field": "erp_base_url"}) from None
+    instance.erp_base_url = base_url
+    fields = ["erp_base_url"]
+    if api_key is not None:
+        key = api_key.strip()
+        instance.erp_api_key = EncryptedSecret.seal(key, schema=instance.schema_name) if key else EncryptedSecret("")
+        fields.append("erp_api_key")
+    instance.full_clean(exclude=["schema_name"])
+    instance.save(update_fields=fields)
     return instance
