@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import itertools
 import os
@@ -145,6 +146,15 @@ def live_db(django_db_blocker):
     with django_db_blocker.unblock():
         yield
         connection.set_schema_to_public()
+
+
+def run_async(coro):
+    """asyncio.run in a thread of its own: Playwright's sync API keeps an event loop running in
+    the main thread once a browser test has run, and asyncio.run refuses to nest in it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def host_of(instance) -> str:
