@@ -3,8 +3,6 @@ admin and two clients, plus a platform admin on the public host. Idempotent."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django_tenants.utils import schema_context
@@ -12,35 +10,7 @@ from django_tenants.utils import schema_context
 from spokestack.tenancy.models import Domain, Instance
 from spokestack.tenancy.services import instance_provision
 
-DEMO_PASSWORD = "spokestack-demo"  # noqa: S105 - the local demo's documented password
-PLATFORM_HOST = "localhost"
-PLATFORM_ADMIN = "platform@spokestack.localhost"
-
-
-@dataclass(frozen=True)
-class DemoInstance:
-    schema: str
-    name: str
-    host: str
-    tier: str
-    region: str
-    language: str
-    timezone: str
-    clients: tuple[tuple[str, str, str, str], ...]  # name, vertical, region, language
-
-    @property
-    def admin_email(self) -> str:
-        return f"admin@{self.host}"
-
-
-DEMO_INSTANCES = (
-    DemoInstance("alpha", "Agency Alpha", "alpha.localhost", "enterprise", "GCC", "ar", "Asia/Dubai",
-                 (("Desert Bloom Cosmetics", "beauty", "GCC", "ar"), ("Gulf Bank", "finance", "GCC", "en"))),
-    DemoInstance("beta", "Agency Beta", "beta.localhost", "professional", "EU", "en", "Europe/London",
-                 (("Thames Outfitters", "fashion", "EU", "en"), ("Covent Kitchen", "food", "EU", "en"))),
-    DemoInstance("gamma", "Agency Gamma", "gamma.localhost", "professional", "US", "en", "America/New_York",
-                 (("Hudson Cloud", "technology", "US", "en"), ("Brooklyn Health", "healthcare", "US", "en"))),
-)
+from .demo_data import DEMO_INSTANCES, DEMO_PASSWORD, PLATFORM_ADMIN, PLATFORM_HOST
 
 
 @transaction.atomic

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spokestack.demo import DEMO_INSTANCES, DEMO_PASSWORD, PLATFORM_ADMIN, PLATFORM_HOST
+from spokestack.demo_data import DEMO_INSTANCES, DEMO_PASSWORD, PLATFORM_ADMIN, PLATFORM_HOST
 
 
 def announce(*, port: int, env: dict[str, str]) -> None:

@@ -233,10 +233,24 @@ def _manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, env=env, cwd=ROOT)  # noqa: S603
 
 
+class Stop(Exception):
+    """SIGINT or SIGTERM: stop everything this launcher started."""
+
+
+def _stop_on_signals() -> None:
+    # Set explicitly: a launcher started in the background inherits SIGINT as ignored.
+    def handler(signum, frame):
+        raise Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run(args: argparse.Namespace) -> int:
     """Command 1: the platform with a seeded demo, until Ctrl-C."""
     from spokestack import demo_runner
 
+    _stop_on_signals()
     with services("run", reset=args.reset) as service_env:
         env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.dev"}
         env.setdefault("SPOKESTACK_PORT", str(args.port))
@@ -262,8 +276,8 @@ def run(args: argparse.Namespace) -> int:
             failed = [c for c in children if c.poll() is not None]
             log(f"a process exited ({failed[0].args[0]}, code {failed[0].returncode}); stopping the rest")
             return 1
-        except KeyboardInterrupt:
-            log("Ctrl-C: stopping")
+        except Stop as stop:
+            log(f"{stop}: stopping every process started here")
             return 0
         finally:
             for child in children:
