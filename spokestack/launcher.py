@@ -328,7 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     exec_parser = sub.add_parser("exec", help="run a command against the private servers")
     exec_parser.add_argument("--profile", default="run", help="run (the demo's data), test or bench")
     exec_parser.add_argument("command_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # `test` and `exec` pass everything after them through untouched (pytest's -x, -k …).
+    if argv[:1] == ["test"]:
+        args = argparse.Namespace(command="test", pytest_args=argv[1:])
+    elif argv[:1] == ["exec"] and "--" in argv:
+        split = argv.index("--")
+        args = parser.parse_args(argv[:split])
+        args.command_args = argv[split + 1 :]
+    else:
+        args = parser.parse_args(argv)
     return {"run": run, "test": test, "bench": bench, "exec": exec_}[args.command](args)
 
 
