@@ -1,0 +1,158 @@
+"""Layer 1: the platform's core agents, in code (DESIGN §4, §8).
+
+An `AgentSpec` is one version of one agent type: its base prompt, core tools, model defaults
+and limits, guardrails and specialization knowledge. Several versions of an agent type are
+registered side by side; `get_spec(agent_type)` without a version is the latest by semver.
+Specs are immutable: a change to a prompt or a tool is a new version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+FALLBACK_MODEL = "claude-haiku-5-5"
+DEFAULT_CONFIRMATION_PATTERNS = ("delete_*", "publish_*")
+
+
+class ToolError(Exception):
+    """A tool could not do what was asked. The message becomes an `is_error` tool result the
+    model reads and can act on, so it says what was wrong and what would work instead."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool handler may use. Handlers never touch the database connection's schema or
+    the request: everything about the run they need is here."""
+
+    instance: Any  # spokestack.tenancy.models.Instance
+    run_id: str
+    tool_use_id: str
+    idempotency_key: str  # stable across redeliveries: "<run id>:<tool_use id>"
+    client: Any | None = None  # tuning.models.Client
+    specialization: Mapping[str, str] = field(default_factory=dict)
+    rules: tuple[Mapping[str, str], ...] = ()  # the assembled client rules: {"kind": never|always|prefer|competitor, "text"}
+    sandbox: bool = False  # side-effecting tools record what they would do and reach nothing
+    erp_factory: Callable[[], Any] | None = None  # returns a spokestack.erp.ErpClient
+
+    def erp(self):
+        if self.erp_factory is None:
+            from spokestack.erp import ErpClient
+
+            return ErpClient.for_instance(self.instance)
+        return self.erp_factory()
+
+
+ToolHandler = Callable[[ToolContext, dict], Any]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str  # written for the model: when to use it and what it returns
+    input_schema: Mapping[str, Any]  # JSON Schema (Draft 2020-12); input is validated before the handler runs
+    handler: ToolHandler
+    side_effect: bool = False  # writes outside the platform: idempotency key sent, simulated in sandbox mode
+
+    def definition(self) -> dict:
+        """The tool as the Messages API takes it."""
+        return {"name": self.name, "description": self.description, "input_schema": dict(self.input_schema)}
+
+
+@dataclass(frozen=True)
+class ToolChange:
+    kind: str  # added | removed | modified
+    tool: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """What a version changed (the versions issue reads this for impact analysis)."""
+
+    release_date: str = ""  # ISO date
+    notes: str = ""  # markdown
+    breaking: bool = False
+    optimization_tags: tuple[str, ...] = ()
+    tool_changes: tuple[ToolChange, ...] = ()
+    prompt_changes: tuple[str, ...] = ()
+    behaviour_changes: tuple[str, ...] = ()
+    deprecations: tuple[str, ...] = ()
+    min_platform_version: str = "1.0.0"
+    sunset_date: str = ""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    agent_type: str
+    version: str  # semver
+    title: str
+    description: str
+    base_prompt: str
+    tools: tuple[ToolSpec, ...]
+    knowledge: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # {"vertical"|"region"|"language": {key: text}}
+    model: str = DEFAULT_MODEL
+    fallback_model: str = FALLBACK_MODEL
+    temperature: float = 0.4
+    max_temperature: float = 1.0
+    max_tokens: int = 2048
+    max_tokens_limit: int = 8192
+    max_iterations: int = 25
+    max_tool_calls_per_turn: int = 10
+    time_limit_s: int = 600
+    cost_ceiling_usd: float = 2.0
+    confirmation_patterns: tuple[str, ...] = DEFAULT_CONFIRMATION_PATTERNS
+    content_filters: tuple[str, ...] = ()
+    release: ReleaseInfo = field(default_factory=ReleaseInfo)
+
+    def tool(self, name: str) -> ToolSpec | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+
+def _semver_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("-")[0].split("."))
+
+
+_REGISTRY: dict[str, dict[str, AgentSpec]] = {}
+
+
+def register(spec: AgentSpec) -> AgentSpec:
+    versions = _REGISTRY.setdefault(spec.agent_type, {})
+    if spec.version in versions and versions[spec.version] is not spec:
+        raise ValueError(f"{spec.agent_type} {spec.version} is registered twice")
+    names = [t.name for t in spec.tools]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{spec.agent_type} {spec.version} declares a tool name twice")
+    versions[spec.version] = spec
+    return spec
+
+
+def _load_specs() -> None:
+    from . import specs  # noqa: F401 - importing registers every shipped spec
+
+
+def agent_types() -> list[str]:
+    _load_specs()
+    return sorted(_REGISTRY)
+
+
+def versions(agent_type: str) -> list[str]:
+    _load_specs()
+    return sorted(_REGISTRY.get(agent_type, {}), key=_semver_key)
+
+
+def get_spec(agent_type: str, version: str | None = None) -> AgentSpec | None:
+    """The spec of that version, or the latest when version is None; None if unknown."""
+    _load_specs()
+    available = _REGISTRY.get(agent_type)
+    if not available:
+        return None
+    if version is None:
+        return available[max(available, key=_semver_key)]
+    return available.get(version)
