@@ -28,6 +28,7 @@ def env_list(name: str, default: str) -> list[str]:
 
 def database_from_url(url: str) -> dict:
     parts = urlsplit(url)
+    pool_size = int(env("DATABASE_POOL_MAX_SIZE", "0"))
     if parts.scheme not in {"postgres", "postgresql"}:
         raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// URL, not {parts.scheme}://")
     return {
@@ -37,8 +38,11 @@ def database_from_url(url: str) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
-        "CONN_MAX_AGE": int(env("DATABASE_CONN_MAX_AGE", "0")),
+        "CONN_MAX_AGE": 0 if pool_size else int(env("DATABASE_CONN_MAX_AGE", "0")),
         "CONN_HEALTH_CHECKS": True,
+        # Workers run many agent loops on threads and give their connection back before every
+        # model call: a per-process pool caps the connections PostgreSQL sees (0 = no pool).
+        "OPTIONS": {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 60}} if pool_size else {},
     }
 
 
@@ -84,6 +88,7 @@ TENANT_APPS = [
     "guardian",
     "spokestack.accounts",
     "tuning",
+    "agents",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -186,6 +191,12 @@ CELERY_TASK_TIME_LIMIT = 1800
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-runs": {"task": "agents.reap_stale_runs", "schedule": 30.0},
+}
+# A worker renews its lease on a run at every step; a run whose lease expired while running
+# is handed to another worker by agents.reap_stale_runs.
+RUN_LEASE_SECONDS = int(env("RUN_LEASE_SECONDS", "60"))
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,0 +1,69 @@
+from rest_framework import serializers
+
+from ..models import AgentRun, Artifact, ToolCall
+
+
+class ExecuteSerializer(serializers.Serializer):
+    agent_type = serializers.CharField(max_length=40)
+    task = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    client_id = serializers.IntegerField(required=False, allow_null=True)
+    metadata = serializers.JSONField(required=False, default=dict)
+    stream = serializers.BooleanField(required=False, default=False)
+    specialization = serializers.JSONField(required=False, default=dict)
+
+
+class ToolCallSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ToolCall
+        fields = ["tool_use_id", "name", "input", "status", "is_error", "side_effect", "duration_ms", "attempts",
+                  "started_at"]
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Artifact
+        fields = ["id", "kind", "title", "content", "data", "created_at"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    run_id = serializers.UUIDField(source="pk")
+    client_id = serializers.IntegerField(allow_null=True)
+    usage = serializers.SerializerMethodField()
+    cost_usd = serializers.FloatField()
+    duration_s = serializers.FloatField(allow_null=True)
+
+    class Meta:
+        model = AgentRun
+        fields = ["run_id", "agent_type", "agent_version", "status", "client_id", "task", "metadata",
+                  "specialization", "sandbox", "output", "error", "simulated", "model", "used_fallback", "usage",
+                  "cost_usd", "iterations", "tool_calls_count", "created_at", "started_at", "finished_at",
+                  "duration_s"]
+
+    def get_usage(self, run) -> dict:
+        return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens,
+                "cache_creation_input_tokens": run.cache_creation_input_tokens,
+                "cache_read_input_tokens": run.cache_read_input_tokens}
+
+
+class RunDetailSerializer(RunSerializer):
+    tool_calls = ToolCallSerializer(many=True, read_only=True)
+    artifacts = ArtifactSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "tool_calls", "artifacts"]
+
+
+class AgentToolSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    input_schema = serializers.DictField()
+    side_effect = serializers.BooleanField()
+
+
+class AgentSerializer(serializers.Serializer):
+    agent_type = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    version = serializers.CharField()
+    model = serializers.CharField()
+    tools = AgentToolSerializer(many=True)

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from .views import AgentListView, ExecuteView, RunCancelView, RunEventsView, RunListView, RunStatusView
+
+urlpatterns = [
+    path("agent/execute", ExecuteView.as_view(), name="agent-execute"),
+    path("agent/status/<str:run_id>", RunStatusView.as_view(), name="agent-status"),
+    path("agent/task/<str:run_id>", RunCancelView.as_view(), name="agent-cancel"),
+    path("agent/runs", RunListView.as_view(), name="agent-runs"),
+    path("agent/runs/<str:run_id>/events", RunEventsView.as_view(), name="agent-run-events"),
+    path("agents", AgentListView.as_view(), name="agents"),
+]

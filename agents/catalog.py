@@ -1,0 +1,44 @@
+"""The bridge from the code registry (tier 1) to tuning's assembler and to each instance's
+choice of version. `tuning` must not import `agents`, so agents registers this catalog."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from tuning.assembly import PlatformTier
+
+from .registry import AgentSpec, agent_types, get_spec
+
+
+@lru_cache(maxsize=256)
+def platform_tier(spec: AgentSpec) -> PlatformTier:
+    """Tier 1 of a spec as the assembler takes it. Cached per spec: the same object for the same
+    spec keeps the assembler's own cache (keyed on it) hot."""
+    return PlatformTier(
+        agent_type=spec.agent_type, version=spec.version, base_prompt=spec.base_prompt,
+        tools=tuple(t.definition() for t in spec.tools),
+        knowledge={kind: dict(entries) for kind, entries in spec.knowledge.items()},
+        max_temperature=spec.max_temperature, max_tokens_limit=spec.max_tokens_limit,
+        default_temperature=spec.temperature, default_max_tokens=spec.max_tokens,
+        confirmation_patterns=tuple(spec.confirmation_patterns), content_filters=tuple(spec.content_filters),
+    )
+
+
+def current_version_for(agent_type: str) -> str:
+    """The version this instance runs: the latest registered one (per-instance pinning and
+    update policies belong to the versions app)."""
+    spec = get_spec(agent_type)
+    if spec is None:
+        raise LookupError(agent_type)
+    return spec.version
+
+
+class AgentCatalog:
+    def agent_types(self) -> list[str]:
+        return agent_types()
+
+    def platform_tier(self, agent_type: str, version: str | None = None) -> PlatformTier:
+        spec = get_spec(agent_type, version or current_version_for(agent_type))
+        if spec is None:
+            raise LookupError(f"{agent_type} {version}")
+        return platform_tier(spec)

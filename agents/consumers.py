@@ -1,0 +1,53 @@
+"""`ws/runs/<id>/`: the same events as the SSE endpoint, with the same replay-from-seq rule
+(`?after=<seq>`). The socket closes after the terminal event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from spokestack.errors import NotFound
+from spokestack.realtime import WS_CLOSE_UNAUTHENTICATED, instance_sync_to_async
+
+from .streaming import run_event_stream
+
+WS_CLOSE_NOT_FOUND = 4404
+WS_CLOSE_BAD_REQUEST = 4400
+
+
+class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user, instance = self.scope["user"], self.scope["instance"]
+        if not user.is_authenticated:
+            await self.close(code=WS_CLOSE_UNAUTHENTICATED)
+            return
+        from .selectors import run_get
+
+        run_id = self.scope["url_route"]["kwargs"]["run_id"]
+        try:
+            run = await instance_sync_to_async(instance)(run_get)(actor=user, run_id=run_id)
+        except NotFound:
+            await self.close(code=WS_CLOSE_NOT_FOUND)
+            return
+        after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", ["0"])[0]
+        if not after.isdigit():
+            await self.close(code=WS_CLOSE_BAD_REQUEST)
+            return
+        await self.accept()
+        self.pump = asyncio.create_task(self._pump(instance, str(run.pk), int(after)))
+
+    async def _pump(self, instance, run_id: str, after: int) -> None:
+        async for event in run_event_stream(instance=instance, run_id=run_id, after_seq=after):
+            if event is not None:
+                await self.send_json(event.as_dict())
+        await self.close()
+
+    async def disconnect(self, code) -> None:
+        pump = getattr(self, "pump", None)
+        if pump is not None and not pump.done():
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump

@@ -1,0 +1,48 @@
+"""The run event log: append in the database, then nudge live viewers over the channel layer.
+
+Viewers never trust the nudge's content: on a nudge they read the events after the last `seq`
+they saw, so a viewer that reconnects, or misses a nudge, still sees every event in order.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django.db import connection, transaction
+
+from spokestack.realtime import group_send
+
+RUN_GROUP = "run"
+TERMINAL_EVENTS = {"run.succeeded", "run.failed", "run.cancelled"}
+
+_APPEND_SQL = """
+WITH next AS (
+    UPDATE agents_agentrun SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq
+)
+INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
+SELECT %s, last_seq, %s, %s::jsonb, now() FROM next
+RETURNING seq
+"""
+
+
+def run_group_parts(run_id: uuid.UUID | str) -> tuple[str, str]:
+    return (RUN_GROUP, str(run_id))
+
+
+def event_append(*, run_id: uuid.UUID | str, type: str, payload: dict[str, Any] | None = None) -> int:
+    """Append one event to a run's log and return its seq (allocated atomically in the database)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_APPEND_SQL, [run_id, run_id, type, json.dumps(payload or {}, default=str)])
+        row = cursor.fetchone()
+    if row is None:
+        raise LookupError(f"run {run_id} does not exist in schema {connection.schema_name}")
+    seq = row[0]
+    schema = connection.schema_name
+    transaction.on_commit(lambda: nudge(schema=schema, run_id=run_id, seq=seq, type=type))
+    return seq
+
+
+def nudge(*, schema: str, run_id: uuid.UUID | str, seq: int, type: str) -> None:
+    group_send(schema, *run_group_parts(run_id), message={"type": "run.nudge", "seq": seq, "event": type})

@@ -1,0 +1,349 @@
+"""The agent loop: Think → Act → Create (DESIGN §5).
+
+assemble the request → call the model with tools → execute every tool_use (in parallel) →
+feed the results back → repeat until end_turn or a limit.
+
+Invariants:
+* Every completed step is persisted before the next starts: the assistant turn (with usage)
+  right after the model answers, each tool call as it finishes, the tool results before the
+  next model call. A redelivered task resumes from that checkpoint; tool calls that completed
+  are not run again, and one that was cut off is retried with the same idempotency key.
+* No database transaction or connection is held while the model thinks or a tool waits on
+  the network: the connection goes back to the pool first.
+* Tool problems (unknown tool, invalid input, a handler error, an ERP timeout) become
+  `is_error` tool results the model can act on; only limits, cancellation and an unavailable
+  model end a run early, each with a readable reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+
+from spokestack.erp import ErpError
+
+from .events import event_append
+from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbacks, call_model
+from .models import AgentRun, Artifact, ToolCall, ToolCallStatus
+from .registry import AgentSpec, ToolContext, ToolError, ToolSpec, get_spec
+from .services import (
+    LeaseLost,
+    cancel_requested,
+    lease_seconds,
+    run_checkpoint,
+    run_claim,
+    run_finish,
+    run_renew_lease,
+)
+
+logger = logging.getLogger(__name__)
+
+TEXT_FLUSH_SECONDS = 0.05
+TOOL_RESULT_MAX_CHARS = 20_000
+ARTIFACT_KINDS = {"save_draft": "draft", "draft_response": "response", "create_brief": "brief", "save_plan": "plan"}
+
+
+def release_connection() -> None:
+    """Give the database connection back (to the pool, in workers) before waiting on I/O."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _task_message(run: AgentRun) -> dict:
+    """Per-run content goes in the messages, never in the cached system prefix."""
+    lines = [run.task.strip()]
+    context = {"date": timezone.now().date().isoformat()}
+    if run.client is not None:
+        context.update(client=run.client.name, client_slug=run.client.slug)
+    if run.specialization:
+        context["specialization"] = run.specialization
+    if run.metadata:
+        context["metadata"] = run.metadata
+    lines.append("\n<run_context>\n" + json.dumps(context, sort_keys=True, ensure_ascii=False) + "\n</run_context>")
+    return {"role": "user", "content": [{"type": "text", "text": "\n".join(lines)}]}
+
+
+def _pending_tool_uses(messages: list[dict]) -> list[dict]:
+    """tool_use blocks of the last assistant turn whose results are not in the conversation yet."""
+    if not messages or messages[-1]["role"] != "assistant":
+        return []
+    return [b for b in messages[-1]["content"] if b.get("type") == "tool_use"]
+
+
+def _final_text(messages: list[dict]) -> str:
+    for message in reversed(messages):
+        if message["role"] == "assistant":
+            return "".join(b.get("text", "") for b in message["content"] if b.get("type") == "text").strip()
+    return ""
+
+
+@dataclass
+class _Outcome:
+    result: Any
+    is_error: bool
+    duration_ms: float
+
+
+class _TextStream:
+    """Buffers text deltas and appends them to the event log every TEXT_FLUSH_SECONDS."""
+
+    def __init__(self, run_id) -> None:
+        self.run_id = run_id
+        self.buffer: list[str] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, text: str) -> None:
+        self.buffer.append(text)
+        if time.monotonic() - self.last_flush >= TEXT_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            event_append(run_id=self.run_id, type="text.delta", payload={"text": "".join(self.buffer)})
+            self.buffer = []
+            release_connection()
+        self.last_flush = time.monotonic()
+
+
+class RunLoop:
+    def __init__(self, run: AgentRun, spec: AgentSpec, worker: str) -> None:
+        from tuning.assembly import assemble_prompt
+
+        from .catalog import platform_tier
+
+        self.run = run
+        self.spec = spec
+        self.worker = worker
+        self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client,
+                                      specialization=run.specialization)
+        self.tools = {t.name: t for t in spec.tools if t.name not in set(self.prompt.disabled_tools)}
+        self.rules = tuple(rule.as_dict() for rule in self.prompt.rules)
+        self.deadline = (run.started_at or timezone.now()).timestamp() + spec.time_limit_s
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def execute(self) -> str:
+        run = self.run
+        messages = list(run.messages) or [_task_message(run)]
+        if not run.messages:
+            run_checkpoint(run=run, worker=self.worker, messages=messages)
+        while True:
+            if run.cancel_requested or cancel_requested(run.pk):
+                return self._finish("cancelled", error="Cancelled by request.")
+            pending = _pending_tool_uses(messages)
+            if pending:
+                results = self._act(pending)
+                messages = [*messages, {"role": "user", "content": results}]
+                run_checkpoint(run=run, worker=self.worker, messages=messages, tool_calls_delta=len(pending))
+                continue
+            limit = self._limit_reached()
+            if limit:
+                return self._finish("failed", error=limit, output=_final_text(messages))
+            try:
+                turn = self._think(messages)
+            except ModelCancelled:
+                return self._finish("cancelled", error="Cancelled while the model was answering.")
+            except ModelUnavailable as exc:
+                return self._finish("failed", error=f"The model is unavailable: {exc.message}")
+            messages = [*messages, {"role": "assistant", "content": turn.content}]
+            usage = turn.usage.__dict__
+            run_checkpoint(run=run, worker=self.worker, messages=messages, usage=usage, cost_usd=turn.cost_usd,
+                           model=turn.model, used_fallback=turn.used_fallback, simulated=turn.simulated,
+                           iterations_delta=1)
+            event_append(run_id=run.pk, type="turn.finished", payload={
+                "iteration": run.iterations, "stop_reason": turn.stop_reason, "model": turn.model,
+                "used_fallback": turn.used_fallback, "usage": usage, "cost_usd": turn.cost_usd})
+            if turn.stop_reason == "tool_use" and _pending_tool_uses(messages):
+                continue
+            if turn.stop_reason == "max_tokens":
+                return self._finish("failed", output=_final_text(messages),
+                                    error="The answer was cut off at the max-tokens limit; raise max tokens in the "
+                                          "instance tuning or ask for a shorter output.")
+            output = _final_text(messages)
+            Artifact.objects.create(run=run, kind="output", title=f"{run.agent_type} output", content=output)
+            return self._finish("succeeded", output=output)
+
+    def _limit_reached(self) -> str:
+        spec, run = self.spec, self.run
+        if run.iterations >= spec.max_iterations:
+            return f"Stopped after {spec.max_iterations} model turns, the limit for {spec.agent_type}."
+        if time.time() > self.deadline:
+            return f"Stopped after {spec.time_limit_s} s, the time limit for {spec.agent_type}."
+        if float(run.cost_usd) >= spec.cost_ceiling_usd:
+            return f"Stopped at ${run.cost_usd:.2f}, the cost ceiling of ${spec.cost_ceiling_usd:.2f} per run."
+        return ""
+
+    def _finish(self, status: str, *, output: str = "", error: str = "") -> str:
+        run_finish(run=self.run, status=status, output=output, error=error)
+        self.run.refresh_from_db(fields=["status"])
+        return self.run.status
+
+    # --- Think ------------------------------------------------------------------------
+
+    def _think(self, messages: list[dict]) -> Any:
+        run = self.run
+        event_append(run_id=run.pk, type="turn.started", payload={"iteration": run.iterations + 1})
+        request = ModelRequest(
+            model=self.spec.model, fallback_model=self.spec.fallback_model, system=self.prompt.system,
+            tools=self.prompt.tools, messages=messages, max_tokens=self.prompt.max_tokens,
+            temperature=self.prompt.temperature, metadata={"user_id": f"run-{run.pk}"})
+        text = _TextStream(run.pk)
+        announced: set[str] = set()
+        last_poll = [0.0, False]
+
+        def on_tool_input(tool_use_id: str, name: str, partial_json: str) -> None:
+            if tool_use_id not in announced:
+                announced.add(tool_use_id)
+                text.flush()
+                event_append(run_id=run.pk, type="tool.requested", payload={"tool_use_id": tool_use_id, "name": name})
+                release_connection()
+
+        renewed = [time.monotonic()]
+
+        def should_cancel() -> bool:
+            now = time.monotonic()
+            if now - last_poll[0] >= 0.1:
+                last_poll[0], last_poll[1] = now, cancel_requested(run.pk)
+            if now - renewed[0] >= lease_seconds() / 3:  # a long answer must not look like a dead worker
+                renewed[0] = now
+                run_renew_lease(run_id=run.pk, worker=self.worker)
+                release_connection()
+            return last_poll[1]
+
+        release_connection()
+        try:
+            turn = call_model(request, callbacks=StreamCallbacks(on_text=text.add, on_tool_input=on_tool_input,
+                                                                 should_cancel=should_cancel))
+        finally:
+            text.flush()
+        return turn
+
+    # --- Act --------------------------------------------------------------------------
+
+    def _act(self, tool_uses: list[dict]) -> list[dict]:
+        run, limit = self.run, self.spec.max_tool_calls_per_turn
+        rows = {c.tool_use_id: c for c in ToolCall.objects.filter(run=run, tool_use_id__in=[b["id"] for b in tool_uses])}
+        results: dict[str, dict] = {}
+        to_run: list[tuple[dict, ToolCall]] = []
+        for position, block in enumerate(tool_uses):
+            row = rows.get(block["id"])
+            if row is not None and row.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
+                results[block["id"]] = self._result_block(block["id"], row.result, row.is_error)  # replayed
+                continue
+            if position >= limit:
+                message = (f"Not run: at most {limit} tool calls per turn for {self.spec.agent_type}. "
+                           "Call fewer tools at once and continue with the rest in the next turn.")
+                results[block["id"]] = self._result_block(block["id"], message, True)
+                continue
+            tool = self.tools.get(block["name"])
+            if row is None:
+                row = ToolCall.objects.create(
+                    run=run, tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
+                    side_effect=bool(tool and tool.side_effect), idempotency_key=f"{run.pk}:{block['id']}",
+                    iteration=run.iterations)
+            ToolCall.objects.filter(pk=row.pk).update(attempts=row.attempts + 1, status=ToolCallStatus.STARTED)
+            event_append(run_id=run.pk, type="tool.started", payload={
+                "tool_use_id": block["id"], "name": block["name"], "input": block.get("input") or {}})
+            to_run.append((block, row))
+
+        if to_run:
+            instance = connection.tenant
+            release_connection()
+            if len(to_run) == 1:
+                outcomes = [self._invoke(to_run[0][0], instance)]
+            else:
+                with ThreadPoolExecutor(max_workers=min(len(to_run), 8), thread_name_prefix="tool") as pool:
+                    outcomes = list(pool.map(lambda item: self._invoke(item[0], instance, own_thread=True), to_run))
+            for (block, row), outcome in zip(to_run, outcomes, strict=True):
+                self._record(block, row, outcome)
+                results[block["id"]] = self._result_block(block["id"], outcome.result, outcome.is_error)
+            run_renew_lease(run_id=run.pk, worker=self.worker)
+        return [results[b["id"]] for b in tool_uses]
+
+    def _invoke(self, block: dict, instance, own_thread: bool = False) -> _Outcome:
+        """Run one tool handler (in a thread of its own when several run at once)."""
+        started = time.perf_counter()
+        if own_thread:
+            connection.set_tenant(instance)
+        tool: ToolSpec | None = self.tools.get(block["name"])
+        arguments = block.get("input") or {}
+
+        def outcome(result: Any, is_error: bool) -> _Outcome:
+            return _Outcome(result, is_error, round((time.perf_counter() - started) * 1000, 2))
+
+        if tool is None:
+            available = ", ".join(sorted(self.tools))
+            return outcome(f"Unknown tool '{block['name']}'. Available tools: {available}.", True)
+        errors = sorted(Draft202012Validator(tool.input_schema).iter_errors(arguments), key=lambda e: list(e.path))
+        if errors:
+            problems = "; ".join(f"{'/'.join(map(str, e.path)) or 'input'}: {e.message}" for e in errors[:5])
+            return outcome(f"Invalid input for {tool.name}: {problems}. Fix the input and call it again.", True)
+        context = ToolContext(
+            instance=instance, run_id=str(self.run.pk), tool_use_id=block["id"],
+            idempotency_key=f"{self.run.pk}:{block['id']}", client=self.run.client,
+            specialization=self.prompt.specialization, rules=self.rules, sandbox=self.run.sandbox)
+        try:
+            return outcome(tool.handler(context, arguments), False)
+        except ToolError as exc:
+            return outcome(exc.message, True)
+        except ErpError as exc:
+            return outcome(exc.message, True)
+        except Exception as exc:  # noqa: BLE001 - a broken tool must not crash the run
+            logger.exception("tool %s failed in run %s", tool.name, self.run.pk)
+            return outcome(f"{tool.name} failed unexpectedly ({exc.__class__.__name__}). Try another approach.", True)
+        finally:
+            if own_thread:
+                connection.close()
+
+    def _record(self, block: dict, row: ToolCall, outcome: _Outcome) -> None:
+        status = ToolCallStatus.FAILED if outcome.is_error else ToolCallStatus.SUCCEEDED
+        ToolCall.objects.filter(pk=row.pk).update(status=status, result=outcome.result, is_error=outcome.is_error,
+                                                  duration_ms=outcome.duration_ms)
+        kind = ARTIFACT_KINDS.get(block["name"])
+        if kind and not outcome.is_error:
+            arguments = block.get("input") or {}
+            content = next((str(arguments[k]) for k in ("content", "text", "response", "objective") if k in arguments), "")
+            Artifact.objects.create(run=self.run, kind=kind, tool_call=row, content=content,
+                                    title=str(arguments.get("title", ""))[:200],
+                                    data=outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result})
+        event_append(run_id=self.run.pk, type="tool.finished", payload={
+            "tool_use_id": block["id"], "name": block["name"], "is_error": outcome.is_error,
+            "duration_ms": outcome.duration_ms, "output": _truncate(outcome.result, 4000)})
+
+    @staticmethod
+    def _result_block(tool_use_id: str, result: Any, is_error: bool) -> dict:
+        return {"type": "tool_result", "tool_use_id": tool_use_id, "is_error": is_error,
+                "content": _truncate(result, TOOL_RESULT_MAX_CHARS)}
+
+
+def _truncate(result: Any, limit: int) -> str:
+    text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + f"… [truncated {len(text) - limit} characters]"
+
+
+def execute_run(*, run_id: str, worker: str) -> str:
+    """Claim the run and drive it to a terminal status (or until it is taken away)."""
+    run = run_claim(run_id=run_id, worker=worker)
+    if run is None:
+        return "skipped"
+    spec = get_spec(run.agent_type, run.agent_version)
+    if spec is None:
+        run_finish(run=run, status="failed", error=f"{run.agent_type} {run.agent_version} is no longer available.")
+        return "failed"
+    try:
+        return RunLoop(run, spec, worker).execute()
+    except LeaseLost:
+        logger.warning("run %s was taken over by another worker; %s stops", run_id, worker)
+        return "lost"
+    except Exception as exc:
+        logger.exception("run %s crashed", run_id)
+        run_finish(run=run, status="failed", error=f"The platform failed while running the agent ({exc.__class__.__name__}).")
+        raise

@@ -1,0 +1,166 @@
+"""Agent runs, their event logs, tool calls and artifacts (DESIGN §5). All in the instance's schema."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class AgentRun(models.Model):
+    """One execution of an agent on a task: a row with a state machine, owned by services.
+
+    `messages` is the conversation checkpoint after the last completed step, so a task that is
+    redelivered after its worker died resumes there. `lease_until` says a worker is working on
+    the run; a run whose lease expired while running is handed to another worker.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent_type = models.CharField(max_length=40, db_index=True)
+    agent_version = models.CharField(max_length=20)
+    client = models.ForeignKey("tuning.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="agent_runs")
+    task = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    specialization = models.JSONField(default=dict, blank=True)
+    sandbox = models.BooleanField(default=False, help_text="Side-effecting tools are simulated.")
+    idempotency_key = models.CharField(max_length=200, blank=True)
+
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    output = models.TextField(blank=True)
+    simulated = models.BooleanField(default=False, help_text="Answered by the offline model.")
+    cancel_requested = models.BooleanField(default=False)
+
+    model = models.CharField(max_length=60, blank=True)
+    used_fallback = models.BooleanField(default=False)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_creation_input_tokens = models.PositiveIntegerField(default=0)
+    cache_read_input_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    iterations = models.PositiveIntegerField(default=0)
+    tool_calls_count = models.PositiveIntegerField(default=0)
+
+    messages = models.JSONField(default=list, blank=True)
+    last_seq = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=120, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["created_by", "idempotency_key"], condition=~models.Q(idempotency_key=""),
+                                    name="agentrun_idempotency_per_user"),
+        ]
+        indexes = [models.Index(fields=["status", "lease_until"], name="agentrun_lease_idx")]
+        permissions = [("cancel_agentrun", "Can cancel agent runs")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_type} {self.agent_version} · {self.get_status_display()}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class RunEvent(models.Model):
+    """The run's event log: the single source for every viewer (admin, websocket, SSE).
+
+    `seq` is allocated in the database (one UPDATE … RETURNING on the run), so events are
+    totally ordered per run whoever writes them, and a reconnecting viewer asks for
+    everything after the last `seq` it saw.
+    """
+
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runevent_seq_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.type}"
+
+
+class ToolCallStatus(models.TextChoices):
+    STARTED = "started", "Started"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+
+
+class ToolCall(models.Model):
+    """One tool_use block of the model and what came of it.
+
+    (run, tool_use_id) is unique: a step that is replayed after a worker died finds the calls
+    that already completed and reuses their results instead of calling the tool again; a call
+    that was cut off is retried with the same `idempotency_key`, which side-effecting tools
+    send to the system they write to.
+    """
+
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="tool_calls")
+    tool_use_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    input = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=ToolCallStatus.choices, default=ToolCallStatus.STARTED)
+    result = models.JSONField(null=True, blank=True)
+    is_error = models.BooleanField(default=False)
+    side_effect = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=200)
+    iteration = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "tool_use_id"], name="toolcall_once_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+
+class Artifact(models.Model):
+    """Something a run produced that people use and judge: a draft, a brief, a plan."""
+
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=40)  # draft | brief | plan | response | output
+    title = models.CharField(max_length=200, blank=True)
+    content = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    tool_call = models.ForeignKey(ToolCall, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.title or self.kind

@@ -1,0 +1,50 @@
+"""Celery tasks for agent runs: thin, keyword-only ids, the work imported inside."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+
+from celery.utils.log import get_task_logger
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from spokestack.celery import app
+
+logger = get_task_logger(__name__)
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+QUEUED_GRACE = timedelta(seconds=60)
+
+
+@app.task(name="agents.run_agent", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_agent(*, run_id: str) -> str:
+    """Drive one run to a terminal status. Safe to deliver twice: the run's lease decides who
+    works on it, and a resumed run starts from its last checkpoint."""
+    from .loop import execute_run
+
+    return execute_run(run_id=run_id, worker=WORKER_ID)
+
+
+@app.task(name="agents.reap_stale_runs", ignore_result=True, soft_time_limit=120, time_limit=180, public=True)
+def reap_stale_runs() -> int:
+    """Hand runs whose worker died (running, lease expired) or whose enqueue was lost (queued for
+    over a minute) to a worker again, in every instance. Runs every 30 s from beat."""
+    from spokestack.tenancy.models import Instance
+
+    from .models import AgentRun, RunStatus
+
+    now = timezone.now()
+    requeued = 0
+    for schema in Instance.objects.exclude(schema_name=get_public_schema_name()).values_list("schema_name", flat=True):
+        with schema_context(schema):
+            stale = AgentRun.objects.filter(status=RunStatus.RUNNING, lease_until__lt=now) | AgentRun.objects.filter(
+                status=RunStatus.QUEUED, created_at__lt=now - QUEUED_GRACE, lease_until__isnull=True)
+            for run_id in stale.values_list("pk", flat=True):
+                run_agent.delay(run_id=str(run_id))
+                requeued += 1
+    if requeued:
+        logger.warning("re-queued %d stale run(s)", requeued)
+    return requeued
+
+
