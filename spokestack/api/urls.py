@@ -8,4 +8,5 @@ urlpatterns = [
     path("health", HealthView.as_view(), name="health"),
     path("health/ready", ReadinessView.as_view(), name="health-ready"),
     path("", include("spokestack.accounts.api.urls")),
+    path("", include("tuning.api.urls")),
 ]
