@@ -15,7 +15,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -59,6 +59,10 @@ CLIENT_PANELS: list[ClientPanel] = []
 def register_client_panel(panel: ClientPanel) -> None:
     CLIENT_PANELS.append(panel)
     CLIENT_PANELS.sort(key=lambda p: (p.order, p.title))
+
+
+# JSON lists and mappings are short: keep their boxes small so a page shows the whole client.
+COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 70})}}
 
 
 def _agent_type_choices(blank: str) -> list[tuple[str, str]]:
@@ -119,6 +123,7 @@ FIELDSETS_TIER2 = [
 
 
 class PerAgentTuningInline(admin.StackedInline):
+    formfield_overrides = COMPACT_JSON
     model = InstanceTuning
     fk_name = "parent"
     form = InstanceTuningForm
@@ -139,6 +144,7 @@ class PerAgentTuningInline(admin.StackedInline):
 
 @admin.register(InstanceTuning, site=instance_admin)
 class InstanceTuningAdmin(admin.ModelAdmin):
+    formfield_overrides = COMPACT_JSON
     form = InstanceTuningForm
     fieldsets = FIELDSETS_TIER2
     inlines = [PerAgentTuningInline]
@@ -304,6 +310,7 @@ class ClientScopedInline(admin.TabularInline):
 
 
 class ClientTuningInline(ClientScopedInline, admin.StackedInline):
+    formfield_overrides = COMPACT_JSON
     model = ClientTuning
     form = ClientTuningForm
     can_delete = False
@@ -500,7 +507,8 @@ class ClientAdmin(admin.ModelAdmin):
                                    "opts": self.model._meta}
         status = 200
         try:
-            form = PreviewForm(request.GET or None, actor=request.user)
+            bound = "agent_type" in request.GET
+            form = PreviewForm(request.GET if bound else None, initial=request.GET.dict(), actor=request.user)
             context["form"] = form
             if form.is_bound and form.is_valid():
                 client = form.cleaned_data["client"]

@@ -68,18 +68,23 @@ def set_platform_catalog(catalog: PlatformCatalog | None) -> None:
     _registered = catalog
 
 
-def get_platform_catalog() -> PlatformCatalog:
-    """The catalog pinned by `settings.TUNING_PLATFORM_CATALOG` (a dotted path, for tests and
-    support), else the registered one; `CatalogUnavailable` (503) when there is none."""
-    pinned = getattr(settings, "TUNING_PLATFORM_CATALOG", "")
-    if pinned:
-        return import_string(pinned)
-    if _registered is None:
-        raise CatalogUnavailable(
-            "No agent catalog is registered, so the platform tier (base prompts, tools, bounds) is unknown. "
-            "Install the agents app or set TUNING_PLATFORM_CATALOG."
-        )
+def registered_platform_catalog() -> PlatformCatalog | None:
     return _registered
+
+
+def get_platform_catalog() -> PlatformCatalog:
+    """The registered catalog, else the one named by `settings.TUNING_PLATFORM_CATALOG` (a dotted
+    path: a fallback for processes without the agents app, e.g. a test server);
+    `CatalogUnavailable` (503) when there is neither."""
+    if _registered is not None:
+        return _registered
+    fallback = getattr(settings, "TUNING_PLATFORM_CATALOG", "")
+    if fallback:
+        return import_string(fallback)
+    raise CatalogUnavailable(
+        "No agent catalog is registered, so the platform tier (base prompts, tools, bounds) is unknown. "
+        "Install the agents app or set TUNING_PLATFORM_CATALOG."
+    )
 
 
 def known_agent_types() -> list[str]:

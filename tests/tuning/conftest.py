@@ -1,6 +1,6 @@
 import pytest
 
-from tuning.assembly import set_platform_catalog
+from tuning.assembly import registered_platform_catalog, set_platform_catalog
 
 from .catalog import CATALOG
 
@@ -8,9 +8,10 @@ from .catalog import CATALOG
 @pytest.fixture(autouse=True)
 def platform_catalog():
     """Tier 1 as the agents app would register it: a small real catalog of two agent types."""
+    previous = registered_platform_catalog()
     set_platform_catalog(CATALOG)
     yield CATALOG
-    set_platform_catalog(None)
+    set_platform_catalog(previous)
 
 
 @pytest.fixture

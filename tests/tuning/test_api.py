@@ -201,7 +201,7 @@ def test_rule_create_and_delete_roll_back(world, api):
     assert ContentRule.objects.filter(client=world["other"]).count() == 1
 
 
-def test_prompt_preview_follows_changes_and_answers_503_without_a_catalog(world, api):
+def test_prompt_preview_follows_changes_and_answers_503_without_a_catalog(world, api, settings):
     manager = api(world["instance"], world["users"]["account_manager"])
     mine = world["mine"].pk
     preview = f"/api/v1/agents/copy/prompt-preview?client_id={mine}"
@@ -214,6 +214,7 @@ def test_prompt_preview_follows_changes_and_answers_503_without_a_catalog(world,
     assert body["specialization"] == {"vertical": "beauty"} and body["token_estimate"] > 0
     assert manager.get("/api/v1/agents/nosuchagent/prompt-preview").status_code == 400
     set_platform_catalog(None)
+    settings.TUNING_PLATFORM_CATALOG = ""
     unavailable = manager.get(preview)
     assert unavailable.status_code == 503
     assert "No agent catalog is registered" in unavailable.json()["error"]["message"]
