@@ -38,6 +38,12 @@ def db_beside_playwright(monkeypatch):
     async-safety check on ORM calls made by the test and by live_instance's teardown. There is
     no async Django code here, so allow it until after live_instance is gone (listed first)."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    yield
+    # Inside Playwright's loop Django keys connections by context, not by thread: the ones this
+    # test opened are not the main thread's, so close them here or they outlive the session.
+    from django.db import connections
+
+    connections.close_all()
 
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
