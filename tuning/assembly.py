@@ -11,13 +11,17 @@ saved change applies to the very next run with no restart.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
+from django.db import connection
 from django.utils.module_loading import import_string
 
 from spokestack.errors import DomainError, InvalidInput
@@ -336,9 +340,56 @@ def _tools(platform: PlatformTier, disabled: set[str], extra_tools: Sequence[dic
     return ordered
 
 
+# Assembled prompts per process, keyed by everything they are built from. The tuning part of the
+# key is the newest audit entry's id (`selectors.tuning_version`): every tuning write records
+# one, so a saved change is a new key and takes effect on the very next run.
+_CACHE: OrderedDict[tuple, tuple[PlatformTier, AssembledPrompt]] = OrderedDict()
+_CACHE_SIZE = 512
+_CACHE_LOCK = threading.Lock()
+
+
+def assembly_cache_clear() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _cache_key(platform: PlatformTier, client: Client | None, specialization: dict | None,
+               extra_tools: Sequence[dict], version: tuple[int, int | None]) -> tuple:
+    client_part = (client.pk, client.name, client.vertical, client.region, client.language) if client else None
+    spec = tuple(sorted((specialization or {}).items()))
+    tools = _canonical(list(extra_tools)) if extra_tools else b""
+    return (connection.schema_name, version, platform.agent_type, platform.version, id(platform), client_part,
+            spec, tools)
+
+
+def _fresh_copy(prompt: AssembledPrompt) -> AssembledPrompt:
+    """The cached prompt with its own top-level lists and blocks, so a caller that adds to them
+    (e.g. appends a tool) cannot change what the next run gets."""
+    return dataclasses.replace(prompt, system=[dict(block) for block in prompt.system],
+                               tools=[dict(tool) for tool in prompt.tools])
+
+
 def assemble_prompt(*, platform: PlatformTier, client: Client | None, specialization: dict | None = None,
                     extra_tools: Sequence[dict] = ()) -> AssembledPrompt:
     """Build the stable request prefix for one agent run of `platform.agent_type` for `client`."""
+    from .selectors import tuning_version
+
+    key = _cache_key(platform, client, specialization, extra_tools, tuning_version())
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] is platform:
+            _CACHE.move_to_end(key)
+            return _fresh_copy(hit[1])
+    prompt = _assemble(platform=platform, client=client, specialization=specialization, extra_tools=extra_tools)
+    with _CACHE_LOCK:
+        _CACHE[key] = (platform, prompt)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return _fresh_copy(prompt)
+
+
+def _assemble(*, platform: PlatformTier, client: Client | None, specialization: dict | None,
+              extra_tools: Sequence[dict]) -> AssembledPrompt:
     from .selectors import client_tier3_rows, instance_tuning_rows
 
     tier2 = effective_instance(instance_tuning_rows(agent_type=platform.agent_type), platform)

@@ -4,6 +4,7 @@ closed: an actor with no role sees nothing."""
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.db import connection
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
@@ -32,6 +33,19 @@ def client_get(*, actor: AbstractUser | None, client_id: int | str) -> Client:
         return clients_visible_to(actor=actor).get(pk=int(client_id))
     except (Client.DoesNotExist, ValueError, TypeError):
         raise NotFound("No such client.", details={"client_id": client_id}) from None
+
+
+def tuning_version() -> tuple[int, int | None]:
+    """The id of the newest audit entry, and this transaction's id if it has written anything.
+
+    Every tuning write goes through a service that records an entry, so the id changes exactly
+    when some tuning may have changed (the assembler's cache key). A transaction that wrote
+    sees its own uncommitted state: its id keeps what it assembles private to it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0), txid_current_if_assigned() FROM tuning_tuningchange")
+        newest, transaction_id = cursor.fetchone()
+        return newest, transaction_id
 
 
 def instance_tuning_rows(*, agent_type: str) -> list[InstanceTuning]:

@@ -146,7 +146,15 @@ def test_assembly_reads_a_constant_few_queries(in_a, make_client):
     for i in range(30):
         client_rule_add(actor=None, client=client, kind="never", text=f"Rule {i}")
         client_example_add(actor=None, client=client, kind="caption", text=f"Example {i}")
-    with CaptureQueriesContext(connection) as queries:
-        assemble_prompt(platform=COPY, client=client)
-    reads = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith("SET search_path")]
-    assert len(reads) <= 4
+    def reads():
+        with CaptureQueriesContext(connection) as queries:
+            prompt = assemble_prompt(platform=COPY, client=client)
+        return prompt, [q["sql"] for q in queries.captured_queries if not q["sql"].startswith("SET search_path")]
+
+    first, cold = reads()
+    assert len(cold) == 5  # the tuning version, tier 2 rows, tier 3 rows, rules, examples
+    second, warm = reads()
+    assert len(warm) == 1 and "FROM tuning_tuningchange" in warm[0]
+    assert second.prefix_bytes() == first.prefix_bytes() and second.system is not first.system
+    second.tools.append({"name": "mutated"})
+    assert reads()[0].tools == first.tools
