@@ -1,13 +1,631 @@
-from django.contrib import admin
+"""The admin for clients and tuning: the main UI of agency admins and account managers.
 
+Every write goes through `tuning.services` (forms validate with the services' own validators,
+so a refused value shows next to its field), and every list is scoped by `tuning.selectors`,
+so an account manager sees only their clients in changelists, search and history.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import models, transaction
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from spokestack.accounts.roles import Role
 from spokestack.admin_site import instance_admin
+from spokestack.errors import DomainError, NotAllowed, NotFound
 
-from .models import Client
+from . import selectors, services
+from .assembly import CatalogUnavailable, assemble_prompt, known_agent_types, platform_tier_for
+from .governance import can_read_tier2, can_view_client, can_write_examples, can_write_tier2, can_write_tier3, roles_of
+from .models import (
+    ApprovedExample,
+    Client,
+    ClientTuning,
+    ContentRule,
+    Entity,
+    InstanceTuning,
+    RuleKind,
+    TuningChange,
+    Vertical,
+)
+from .precedence import CLIENT_FIELDS, INSTANCE_FIELDS
+
+
+@dataclass(frozen=True)
+class ClientPanel:
+    """A box on the client tuning page filled by another app (feedback: suggestions, metrics)."""
+
+    title: str
+    render: Callable[[HttpRequest, Client], str]  # returns safe HTML
+    order: int = 100
+
+
+CLIENT_PANELS: list[ClientPanel] = []
+
+
+def register_client_panel(panel: ClientPanel) -> None:
+    CLIENT_PANELS.append(panel)
+    CLIENT_PANELS.sort(key=lambda p: (p.order, p.title))
+
+
+# JSON lists and mappings are short: keep their boxes small so a page shows the whole client.
+COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 70})}}
+
+
+def _agent_type_choices(blank: str) -> list[tuple[str, str]]:
+    try:
+        return [("", blank), *[(t, t) for t in known_agent_types()]]
+    except CatalogUnavailable:
+        return [("", blank)]
+
+
+def _add_domain_error(form: forms.BaseForm, exc: DomainError, prefix: str = "") -> None:
+    """Show a service's refusal next to the field it names (details keys are field paths)."""
+    for key in exc.details or {"__all__": None}:
+        field = str(key).removeprefix(prefix).split("[")[0].split(".")[0]
+        if field in form.fields:
+            message = exc.message.split(": ", 1)[1] if exc.message.startswith(f"{key}:") else exc.message
+            form.add_error(field, message)
+            return
+    form.add_error(None, exc.message)
+
+
+# --- tier 2 -----------------------------------------------------------------------------
+
+
+class InstanceTuningForm(forms.ModelForm):
+    class Meta:
+        model = InstanceTuning
+        fields = ["agent_type", *INSTANCE_FIELDS]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "agent_type" in self.fields:
+            self.fields["agent_type"] = forms.ChoiceField(
+                choices=_agent_type_choices("—"), required=True,
+                disabled=bool(self.instance.pk), help_text="The agent these overrides apply to.")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        changed = {f: cleaned.get(f) for f in self.changed_data if f in INSTANCE_FIELDS}
+        agent_type = self.instance.agent_type or cleaned.get("agent_type", "")
+        if changed and not self.errors:
+            try:
+                services.instance_tuning_validate(agent_type=agent_type, changes=changed)
+            except DomainError as exc:
+                _add_domain_error(self, exc)
+        return cleaned
+
+
+FIELDSETS_TIER2 = [
+    ("Availability", {"fields": ["enabled", "audit_all_outputs"]}),
+    ("Instructions", {"fields": ["prompt_extension", "instruction_overrides", "brand_voice",
+                                 "terminology_use", "terminology_avoid", "output_preferences"]}),
+    ("Behaviour (0–100 dials become concrete instructions)", {"fields": ["behaviour_params", "traits"]}),
+    ("Specialization", {"fields": ["default_vertical", "default_region", "default_language", "vertical_knowledge"]}),
+    ("Tools and guardrails (may restrict the platform, never relax it)",
+     {"fields": ["disabled_tools", "tool_config_overrides", "require_approval_for", "content_filters",
+                 "temperature", "max_tokens"]}),
+]
+
+
+class PerAgentTuningInline(admin.StackedInline):
+    formfield_overrides = COMPACT_JSON
+    model = InstanceTuning
+    fk_name = "parent"
+    form = InstanceTuningForm
+    extra = 0
+    can_delete = False
+    verbose_name = "per-agent override"
+    verbose_name_plural = "Per-agent overrides (empty fields inherit the instance-wide value; lists add to it)"
+    fieldsets = [(None, {"fields": ["agent_type"]}), *[(t, {**o, "classes": ["collapse"]}) for t, o in FIELDSETS_TIER2]]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return can_read_tier2(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return can_write_tier2(request.user)
+
+    has_add_permission = has_change_permission
+
+
+@admin.register(InstanceTuning, site=instance_admin)
+class InstanceTuningAdmin(admin.ModelAdmin):
+    formfield_overrides = COMPACT_JSON
+    form = InstanceTuningForm
+    fieldsets = FIELDSETS_TIER2
+    inlines = [PerAgentTuningInline]
+    list_select_related = ["parent"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(agent_type="")
+
+    def has_module_permission(self, request) -> bool:
+        return can_read_tier2(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return can_read_tier2(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return can_write_tier2(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        """There is one instance-wide row: go straight to it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        row = InstanceTuning.objects.filter(agent_type="").first()
+        if row is None:
+            if not can_write_tier2(request.user):
+                return TemplateResponse(request, "admin/tuning/empty.html", {
+                    **self.admin_site.each_context(request), "title": "Instance tuning",
+                    "message": "No instance tuning has been saved yet."})
+            row = InstanceTuning.objects.create(agent_type="")  # the empty row: every field inherits
+        return HttpResponseRedirect(reverse("instance_admin:tuning_instancetuning_change", args=[row.pk]))
+
+    def save_model(self, request, obj, form, change) -> None:
+        changes = {f: form.cleaned_data[f] for f in form.changed_data if f in INSTANCE_FIELDS}
+        self._run(request, lambda: services.instance_tuning_update(actor=request.user, changes=changes))
+
+    def save_formset(self, request, form, formset, change) -> None:
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            if not inline_form.has_changed():
+                continue
+            agent_type = inline_form.instance.agent_type or inline_form.cleaned_data["agent_type"]
+            changes = {f: inline_form.cleaned_data[f] for f in inline_form.changed_data if f in INSTANCE_FIELDS}
+            row = self._run(request, lambda a=agent_type, c=changes: services.instance_tuning_update(
+                actor=request.user, agent_type=a, changes=c))
+            (formset.changed_objects.append((row, list(changes))) if inline_form.instance.pk
+             else formset.new_objects.append(row))
+
+    @staticmethod
+    def _run(request, call):
+        try:
+            return call()
+        except NotAllowed as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def history_view(self, request, object_id, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changes = selectors.tuning_changes_visible_to(actor=request.user).filter(entity=Entity.INSTANCE_TUNING)
+        return _history(request, self.admin_site, title="History of the instance tuning", changes=changes[:300])
+
+
+# --- clients and tier 3 -------------------------------------------------------------------
+
+
+def _parent_client(obj) -> Client | None:
+    return obj if isinstance(obj, Client) else None
+
+
+class ClientTuningForm(forms.ModelForm):
+    class Meta:
+        model = ClientTuning
+        fields = ["agent_type", *CLIENT_FIELDS]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent_type"] = forms.ChoiceField(
+            choices=_agent_type_choices("All agents"), required=False, disabled=bool(self.instance.pk),
+            help_text="Empty: these settings apply to every agent; else one agent type's overrides.")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        changed = {f: cleaned.get(f) for f in self.changed_data if f in CLIENT_FIELDS}
+        if changed and not self.errors:
+            try:
+                services.client_tuning_validate(agent_type=cleaned.get("agent_type") or "", changes=changed)
+            except DomainError as exc:
+                _add_domain_error(self, exc)
+        return cleaned
+
+
+class ContentRuleForm(forms.ModelForm):
+    class Meta:
+        model = ContentRule
+        fields = ["kind", "text", "agent_type", "active"]
+        widgets = {"text": forms.TextInput(attrs={"size": 70})}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent_type"] = forms.ChoiceField(choices=_agent_type_choices("All agents"), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors and self.has_changed():
+            try:
+                services.content_rule_validate({f: cleaned.get(f) for f in ("kind", "text", "agent_type", "active")})
+            except DomainError as exc:
+                _add_domain_error(self, exc)
+        return cleaned
+
+
+class ApprovedExampleForm(forms.ModelForm):
+    class Meta:
+        model = ApprovedExample
+        fields = ["kind", "text", "context", "agent_type"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 2, "cols": 60}),
+                   "context": forms.TextInput(attrs={"size": 30})}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent_type"] = forms.ChoiceField(choices=_agent_type_choices("All agents"), required=False)
+        if self.instance.pk:  # an approved example is kept as approved: remove it, or add another
+            for field in self.fields.values():
+                field.disabled = True
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors and self.has_changed() and not self.instance.pk:
+            try:
+                services.approved_example_validate(
+                    {f: cleaned.get(f) or "" for f in ("kind", "text", "context", "agent_type")})
+            except DomainError as exc:
+                _add_domain_error(self, exc)
+        return cleaned
+
+
+class ClientScopedInline(admin.TabularInline):
+    extra = 0
+    write_check: Callable[..., bool] = staticmethod(can_write_tier3)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        client = _parent_client(obj)
+        return super().has_view_permission(request, obj) and (client is None or can_view_client(request.user, client))
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        client = _parent_client(obj)
+        return super().has_change_permission(request, obj) and (
+            client is None or type(self).write_check(request.user, client))
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        client = _parent_client(obj)
+        return super().has_add_permission(request, obj) and (
+            client is None or type(self).write_check(request.user, client))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        client = _parent_client(obj)
+        return super().has_delete_permission(request, obj) and (
+            client is None or type(self).write_check(request.user, client))
+
+
+class ClientTuningInline(ClientScopedInline, admin.StackedInline):
+    formfield_overrides = COMPACT_JSON
+    model = ClientTuning
+    form = ClientTuningForm
+    can_delete = False
+    template = "admin/edit_inline/stacked.html"
+    verbose_name = "tuning"
+    verbose_name_plural = "Brand voice, tone and preferences (a per-agent row overrides the all-agents row)"
+    fieldsets = [
+        (None, {"fields": ["agent_type", "brand_voice", "tone_keywords"]}),
+        ("Competitors, format and length", {"fields": ["competitor_rules", "format_preferences",
+                                                       "length_preferences", "required_approvals"]}),
+        ("Learned from feedback", {"classes": ["collapse"], "fields": ["learned_preferences", "feedback_summary"]}),
+    ]
+
+    def get_extra(self, request, obj=None, **kwargs) -> int:
+        return 1 if obj is not None and not obj.tunings.exists() else 0
+
+
+class ContentRuleInline(ClientScopedInline):
+    model = ContentRule
+    form = ContentRuleForm
+    readonly_fields = ["source", "created_by"]
+    verbose_name = "rule"
+    verbose_name_plural = "Rules: always / never / prefer"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by").order_by("kind", "id")
+
+
+class ApprovedExampleInline(ClientScopedInline):
+    model = ApprovedExample
+    form = ApprovedExampleForm
+    write_check = staticmethod(can_write_examples)
+    readonly_fields = ["created_by"]
+    verbose_name_plural = "Approved examples"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Existing examples are shown read-only; adding and removing are separate permissions.
+        return self.has_add_permission(request, obj)
+
+
+class PreviewForm(forms.Form):
+    agent_type = forms.ChoiceField(choices=())
+    client = forms.ModelChoiceField(queryset=Client.objects.none(), required=False, empty_label="No client (tiers 1–2)")
+    vertical = forms.ChoiceField(choices=[("", "Client's / instance default"), *Vertical.choices], required=False)
+    region = forms.CharField(required=False, max_length=20)
+    language = forms.CharField(required=False, max_length=10)
+
+    def __init__(self, *args, actor, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent_type"].choices = _agent_type_choices("—")[1:]
+        self.fields["client"].queryset = selectors.clients_visible_to(actor=actor)
 
 
 @admin.register(Client, site=instance_admin)
 class ClientAdmin(admin.ModelAdmin):
-    list_display = ["name", "vertical", "region", "language", "created_at"]
+    list_display = ["name", "vertical", "region", "language", "rules_count", "examples_count", "created_at"]
     list_filter = ["vertical", "region"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    fields = ["name", "slug", "vertical", "region", "language"]
+    inlines = [ClientTuningInline, ContentRuleInline, ApprovedExampleInline]
+    change_form_template = "admin/tuning/client/change_form.html"
+    list_select_related = True
+
+    def get_queryset(self, request):
+        visible = selectors.clients_visible_to(actor=request.user)
+        return visible.annotate(
+            rules_total=Count("rules", filter=Q(rules__active=True), distinct=True),
+            examples_total=Count("examples", distinct=True),
+        )
+
+    @admin.display(description="Active rules", ordering="rules_total")
+    def rules_count(self, obj) -> int:
+        return obj.rules_total
+
+    @admin.display(description="Examples", ordering="examples_total")
+    def examples_count(self, obj) -> int:
+        return obj.examples_total
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if self._may_edit_details(request) else {}
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if self._may_edit_details(request) else self.fields
+
+    @staticmethod
+    def _may_edit_details(request) -> bool:
+        return Role.INSTANCE_ADMIN in roles_of(request.user) or request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return super().has_view_permission(request, obj) and (obj is None or can_view_client(request.user, obj))
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Changing a client's page means its tuning, rules or examples: the inlines check which.
+        if obj is None:
+            return bool(roles_of(request.user)) or request.user.is_superuser
+        return can_write_examples(request.user, obj)
+
+    def has_add_permission(self, request) -> bool:
+        return self._may_edit_details(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # clients are archived by the platform team; their audit trail stays whole
+
+    def get_object(self, request, object_id, from_field=None):
+        # Scoped like the changelist: a client you may not see does not exist for you.
+        try:
+            return selectors.clients_visible_to(actor=request.user).get(pk=int(object_id))
+        except (Client.DoesNotExist, ValueError):
+            return None
+
+    def save_model(self, request, obj, form, change) -> None:
+        try:
+            if not change:
+                created = services.client_create(actor=request.user, **{f: form.cleaned_data[f] for f in self.fields})
+                obj.pk, obj.created_at = created.pk, created.created_at
+            elif form.changed_data:
+                services.client_update(actor=request.user, client=Client.objects.get(pk=obj.pk),
+                                       changes={f: form.cleaned_data[f] for f in form.changed_data})
+        except NotAllowed as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def save_formset(self, request, form, formset, change) -> None:
+        client = Client.objects.get(pk=form.instance.pk)
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        try:
+            for inline_form in formset.forms:
+                instance = inline_form.instance
+                if instance.pk and inline_form in formset.deleted_forms:
+                    self._remove(request, instance)
+                    formset.deleted_objects.append(instance)
+                elif inline_form.has_changed() and inline_form not in formset.deleted_forms:
+                    saved = self._save_inline(request, client, inline_form)
+                    if instance.pk:
+                        formset.changed_objects.append((saved, inline_form.changed_data))
+                    else:
+                        formset.new_objects.append(saved)
+        except NotAllowed as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    @staticmethod
+    def _remove(request, instance) -> None:
+        if isinstance(instance, ContentRule):
+            services.client_rule_remove(actor=request.user, rule=instance)
+        elif isinstance(instance, ApprovedExample):
+            services.client_example_remove(actor=request.user, example=instance)
+
+    @staticmethod
+    def _save_inline(request, client: Client, inline_form):
+        data, instance = inline_form.cleaned_data, inline_form.instance
+        if isinstance(instance, ClientTuning):
+            changes = {f: data[f] for f in inline_form.changed_data if f in CLIENT_FIELDS}
+            return services.client_tuning_update(actor=request.user, client=client, changes=changes,
+                                                 agent_type=instance.agent_type or data.get("agent_type") or "")
+        if isinstance(instance, ContentRule):
+            fields = {f: data.get(f) for f in ("kind", "text", "agent_type", "active")}
+            fields["agent_type"] = fields["agent_type"] or ""
+            if instance.pk:
+                return services.client_rule_update(actor=request.user, rule=instance,
+                                                   changes={f: fields[f] for f in inline_form.changed_data})
+            return services.client_rule_add(actor=request.user, client=client, **fields)
+        return services.client_example_add(actor=request.user, client=client, kind=data["kind"], text=data["text"],
+                                           context=data.get("context") or "", agent_type=data.get("agent_type") or "")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        client = self.get_object(request, object_id)
+        if client is None:
+            raise Http404("No such client.")
+        context = dict(extra_context or {})
+        if client is not None:
+            rules = list(ContentRule.objects.filter(client=client, active=True).order_by("id"))
+            context["rule_columns"] = [(label, [r for r in rules if r.kind == kind]) for kind, label in RuleKind.choices]
+            context["client_panels"] = [{"title": p.title, "html": p.render(request, client)} for p in CLIENT_PANELS]
+            context["preview_url"] = reverse("instance_admin:tuning_client_preview") + f"?client={client.pk}"
+        return super().change_view(request, object_id, form_url, context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        client = self.get_object(request, object_id)
+        if client is None:
+            raise Http404("No such client.")
+        changes = selectors.tuning_changes_visible_to(actor=request.user, client=client)[:300]
+        return _history(request, self.admin_site, title=f"History of {client.name}", changes=changes, client=client)
+
+    def get_urls(self):
+        custom = [path("preview/", self.admin_site.admin_view(self.preview_view), name="tuning_client_preview")]
+        return custom + super().get_urls()
+
+    def preview_view(self, request):
+        """Agent type × client (× specialization) -> the assembled prompt, labelled by tier and field."""
+        context: dict[str, Any] = {**self.admin_site.each_context(request), "title": "Prompt preview",
+                                   "opts": self.model._meta}
+        status = 200
+        try:
+            bound = "agent_type" in request.GET
+            form = PreviewForm(request.GET if bound else None, initial=request.GET.dict(), actor=request.user)
+            context["form"] = form
+            if form.is_bound and form.is_valid():
+                client = form.cleaned_data["client"]
+                if not can_read_tier2(request.user) and not (client and can_write_tier3(request.user, client)):
+                    raise PermissionDenied("Pick one of your clients to preview its prompt.")
+                platform = platform_tier_for(form.cleaned_data["agent_type"])
+                spec = {k: form.cleaned_data[k] for k in ("vertical", "region", "language") if form.cleaned_data[k]}
+                prompt = assemble_prompt(platform=platform, client=client, specialization=spec or None)
+                context.update(prompt=prompt, tiers=_tiers(prompt), diff=_diff_since_last_change(
+                    platform=platform, client=client, spec=spec, current=prompt))
+        except CatalogUnavailable as exc:
+            context["unavailable"], status = exc.message, 503
+        return TemplateResponse(request, "admin/tuning/prompt_preview.html", context, status=status)
+
+
+TIER_LABELS = {1: "Tier 1 · platform", 2: "Tier 2 · instance", 3: "Tier 3 · client"}
+
+
+def _tiers(prompt) -> list[dict[str, Any]]:
+    return [{"label": TIER_LABELS[tier], "tier": tier, "sections": [s for s in prompt.sections if s.tier == tier]}
+            for tier in (1, 2, 3) if any(s.tier == tier for s in prompt.sections)]
+
+
+def _diff_since_last_change(*, platform, client, spec, current) -> dict[str, Any] | None:
+    """The prompt before the last change that reaches it: undo that change in a savepoint, assemble,
+    and roll the savepoint back, so the answer comes from the same code as the real rollback."""
+    reaches = Q(tier=2, agent_type__in=["", platform.agent_type])
+    if client is not None:
+        reaches |= Q(tier=3, client=client, agent_type__in=["", platform.agent_type])
+    last = TuningChange.objects.filter(reaches).order_by("-id").first()
+    if last is None:
+        return None
+    try:
+        with transaction.atomic():
+            services.tuning_rollback(actor=None, change=last)
+            before = assemble_prompt(platform=platform, client=client, specialization=spec or None)
+            transaction.set_rollback(True)
+    except DomainError:
+        return None
+    lines = list(difflib.unified_diff(before.system_text().splitlines(), current.system_text().splitlines(),
+                                      fromfile="before", tofile="now", lineterm="", n=1))
+    return {"change": last, "lines": lines[2:]}
+
+
+def _history(request, site, *, title: str, changes, client: Client | None = None) -> TemplateResponse:
+    return TemplateResponse(request, "admin/tuning/history.html", {
+        **site.each_context(request), "title": title, "changes": list(changes), "client": client,
+        "opts": TuningChange._meta, "next": request.get_full_path(),
+    })
+
+
+# --- the audit log ----------------------------------------------------------------------------
+
+
+@admin.register(TuningChange, site=instance_admin)
+class TuningChangeAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "actor_label", "tier", "entity", "agent_type", "client", "action", "field",
+                    "old_short", "new_short", "rollback_button"]
+    list_filter = ["tier", "entity", "action"]
+    search_fields = ["field", "client_label", "actor_label", "reason", "ticket"]
+    list_select_related = ["actor", "client"]
+    readonly_fields = [f.name for f in TuningChange._meta.fields]
+
+    def get_queryset(self, request):
+        return selectors.tuning_changes_visible_to(actor=request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Before")
+    def old_short(self, obj) -> str:
+        return _short(obj.old_value)
+
+    @admin.display(description="After")
+    def new_short(self, obj) -> str:
+        return _short(obj.new_value)
+
+    @admin.display(description="")
+    def rollback_button(self, obj) -> str:
+        return format_html('<a class="button" href="{}">Roll back…</a>',
+                           reverse("instance_admin:tuning_tuningchange_rollback", args=[obj.pk]))
+
+    def get_urls(self):
+        custom = [path("<int:change_id>/rollback/", self.admin_site.admin_view(self.rollback_view),
+                       name="tuning_tuningchange_rollback")]
+        return custom + super().get_urls()
+
+    def rollback_view(self, request, change_id: int) -> HttpResponse:
+        """GET: what would be restored; POST: restore it through the services (409-style message on conflict)."""
+        back = request.POST.get("next") or request.GET.get("next") or ""
+        if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = reverse("instance_admin:tuning_tuningchange_changelist")
+        try:
+            change = selectors.tuning_change_get(actor=request.user, change_id=change_id)
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        if request.method != "POST":
+            return TemplateResponse(request, "admin/tuning/rollback_confirm.html", {
+                **self.admin_site.each_context(request), "title": f"Roll back entry #{change.pk}?",
+                "change": change, "next": back, "opts": self.model._meta})
+        try:
+            entry = services.tuning_rollback(actor=request.user, change=change, reason=request.POST.get("reason", ""))
+        except NotAllowed as exc:
+            raise PermissionDenied(exc.message) from exc
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(back)
+        messages.success(request, f"Rolled back #{change_id} (entry #{entry.pk}).")
+        return HttpResponseRedirect(back)
+
+
+def _short(value: Any) -> str:
+    text = "—" if value is None else str(value)
+    return text if len(text) <= 60 else text[:57] + "…"

@@ -1,26 +1,500 @@
-"""Writes for clients and tuning."""
+"""Writes for clients, tuning, rules, examples and assignments: the only write path.
+
+Every service checks the actor's rights (`tuning.governance`), validates (`tuning.precedence`),
+writes, and records one `TuningChange` per changed field or object in the same transaction.
+`tuning_rollback` restores an entry's old value through these same services.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
+from guardian.shortcuts import assign_perm, remove_perm
 
-from spokestack.errors import Conflict, InvalidInput
+from spokestack.accounts.roles import Role
+from spokestack.errors import Conflict, InvalidInput, NotFound
 
-from .models import Client, Vertical
+from . import audit
+from .assembly import get_platform_catalog, platform_tier_for
+from .governance import (
+    ROLE_OBJECT_PERMISSION,
+    can_write_examples,
+    can_write_tier2,
+    can_write_tier3,
+    require,
+    roles_of,
+)
+from .models import (
+    MAX_RULE_TEXT,
+    Action,
+    ApprovedExample,
+    Client,
+    ClientTuning,
+    ContentRule,
+    Entity,
+    InstanceTuning,
+    RuleKind,
+    RuleSource,
+    Tier,
+    TuningChange,
+    Vertical,
+)
+from .precedence import CLIENT_FIELDS, INSTANCE_FIELDS, check_instance_bounds, clean_changes
+
+BOUNDED_FIELDS = {"temperature", "max_tokens", "content_filters", "disabled_tools", "tool_config_overrides"}
+
+
+def _full_clean(obj: Any, **kwargs) -> None:
+    try:
+        obj.full_clean(**kwargs)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        label = "" if field == "__all__" else f"{field}: "
+        raise InvalidInput(f"{label}{' '.join(messages)}", details=exc.message_dict) from exc
+
+
+# --- clients ----------------------------------------------------------------------------
 
 
 @transaction.atomic
 def client_create(*, name: str, vertical: str = Vertical.OTHER, region: str = "", language: str = "",
-                  slug: str | None = None) -> Client:
+                  slug: str | None = None, actor: AbstractUser | None = None) -> Client:
+    require(actor is None or Role.INSTANCE_ADMIN in roles_of(actor) or actor.is_superuser, actor=actor, client=None,
+            what="create clients")
     slug = slug or slugify(name)[:60]
     if not slug:
-        raise InvalidInput("Give the client a name with at least one letter or digit.", details={"name": name})
+        raise InvalidInput("name: give the client a name with at least one letter or digit.", details={"name": name})
     if vertical not in Vertical.values:
-        raise InvalidInput(f"Unknown vertical '{vertical}'. Choose one of: {', '.join(Vertical.values)}.")
+        raise InvalidInput(f"vertical: unknown vertical '{vertical}'. Choose one of: {', '.join(Vertical.values)}.",
+                           details={"vertical": vertical})
     if Client.objects.filter(slug=slug).exists():
         raise Conflict(f"A client with the slug '{slug}' already exists.", details={"slug": slug})
     client = Client(name=name.strip(), slug=slug, vertical=vertical, region=region, language=language)
-    client.full_clean()
+    _full_clean(client)
     client.save()
     return client
+
+
+@transaction.atomic
+def client_update(*, actor: AbstractUser | None, client: Client, changes: dict[str, Any]) -> Client:
+    """Name, vertical, region, language: instance admins only (they change every agent's specialization)."""
+    require(actor is None or Role.INSTANCE_ADMIN in roles_of(actor) or actor.is_superuser, actor=actor,
+            client=client, what="change a client's details")
+    allowed = {"name", "slug", "vertical", "region", "language"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: is not a client field.", details={unknown[0]: ["unknown field"]})
+    for field, value in changes.items():
+        setattr(client, field, value)
+    _full_clean(client)
+    client.save(update_fields=sorted(changes))
+    return client
+
+
+@transaction.atomic
+def client_assign(*, user: AbstractUser, client: Client, role: str, actor: AbstractUser | None = None,
+                  reason: str = "", ticket: str = "", _rollback_of: TuningChange | None = None) -> Client:
+    """Give an account manager or a client contact access to one client (a guardian object permission)."""
+    require(actor is None or bool(roles_of(actor) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER})
+            or actor.is_superuser, actor=actor, client=client, what="assign people to clients")
+    if role not in ROLE_OBJECT_PERMISSION:
+        raise InvalidInput(f"role: '{role}' cannot be assigned to a client; use "
+                           f"{' or '.join(ROLE_OBJECT_PERMISSION)}.", details={"role": [role]})
+    if role not in roles_of(user):
+        raise InvalidInput(f"user: {user.get_username()} does not have the role {role}.", details={"user": [user.pk]})
+    codename = ROLE_OBJECT_PERMISSION[role]
+    if user.has_perm(f"tuning.{codename}", client):
+        return client
+    assign_perm(f"tuning.{codename}", user, client)
+    _forget_permissions(user)
+    audit.record(actor=actor, tier=Tier.GOVERNANCE, entity=Entity.CLIENT_ASSIGNMENT,
+                 entity_id=f"{client.pk}:{user.pk}:{role}", action=Action.CREATE, client=client,
+                 new={"user_id": user.pk, "user": user.get_username(), "role": role}, reason=reason, ticket=ticket,
+                 rollback_of=_rollback_of)
+    return client
+
+
+@transaction.atomic
+def client_unassign(*, user: AbstractUser, client: Client, role: str, actor: AbstractUser | None = None,
+                    reason: str = "", ticket: str = "", _rollback_of: TuningChange | None = None) -> Client:
+    require(actor is None or bool(roles_of(actor) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER})
+            or actor.is_superuser, actor=actor, client=client, what="assign people to clients")
+    if role not in ROLE_OBJECT_PERMISSION:
+        raise InvalidInput(f"role: '{role}' cannot be assigned to a client.", details={"role": [role]})
+    remove_perm(f"tuning.{ROLE_OBJECT_PERMISSION[role]}", user, client)
+    _forget_permissions(user)
+    audit.record(actor=actor, tier=Tier.GOVERNANCE, entity=Entity.CLIENT_ASSIGNMENT,
+                 entity_id=f"{client.pk}:{user.pk}:{role}", action=Action.DELETE, client=client,
+                 old={"user_id": user.pk, "user": user.get_username(), "role": role}, reason=reason, ticket=ticket,
+                 rollback_of=_rollback_of)
+    return client
+
+
+def _forget_permissions(user: AbstractUser) -> None:
+    for attr in ("_spokestack_checker", "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(attr, None)
+
+
+# --- tier 2 -----------------------------------------------------------------------------
+
+
+def instance_tuning_validate(*, agent_type: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """The cleaned changes, or InvalidInput naming the field (unknown agent type, a relaxed bound, …)."""
+    cleaned = clean_changes(changes, INSTANCE_FIELDS)
+    if agent_type:
+        check_instance_bounds(cleaned, [platform_tier_for(agent_type)])
+    elif set(cleaned) & BOUNDED_FIELDS:
+        catalog = get_platform_catalog()
+        check_instance_bounds(cleaned, [catalog.platform_tier(t) for t in sorted(catalog.agent_types())])
+    return cleaned
+
+
+def _all_client_ids() -> list[int]:
+    return list(Client.objects.order_by("pk").values_list("pk", flat=True))
+
+
+@transaction.atomic
+def instance_tuning_update(*, actor: AbstractUser | None, changes: dict[str, Any], agent_type: str = "",
+                           reason: str = "", ticket: str = "",
+                           _rollback_of: TuningChange | None = None) -> InstanceTuning:
+    """Change tier-2 fields of the instance-wide row (agent_type "") or of one agent type's row.
+
+    A missing row is created; every changed field gets its own audit entry, whose old value for a
+    new row is the field's "inherit" value, so a rollback returns exactly to inheriting.
+    """
+    require(can_write_tier2(actor), actor=actor, client=None, what="change the instance's tuning")
+    cleaned = instance_tuning_validate(agent_type=agent_type, changes=changes)
+    wide = InstanceTuning.objects.select_for_update().filter(agent_type="").first()
+    if wide is None:
+        wide = InstanceTuning.objects.create(agent_type="")
+    if agent_type:
+        row = InstanceTuning.objects.select_for_update().filter(agent_type=agent_type).first()
+        if row is None:
+            row = InstanceTuning.objects.create(agent_type=agent_type, parent=wide)
+    else:
+        row = wide
+    changed = [field for field, value in cleaned.items() if getattr(row, field) != value]
+    if not changed:
+        return row
+    olds = {field: getattr(row, field) for field in changed}
+    for field in changed:
+        setattr(row, field, cleaned[field])
+    _full_clean(row, exclude=["parent"])
+    row.save(update_fields=[*changed, "updated_at"])
+    affected = _all_client_ids()
+    for field in changed:
+        audit.record(actor=actor, tier=Tier.INSTANCE, entity=Entity.INSTANCE_TUNING, entity_id=row.pk,
+                     action=Action.UPDATE, field=field, old=olds[field], new=cleaned[field], agent_type=agent_type,
+                     reason=reason, ticket=ticket, affected_clients=affected, rollback_of=_rollback_of)
+    return row
+
+
+# --- tier 3 -----------------------------------------------------------------------------
+
+
+def client_tuning_validate(*, agent_type: str, changes: dict[str, Any]) -> dict[str, Any]:
+    cleaned = clean_changes(changes, CLIENT_FIELDS)
+    if agent_type:
+        platform_tier_for(agent_type)
+    return cleaned
+
+
+@transaction.atomic
+def client_tuning_update(*, actor: AbstractUser | None, client: Client, changes: dict[str, Any],
+                         agent_type: str = "", reason: str = "", ticket: str = "",
+                         _rollback_of: TuningChange | None = None) -> ClientTuning:
+    """Change tier-3 fields of a client's client-wide row or of one agent type's row."""
+    fields = list(changes) if isinstance(changes, dict) else None
+    require(can_write_tier3(actor, client, fields), actor=actor, client=client, what="change this client's tuning")
+    cleaned = client_tuning_validate(agent_type=agent_type, changes=changes)
+    row = ClientTuning.objects.select_for_update().filter(client=client, agent_type=agent_type).first()
+    if row is None:
+        row = ClientTuning.objects.create(client=client, agent_type=agent_type)
+    changed = [field for field, value in cleaned.items() if getattr(row, field) != value]
+    if not changed:
+        return row
+    olds = {field: getattr(row, field) for field in changed}
+    for field in changed:
+        setattr(row, field, cleaned[field])
+    _full_clean(row, exclude=["client"])
+    row.save(update_fields=[*changed, "updated_at"])
+    for field in changed:
+        audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.CLIENT_TUNING, entity_id=row.pk,
+                     action=Action.UPDATE, field=field, old=olds[field], new=cleaned[field], client=client,
+                     agent_type=agent_type, reason=reason, ticket=ticket, rollback_of=_rollback_of)
+    return row
+
+
+def rule_snapshot(rule: ContentRule) -> dict[str, Any]:
+    return {"kind": rule.kind, "text": rule.text, "active": rule.active, "agent_type": rule.agent_type,
+            "source": rule.source, "source_reference": rule.source_reference, "created_by": rule.created_by_id}
+
+
+def example_snapshot(example: ApprovedExample) -> dict[str, Any]:
+    return {"kind": example.kind, "text": example.text, "context": example.context,
+            "agent_type": example.agent_type, "created_by": example.created_by_id}
+
+
+def content_rule_validate(data: Any, *, where: str = "") -> dict[str, Any]:
+    """One rule as given by a person or the feedback loop -> the fields of a ContentRule."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where or 'rule'}: must be an object with kind and text.",
+                           details={where or "rule": ["must be an object"]})
+    allowed = {"kind", "text", "active", "agent_type", "source", "source_reference"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InvalidInput(f"{where}{unknown[0]}: is not a rule field; use {', '.join(sorted(allowed))}.",
+                           details={f"{where}{unknown[0]}": ["unknown field"]})
+    kind, text = data.get("kind"), data.get("text")
+    if kind not in RuleKind.values:
+        raise InvalidInput(f"{where}kind: must be one of {', '.join(RuleKind.values)}, not {kind!r}.",
+                           details={f"{where}kind": [f"invalid: {kind!r}"]})
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput(f"{where}text: write the rule as a non-empty text.", details={f"{where}text": ["required"]})
+    if len(text) > MAX_RULE_TEXT:
+        raise InvalidInput(f"{where}text: is {len(text):,} characters long; the limit is {MAX_RULE_TEXT:,}.",
+                           details={f"{where}text": ["too long"]})
+    source = data.get("source", RuleSource.MANUAL)
+    if source not in RuleSource.values:
+        raise InvalidInput(f"{where}source: must be one of {', '.join(RuleSource.values)}.",
+                           details={f"{where}source": [str(source)]})
+    reference = data.get("source_reference")
+    if reference is not None and not isinstance(reference, str | int):
+        raise InvalidInput(f"{where}source_reference: must be an id.", details={f"{where}source_reference": ["id"]})
+    active = data.get("active", True)
+    if not isinstance(active, bool):
+        raise InvalidInput(f"{where}active: must be true or false.", details={f"{where}active": ["bool"]})
+    agent_type = data.get("agent_type") or ""
+    if not isinstance(agent_type, str):
+        raise InvalidInput(f"{where}agent_type: must be a text.", details={f"{where}agent_type": ["text"]})
+    if agent_type:
+        try:
+            platform_tier_for(agent_type)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}{exc.message}", details={f"{where}agent_type": [agent_type]}) from exc
+    return {"kind": kind, "text": text.strip(), "active": active, "agent_type": agent_type, "source": source,
+            "source_reference": str(reference) if reference is not None else None}
+
+
+@transaction.atomic
+def client_rules_add(*, actor: AbstractUser | None, client: Client, rules: list[dict[str, Any]], reason: str = "",
+                     ticket: str = "") -> list[ContentRule]:
+    """Add several rules at once: every one is valid, or none is added."""
+    require(can_write_tier3(actor, client), actor=actor, client=client, what="change this client's rules")
+    if not isinstance(rules, list) or not rules:
+        raise InvalidInput("rules: send a non-empty list of rules.", details={"rules": ["non-empty list"]})
+    cleaned = [content_rule_validate(rule, where=f"rules[{i}].") for i, rule in enumerate(rules)]
+    return [_rule_create(actor=actor, client=client, fields=f, reason=reason, ticket=ticket) for f in cleaned]
+
+
+@transaction.atomic
+def client_rule_add(*, actor: AbstractUser | None, client: Client, kind: str, text: str, agent_type: str = "",
+                    active: bool = True, source: str = RuleSource.MANUAL, source_reference: str | int | None = None,
+                    reason: str = "", ticket: str = "") -> ContentRule:
+    require(can_write_tier3(actor, client), actor=actor, client=client, what="change this client's rules")
+    fields = content_rule_validate({"kind": kind, "text": text, "agent_type": agent_type, "active": active,
+                                    "source": source, "source_reference": source_reference})
+    return _rule_create(actor=actor, client=client, fields=fields, reason=reason, ticket=ticket)
+
+
+def _rule_create(*, actor: AbstractUser | None, client: Client, fields: dict[str, Any], reason: str, ticket: str,
+                 pk: int | None = None, created_by_id: int | None = None,
+                 rollback_of: TuningChange | None = None) -> ContentRule:
+    rule = ContentRule(pk=pk, client=client, created_by_id=created_by_id if pk else (actor.pk if actor else None),
+                       **fields)
+    _full_clean(rule, exclude=["client", "created_by"])
+    rule.save(force_insert=True)
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.CONTENT_RULE, entity_id=rule.pk, action=Action.CREATE,
+                 new=rule_snapshot(rule), client=client, agent_type=rule.agent_type, reason=reason, ticket=ticket,
+                 rollback_of=rollback_of)
+    return rule
+
+
+@transaction.atomic
+def client_rule_update(*, actor: AbstractUser | None, rule: ContentRule, changes: dict[str, Any], reason: str = "",
+                       ticket: str = "", _rollback_of: TuningChange | None = None) -> ContentRule:
+    """Change a rule's kind, text, agent type or active flag (its source never changes)."""
+    rule = ContentRule.objects.select_for_update().select_related("client").get(pk=rule.pk)
+    require(can_write_tier3(actor, rule.client), actor=actor, client=rule.client, what="change this client's rules")
+    editable = {"kind", "text", "active", "agent_type"}
+    unknown = sorted(set(changes) - editable)
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: cannot be changed on a rule; change {', '.join(sorted(editable))}.",
+                           details={unknown[0]: ["not editable"]})
+    current = {k: v for k, v in rule_snapshot(rule).items() if k != "created_by"}
+    cleaned = content_rule_validate({**current, **changes})
+    changed = [f for f in changes if getattr(rule, f) != cleaned[f]]
+    if not changed:
+        return rule
+    olds = {f: getattr(rule, f) for f in changed}
+    for f in changed:
+        setattr(rule, f, cleaned[f])
+    _full_clean(rule, exclude=["client", "created_by"])
+    rule.save(update_fields=changed)
+    for f in changed:
+        audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.CONTENT_RULE, entity_id=rule.pk,
+                     action=Action.UPDATE, field=f, old=olds[f], new=cleaned[f], client=rule.client,
+                     agent_type=rule.agent_type, reason=reason, ticket=ticket, rollback_of=_rollback_of)
+    return rule
+
+
+@transaction.atomic
+def client_rule_remove(*, actor: AbstractUser | None, rule: ContentRule, reason: str = "", ticket: str = "",
+                       _rollback_of: TuningChange | None = None) -> None:
+    client = rule.client
+    require(can_write_tier3(actor, client), actor=actor, client=client, what="change this client's rules")
+    snapshot = rule_snapshot(rule)
+    rule_id = rule.pk
+    if ContentRule.objects.filter(pk=rule_id).delete()[0] == 0:
+        raise NotFound("No such rule.", details={"rule_id": rule_id})
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.CONTENT_RULE, entity_id=rule_id, action=Action.DELETE,
+                 old=snapshot, client=client, agent_type=snapshot["agent_type"], reason=reason, ticket=ticket,
+                 rollback_of=_rollback_of)
+
+
+def approved_example_validate(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput("example: must be an object with kind and text.", details={"example": ["object"]})
+    allowed = {"kind", "text", "context", "agent_type"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: is not an example field; use {', '.join(sorted(allowed))}.",
+                           details={unknown[0]: ["unknown field"]})
+    for field in ("kind", "text"):
+        if not isinstance(data.get(field), str) or not data[field].strip():
+            raise InvalidInput(f"{field}: is required.", details={field: ["required"]})
+    for field in ("context", "agent_type"):
+        if not isinstance(data.get(field, ""), str):
+            raise InvalidInput(f"{field}: must be a text.", details={field: ["text"]})
+    if data.get("agent_type"):
+        platform_tier_for(data["agent_type"])
+    return {"kind": data["kind"].strip(), "text": data["text"].strip(), "context": data.get("context", "").strip(),
+            "agent_type": data.get("agent_type", "")}
+
+
+@transaction.atomic
+def client_example_add(*, actor: AbstractUser | None, client: Client, kind: str, text: str, context: str = "",
+                       agent_type: str = "", reason: str = "", ticket: str = "") -> ApprovedExample:
+    require(can_write_examples(actor, client), actor=actor, client=client, what="add examples for this client")
+    fields = approved_example_validate({"kind": kind, "text": text, "context": context, "agent_type": agent_type})
+    return _example_create(actor=actor, client=client, fields=fields, reason=reason, ticket=ticket)
+
+
+def _example_create(*, actor: AbstractUser | None, client: Client, fields: dict[str, Any], reason: str, ticket: str,
+                    pk: int | None = None, created_by_id: int | None = None,
+                    rollback_of: TuningChange | None = None) -> ApprovedExample:
+    example = ApprovedExample(pk=pk, client=client,
+                              created_by_id=created_by_id if pk else (actor.pk if actor else None), **fields)
+    _full_clean(example, exclude=["client", "created_by"])
+    example.save(force_insert=True)
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.APPROVED_EXAMPLE, entity_id=example.pk,
+                 action=Action.CREATE, new=example_snapshot(example), client=client, agent_type=example.agent_type,
+                 reason=reason, ticket=ticket, rollback_of=rollback_of)
+    return example
+
+
+@transaction.atomic
+def client_example_remove(*, actor: AbstractUser | None, example: ApprovedExample, reason: str = "",
+                          ticket: str = "", _rollback_of: TuningChange | None = None) -> None:
+    client = example.client
+    require(can_write_examples(actor, client), actor=actor, client=client, what="remove examples for this client")
+    snapshot = example_snapshot(example)
+    example_id = example.pk
+    if ApprovedExample.objects.filter(pk=example_id).delete()[0] == 0:
+        raise NotFound("No such example.", details={"example_id": example_id})
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.APPROVED_EXAMPLE, entity_id=example_id,
+                 action=Action.DELETE, old=snapshot, client=client, agent_type=snapshot["agent_type"], reason=reason,
+                 ticket=ticket, rollback_of=_rollback_of)
+
+
+# --- rollback ---------------------------------------------------------------------------
+
+
+def _conflict(change: TuningChange, current: Any) -> Conflict:
+    what = f"{change.get_entity_display().lower()} {change.entity_id}" + (f" field {change.field}" if change.field else "")
+    return Conflict(
+        f"The {what} changed again after entry #{change.pk}, so it cannot be rolled back blindly: it is now "
+        f"{current!r}, the entry set it to {change.new_value!r}. Change it directly instead.",
+        details={"audit_id": change.pk, "field": change.field, "current": current, "expected": change.new_value,
+                 "restore": change.old_value},
+    )
+
+
+@transaction.atomic
+def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason: str = "",
+                    ticket: str = "") -> TuningChange:
+    """Restore the value an entry replaced, through the service that made it (so the same
+    permission checks apply), and return the new entry. Refused with Conflict (409) when the
+    object changed again since the entry."""
+    why = reason or f"Rollback of #{change.pk}"
+    common = {"actor": actor, "reason": why, "ticket": ticket}
+    entity, action = change.entity, change.action
+
+    if entity in (Entity.INSTANCE_TUNING, Entity.CLIENT_TUNING):
+        model = InstanceTuning if entity == Entity.INSTANCE_TUNING else ClientTuning
+        row = model.objects.select_for_update().filter(pk=int(change.entity_id)).first()
+        if row is None:
+            raise _conflict(change, None)
+        current = getattr(row, change.field)
+        if current != change.new_value:
+            raise _conflict(change, current)
+        if entity == Entity.INSTANCE_TUNING:
+            instance_tuning_update(changes={change.field: change.old_value}, agent_type=row.agent_type,
+                                   _rollback_of=change, **common)
+        else:
+            client_tuning_update(client=row.client, changes={change.field: change.old_value},
+                                 agent_type=row.agent_type, _rollback_of=change, **common)
+    elif entity in (Entity.CONTENT_RULE, Entity.APPROVED_EXAMPLE):
+        is_rule = entity == Entity.CONTENT_RULE
+        model = ContentRule if is_rule else ApprovedExample
+        snapshot = rule_snapshot if is_rule else example_snapshot
+        obj = model.objects.select_for_update().select_related("client").filter(pk=int(change.entity_id)).first()
+        if action == Action.CREATE:
+            if obj is None or snapshot(obj) != change.new_value:
+                raise _conflict(change, snapshot(obj) if obj else None)
+            remove = client_rule_remove if is_rule else client_example_remove
+            remove(**{"rule" if is_rule else "example": obj}, _rollback_of=change, **common)
+        elif action == Action.DELETE:
+            if obj is not None:
+                raise _conflict(change, snapshot(obj))
+            client = Client.objects.filter(pk=change.client_id).first()
+            if client is None:
+                raise _conflict(change, "the client was deleted")
+            old = dict(change.old_value)
+            created_by = old.pop("created_by", None)
+            if is_rule:
+                require(can_write_tier3(actor, client), actor=actor, client=client, what="change this client's rules")
+                _rule_create(client=client, fields=content_rule_validate(old), pk=int(change.entity_id),
+                             created_by_id=created_by, rollback_of=change, **common)
+            else:
+                require(can_write_examples(actor, client), actor=actor, client=client, what="add examples")
+                _example_create(client=client, fields=approved_example_validate(old), pk=int(change.entity_id),
+                                created_by_id=created_by, rollback_of=change, **common)
+        else:  # a field of a rule
+            if obj is None:
+                raise _conflict(change, None)
+            current = getattr(obj, change.field)
+            if current != change.new_value:
+                raise _conflict(change, current)
+            client_rule_update(rule=obj, changes={change.field: change.old_value}, _rollback_of=change, **common)
+    elif entity == Entity.CLIENT_ASSIGNMENT:
+        value = change.new_value if action == Action.CREATE else change.old_value
+        user = get_user_model().objects.filter(pk=value["user_id"]).first()
+        client = Client.objects.filter(pk=change.client_id).first()
+        if user is None or client is None:
+            raise _conflict(change, "the user or the client was deleted")
+        holds = user.has_perm(f"tuning.{ROLE_OBJECT_PERMISSION[value['role']]}", client)
+        if holds != (action == Action.CREATE):
+            raise _conflict(change, {"assigned": holds})
+        if action == Action.CREATE:
+            client_unassign(user=user, client=client, role=value["role"], _rollback_of=change, **common)
+        else:
+            client_assign(user=user, client=client, role=value["role"], _rollback_of=change, **common)
+    else:
+        raise InvalidInput(f"Entries of kind {entity} cannot be rolled back.")
+    return TuningChange.objects.filter(rollback_of=change).order_by("-id").first() or change

@@ -32,14 +32,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.INSTANCE_MANAGER: [
         "auth.view_user", "accounts.view_apitoken", "accounts.add_apitoken",
         "agents.view_*", "agents.add_agentrun", "agents.change_approvalrequest",
-        "tuning.view_*", "tuning.change_clienttuning", "tuning.*_contentrule", "tuning.*_approvedexample",
+        "tuning.view_*", "tuning.add_clienttuning", "tuning.change_clienttuning", "tuning.*_contentrule",
+        "tuning.*_approvedexample",
         "skills.view_*", "versions.view_*", "feedback.*",
     ],
     Role.ACCOUNT_MANAGER: [
         "accounts.view_apitoken", "accounts.add_apitoken",
         "agents.view_*", "agents.add_agentrun", "agents.change_approvalrequest",
-        "tuning.view_client", "tuning.view_clienttuning", "tuning.change_clienttuning",
-        "tuning.*_contentrule", "tuning.*_approvedexample", "feedback.*",
+        "tuning.view_client", "tuning.view_clienttuning", "tuning.add_clienttuning", "tuning.change_clienttuning",
+        "tuning.*_contentrule", "tuning.*_approvedexample", "tuning.view_tuningchange", "feedback.*",
     ],
     Role.CLIENT_CONTACT: [
         "agents.view_agentrun", "tuning.view_client", "tuning.view_approvedexample", "tuning.add_approvedexample",

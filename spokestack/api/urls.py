@@ -9,4 +9,5 @@ urlpatterns = [
     path("health/ready", ReadinessView.as_view(), name="health-ready"),
     path("", include("spokestack.accounts.api.urls")),
     path("", include("agents.api.urls")),
+    path("", include("tuning.api.urls")),
 ]

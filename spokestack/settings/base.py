@@ -223,6 +223,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- Tuning -----------------------------------------------------------------------------
+# Dotted path of a platform catalog used when no app registered one (tuning.assembly).
+TUNING_PLATFORM_CATALOG = env("TUNING_PLATFORM_CATALOG", "")
+
 # --- Model ------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
 

@@ -93,7 +93,11 @@ def test_migrate_skips_up_to_date_schemas_and_migrates_stale_ones(live_instance,
         cursor.execute(f'DELETE FROM "{schema}".django_migrations WHERE app = %s', ["tuning"])
     assert stale_schemas([schema, "tenant_a"]) == [schema]
     with connection.cursor() as cursor:
-        cursor.execute(f'DROP TABLE "{schema}".tuning_client')
+        # Drop every table of the app, so its migrations can run again from the start.
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE 'tuning\\_%%'",
+                       [schema])
+        tables = ", ".join(f'"{schema}"."{name}"' for (name,) in cursor.fetchall())
+        cursor.execute(f"DROP TABLE {tables} CASCADE")
     out = io.StringIO()
     call_command("migrate_schemas", "--tenant", stdout=out)
     connection.set_schema_to_public()

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("tuning", views.InstanceTuningView.as_view(), name="tuning"),
+    path("tuning/audit", views.AuditListView.as_view(), name="tuning-audit"),
+    path("tuning/rollback/<int:audit_id>", views.RollbackView.as_view(), name="tuning-rollback"),
+    path("agents/<str:agent_type>/tuning", views.AgentTuningView.as_view(), name="agent-tuning"),
+    path("agents/<str:agent_type>/prompt-preview", views.PromptPreviewView.as_view(), name="prompt-preview"),
+    path("clients", views.ClientListView.as_view(), name="clients"),
+    path("clients/<int:client_id>", views.ClientDetailView.as_view(), name="client-detail"),
+    path("clients/<int:client_id>/tuning", views.ClientTuningView.as_view(), name="client-tuning"),
+    path("clients/<int:client_id>/tuning/audit", views.ClientAuditView.as_view(), name="client-tuning-audit"),
+    path("clients/<int:client_id>/rules", views.ClientRulesView.as_view(), name="client-rules"),
+    path("clients/<int:client_id>/rules/<int:rule_id>", views.ClientRuleDetailView.as_view(), name="client-rule"),
+    path("clients/<int:client_id>/examples", views.ClientExamplesView.as_view(), name="client-examples"),
+    path("clients/<int:client_id>/examples/<int:example_id>", views.ClientExampleDetailView.as_view(),
+         name="client-example"),
+]

@@ -1,0 +1,264 @@
+"""The tuning API on the instance host. Thin views: read the request, call one selector or
+service, serialize. Permissions are checked by the services and the scoped selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from spokestack.api.pagination import Pagination
+from spokestack.errors import NotAllowed, NotFound
+
+from .. import selectors, services
+from ..assembly import assemble_prompt, platform_tier_for
+from ..governance import can_read_tier2, can_write_tier3, roles_of
+from ..models import ApprovedExample, ContentRule
+from ..precedence import CLIENT_FIELDS, EMPTY, INSTANCE_FIELDS, effective_instance
+from .serializers import (
+    ApprovedExampleSerializer,
+    ClientSerializer,
+    ClientTuningSerializer,
+    ContentRuleCreateSerializer,
+    ContentRuleSerializer,
+    InstanceTuningSerializer,
+    PromptPreviewSerializer,
+    RollbackSerializer,
+    TuningChangeSerializer,
+)
+
+AUDIT_KEYS = ("reason", "ticket")
+
+
+class TuningView(APIView):
+    """Fails closed: a user of this instance without a role gets nothing from these endpoints."""
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if not roles_of(request.user) and not request.user.is_superuser:
+            raise NotAllowed("Your account has no role in this instance.")
+
+    def body(self) -> dict[str, Any]:
+        if not isinstance(self.request.data, dict):
+            raise ParseError("send a JSON object")
+        return dict(self.request.data)
+
+    @staticmethod
+    def split(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        audit = {key: str(data.pop(key) or "") for key in AUDIT_KEYS if key in data}
+        return data, audit
+
+    def client(self, client_id: int):
+        return selectors.client_get(actor=self.request.user, client_id=client_id)
+
+
+def _instance_payload(row, agent_type: str) -> dict[str, Any]:
+    if row is None:
+        return {"agent_type": agent_type, **{f: EMPTY[k] for f, k in INSTANCE_FIELDS.items()}, "updated_at": None}
+    return InstanceTuningSerializer(row).data
+
+
+class InstanceTuningView(TuningView):
+    @extend_schema(responses=InstanceTuningSerializer, summary="The instance-wide tuning (tier 2).")
+    def get(self, request):
+        return Response(_instance_payload(selectors.instance_tuning_get(actor=request.user), ""))
+
+    @extend_schema(request=InstanceTuningSerializer, responses=InstanceTuningSerializer,
+                   summary="Change instance-wide tuning fields; only the fields sent change.")
+    def put(self, request):
+        changes, audit = self.split(self.body())
+        row = services.instance_tuning_update(actor=request.user, changes=changes, **audit)
+        return Response(InstanceTuningSerializer(row).data)
+
+
+class AgentTuningView(TuningView):
+    @extend_schema(responses=InstanceTuningSerializer,
+                   summary="One agent type's tier-2 overrides, and the effective values with the platform's bounds.")
+    def get(self, request, agent_type: str):
+        platform = platform_tier_for(agent_type)
+        row = selectors.instance_tuning_get(actor=request.user, agent_type=agent_type)
+        effective = effective_instance(selectors.instance_tuning_rows(agent_type=agent_type), platform)
+        bounds = {"max_temperature": platform.max_temperature, "max_tokens_limit": platform.max_tokens_limit,
+                  "content_filters": list(platform.content_filters),
+                  "confirmation_patterns": list(platform.confirmation_patterns)}
+        return Response({**_instance_payload(row, agent_type), "effective": effective, "platform": bounds})
+
+    @extend_schema(request=InstanceTuningSerializer, responses=InstanceTuningSerializer,
+                   summary="Change one agent type's tier-2 overrides.")
+    def put(self, request, agent_type: str):
+        changes, audit = self.split(self.body())
+        row = services.instance_tuning_update(actor=request.user, agent_type=agent_type, changes=changes, **audit)
+        return Response(InstanceTuningSerializer(row).data)
+
+
+class ClientListView(TuningView):
+    @extend_schema(responses=ClientSerializer(many=True), summary="The clients you may see.")
+    def get(self, request):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.clients_visible_to(actor=request.user), request, view=self)
+        return paginator.get_paginated_response(ClientSerializer(page, many=True).data)
+
+
+class ClientDetailView(TuningView):
+    @extend_schema(responses=ClientSerializer, summary="One client.")
+    def get(self, request, client_id: int):
+        return Response(ClientSerializer(self.client(client_id)).data)
+
+
+AGENT_TYPE_PARAM = OpenApiParameter("agent_type", str, description="An agent type's own row; omit for client-wide.")
+
+
+class ClientTuningView(TuningView):
+    @extend_schema(parameters=[AGENT_TYPE_PARAM], responses=ClientTuningSerializer, summary="A client's tier-3 tuning.")
+    def get(self, request, client_id: int):
+        client = self.client(client_id)
+        agent_type = request.query_params.get("agent_type", "")
+        if agent_type:
+            platform_tier_for(agent_type)
+        row = selectors.client_tuning_get(client=client, agent_type=agent_type)
+        if row is None:
+            return Response({"client": client.pk, "agent_type": agent_type,
+                             **{f: EMPTY[k] for f, k in CLIENT_FIELDS.items()}, "updated_at": None})
+        return Response(ClientTuningSerializer(row).data)
+
+    @extend_schema(parameters=[AGENT_TYPE_PARAM], request=ClientTuningSerializer, responses=ClientTuningSerializer,
+                   summary="Change a client's tier-3 fields; only the fields sent change.")
+    def put(self, request, client_id: int):
+        client = self.client(client_id)
+        changes, audit = self.split(self.body())
+        row = services.client_tuning_update(actor=request.user, client=client, changes=changes,
+                                            agent_type=request.query_params.get("agent_type", ""), **audit)
+        return Response(ClientTuningSerializer(row).data)
+
+
+class ClientRulesView(TuningView):
+    @extend_schema(responses=ContentRuleSerializer(many=True), summary="A client's always / never / prefer rules.")
+    def get(self, request, client_id: int):
+        return Response(ContentRuleSerializer(selectors.client_rules(client=self.client(client_id)), many=True).data)
+
+    @extend_schema(request=ContentRuleCreateSerializer, responses={201: ContentRuleSerializer(many=True)},
+                   summary="Add a rule, or several with {\"rules\": [...]} (all or none).")
+    def post(self, request, client_id: int):
+        client = self.client(client_id)
+        data, audit = self.split(self.body())
+        if "rules" in data:
+            added = services.client_rules_add(actor=request.user, client=client, rules=data.pop("rules"), **audit)
+            return Response(ContentRuleSerializer(added, many=True).data, status=status.HTTP_201_CREATED)
+        rule = services.client_rule_add(actor=request.user, client=client, **services.content_rule_validate(data),
+                                        **audit)
+        return Response(ContentRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class ClientRuleDetailView(TuningView):
+    def rule(self, client_id: int, rule_id: int) -> ContentRule:
+        rule = ContentRule.objects.filter(client=self.client(client_id), pk=rule_id).select_related("client").first()
+        if rule is None:
+            raise NotFound("No such rule for this client.", details={"rule_id": rule_id})
+        return rule
+
+    @extend_schema(request=ContentRuleSerializer, responses=ContentRuleSerializer,
+                   summary="Change a rule's text, kind, agent type or active flag.")
+    def patch(self, request, client_id: int, rule_id: int):
+        changes, audit = self.split(self.body())
+        rule = services.client_rule_update(actor=request.user, rule=self.rule(client_id, rule_id), changes=changes,
+                                           **audit)
+        return Response(ContentRuleSerializer(rule).data)
+
+    @extend_schema(responses={204: None}, summary="Remove a rule.")
+    def delete(self, request, client_id: int, rule_id: int):
+        services.client_rule_remove(actor=request.user, rule=self.rule(client_id, rule_id),
+                                    reason=request.query_params.get("reason", ""))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ClientExamplesView(TuningView):
+    @extend_schema(responses=ApprovedExampleSerializer(many=True), summary="A client's approved examples.")
+    def get(self, request, client_id: int):
+        examples = selectors.client_examples(client=self.client(client_id))
+        return Response(ApprovedExampleSerializer(examples, many=True).data)
+
+    @extend_schema(request=ApprovedExampleSerializer, responses={201: ApprovedExampleSerializer},
+                   summary="Add an approved example.")
+    def post(self, request, client_id: int):
+        client = self.client(client_id)
+        data, audit = self.split(self.body())
+        fields = services.approved_example_validate(data)
+        example = services.client_example_add(actor=request.user, client=client, **fields, **audit)
+        return Response(ApprovedExampleSerializer(example).data, status=status.HTTP_201_CREATED)
+
+
+class ClientExampleDetailView(TuningView):
+    @extend_schema(responses={204: None}, summary="Remove an approved example.")
+    def delete(self, request, client_id: int, example_id: int):
+        example = ApprovedExample.objects.filter(client=self.client(client_id), pk=example_id).first()
+        if example is None:
+            raise NotFound("No such example for this client.", details={"example_id": example_id})
+        services.client_example_remove(actor=request.user, example=example,
+                                       reason=request.query_params.get("reason", ""))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuditListView(TuningView):
+    @extend_schema(responses=TuningChangeSerializer(many=True),
+                   summary="The tuning audit log (admins and managers: all; others: their clients').")
+    def get(self, request):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.tuning_changes_visible_to(actor=request.user), request, view=self)
+        return paginator.get_paginated_response(TuningChangeSerializer(page, many=True).data)
+
+
+class ClientAuditView(TuningView):
+    @extend_schema(responses=TuningChangeSerializer(many=True), summary="The audit log of one client.")
+    def get(self, request, client_id: int):
+        client = self.client(client_id)
+        paginator = Pagination()
+        changes = selectors.tuning_changes_visible_to(actor=request.user, client=client)
+        page = paginator.paginate_queryset(changes, request, view=self)
+        return paginator.get_paginated_response(TuningChangeSerializer(page, many=True).data)
+
+
+class RollbackView(TuningView):
+    @extend_schema(request=RollbackSerializer, responses={201: TuningChangeSerializer},
+                   summary="Restore what an audit entry replaced; 409 with both values if it changed since.")
+    def post(self, request, audit_id: int):
+        change = selectors.tuning_change_get(actor=request.user, change_id=audit_id)
+        _, audit = self.split(self.body() if request.data else {})
+        entry = services.tuning_rollback(actor=request.user, change=change, **audit)
+        return Response(TuningChangeSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+def preview_payload(prompt) -> dict[str, Any]:
+    return {
+        "agent_type": prompt.agent_type, "version": prompt.version, "client_id": prompt.client_id,
+        "specialization": prompt.specialization,
+        "sections": [{"tier": s.tier, "field": s.field, "text": s.text} for s in prompt.sections],
+        "system": prompt.system, "tools": prompt.tools, "temperature": prompt.temperature,
+        "max_tokens": prompt.max_tokens, "require_approval": list(prompt.require_approval),
+        "disabled_tools": list(prompt.disabled_tools), "rules": [r.as_dict() for r in prompt.rules],
+        "token_estimate": prompt.token_estimate,
+    }
+
+
+class PromptPreviewView(TuningView):
+    @extend_schema(
+        parameters=[OpenApiParameter("client_id", int), OpenApiParameter("vertical", str),
+                    OpenApiParameter("region", str), OpenApiParameter("language", str)],
+        responses=PromptPreviewSerializer,
+        summary="The prompt an agent would get now, each section labelled by tier and field.",
+    )
+    def get(self, request, agent_type: str):
+        platform = platform_tier_for(agent_type)
+        client_id = request.query_params.get("client_id")
+        client = self.client(client_id) if client_id else None
+        # Tier 2 shows in every preview: readers of tier 2, and account managers for their clients.
+        if not can_read_tier2(request.user) and not (client is not None and can_write_tier3(request.user, client)):
+            raise NotAllowed("Your role does not allow you to preview prompts"
+                             + ("." if client is not None else "; pick one of your clients with client_id."))
+        spec = {key: request.query_params[key] for key in ("vertical", "region", "language")
+                if request.query_params.get(key)}
+        prompt = assemble_prompt(platform=platform, client=client, specialization=spec or None)
+        return Response(preview_payload(prompt))

@@ -1,0 +1,98 @@
+"""Reads for clients and tuning, scoped to what the actor may see. Every scoped read fails
+closed: an actor with no role sees nothing."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import connection
+from django.db.models import Q, QuerySet
+from guardian.shortcuts import get_objects_for_user
+
+from spokestack.accounts.roles import Role
+from spokestack.errors import NotAllowed, NotFound
+
+from .governance import CONTACT, MANAGE, can_read_tier2, roles_of, sees_every_client
+from .models import ApprovedExample, Client, ClientTuning, ContentRule, InstanceTuning, TuningChange
+
+
+def clients_visible_to(*, actor: AbstractUser | None) -> QuerySet[Client]:
+    """Every client for admins and managers; the assigned ones for account managers and contacts."""
+    if sees_every_client(actor):
+        return Client.objects.all()
+    roles = roles_of(actor)
+    codenames = [perm for role, perm in ((Role.ACCOUNT_MANAGER, MANAGE), (Role.CLIENT_CONTACT, CONTACT))
+                 if role in roles]
+    if not codenames:
+        return Client.objects.none()
+    return get_objects_for_user(actor, [f"tuning.{c}" for c in codenames], klass=Client, any_perm=True,
+                                accept_global_perms=False, with_superuser=False)
+
+
+def client_get(*, actor: AbstractUser | None, client_id: int | str) -> Client:
+    try:
+        return clients_visible_to(actor=actor).get(pk=int(client_id))
+    except (Client.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such client.", details={"client_id": client_id}) from None
+
+
+def tuning_version() -> tuple[int, int | None]:
+    """The id of the newest audit entry, and this transaction's id if it has written anything.
+
+    Every tuning write goes through a service that records an entry, so the id changes exactly
+    when some tuning may have changed (the assembler's cache key). A transaction that wrote
+    sees its own uncommitted state: its id keeps what it assembles private to it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0), txid_current_if_assigned() FROM tuning_tuningchange")
+        newest, transaction_id = cursor.fetchone()
+        return newest, transaction_id
+
+
+def instance_tuning_rows(*, agent_type: str) -> list[InstanceTuning]:
+    """The instance-wide row and the agent type's row (unscoped: the assembler's read)."""
+    return list(InstanceTuning.objects.filter(agent_type__in=["", agent_type]))
+
+
+def instance_tuning_get(*, actor: AbstractUser | None, agent_type: str = "") -> InstanceTuning | None:
+    if not can_read_tier2(actor):
+        raise NotAllowed("Your role does not allow you to read the instance's tuning.")
+    return InstanceTuning.objects.filter(agent_type=agent_type).first()
+
+
+def client_tier3_rows(*, client: Client, agent_type: str) -> tuple[list[ClientTuning], list[ContentRule],
+                                                                  list[ApprovedExample]]:
+    """Tier 3 for one agent type, in a stable order (unscoped: the assembler's read)."""
+    for_agent = Q(agent_type="") | Q(agent_type=agent_type)
+    rows = list(ClientTuning.objects.filter(for_agent, client=client))
+    rules = list(ContentRule.objects.filter(for_agent, client=client, active=True).order_by("kind", "id"))
+    examples = list(ApprovedExample.objects.filter(for_agent, client=client).order_by("id"))
+    return rows, rules, examples
+
+
+def client_tuning_get(*, client: Client, agent_type: str = "") -> ClientTuning | None:
+    return ClientTuning.objects.filter(client=client, agent_type=agent_type).first()
+
+
+def client_rules(*, client: Client) -> QuerySet[ContentRule]:
+    return ContentRule.objects.filter(client=client).select_related("created_by").order_by("kind", "id")
+
+
+def client_examples(*, client: Client) -> QuerySet[ApprovedExample]:
+    return ApprovedExample.objects.filter(client=client).select_related("created_by").order_by("id")
+
+
+def tuning_changes_visible_to(*, actor: AbstractUser | None, client: Client | None = None) -> QuerySet[TuningChange]:
+    """Admins and managers read the whole log; others only the entries of their clients."""
+    changes = TuningChange.objects.select_related("actor", "client")
+    if client is not None:
+        changes = changes.filter(client=client)
+    if sees_every_client(actor):
+        return changes
+    return changes.filter(client__in=clients_visible_to(actor=actor))
+
+
+def tuning_change_get(*, actor: AbstractUser | None, change_id: int | str) -> TuningChange:
+    try:
+        return tuning_changes_visible_to(actor=actor).get(pk=int(change_id))
+    except (TuningChange.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such audit entry.", details={"audit_id": change_id}) from None
