@@ -10,7 +10,7 @@ from django_tenants.utils import schema_context
 from spokestack.tenancy.models import Domain, Instance
 from spokestack.tenancy.services import instance_provision
 
-from .demo_data import DEMO_INSTANCES, DEMO_PASSWORD, PLATFORM_ADMIN, PLATFORM_HOST
+from .demo_data import DEMO_ERP_AGENCY, DEMO_INSTANCES, DEMO_PASSWORD, PLATFORM_ADMIN, PLATFORM_HOST
 
 
 @transaction.atomic
@@ -24,8 +24,11 @@ def _platform() -> None:
         User.objects.create_superuser(username=PLATFORM_ADMIN, email=PLATFORM_ADMIN, password=DEMO_PASSWORD)
 
 
-def seed_demo() -> list[str]:
-    """Create what is missing; return a line per thing created."""
+def seed_demo(*, erp_url: str = "") -> list[str]:
+    """Create what is missing; return a line per thing created. With `erp_url`, point every demo
+    instance at the sample ERP there (its port changes from one `make run` to the next)."""
+    from spokestack.sample_erp import DEMO_API_KEYS
+    from spokestack.tenancy.services import instance_set_erp
     from tuning.models import Client
     from tuning.services import client_create
 
@@ -42,4 +45,26 @@ def seed_demo() -> list[str]:
                 if not Client.objects.filter(name=name).exists():
                     client_create(name=name, vertical=vertical, region=region, language=language)
                     created.append(f"client {name} of {demo.name}")
+        if erp_url:
+            instance = Instance.objects.get(schema_name=demo.schema)
+            instance_set_erp(instance=instance, base_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
     return created
+
+
+def demo_credentials() -> list[dict]:
+    """A fresh API token per demo instance (older demo tokens revoked) and its demo client."""
+    from spokestack.accounts.models import ApiToken
+    from spokestack.accounts.services import api_token_create, api_token_revoke
+    from tuning.models import Client
+
+    out = []
+    for demo in DEMO_INSTANCES:
+        with schema_context(demo.schema):
+            admin = get_user_model().objects.get(username=demo.admin_email)
+            for token in ApiToken.objects.filter(user=admin, name="make run demo", revoked_at__isnull=True):
+                api_token_revoke(token=token)
+            raw = api_token_create(user=admin, name="make run demo").raw
+            client = Client.objects.get(name=demo.clients[0][0])
+            out.append({"host": demo.host, "name": demo.name, "token": raw, "client_id": client.pk,
+                        "client": client.name, "agent_type": demo.demo_agent, "task": demo.demo_task})
+    return out

@@ -19,6 +19,8 @@ class DemoInstance:
     language: str
     timezone: str
     clients: tuple[tuple[str, str, str, str], ...]  # name, vertical, region, language
+    demo_agent: str = "copy"
+    demo_task: str = ""
 
     @property
     def admin_email(self) -> str:
@@ -27,9 +29,17 @@ class DemoInstance:
 
 DEMO_INSTANCES = (
     DemoInstance("alpha", "Agency Alpha", "alpha.localhost", "enterprise", "GCC", "ar", "Asia/Dubai",
-                 (("Desert Bloom Cosmetics", "beauty", "GCC", "ar"), ("Gulf Bank", "finance", "GCC", "en"))),
+                 (("Desert Bloom Cosmetics", "beauty", "GCC", "ar"), ("Gulf Bank", "finance", "GCC", "en")),
+                 "copy", "Write three Instagram captions for Desert Bloom's Ramadan glow collection and check them "
+                 "against the brand rules before saving the best one as a draft."),
     DemoInstance("beta", "Agency Beta", "beta.localhost", "professional", "EU", "en", "Europe/London",
-                 (("Thames Outfitters", "fashion", "EU", "en"), ("Covent Kitchen", "food", "EU", "en"))),
+                 (("Thames Outfitters", "fashion", "EU", "en"), ("Covent Kitchen", "food", "EU", "en")),
+                 "brief", "Create a creative brief for Thames Outfitters' autumn outerwear launch in the UK."),
     DemoInstance("gamma", "Agency Gamma", "gamma.localhost", "professional", "US", "en", "America/New_York",
-                 (("Hudson Cloud", "technology", "US", "en"), ("Brooklyn Health", "healthcare", "US", "en"))),
+                 (("Hudson Cloud", "technology", "US", "en"), ("Brooklyn Health", "healthcare", "US", "en")),
+                 "media_buying", "Recommend a bid strategy and forecast a $50,000 budget for Hudson Cloud's Q1 "
+                 "lead-generation campaign, then save the plan."),
 )
+
+# The sample ERP's demo keys per agency (spokestack.sample_erp.DEMO_API_KEYS).
+DEMO_ERP_AGENCY = {"alpha": "alpha", "beta": "beta", "gamma": "gamma"}

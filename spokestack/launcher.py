@@ -252,25 +252,37 @@ def run(args: argparse.Namespace) -> int:
 
     _stop_on_signals()
     with services("run", reset=args.reset) as service_env:
-        env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.dev"}
+        erp_port = free_port()
+        env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.dev",
+               "EGRESS_LOOPBACK_PORTS": str(erp_port)}
         env.setdefault("SPOKESTACK_PORT", str(args.port))
+        credentials = STATE / "run" / "demo-credentials.json"
         log("migrating")
         _manage("migrate", "--noinput", env=env)
-        _manage("seed_demo", env=env)
+        _manage("seed_demo", "--erp-url", f"http://127.0.0.1:{erp_port}", "--credentials", str(credentials), env=env)
         children: list[subprocess.Popen] = []
         bindir = Path(sys.executable).parent
 
-        def spawn(*cmd: str) -> None:
-            children.append(subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True))  # noqa: S603
+        def spawn(*cmd: str, extra: dict[str, str] | None = None) -> None:
+            children.append(subprocess.Popen(cmd, env={**env, **(extra or {})}, cwd=ROOT,  # noqa: S603
+                                             start_new_session=True))
 
         try:
+            spawn(sys.executable, "-m", "spokestack.sample_erp", "--port", str(erp_port), "--quiet",
+                  "--data-dir", str(STATE / "run" / "erp"))
             spawn(str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(args.port), "spokestack.asgi:application")
-            spawn(str(bindir / "celery"), "-A", "spokestack", "worker", "--loglevel", "INFO",
-                  "--hostname", "worker@%h")
+            # Agent runs wait on the model most of the time: many of them share one process on
+            # threads, and a small connection pool keeps PostgreSQL's connection count low.
+            spawn(str(bindir / "celery"), "-A", "spokestack", "worker", "--loglevel", "INFO", "--pool", "threads",
+                  "--concurrency", env.get("SPOKESTACK_WORKER_CONCURRENCY", "64"), "--hostname", "worker@%h",
+                  extra={"DATABASE_POOL_MAX_SIZE": env.get("DATABASE_POOL_MAX_SIZE", "20")})
             spawn(str(bindir / "celery"), "-A", "spokestack", "beat", "--loglevel", "INFO",
                   "--schedule", str(STATE / "run" / "celerybeat-schedule"))
             wait_for_port(args.port, timeout=60)
+            wait_for_port(erp_port, timeout=30)
             demo_runner.announce(port=args.port, env=env)
+            demo_runner.run_demos(port=args.port, credentials=credentials)
+            log("demo runs done; the platform keeps running until Ctrl-C")
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
             failed = [c for c in children if c.poll() is not None]

@@ -226,28 +226,74 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup):
-    """A real Celery worker subprocess on the private Redis and the test database."""
-    from spokestack.celery import app
+def sample_erp():
+    """The sample ERP on loopback for the whole session: (server, base_url)."""
+    from spokestack.sample_erp import start_sample_erp
 
-    log = open(ROOT / ".spokestack" / "test" / "celery-worker.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "spokestack", "worker", "--loglevel", "INFO",
-         "--concurrency", "2", "--hostname", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
-        env=_test_env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited with {process.returncode}; see {log.name}")
-        if app.control.ping(timeout=0.5):
-            break
-    else:
-        _stop(process)
+    server, base_url = start_sample_erp(port=0, allow_reset=True)
+    yield server, base_url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_model():
+    """A local fake Messages API (tests/fakes/messages_api.py) that the worker's real SDK talks to."""
+    from .fakes.messages_api import FakeMessagesApi
+
+    api = FakeMessagesApi()
+    api.start()
+    yield api
+    api.stop()
+
+
+class WorkerProcess:
+    """A real Celery worker subprocess (threads pool, DB pool) on the private Redis and the test
+    database, with the fake Messages API as its model and the sample ERP allowed on loopback."""
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
+        self.env, self.name, self.process, self.generation = env, name, None, 0
+
+    def start(self) -> WorkerProcess:
+        from spokestack.celery import app
+
+        self.generation += 1
+        log_path = ROOT / ".spokestack" / "test" / f"celery-{self.name}-{self.generation}.log"
+        self.log = open(log_path, "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "spokestack", "worker", "--loglevel", "INFO", "--pool", "threads",
+             "--concurrency", "16", "--hostname", f"{self.name}-{self.generation}-{os.getpid()}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        hostname = f"{self.name}-{self.generation}-{os.getpid()}@{socket.gethostname()}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited with {self.process.returncode}; see {log_path}")
+            if app.control.ping(destination=[hostname], timeout=0.5):
+                return self
+        self.stop()
         raise RuntimeError("the Celery worker did not answer a ping within 60 s")
-    yield process
-    _stop(process)
-    log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies mid-task, as on an OOM kill or a lost machine."""
+        self.process.kill()
+        self.process.wait(10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.log.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, sample_erp, fake_model):
+    env = {**_test_env(), "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key", "ANTHROPIC_BASE_URL": fake_model.base_url,
+           "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": str(sample_erp[0].server_port),
+           "DATABASE_POOL_MAX_SIZE": "10", "RUN_LEASE_SECONDS": "3"}
+    worker = WorkerProcess(env, "test").start()
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The test suite: the same stack as production (PostgreSQL, Redis), faster password hashing."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, env_bool, env_list
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789abcdef0123456789")
@@ -13,6 +13,7 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 ANTHROPIC_API_KEY = ""  # tests never reach the real API: the model is faked at the SDK transport
 # Tests get the loopback allowance per test (the `egress_loopback` fixture), never globally.
-EGRESS_ALLOW_LOOPBACK = False
-EGRESS_LOOPBACK_PORTS: list[int] = []
+# Off unless a test (or the test suite's worker process) turns it on for named ports.
+EGRESS_ALLOW_LOOPBACK = env_bool("EGRESS_ALLOW_LOOPBACK", False)
+EGRESS_LOOPBACK_PORTS = [int(port) for port in env_list("EGRESS_LOOPBACK_PORTS", "")]
 SPOKESTACK_SECRET_KEYS: list[str] = []

@@ -1,0 +1,144 @@
+"""Runs in the instance admin: a list, a live run page and a "Run an agent" form."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from spokestack.admin_site import LandingPanel, instance_admin
+from spokestack.errors import DomainError
+from tuning.selectors import clients_visible_to
+
+from .models import AgentRun, RunStatus
+from .registry import agent_types, get_spec
+from .selectors import runs_visible_to
+from .services import run_cancel, run_create, run_version_for
+
+STATUS_COLOURS = {
+    RunStatus.QUEUED: "#6c757d", RunStatus.RUNNING: "#0d6efd", RunStatus.AWAITING_APPROVAL: "#fd7e14",
+    RunStatus.SUCCEEDED: "#198754", RunStatus.FAILED: "#dc3545", RunStatus.CANCELLED: "#6c757d",
+}
+
+
+def status_badge(run: AgentRun) -> str:
+    return format_html('<span class="run-status" data-status="{}" style="background:{};color:#fff;padding:2px 8px;'
+                       'border-radius:10px;font-size:11px">{}</span>', run.status,
+                       STATUS_COLOURS.get(run.status, "#333"), run.get_status_display())
+
+
+class RunAgentForm(forms.Form):
+    agent_type = forms.ChoiceField(help_text="The core agent to run, at the version this instance uses.")
+    client = forms.ModelChoiceField(queryset=None, required=False, help_text="Whose tuning and data to use.")
+    task = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "cols": 80}), max_length=100_000)
+    language = forms.CharField(required=False, max_length=10, help_text="e.g. en, ar, fr, de")
+    vertical = forms.CharField(required=False, max_length=40, help_text="e.g. beauty, finance, technology")
+    region = forms.CharField(required=False, max_length=20, help_text="e.g. GCC, EU, US")
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent_type"].choices = [
+            (t, f"{get_spec(t).title} ({t} {run_version_for(t)})") for t in agent_types()]
+        self.fields["client"].queryset = clients_visible_to(actor=user)
+
+
+@admin.register(AgentRun, site=instance_admin)
+class AgentRunAdmin(admin.ModelAdmin):
+    list_display = ["short_id", "agent_type", "agent_version", "client", "badge", "created_by", "created_at",
+                    "duration", "cost"]
+    list_filter = ["status", "agent_type", "client", "simulated"]
+    search_fields = ["task", "output", "agent_type"]
+    list_select_related = ["client", "created_by"]
+    date_hierarchy = "created_at"
+    change_form_template = "admin/agents/agentrun/live.html"
+    actions = ["cancel_runs"]
+
+    def get_queryset(self, request):
+        return runs_visible_to(actor=request.user)
+
+    def has_add_permission(self, request):
+        return False  # runs start from the "Run an agent" page or the API
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Run", ordering="created_at")
+    def short_id(self, run):
+        return str(run.pk)[:8]
+
+    @admin.display(description="Status", ordering="status")
+    def badge(self, run):
+        return status_badge(run)
+
+    @admin.display(description="Duration")
+    def duration(self, run):
+        return f"{run.duration_s:.1f} s" if run.duration_s is not None else "—"
+
+    @admin.display(description="Cost", ordering="cost_usd")
+    def cost(self, run):
+        return f"${run.cost_usd:.4f}"
+
+    @admin.action(description="Cancel the selected runs")
+    def cancel_runs(self, request, queryset):
+        cancelled = 0
+        for run in queryset:
+            try:
+                run_cancel(actor=request.user, run=run)
+                cancelled += 1
+            except DomainError as exc:
+                messages.warning(request, f"{str(run.pk)[:8]}: {exc.message}")
+        messages.success(request, f"Asked {cancelled} run(s) to stop.")
+
+    def get_urls(self):
+        return [path("run/", self.admin_site.admin_view(self.run_agent_view), name="agents_agentrun_run"),
+                *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}),
+                                                  "run_agent_url": reverse("instance_admin:agents_agentrun_run")})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        context = {**self.admin_site.each_context(request), "run": run, "opts": self.opts,
+                   "title": f"{run.agent_type} run {str(run.pk)[:8]}", "badge": status_badge(run),
+                   "tool_calls": run.tool_calls.all(), "artifacts": run.artifacts.all(),
+                   "has_view_permission": True, "original": run}
+        return TemplateResponse(request, self.change_form_template, context)
+
+    def run_agent_view(self, request):
+        form = RunAgentForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            specialization = {k: data[k] for k in ("language", "vertical", "region") if data.get(k)}
+            try:
+                created = run_create(actor=request.user, agent_type=data["agent_type"], task=data["task"],
+                                     client_id=data["client"].pk if data["client"] else None,
+                                     specialization=specialization, metadata={"source": "admin"})
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                return redirect(reverse("instance_admin:agents_agentrun_change", args=[created.run.pk]))
+        context = {**self.admin_site.each_context(request), "form": form, "opts": self.opts,
+                   "title": "Run an agent"}
+        return TemplateResponse(request, "admin/agents/agentrun/run_agent.html", context)
+
+
+def _recent_runs(request) -> dict:
+    return {"runs": runs_visible_to(actor=request.user).order_by("-created_at")[:8],
+            "run_agent_url": reverse("instance_admin:agents_agentrun_run")}
+
+
+def _agents(request) -> dict:
+    return {"agents": [get_spec(t, run_version_for(t)) for t in agent_types()]}
+
+
+instance_admin.register_panel(LandingPanel("Agents", "admin/agents/panel_agents.html", _agents, order=10))
+instance_admin.register_panel(LandingPanel("Recent runs", "admin/agents/panel_runs.html", _recent_runs, order=20))
