@@ -1,0 +1,85 @@
+"""Helpers every core tool uses: which client a call is for, ERP writes, sandbox mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.knowledge import REGIONS, VERTICALS
+from agents.registry import ToolContext, ToolError
+
+CLIENT_INPUT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 60,
+    "description": "The client's slug (e.g. 'gulf-bank'). Leave it out when the run is already for a client.",
+}
+
+
+def client_slug(ctx: ToolContext, tool_input: dict) -> str:
+    """The client this call is about: the run's client, else the `client` input.
+
+    A run that is for one client cannot be pointed at another by the model: the client's rules
+    and approvals were assembled for it.
+    """
+    given = (tool_input.get("client") or "").strip()
+    if ctx.client is not None:
+        if given and given != ctx.client.slug:
+            raise ToolError(f"This run is for the client '{ctx.client.slug}'; it cannot act for '{given}'. "
+                            "Leave out `client` or pass that slug.")
+        return ctx.client.slug
+    if not given:
+        raise ToolError("This tool needs to know the client. Ask the user which client this is for, "
+                        "then call it again with `client` set to the client's slug (e.g. 'gulf-bank').")
+    return given
+
+
+def client_record(ctx: ToolContext, slug: str) -> dict[str, Any]:
+    """The ERP's record of the client (profile, brand guidelines, approved examples)."""
+    return ctx.erp().get(f"/clients/{slug}")
+
+
+def erp_write(ctx: ToolContext, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """POST `body` to the ERP with the call's idempotency key. Returns (result, simulated).
+
+    In sandbox mode nothing is sent: the result says what the call would have done, so a
+    sandbox comparison can show it and the ERP sees zero writes.
+    """
+    if ctx.sandbox:
+        return {"simulated": True, "would_have": {"method": "POST", "path": path, "body": body}}, True
+    return ctx.erp().post(path, body, idempotency_key=ctx.idempotency_key), False
+
+
+def written(result: dict[str, Any], simulated: bool, *, id_key: str, extra: dict[str, Any] | None = None) -> dict:
+    """The model-facing result of a write: the new record's id and status, or the simulation."""
+    if simulated:
+        return result
+    return {id_key: result.get("id"), "status": result.get("status"), "created_at": result.get("created_at"),
+            **(extra or {})}
+
+
+def market(ctx: ToolContext, tool_input: dict, *, needs_client_fallback: bool = True) -> tuple[str, str]:
+    """(vertical, region) for benchmarks: the input, else the run's specialization, else the
+    client in the platform, else the client's ERP record."""
+    vertical = _pick(VERTICALS, tool_input.get("vertical"), ctx.specialization.get("vertical"),
+                     getattr(ctx.client, "vertical", None))
+    region = _pick(REGIONS, tool_input.get("region"), ctx.specialization.get("region"),
+                   getattr(ctx.client, "region", None))
+    if (vertical is None or region is None) and needs_client_fallback and (ctx.client or tool_input.get("client")):
+        record = client_record(ctx, client_slug(ctx, tool_input))
+        vertical = vertical or _pick(VERTICALS, record.get("industry"))
+        region = region or _pick(REGIONS, record.get("region"))
+    if vertical is None or region is None:
+        missing = " and ".join(n for n, v in (("vertical", vertical), ("region", region)) if v is None)
+        raise ToolError(f"The {missing} for benchmarks is unknown. Pass `vertical` (one of {', '.join(VERTICALS)}) "
+                        f"and `region` (one of {', '.join(REGIONS)}), or `client` with the client's slug.")
+    return vertical, region
+
+
+def _pick(allowed: tuple[str, ...], *candidates: Any) -> str | None:
+    for candidate in candidates:
+        if not isinstance(candidate, str):
+            continue
+        for option in allowed:
+            if candidate.strip().lower() == option.lower():
+                return option
+    return None
