@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from spokestack.errors import Conflict, InvalidInput, NotAllowed
 from tuning.governance import can_view_client, roles_of
 from tuning.models import Client
 

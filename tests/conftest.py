@@ -17,9 +17,6 @@ import ipaddress
 import itertools
 import os
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -199,30 +196,7 @@ def api():
 
 # --- real processes ---------------------------------------------------------------------
 
-
-def _test_env() -> dict[str, str]:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "spokestack.settings.test",
-            "PYTHONPATH": str(ROOT)}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+from .processes import WorkerProcess, start_daphne, stop_process, test_env  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -246,49 +220,9 @@ def fake_model():
     api.stop()
 
 
-class WorkerProcess:
-    """A real Celery worker subprocess (threads pool, DB pool) on the private Redis and the test
-    database, with the fake Messages API as its model and the sample ERP allowed on loopback."""
-
-    def __init__(self, env: dict[str, str], name: str) -> None:
-        self.env, self.name, self.process, self.generation = env, name, None, 0
-
-    def start(self) -> WorkerProcess:
-        from spokestack.celery import app
-
-        self.generation += 1
-        log_path = ROOT / ".spokestack" / "test" / f"celery-{self.name}-{self.generation}.log"
-        self.log = open(log_path, "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "spokestack", "worker", "--loglevel", "INFO", "--pool", "threads",
-             "--concurrency", "16", "--hostname", f"{self.name}-{self.generation}-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        hostname = f"{self.name}-{self.generation}-{os.getpid()}@{socket.gethostname()}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the Celery worker exited with {self.process.returncode}; see {log_path}")
-            if app.control.ping(destination=[hostname], timeout=0.5):
-                return self
-        self.stop()
-        raise RuntimeError("the Celery worker did not answer a ping within 60 s")
-
-    def kill(self) -> None:
-        """SIGKILL: the worker dies mid-task, as on an OOM kill or a lost machine."""
-        self.process.kill()
-        self.process.wait(10)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process)
-            self.log.close()
-
-
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, sample_erp, fake_model):
-    env = {**_test_env(), "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key", "ANTHROPIC_BASE_URL": fake_model.base_url,
+    env = {**test_env(), "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key", "ANTHROPIC_BASE_URL": fake_model.base_url,
            "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": str(sample_erp[0].server_port),
            "DATABASE_POOL_MAX_SIZE": "10", "RUN_LEASE_SECONDS": "3"}
     worker = WorkerProcess(env, "test").start()
@@ -299,24 +233,9 @@ def celery_worker(django_db_setup, sample_erp, fake_model):
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup):
     """daphne serving spokestack.asgi on a free loopback port; yields the port."""
-    port = _free_port()
-    log = open(ROOT / ".spokestack" / "test" / "daphne.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "spokestack.asgi:application"],
-        env=_test_env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}; see {log.name}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.1)
+    process, port = start_daphne(test_env(), "test")
     yield port
-    _stop(process)
-    log.close()
+    stop_process(process)
 
 
 # --- browser ----------------------------------------------------------------------------

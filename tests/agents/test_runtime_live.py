@@ -4,7 +4,6 @@ the sample ERP over loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import threading

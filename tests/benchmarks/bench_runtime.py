@@ -1,0 +1,221 @@
+"""The agent runtime, measured through the real parts: daphne, one Celery worker process
+(threads pool, DB pool), Redis, PostgreSQL, the real anthropic SDK against a local fake
+Messages API, and the sample ERP.
+
+* step_overhead_*: platform time per loop step (model turn + tool call + persistence + events)
+  with a zero-latency model, for runs started over the API.
+* concurrent_runs_efficiency: 200 runs at once, 2 s per model turn, 3 turns per run, one
+  worker process: ideal makespan (6 s) / measured makespan; pg_connections_max alongside.
+* stream_latency_*: an event persisted by the worker → received by a websocket client.
+* prompt_prefix_stable: two runs of one agent × client with different tasks send
+  byte-identical tools + system blocks (1.0) or not (0.0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import statistics
+import threading
+import time
+import uuid
+from datetime import datetime
+
+from django.db import connection
+from django_tenants.utils import schema_context
+
+CONCURRENT_RUNS = 200
+TURN_LATENCY_S = 2.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class Stack:
+    def __init__(self) -> None:
+        from spokestack.accounts.services import api_token_create
+        from spokestack.sample_erp import DEMO_API_KEYS, start_sample_erp
+        from spokestack.tenancy.services import instance_provision, instance_set_erp
+        from tests.fakes.messages_api import FakeMessagesApi
+        from tests.processes import WorkerProcess, start_daphne, test_env
+        from tuning.services import client_create
+
+        self.erp, erp_url = start_sample_erp(port=0)
+        self.model = FakeMessagesApi()
+        self.model.start()
+        provisioned = instance_provision(name="Bench Runtime", domain="bench-runtime.localhost",
+                                         admin_email="admin@bench.example", schema_name="bench_runtime")
+        self.instance = provisioned.instance
+        instance_set_erp(instance=self.instance, base_url=erp_url, api_key=DEMO_API_KEYS["alpha"])
+        with schema_context(self.instance.schema_name):
+            self.client = client_create(name="Desert Bloom Cosmetics", vertical="beauty", region="GCC")
+            self.token = api_token_create(user=provisioned.admin, name="bench").raw
+            self.admin = provisioned.admin
+        connection.close()
+        env = {**test_env(), "ANTHROPIC_API_KEY": "sk-ant-bench-not-a-real-key", "ANTHROPIC_BASE_URL": self.model.base_url,
+               "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": str(self.erp.server_port),
+               "DATABASE_POOL_MAX_SIZE": "20"}
+        self.worker = WorkerProcess(env, "bench", concurrency=CONCURRENT_RUNS + 8).start()
+        self.daphne, self.port = start_daphne(env, "bench")
+        self.host = "bench-runtime.localhost"
+
+    def close(self) -> None:
+        from tests.processes import stop_process
+
+        self.worker.stop()
+        stop_process(self.daphne)
+        self.model.stop()
+        self.erp.stop()
+
+    def execute(self, task: str, agent_type: str = "copy") -> str:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("POST", "/api/v1/agent/execute",
+                     body=json.dumps({"agent_type": agent_type, "task": task, "client_id": self.client.pk}),
+                     headers={"Host": f"{self.host}:{self.port}", "Authorization": f"Bearer {self.token}",
+                              "Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        conn.close()
+        assert response.status == 202, body
+        return body["run_id"]
+
+    def wait_finished(self, run_ids: list[str], timeout: float = 300) -> None:
+        from agents.models import TERMINAL_STATUSES, AgentRun
+
+        deadline = time.monotonic() + timeout
+        with schema_context(self.instance.schema_name):
+            while time.monotonic() < deadline:
+                if AgentRun.objects.filter(pk__in=run_ids, status__in=TERMINAL_STATUSES).count() == len(run_ids):
+                    failed = AgentRun.objects.filter(pk__in=run_ids).exclude(status="succeeded")
+                    assert not failed.exists(), list(failed.values_list("status", "error"))
+                    return
+                time.sleep(0.05)
+        raise TimeoutError("runs did not finish")
+
+    def script_tool_turns(self, marker: str, tool_turns: int, delay: float = 0.0) -> None:
+        turns = [{"content": [{"type": "tool_use", "id": f"toolu_{n}", "name": "check_brand_rules",
+                               "input": {"text": f"Glow gently, take {n}."}}], "stop_reason": "tool_use",
+                  "delay_s": delay} for n in range(tool_turns)]
+        turns.append({"content": [{"type": "text", "text": "Done: Glow gently."}], "stop_reason": "end_turn",
+                      "delay_s": delay})
+        self.model.script(marker, turns)
+
+
+def step_overhead(stack: Stack) -> dict[str, float]:
+    from agents.models import RunEvent
+
+    step_ms: list[float] = []
+    for n in range(25):
+        marker = f"[step-{n}-{uuid.uuid4().hex[:6]}]"
+        stack.script_tool_turns(marker, tool_turns=4)
+        run_id = stack.execute(f"Check four headlines {marker}")
+        stack.wait_finished([run_id])
+        with schema_context(stack.instance.schema_name):
+            starts = list(RunEvent.objects.filter(run_id=run_id, type="turn.started").order_by("seq")
+                          .values_list("created_at", flat=True))
+        step_ms += [(b - a).total_seconds() * 1000 for a, b in zip(starts, starts[1:], strict=False)]
+    return {"step_overhead_p50_ms": statistics.median(step_ms), "step_overhead_p99_ms": _percentile(step_ms, 0.99),
+            "step_overhead_samples": len(step_ms)}
+
+
+def concurrency(stack: Stack) -> dict[str, float]:
+    from agents.models import AgentRun
+    from agents.services import run_create
+
+    stop = threading.Event()
+    peak = [0]
+
+    def watch() -> None:
+        import psycopg
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"],
+                             autocommit=True) as conn:
+            while not stop.is_set():
+                count = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                                     "pg_backend_pid()", [db["NAME"]]).fetchone()[0]
+                peak[0] = max(peak[0], count)
+                time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    markers = [f"[conc-{n}-{uuid.uuid4().hex[:6]}]" for n in range(CONCURRENT_RUNS)]
+    for marker in markers:
+        stack.script_tool_turns(marker, tool_turns=2, delay=TURN_LATENCY_S)
+    from django.db import transaction
+
+    with schema_context(stack.instance.schema_name):
+        with transaction.atomic():
+            run_ids = [str(run_create(actor=stack.admin, agent_type="copy", task=f"Headline {m}",
+                                      client_id=stack.client.pk).run.pk) for m in markers]
+        started = time.monotonic()
+    stack.wait_finished(run_ids, timeout=600)
+    makespan = time.monotonic() - started
+    stop.set()
+    watcher.join()
+    with schema_context(stack.instance.schema_name):
+        turns = AgentRun.objects.filter(pk__in=run_ids).values_list("iterations", flat=True)
+        assert set(turns) == {3}, set(turns)
+    connection.close()
+    ideal = 3 * TURN_LATENCY_S
+    return {"concurrent_runs": CONCURRENT_RUNS, "concurrent_runs_makespan_s": makespan,
+            "concurrent_runs_ideal_makespan_s": ideal, "concurrent_runs_efficiency": ideal / makespan,
+            "pg_connections_max": peak[0]}
+
+
+def stream_latency(stack: Stack) -> dict[str, float]:
+    import websockets
+
+    latencies: list[float] = []
+
+    async def follow(run_id: str) -> None:
+        uri = f"ws://{stack.host}:{stack.port}/ws/runs/{run_id}/"
+        async with websockets.connect(uri, host="127.0.0.1", port=stack.port,
+                                      additional_headers={"Authorization": f"Bearer {stack.token}"}) as ws:
+            async for message in ws:
+                received = time.time()
+                event = json.loads(message)
+                if event["type"] in ("run.queued", "run.started"):
+                    continue  # written before the socket joined: replayed, not live
+                created = datetime.fromisoformat(event["created_at"]).timestamp()
+                latencies.append((received - created) * 1000)
+
+    for n in range(15):
+        marker = f"[stream-{n}-{uuid.uuid4().hex[:6]}]"
+        stack.script_tool_turns(marker, tool_turns=3, delay=0.3)
+        run_id = stack.execute(f"Stream it {marker}")
+
+        async def scenario(run_id=run_id):
+            await follow(run_id)
+
+        asyncio.run(scenario())
+    return {"stream_latency_p50_ms": statistics.median(latencies), "stream_latency_p95_ms": _percentile(latencies, 0.95),
+            "stream_latency_samples": len(latencies)}
+
+
+def prefix_stable(stack: Stack) -> dict[str, float]:
+    prefixes = []
+    for task in ("Write an Instagram caption", "Write an email subject line about the new serum"):
+        marker = f"[prefix-{uuid.uuid4().hex[:6]}]"
+        stack.script_tool_turns(marker, tool_turns=0)
+        stack.wait_finished([stack.execute(f"{task} {marker}")])
+        request = stack.model.requests(marker)[0]
+        prefixes.append(json.dumps({"tools": request["tools"], "system": request["system"]}, sort_keys=True).encode())
+    return {"prompt_prefix_stable": 1.0 if prefixes[0] == prefixes[1] else 0.0}
+
+
+def run() -> dict[str, float]:
+    stack = Stack()
+    try:
+        results: dict[str, float] = {}
+        results.update(prefix_stable(stack))
+        results.update(step_overhead(stack))
+        results.update(stream_latency(stack))
+        results.update(concurrency(stack))
+        return results
+    finally:
+        stack.close()
