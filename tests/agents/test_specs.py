@@ -7,8 +7,8 @@ import re
 import pytest
 from jsonschema import Draft202012Validator
 
-from agents.knowledge import KNOWLEDGE, LANGUAGES, REGIONS, VERTICALS, knowledge_for
 from agents import registry
+from agents.knowledge import KNOWLEDGE, LANGUAGES, REGIONS, VERTICALS, knowledge_for
 from agents.registry import AgentSpec, agent_types, get_spec, register, versions
 
 ALL_SPECS = [(t, v) for t in ("brief", "copy", "media_buying", "rfp") for v in versions(t)]
