@@ -91,6 +91,24 @@ def test_analyze_rfp_2_4_0_reads_weights_and_inline_criteria():
     assert skewed["weights_total"] == 80 and "not 100" in skewed["weights_warning"]
 
 
+def test_analyze_rfp_reads_prose_rfps_with_other_currencies_and_date_formats():
+    text = ("# RFP: developer campaign\nThe budget is between $250k and $400k (fees excluding media). Media spend of "
+            "USD 2 million is handled separately.\nResponses must be received by March 3, 2027. Questions may be "
+            "sent until 2027-02-10. The project will kick off on 1st April 2027.\nProposals will be scored on: "
+            "strategic insight (30%), creative ideas (30%), measurement approach (20%) and cost (20%).\n"
+            "Deliverables: messaging framework, landing page, and a paid search plan.")
+    result = call("rfp", "analyze_rfp", None, {"rfp_text": text}, version="2.4.0")
+    assert [(d["date"], d["label"]) for d in result["deadlines"]] == [
+        ("2027-02-10", "questions"), ("2027-03-03", "submission"), ("2027-04-01", "project_start")]
+    assert (result["budget"]["min"], result["budget"]["max"], result["budget"]["currency"]) == (250_000, 400_000, "USD")
+    assert result["requirements"] == ["Responses must be received by March 3, 2027."]
+    assert result["deliverables"] == ["messaging framework", "landing page", "a paid search plan"]
+    assert [(c["criterion"], c["weight"]) for c in result["evaluation_criteria"]] == [
+        ("strategic insight", 30), ("creative ideas", 30), ("measurement approach", 20), ("cost", 20)]
+    old = call("rfp", "analyze_rfp", None, {"rfp_text": text}, version="2.3.1")
+    assert old["evaluation_criteria"] == [], "2.3.1 misses criteria given inline (the bug 2.4.0 fixes)"
+
+
 def test_analyze_rfp_is_deterministic_and_refuses_a_fragment():
     first = call("rfp", "analyze_rfp", None, {"rfp_text": RFP_TEXT})
     assert call("rfp", "analyze_rfp", None, {"rfp_text": RFP_TEXT}) == first
