@@ -200,6 +200,7 @@ def test_get_approved_examples_filters_by_channel_and_language(erp):
     ("Hurry, sale ends soon", ["Hurry", "sale"]),
     ("Glow like never before: softer than Sahara Glow", ["Sahara Glow"]),
     ("Huge DISCOUNTS this week", ["DISCOUNTS"]),
+    ("Stocks are going fast, hurrying is wise", ["hurrying"]),
 ])
 def test_check_brand_rules_flags_never_phrases_and_competitors(text, flagged):
     ctx = ToolContext(instance=None, run_id="r", tool_use_id="t", idempotency_key="r:t",
@@ -225,7 +226,7 @@ def test_check_brand_rules_also_checks_the_erp_never_list_when_passed():
     result = call("copy", "check_brand_rules", ctx, {"text": "A miracle cream, cheaper than Oud Luxe",
                                                      "extra_never": ["miracle", "cheap"],
                                                      "extra_competitors": ["Oud Luxe"]})
-    assert [v["match"] for v in result["violations"]] == ["miracle", "Oud Luxe"]
+    assert [v["match"] for v in result["violations"]] == ["miracle", "cheaper", "Oud Luxe"]
     assert "note" in call("copy", "check_brand_rules", ctx, {"text": "anything"})
 
 
@@ -302,6 +303,18 @@ def test_recommend_bid_strategy_picks_roas_or_learning_by_volume(erp):
     small = call("media_buying", "recommend_bid_strategy", ctx, {"objective": "leads", "monthly_budget": 500,
                                                                  "channels": ["search"]})
     assert small["strategy"] == "maximize_conversions" and "below" in small["reasoning"][-1]
+
+
+def test_benchmark_tools_need_a_market_and_fall_back_to_the_erp_client(erp):
+    _, base_url = erp
+    with pytest.raises(ToolError, match="vertical and region for benchmarks is unknown"):
+        call("media_buying", "recommend_bid_strategy", make_ctx(base_url), {"objective": "reach"})
+    unclassified = Client(name="Gulf Bank", slug="gulf-bank", vertical="other", region="")
+    bid = call("media_buying", "recommend_bid_strategy", make_ctx(base_url, client=unclassified), {"objective": "reach"})
+    assert (bid["vertical"], bid["region"]) == ("finance", "GCC"), "from the ERP's record of the client"
+    chosen = call("media_buying", "recommend_bid_strategy", make_ctx(base_url, client=unclassified),
+                  {"objective": "reach", "vertical": "technology", "region": "US"})
+    assert (chosen["vertical"], chosen["region"]) == ("technology", "US")
 
 
 def test_forecast_budget_follows_the_benchmarks(erp):
