@@ -6,7 +6,6 @@ the loop does, so the inputs here are also proof that the schemas accept what th
 """
 
 import itertools
-from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -17,7 +16,40 @@ from spokestack.sample_erp import data
 from spokestack.sample_erp.server import start_sample_erp
 from tuning.models import Client
 
-RFP_TEXT = (Path(__file__).parent / "rfp_najd_dates.txt").read_text(encoding="utf-8")
+RFP_TEXT = """\
+Request for Proposal: Najd Dates Ramadan 2027 campaign
+
+Najd Dates invites agencies to submit proposals for its Ramadan and Eid 2027 campaign in the UAE and Saudi Arabia.
+
+Scope of work:
+- Integrated campaign strategy for Ramadan and Eid al-Fitr
+- Arabic and English copywriting for social and e-commerce
+- Influencer programme with at least 10 Gulf creators
+
+The agency must provide a dedicated Arabic-speaking account team. Proposals should include a media plan with expected ROAS.
+
+Deliverables:
+- Campaign strategy and creative concept
+- 3 hero videos (30s, 15s, 6s)
+- Social content calendar for 8 weeks
+- Weekly performance report and final dashboard
+
+Budget: the total budget is AED 1.2m including production, with a cap of AED 1,500,000.
+
+Key dates:
+- Questions by 5 December 2026
+- Proposals due 2026-12-20
+- Pitch presentations on January 10, 2027
+- Campaign launch 1 February 2027
+
+Evaluation criteria:
+- Creative approach (40%)
+- Relevant experience – 25%
+- Team and Arabic capability: 20 points
+- Price 15%
+
+Proposals will also be evaluated on cultural fit and sustainability credentials.
+"""
 DISCOUNT_RULE = {"kind": "never", "text": "Never use discount or urgency language such as 'sale', '% off', 'hurry'"}
 COMPETITOR_RULE = {"kind": "competitor", "text": "Sahara Glow"}
 ALWAYS_RULE = {"kind": "always", "text": "Mention halal-certified ingredients when relevant"}
