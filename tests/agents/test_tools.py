@@ -6,6 +6,8 @@ the loop does, so the inputs here are also proof that the schemas accept what th
 """
 
 import itertools
+import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -86,7 +88,9 @@ def call(agent_type: str, tool_name: str, ctx: ToolContext, tool_input: dict, *,
     tool = get_spec(agent_type, version).tool(tool_name)
     assert tool is not None, f"{agent_type} {version or 'latest'} has no {tool_name}"
     Draft202012Validator(tool.input_schema).validate(tool_input)
-    return tool.handler(ctx, tool_input)
+    result = tool.handler(ctx, tool_input)
+    json.dumps(result)  # a tool result goes back to the model as JSON
+    return result
 
 
 def writes(base_url: str, agency: str = "alpha") -> dict:
@@ -260,6 +264,19 @@ def test_check_brand_rules_also_checks_the_erp_never_list_when_passed():
                                                      "extra_competitors": ["Oud Luxe"]})
     assert [v["match"] for v in result["violations"]] == ["miracle", "cheaper", "Oud Luxe"]
     assert "note" in call("copy", "check_brand_rules", ctx, {"text": "anything"})
+
+
+def test_parallel_redeliveries_of_one_call_write_once(erp):
+    _, base_url = erp
+    client = client_of("desert-bloom-cosmetics")
+    tool_input = {"content": "Radiance rooted in the desert.", "channel": "instagram", "language": "en"}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: call("copy", "save_draft", make_ctx(base_url, client=client,
+                                                                              key="run-7:toolu_x"), tool_input),
+                                range(8)))
+    assert {r["draft_id"] for r in results} == {"alpha-draft-0001"}
+    log = writes(base_url)
+    assert log["count"] == 1 and len(log["replays"]) == 7
 
 
 def test_save_draft_in_sandbox_mode_writes_nothing(erp):
