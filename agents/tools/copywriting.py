@@ -23,7 +23,10 @@ from .common import CLIENT_INPUT, client_record, client_slug, erp_write, written
 
 _QUOTED = re.compile(r"'([^']{1,60})'|\"([^\"]{1,60})\"|‘([^’]{1,60})’|“([^”]{1,60})”|«\s?([^»]{1,60}?)\s?»")
 _PARENTHESES = re.compile(r"\(([^()]{1,200})\)")
-_EXAMPLES_CUT = re.compile(r"\b(?:such as|like|e\.g\.?|for example|including|for instance|i\.e\.?)\b|[:(]", re.I)
+# Where a rule's head ends: its examples ("such as …") or its condition ("… unless verified"): a
+# conditional phrase is flagged for a human to confirm the condition.
+_EXAMPLES_CUT = re.compile(r"\b(?:such as|like|e\.g\.?|for example|including|for instance|i\.e\.?|unless|without|"
+                           r"except|if not|when not)\b|[:(]", re.I)
 _LEAD = re.compile(
     r"^\s*(?:never|don't|do not|dont|avoid|no|must not|should not|shouldn't|stop)\b\s*"
     r"(?:(?:ever|use|using|say|saying|write|writing|mention|mentioning|include|including|claim|claiming|make|making|"

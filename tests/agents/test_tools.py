@@ -266,6 +266,20 @@ def test_check_brand_rules_also_checks_the_erp_never_list_when_passed():
     assert "note" in call("copy", "check_brand_rules", ctx, {"text": "anything"})
 
 
+def test_check_brand_rules_reads_the_erp_never_lists_as_written(erp):
+    _, base_url = erp
+    guidelines = call("copy", "get_brand_guidelines", make_ctx(base_url, agency="beta"),
+                      {"client": "thames-outfitters"})
+    ctx = ToolContext(instance=None, run_id="r", tool_use_id="t", idempotency_key="r:t")
+    check = {"extra_never": guidelines["brand_guidelines"]["never"], "extra_competitors": guidelines["competitors"]}
+    flagged = call("copy", "check_brand_rules", ctx, {"text": "Eco-friendly jackets, less disposable than Barbour's",
+                                                      **check})
+    assert [v["match"] for v in flagged["violations"]] == ["Eco-friendly", "disposable", "Barbour"]
+    clean = call("copy", "check_brand_rules", ctx, {"text": "Rain is just weather. Repairs are free for life.",
+                                                    **check})
+    assert clean["passed"] is True and clean["rules_checked"] == 6
+
+
 def test_parallel_redeliveries_of_one_call_write_once(erp):
     _, base_url = erp
     client = client_of("desert-bloom-cosmetics")
