@@ -57,14 +57,14 @@ def written(result: dict[str, Any], simulated: bool, *, id_key: str, extra: dict
             **(extra or {})}
 
 
-def market(ctx: ToolContext, tool_input: dict, *, needs_client_fallback: bool = True) -> tuple[str, str]:
+def market(ctx: ToolContext, tool_input: dict) -> tuple[str, str]:
     """(vertical, region) for benchmarks: the input, else the run's specialization, else the
     client in the platform, else the client's ERP record."""
     vertical = _pick(VERTICALS, tool_input.get("vertical"), ctx.specialization.get("vertical"),
                      getattr(ctx.client, "vertical", None))
     region = _pick(REGIONS, tool_input.get("region"), ctx.specialization.get("region"),
                    getattr(ctx.client, "region", None))
-    if (vertical is None or region is None) and needs_client_fallback and (ctx.client or tool_input.get("client")):
+    if (vertical is None or region is None) and (ctx.client or tool_input.get("client")):
         record = client_record(ctx, client_slug(ctx, tool_input))
         vertical = vertical or _pick(VERTICALS, record.get("industry"))
         region = region or _pick(REGIONS, record.get("region"))

@@ -7,7 +7,8 @@ it. Rules are free text written by people ("Never use discount or urgency langua
 'sale', '% off', 'hurry'"), so each rule is reduced to key phrases: the quoted phrases, and the
 short fragments of the rule's head once the instruction words ("never use", "language",
 "claims") are stripped. A phrase matches case-insensitively on word edges, with simple plural
-and verb endings, so "discounts" breaks a "discount" rule but "salement" does not break "sale".
+verb and comparative endings, so "discounts" breaks a "discount" rule and "cheaper" a "cheap" one,
+but "wholesale" does not break "sale".
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from .common import CLIENT_INPUT, client_record, client_slug, erp_write, written
 
 _QUOTED = re.compile(r"'([^']{1,60})'|\"([^\"]{1,60})\"|‘([^’]{1,60})’|“([^”]{1,60})”|«\s?([^»]{1,60}?)\s?»")
 _PARENTHESES = re.compile(r"\(([^()]{1,200})\)")
-_EXAMPLES_CUT = re.compile(r"\b(?:such as|like|e\.g\.?|for example|including|for instance|i\.e\.?)\b|[:(]", re.I)
+# Where a rule's head ends: its examples ("such as …") or its condition ("… unless verified"): a
+# conditional phrase is flagged for a human to confirm the condition.
+_EXAMPLES_CUT = re.compile(r"\b(?:such as|like|e\.g\.?|for example|including|for instance|i\.e\.?|unless|without|"
+                           r"except|if not|when not)\b|[:(]", re.I)
 _LEAD = re.compile(
     r"^\s*(?:never|don't|do not|dont|avoid|no|must not|should not|shouldn't|stop)\b\s*"
     r"(?:(?:ever|use|using|say|saying|write|writing|mention|mentioning|include|including|claim|claiming|make|making|"
@@ -83,8 +87,10 @@ def _unique_longest_first(phrases: list[str]) -> list[str]:
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     body = r"\s+".join(re.escape(word) for word in phrase.split())
     start = r"(?<!\w)" if phrase[0].isalnum() else ""
-    if phrase[-1].isalpha():
-        end = r"(?:s|es|ed|d|ing)?(?!\w)"
+    if phrase[-1] == "y" and len(phrase) > 3:  # hurry: hurries, hurried, hurrying
+        body, end = body[:-1], r"(?:y|ies|ied|ying)(?!\w)"
+    elif phrase[-1].isalpha():  # cheap: cheaper, cheapest; discount: discounts, discounted
+        end = r"(?:s|es|ed|d|ing|er|est|ly)?(?!\w)"
     elif phrase[-1].isalnum():
         end = r"(?!\w)"
     else:

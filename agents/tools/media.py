@@ -159,10 +159,9 @@ FORECAST_SCHEMA = {
 
 
 def normalise_split(split: dict[str, float]) -> dict[str, float]:
+    """Shares as fractions of 1, from fractions or percentages (rounding tolerated)."""
     total = sum(split.values())
-    if abs(total - 1) <= 0.011:
-        return {c: s / total for c, s in split.items() if s > 0}
-    if abs(total - 100) <= 1.1:
+    if abs(total - 1) <= 0.011 or abs(total - 100) <= 1.1:
         return {c: s / total for c, s in split.items() if s > 0}
     raise ToolError(f"channel_split adds up to {total:g}; give fractions that add up to 1 or percentages that "
                     "add up to 100.")

@@ -36,7 +36,7 @@ _DATE_LABELS = (  # first match wins: the most specific words first
     ("submission", ("submission", "submit", "proposal", "response", "responses", "due", "closing", "deadline")),
     ("presentation", ("presentation", "pitch", "shortlist", "interview")),
     ("award", ("award", "decision", "appointment", "contract signature", "selected")),
-    ("project_start", ("kick-off", "kickoff", "start", "commence", "begin")),
+    ("project_start", ("kick-off", "kickoff", "kick off", "start", "commence", "begin")),
     ("launch", ("launch", "go-live", "go live", "live date", "in market")),
 )
 
@@ -46,7 +46,8 @@ _MONEY = (re.compile(rf"{_CURRENCY}\s?{_AMOUNT}", re.I),
           re.compile(rf"\b{_AMOUNT}\s?(?P<cur>AED|USD|GBP|EUR|SAR|QAR|KWD|BHD|OMR|EGP)\b", re.I))
 _CURRENCY_CODE = {"$": "USD", "us$": "USD", "£": "GBP", "€": "EUR"}
 _MULTIPLIER = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}
-_BUDGET_WORDS = ("budget", "fee", "fees", "value", "spend", "cost", "investment", "up to", "not exceed", "cap")
+# Sentences naming the budget outrank those naming other money (fees, spend), which outrank any amount.
+_BUDGET_WORDS = (("budget",), ("fee", "fees", "value", "spend", "cost", "investment", "up to", "not exceed", "cap"))
 
 _REQUIREMENT = re.compile(r"\b(must|shall|required|requires|mandatory|need to|needs to|should|expected to|"
                           r"are to|is to|will be responsible)\b", re.I)
@@ -63,7 +64,8 @@ _DELIVERABLE_KEYWORDS = (
     "social media content", "content calendar", "social content", "video", "tvc", "film", "photography",
     "website", "landing page", "brand identity", "logo", "brand guidelines", "influencer programme",
     "influencer program", "pr", "event", "activation", "report", "reporting", "dashboard", "kpi framework",
-    "research", "copywriting", "translation", "crm", "email", "seo", "ooh", "podcast",
+    "research", "copywriting", "translation", "crm", "email", "seo", "ooh", "podcast", "paid search",
+    "paid social", "messaging framework", "brand platform", "toolkit",
 )
 _WEIGHT = re.compile(r"(?P<w>\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|points?\b|pts\b)|weight(?:ing)?\s*[:=]?\s*(?P<w2>\d{1,3})",
                      re.I)
@@ -137,7 +139,11 @@ def _sections(lines: list[str]) -> dict[str, list[str]]:
             if current and rest.strip():  # "Deliverables: strategy, film, social content"
                 found[current].extend(_split_list(rest))
         elif not bullet:
-            current = current if len(line.split()) <= 3 else None
+            head, colon, rest = line.partition(":")
+            inline = _section_of(head) if colon and len(head.split()) <= 3 else None
+            if inline and rest.strip():  # "Deliverables: a messaging framework, a landing page and …"
+                found[inline].extend(_split_list(rest))
+            current = inline or (current if len(line.split()) <= 3 else None)
     return found
 
 
@@ -206,11 +212,14 @@ def _budget(sentences: list[str]) -> dict[str, Any] | None:
     for sentence in sentences:
         amounts = sorted({(m.start(), m.group(0)): _money(m) for p in _MONEY for m in p.finditer(sentence)}.items())
         for _, amount in amounts:
-            mentions.append({**amount, "context": sentence[:200],
-                             "about_budget": any(w in sentence.lower() for w in _BUDGET_WORDS)})
+            lowered = sentence.lower()
+            rank = next((i for i, words in enumerate(_BUDGET_WORDS) if any(w in lowered for w in words)),
+                        len(_BUDGET_WORDS))
+            mentions.append({**amount, "context": sentence[:200], "rank": rank})
     if not mentions:
         return None
-    relevant = [m for m in mentions if m["about_budget"]] or mentions
+    best = min(m["rank"] for m in mentions)
+    relevant = [m for m in mentions if m["rank"] == best]
     values = [m["amount"] for m in relevant]
     currencies = sorted({m["currency"] for m in relevant})
     return {"min": min(values), "max": max(values), "currency": currencies[0] if len(currencies) == 1 else currencies,

@@ -63,6 +63,7 @@ def test_every_tool_is_a_valid_messages_api_tool(agent_type, version, tool):
     assert tool.side_effect == (tool.name in WRITING_TOOLS)
     definition = tool.definition()
     assert set(definition) == {"name", "description", "input_schema"} and definition["name"] == tool.name
+    assert set(tool.input_schema.get("required", [])) <= set(tool.input_schema.get("properties", {}))
     for name, prop in tool.input_schema.get("properties", {}).items():
         assert "type" in prop or "enum" in prop, f"{tool.name}.{name} has no type"
 
