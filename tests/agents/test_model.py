@@ -239,3 +239,28 @@ def test_the_fake_server_keeps_concurrent_scripts_apart(live_api):
         thread.join()
     assert results == {m: f"answer for {m}" for m in markers}
     assert time.monotonic() - started < 1.0  # served in parallel
+
+
+def test_the_fake_server_runs_as_a_process_for_benchmarks(monkeypatch, marker):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, _free_port
+
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.messages_api", "--port", str(port),
+                                "--latency", "0.2"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{port}")
+        with override_settings(ANTHROPIC_API_KEY=API_KEY):
+            reset_client()
+            started = time.monotonic()
+            turn = call_model(_request(marker))
+            assert time.monotonic() - started >= 0.2
+            assert turn.content[0]["text"].startswith("[Simulated output") and not turn.simulated
+    finally:
+        reset_client()
+        process.terminate()
+        assert process.wait(10) == 0

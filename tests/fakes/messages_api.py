@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -183,6 +184,11 @@ class _Handler(BaseHTTPRequestHandler):
     api: FakeMessagesApi
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        super().setup()
+        # small SSE writes must not wait for the client's delayed ACK (Nagle): ~40 ms per turn otherwise
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         pass
 
@@ -251,15 +257,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("request-id", f"req_fake_{time.monotonic_ns()}")
         self.end_headers()
         pause = delay / len(events) if delay > 0 else 0.0
+        chunks = []
+        for name, data in events:
+            chunk = offline_model.encode_event(name, data)
+            chunks.append(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         try:
-            for name, data in events:
-                if pause:
+            if pause:
+                for chunk in chunks:
                     time.sleep(pause)
-                chunk = offline_model.encode_event(name, data)
-                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
+                    self.wfile.write(chunk)
+                self.wfile.write(b"0\r\n\r\n")
+            else:  # no latency: one write, the events still arrive as separate SSE events
+                self.wfile.write(b"".join(chunks) + b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client closed the stream (a cancelled run)
 
