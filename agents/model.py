@@ -258,6 +258,9 @@ def _describe(error: Exception, model: str) -> str:
         what = {400: "rejected the request", 401: "refused the API key", 403: "refused access",
                 404: "does not know this model or endpoint", 413: "found the request too large",
                 429: "is rate-limited", 529: "is overloaded"}.get(error.status_code, "failed")
+        if error.status_code < 400:  # an `error` event in the middle of a 200 stream
+            what = {"overloaded_error": "is overloaded", "rate_limit_error": "is rate-limited"}.get(
+                error.type or "", "failed while streaming")
         text = f"{model} {what} (HTTP {error.status_code}{', ' + error.type if error.type else ''})"
         if detail and detail != error.type:
             text += f": {detail}"

@@ -452,8 +452,12 @@ def respond(body: dict) -> Reply:
                             "name": tool["name"], "input": arguments if isinstance(arguments, dict) else {}})
         stop_reason = "tool_use"
     else:
-        content = [{"type": "text", "text": _final_answer(task, client, _tool_results(messages), terms)}]
+        text = _final_answer(task, client, _tool_results(messages), terms)
         stop_reason = "end_turn"
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, int) and 0 < max_tokens < estimate_tokens(text):
+            text, stop_reason = text[: max_tokens * 4], "max_tokens"  # as the API does: cut off, not summarised
+        content = [{"type": "text", "text": text}]
     return Reply(model=str(body.get("model") or "offline"), content=content, stop_reason=stop_reason,
                  usage=estimate_usage(body, content), id=_stable_id("msg", seed, body.get("model")))
 

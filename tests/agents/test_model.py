@@ -264,3 +264,13 @@ def test_the_fake_server_runs_as_a_process_for_benchmarks(monkeypatch, marker):
         reset_client()
         process.terminate()
         assert process.wait(10) == 0
+
+
+def test_a_mid_stream_overload_on_both_models_reads_well(live_api, marker):
+    live_api.script(marker, [{"content": [{"type": "text", "text": "Half an answer"}],
+                              "mid_stream_error": "overloaded_error"}] * 2)
+    with pytest.raises(ModelUnavailable) as caught:
+        call_model(_request(marker))
+    assert caught.value.message == (f"{DEFAULT_MODEL} is overloaded (HTTP 200, overloaded_error): Overloaded error; "
+                                    f"the fallback {FALLBACK_MODEL} is overloaded (HTTP 200, overloaded_error): "
+                                    "Overloaded error")

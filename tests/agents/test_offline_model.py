@@ -250,3 +250,21 @@ def test_fill_schema_respects_constraints():
     value = fill_schema(schema, ctx)
     jsonschema.validate(value, schema)
     assert value["budget"] == 5000 and value["channel"] == "meta" and value["nested"]["client"] == "Acme"
+
+
+def test_a_small_max_tokens_cuts_the_answer_off():
+    request = _request([{"role": "user", "content": "Say hello"}])
+    turn = call_model(ModelRequest(**{**request.__dict__, "max_tokens": 10}))
+    assert turn.stop_reason == "max_tokens" and len(turn.content[0]["text"]) == 40
+
+
+def test_the_offline_model_serves_many_threads_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index: int) -> str:
+        turn = call_model(_request([{"role": "user", "content": f"Find past projects, case {index}"}]))
+        return next(b["name"] for b in turn.content if b["type"] == "tool_use")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        names = list(pool.map(one, range(64)))
+    assert names == ["query_past_projects"] * 64
