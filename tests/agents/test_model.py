@@ -123,6 +123,8 @@ def test_scripted_turns_stream_through_the_sdk_and_the_request_is_recorded(live_
     assert 'Never use the word "cheap".' in sent["system"][0]["text"]
     assert sent["tools"][0]["cache_control"] == {"type": "ephemeral"}
     assert "run-1" not in json.dumps(sent)  # metadata is the platform's, never prompt text
+    [raw] = live_api.raw_requests(marker)
+    assert json.loads(raw) == sent
 
 
 def test_unscripted_requests_get_the_offline_models_answer(live_api, marker):

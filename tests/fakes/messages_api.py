@@ -77,6 +77,7 @@ class FakeMessagesApi:
         self._scripts: dict[str, deque[dict]] = defaultdict(deque)
         self._served: dict[str, int] = defaultdict(int)
         self._requests: list[dict] = []
+        self._raw: list[bytes] = []
         self._headers: list[dict] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,6 +106,13 @@ class FakeMessagesApi:
             return bodies
         return [b for b in bodies if marker in json.dumps(b.get("messages", []), ensure_ascii=False)]
 
+    def raw_requests(self, marker: str | None = None) -> list[bytes]:
+        """The request bodies exactly as received (for byte-identical prefix checks), oldest first."""
+        with self._lock:
+            pairs = list(zip(self._requests, self._raw, strict=True))
+        return [raw for body, raw in pairs
+                if marker is None or marker in json.dumps(body.get("messages", []), ensure_ascii=False)]
+
     def request_headers(self) -> list[dict]:
         """The headers of every request received, lower-cased names, oldest first."""
         with self._lock:
@@ -114,6 +122,7 @@ class FakeMessagesApi:
         with self._lock:
             self._scripts.clear()
             self._requests.clear()
+            self._raw.clear()
             self._headers.clear()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -152,10 +161,11 @@ class FakeMessagesApi:
 
     # --- answering ------------------------------------------------------------------------
 
-    def _next_turn(self, body: dict) -> tuple[str, dict | None, int]:
+    def _next_turn(self, body: dict, raw: bytes) -> tuple[str, dict | None, int]:
         text = json.dumps(body.get("messages", []), ensure_ascii=False)
         with self._lock:
             self._requests.append(body)
+            self._raw.append(raw)
             for marker, queue in self._scripts.items():
                 if marker in text and queue:
                     index = self._served[marker]
@@ -220,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.api
         with api._lock:
             api._headers.append({k.lower(): v for k, v in self.headers.items()})
-        marker, turn, index = api._next_turn(body)
+        marker, turn, index = api._next_turn(body, raw)
         if turn is None:
             if api.default == "error":
                 self._send_json(500, offline_model.error_body(500, "No scripted turn for this request."))
