@@ -1,11 +1,39 @@
-"""Model access, in one module (DESIGN §5). INTERFACE ONLY in this commit: the implementation
-lands with the model-layer work."""
+"""Model access, in one module (DESIGN §5).
+
+`call_model` streams one assistant turn through the `anthropic` SDK: text and tool-input deltas go
+to the caller's callbacks as they arrive, cancellation is polled between stream events, and the
+turn comes back as plain dicts with usage and cost. After the SDK's own retries, an overloaded
+(529) or rate-limited (429) model is retried once on the request's fallback model.
+
+`get_client()` is the one place a client is made. With `settings.ANTHROPIC_API_KEY` it is a real
+`anthropic.Anthropic` (which honours `ANTHROPIC_BASE_URL` itself: the tests' and benchmarks' fake
+Messages API server is reached that way); without one it is the same SDK class over an httpx2
+client whose transport is the offline model (`OfflineTransport`), so the same SDK code path — SSE
+parsing, accumulation, retries — runs either way.
+
+Besides `spokestack/egress.py`, this is the only product module that may import an HTTP client
+(tests/spokestack/test_egress.py enforces it), which is why the offline model's transport shell
+lives here while its behaviour lives in `agents/offline_model.py`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import anthropic
+import httpx2
+from django.conf import settings
+
+from agents import offline_model
+
+log = logging.getLogger(__name__)
 
 
 class ModelCancelled(Exception):
@@ -36,7 +64,7 @@ class ModelRequest:
     tools: list[dict]  # sorted by name, cache_control on the last
     messages: list[dict]
     max_tokens: int
-    temperature: float
+    temperature: float  # recorded with the run; the SDK's Messages API (2.12) takes no temperature parameter
     metadata: dict[str, str] = field(default_factory=dict)  # e.g. {"run_id": …}; never sent as prompt text
 
 
@@ -56,3 +84,266 @@ class ModelTurn:
     used_fallback: bool
     simulated: bool  # answered by the offline model
     cost_usd: float
+    fallback_reason: str = ""  # why the primary model was not used (empty when it answered)
+
+
+# --- prices -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cache_write: float  # 5-minute cache write (1.25 × input)
+    cache_read: float  # 0.1 × input
+
+
+_OPUS = Price(input=5.0, output=25.0, cache_write=6.25, cache_read=0.50)
+_SONNET = Price(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30)
+_HAIKU = Price(input=1.0, output=5.0, cache_write=1.25, cache_read=0.10)
+
+PRICES: dict[str, Price] = {
+    "claude-opus-5-5": _OPUS,
+    "claude-opus-5": _OPUS,
+    "claude-sonnet-5-5": _SONNET,
+    "claude-sonnet-5": _SONNET,
+    "claude-haiku-5-5": _HAIKU,
+    "claude-opus-4-8": _OPUS,
+    "claude-opus-4-7": _OPUS,
+    "claude-opus-4-6": _OPUS,
+    "claude-opus-4-5": _OPUS,
+    "claude-opus-4-5-20251101": _OPUS,
+    "claude-sonnet-4-6": _SONNET,
+    "claude-sonnet-4-5": _SONNET,
+    "claude-sonnet-4-5-20250929": _SONNET,
+    "claude-haiku-4-5": _HAIKU,
+    "claude-haiku-4-5-20251001": _HAIKU,
+}
+DEFAULT_PRICE = _SONNET
+
+
+def price_for(model: str) -> Price:
+    """The model's price. A model missing from `PRICES` (a new or preview model, the mythos and fable
+    families) is priced as Sonnet, so a run's cost is an estimate rather than zero."""
+    return PRICES.get(model, DEFAULT_PRICE)
+
+
+def cost_usd(model: str, usage: Usage) -> float:
+    price = price_for(model)
+    total = (usage.input_tokens * price.input + usage.output_tokens * price.output
+             + usage.cache_creation_input_tokens * price.cache_write
+             + usage.cache_read_input_tokens * price.cache_read)
+    return round(total / 1_000_000, 8)
+
+
+# --- the offline transport ----------------------------------------------------------------
+
+
+class _EventStream(httpx2.SyncByteStream):
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
+class OfflineTransport(httpx2.BaseTransport):
+    """Answers POST /v1/messages with the offline model (`agents.offline_model`), streaming or not.
+
+    No network: the SDK's request never leaves the process. Each SSE event is its own chunk, so the
+    SDK sees text and tool input arrive in several deltas, as from the API."""
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method != "POST" or not request.url.path.rstrip("/").endswith("/v1/messages"):
+            return httpx2.Response(404, json=offline_model.error_body(404, f"The offline model serves POST /v1/messages, "
+                                                                          f"not {request.method} {request.url.path}"))
+        try:
+            body = json.loads(request.read() or b"{}")
+        except ValueError:
+            return httpx2.Response(400, json=offline_model.error_body(400, "The request body is not JSON."))
+        reply = offline_model.respond(body)
+        headers = {"request-id": f"req_offline_{reply.id[-12:]}"}
+        if not body.get("stream"):
+            return httpx2.Response(200, json=reply.message(), headers=headers)
+        events = offline_model.sse_events(reply)
+        chunks = (offline_model.encode_event(name, data) for name, data in events)
+        return httpx2.Response(200, headers={**headers, "content-type": "text/event-stream"},
+                               stream=_EventStream(chunks))
+
+
+# --- the client ---------------------------------------------------------------------------
+
+DEFAULT_TIMEOUT_S = 120.0  # per read while streaming: a turn may think for a while between events
+_clients: dict[tuple, anthropic.Anthropic] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_config() -> tuple:
+    return (settings.ANTHROPIC_API_KEY or "", os.environ.get("ANTHROPIC_BASE_URL", ""),
+            int(getattr(settings, "ANTHROPIC_MAX_RETRIES", 2)),
+            float(getattr(settings, "ANTHROPIC_TIMEOUT_S", DEFAULT_TIMEOUT_S)))
+
+
+def _is_offline(client: anthropic.Anthropic) -> bool:
+    return getattr(client, "_spokestack_offline", False)
+
+
+def get_client() -> anthropic.Anthropic:
+    """The process's SDK client for the current configuration (made once, shared by threads).
+
+    Settings read: ANTHROPIC_API_KEY (unset → offline model), ANTHROPIC_MAX_RETRIES (default 2),
+    ANTHROPIC_TIMEOUT_S (default 120); the SDK itself reads ANTHROPIC_BASE_URL."""
+    config = _client_config()
+    client = _clients.get(config)
+    if client is not None:
+        return client
+    with _clients_lock:
+        client = _clients.get(config)
+        if client is None:
+            api_key, _, max_retries, timeout_s = config
+            timeout = httpx2.Timeout(timeout_s, connect=10.0)
+            if api_key:
+                client = anthropic.Anthropic(api_key=api_key, max_retries=max_retries, timeout=timeout)
+                client._spokestack_offline = False
+            else:
+                http_client = httpx2.Client(transport=OfflineTransport(), timeout=timeout)
+                client = anthropic.Anthropic(api_key="offline-model-no-key", base_url="https://api.anthropic.com",
+                                             max_retries=max_retries, timeout=timeout, http_client=http_client)
+                client._spokestack_offline = True
+            _clients[config] = client
+    return client
+
+
+def reset_client() -> None:
+    """Forget the cached clients (tests change settings and ANTHROPIC_BASE_URL between cases)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a stale client must not fail a reset
+            log.debug("closing a cached Anthropic client failed", exc_info=True)
+
+
+# --- the call -----------------------------------------------------------------------------
+
+_FALLBACK_STATUSES = (429, 529)
+_FALLBACK_TYPES = ("overloaded_error", "rate_limit_error")
+
+
+def _should_fall_back(error: Exception) -> bool:
+    return isinstance(error, anthropic.APIStatusError) and (
+        error.status_code in _FALLBACK_STATUSES or getattr(error, "type", None) in _FALLBACK_TYPES)
+
+
+def _redact(text: str) -> str:
+    key = settings.ANTHROPIC_API_KEY or ""
+    if key and len(key) >= 4:
+        text = text.replace(key, "[redacted]")
+    return text
+
+
+def _describe(error: Exception, model: str) -> str:
+    """A readable, key-free sentence about an SDK error."""
+    if isinstance(error, anthropic.APIStatusError):
+        detail = error.api_message or error.type or ""
+        what = {400: "rejected the request", 401: "refused the API key", 403: "refused access",
+                404: "does not know this model or endpoint", 413: "found the request too large",
+                429: "is rate-limited", 529: "is overloaded"}.get(error.status_code, "failed")
+        if error.status_code < 400:  # an `error` event in the middle of a 200 stream
+            what = {"overloaded_error": "is overloaded", "rate_limit_error": "is rate-limited"}.get(
+                error.type or "", "failed while streaming")
+        text = f"{model} {what} (HTTP {error.status_code}{', ' + error.type if error.type else ''})"
+        if detail and detail != error.type:
+            text += f": {detail}"
+    elif isinstance(error, anthropic.APITimeoutError):
+        text = f"{model} did not answer in time"
+    elif isinstance(error, anthropic.APIConnectionError):
+        text = f"{model} could not be reached (connection error)"
+    else:
+        text = f"{model} failed: {type(error).__name__}: {error}"
+    return _redact(text)
+
+
+def _block_dict(block: Any) -> dict[str, Any]:
+    if block.type == "text":
+        return {"type": "text", "text": block.text}
+    if block.type == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name,
+                "input": dict(block.input) if isinstance(block.input, dict) else {}}
+    return block.to_dict()
+
+
+def _stream_turn(client: anthropic.Anthropic, request: ModelRequest, model: str,
+                 callbacks: StreamCallbacks) -> tuple[list[dict], str, Usage]:
+    kwargs: dict[str, Any] = {"model": model, "max_tokens": request.max_tokens, "messages": request.messages}
+    if request.system:
+        kwargs["system"] = request.system
+    if request.tools:
+        kwargs["tools"] = request.tools
+    if callbacks.should_cancel():
+        raise ModelCancelled("cancelled before the model was called")
+    with client.messages.stream(**kwargs) as stream:
+        for event in stream:
+            if callbacks.should_cancel():
+                stream.close()
+                raise ModelCancelled("cancelled while the model was streaming")
+            if event.type != "content_block_delta":
+                continue
+            delta = event.delta
+            if delta.type == "text_delta":
+                callbacks.on_text(delta.text)
+            elif delta.type == "input_json_delta":
+                block = stream.current_message_snapshot.content[event.index]
+                callbacks.on_tool_input(block.id, block.name, delta.partial_json)
+        message = stream.get_final_message()
+    usage = message.usage
+    return ([_block_dict(b) for b in message.content], message.stop_reason or "end_turn",
+            Usage(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
+                  cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+                  cache_read_input_tokens=usage.cache_read_input_tokens or 0))
+
+
+def call_model(request: ModelRequest, *, callbacks: StreamCallbacks = StreamCallbacks()) -> ModelTurn:  # noqa: B008
+    """One assistant turn for `request`, streamed to `callbacks`.
+
+    Raises ModelCancelled when `callbacks.should_cancel()` turns true (the stream is closed at the
+    next event), ModelUnavailable when the model fails (after the SDK's retries) and, for overload
+    or rate limits, the fallback model fails too. Deltas already forwarded from a primary model
+    that failed mid-stream are followed by the fallback's own deltas."""
+    client = get_client()
+    simulated = _is_offline(client)
+    models = [request.model]
+    if request.fallback_model and request.fallback_model != request.model:
+        models.append(request.fallback_model)
+    reason = ""
+    started = time.monotonic()
+    for attempt, model in enumerate(models):
+        try:
+            content, stop_reason, usage = _stream_turn(client, request, model, callbacks)
+        except ModelCancelled:
+            raise
+        except anthropic.AnthropicError as error:
+            description = _describe(error, model)
+            if attempt == 0 and len(models) > 1 and _should_fall_back(error):
+                reason = description
+                log.warning("model %s unavailable after retries, falling back to %s: %s", model, models[1], reason)
+                continue
+            if attempt > 0:
+                raise ModelUnavailable(f"{reason}; the fallback {description}") from None
+            raise ModelUnavailable(description) from None
+        except ValueError as error:  # the SDK could not parse the model's tool input JSON
+            raise ModelUnavailable(_redact(f"{model} returned a response that could not be read: {error}")) from None
+        log.debug("model turn on %s in %.3f s", model, time.monotonic() - started)
+        return ModelTurn(content=content, stop_reason=stop_reason, usage=usage, model=model,
+                         used_fallback=attempt > 0, simulated=simulated, cost_usd=cost_usd(model, usage),
+                         fallback_reason=reason)
+    raise ModelUnavailable(reason or "no model to call")  # unreachable: the loop returns or raises
