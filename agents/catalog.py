@@ -3,17 +3,24 @@ choice of version. `tuning` must not import `agents`, so agents registers this c
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from tuning.assembly import PlatformTier
 
 from .registry import AgentSpec, agent_types, get_spec
 
+_TIERS: dict[tuple[str, str], PlatformTier] = {}
 
-@lru_cache(maxsize=256)
+
 def platform_tier(spec: AgentSpec) -> PlatformTier:
-    """Tier 1 of a spec as the assembler takes it. Cached per spec: the same object for the same
-    spec keeps the assembler's own cache (keyed on it) hot."""
+    """Tier 1 of a spec as the assembler takes it. One object per (agent type, version): specs are
+    immutable, and the same object keeps the assembler's own cache (keyed on it) hot."""
+    key = (spec.agent_type, spec.version)
+    tier = _TIERS.get(key)
+    if tier is None:
+        tier = _TIERS.setdefault(key, _build_tier(spec))
+    return tier
+
+
+def _build_tier(spec: AgentSpec) -> PlatformTier:
     return PlatformTier(
         agent_type=spec.agent_type, version=spec.version, base_prompt=spec.base_prompt,
         tools=tuple(t.definition() for t in spec.tools),

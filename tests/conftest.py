@@ -71,11 +71,17 @@ def network_guard():
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
+    """The test database, always (pytest-django only creates it when a collected test asks for
+    `db`; a run of live tests alone does not), plus the public instance and instances A and B."""
+    from django.test.utils import setup_databases, teardown_databases
+
     from spokestack.tenancy.models import Domain, Instance
     from spokestack.tenancy.services import instance_provision
 
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=request.config.option.verbose, interactive=False,
+                                 keepdb=django_db_keepdb, aliases={"default"})
         public, _ = Instance.objects.get_or_create(schema_name="public", defaults={"name": "Platform"})
         Domain.objects.get_or_create(domain="localhost", defaults={"tenant": public})
         for schema, host in (("tenant_a", HOST_A), ("tenant_b", HOST_B)):
@@ -84,6 +90,10 @@ def django_db_setup(django_db_setup, django_db_blocker):
                                    admin_email=f"admin@{host}", admin_password=PASSWORD, schema_name=schema)
         connection.set_schema_to_public()
     yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            connection.close()
+            teardown_databases(db_cfg, verbosity=request.config.option.verbose)
 
 
 @pytest.fixture(scope="session")

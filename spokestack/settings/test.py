@@ -1,5 +1,8 @@
 """The test suite: the same stack as production (PostgreSQL, Redis), faster password hashing."""
 
+import os
+from urllib.parse import urlsplit
+
 from .base import *  # noqa: F403
 from .base import env, env_bool, env_list
 
@@ -11,7 +14,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
-ANTHROPIC_API_KEY = ""  # tests never reach the real API: the model is faked at the SDK transport
+# Tests never reach the real API: a key counts only when ANTHROPIC_BASE_URL points at a local
+# fake Messages API (the suite's worker processes); otherwise the offline model answers.
+_model_url = urlsplit(os.environ.get("ANTHROPIC_BASE_URL", ""))
+ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", "") if _model_url.hostname in {"127.0.0.1", "localhost", "::1"} else ""
 # Tests get the loopback allowance per test (the `egress_loopback` fixture), never globally.
 # Off unless a test (or the test suite's worker process) turns it on for named ports.
 EGRESS_ALLOW_LOOPBACK = env_bool("EGRESS_ALLOW_LOOPBACK", False)

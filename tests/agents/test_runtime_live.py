@@ -27,8 +27,9 @@ pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def stack(live_instance, celery_worker, daphne_server, sample_erp, fake_model):
+def stack(live_instance, celery_worker, daphne_server, sample_erp, fake_model, egress_loopback):
     """A fresh instance wired to the sample ERP, with a client and an admin token."""
+    egress_loopback(sample_erp[0].server_port)
     instance = live_instance.instance
     instance_set_erp(instance=instance, base_url=sample_erp[1], api_key=DEMO_API_KEYS["alpha"])
     with schema_context(instance.schema_name):
