@@ -180,6 +180,7 @@ class OfflineTransport(httpx2.BaseTransport):
 
 # --- the client ---------------------------------------------------------------------------
 
+MAX_CONNECTIONS = 1000
 DEFAULT_TIMEOUT_S = 120.0  # per read while streaming: a turn may think for a while between events
 _clients: dict[tuple, anthropic.Anthropic] = {}
 _clients_lock = threading.Lock()
@@ -210,7 +211,11 @@ def get_client() -> anthropic.Anthropic:
             api_key, _, max_retries, timeout_s = config
             timeout = httpx2.Timeout(timeout_s, connect=10.0)
             if api_key:
-                client = anthropic.Anthropic(api_key=api_key, max_retries=max_retries, timeout=timeout)
+                # keep every connection of a worker's many concurrent runs alive between turns
+                http_client = anthropic.DefaultHttpxClient(timeout=timeout, limits=httpx2.Limits(
+                    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS))
+                client = anthropic.Anthropic(api_key=api_key, max_retries=max_retries, timeout=timeout,
+                                             http_client=http_client)
                 client._spokestack_offline = False
             else:
                 http_client = httpx2.Client(transport=OfflineTransport(), timeout=timeout)

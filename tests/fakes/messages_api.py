@@ -273,8 +273,12 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         try:
             if pause:
-                for chunk in chunks:
-                    time.sleep(pause)
+                # against a schedule, so the turn takes `delay` however long the writes take
+                started = time.monotonic()
+                for number, chunk in enumerate(chunks, start=1):
+                    wait = started + number * pause - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
                     self.wfile.write(chunk)
                 self.wfile.write(b"0\r\n\r\n")
             else:  # no latency: one write, the events still arrive as separate SSE events
