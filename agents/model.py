@@ -345,6 +345,9 @@ def call_model(request: ModelRequest, *, callbacks: StreamCallbacks = StreamCall
             if attempt > 0:
                 raise ModelUnavailable(f"{reason}; the fallback {description}") from None
             raise ModelUnavailable(description) from None
+        except httpx2.HTTPError as error:  # the connection broke or stalled in the middle of the stream
+            raise ModelUnavailable(_redact(f"{model}'s stream broke off ({type(error).__name__}); "
+                                           "the turn was not completed")) from None
         except ValueError as error:  # the SDK could not parse the model's tool input JSON
             raise ModelUnavailable(_redact(f"{model} returned a response that could not be read: {error}")) from None
         log.debug("model turn on %s in %.3f s", model, time.monotonic() - started)

@@ -276,3 +276,11 @@ def test_a_mid_stream_overload_on_both_models_reads_well(live_api, marker):
     assert caught.value.message == (f"{DEFAULT_MODEL} is overloaded (HTTP 200, overloaded_error): Overloaded error; "
                                     f"the fallback {FALLBACK_MODEL} is overloaded (HTTP 200, overloaded_error): "
                                     "Overloaded error")
+
+
+def test_a_connection_dropped_mid_stream_is_unavailable_without_fallback(live_api, marker):
+    live_api.script(marker, [{"content": [{"type": "text", "text": "Half an answer " * 10}],
+                              "mid_stream_disconnect": True}])
+    with pytest.raises(ModelUnavailable, match="stream broke off"):
+        call_model(_request(marker))
+    assert len(live_api.requests(marker)) == 1
