@@ -11,6 +11,10 @@ Messages API server is reached that way); without one it is the same SDK class o
 client whose transport is the offline model (`OfflineTransport`), so the same SDK code path — SSE
 parsing, accumulation, retries — runs either way.
 
+`acall_model` / `get_async_client()` are the same for asyncio code (one `AsyncAnthropic` per event
+loop). Settings read: ANTHROPIC_API_KEY, ANTHROPIC_MAX_RETRIES (default 2, the SDK's retries per
+model), ANTHROPIC_TIMEOUT_S (default 120, per read). `reset_client()` forgets the cached clients.
+
 Besides `spokestack/egress.py`, this is the only product module that may import an HTTP client
 (tests/spokestack/test_egress.py enforces it), which is why the offline model's transport shell
 lives here while its behaviour lives in `agents/offline_model.py`.
