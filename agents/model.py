@@ -11,6 +11,10 @@ Messages API server is reached that way); without one it is the same SDK class o
 client whose transport is the offline model (`OfflineTransport`), so the same SDK code path — SSE
 parsing, accumulation, retries — runs either way.
 
+`acall_model` / `get_async_client()` are the same for asyncio code (one `AsyncAnthropic` per event
+loop). Settings read: ANTHROPIC_API_KEY, ANTHROPIC_MAX_RETRIES (default 2, the SDK's retries per
+model), ANTHROPIC_TIMEOUT_S (default 120, per read). `reset_client()` forgets the cached clients.
+
 Besides `spokestack/egress.py`, this is the only product module that may import an HTTP client
 (tests/spokestack/test_egress.py enforces it), which is why the offline model's transport shell
 lives here while its behaviour lives in `agents/offline_model.py`.
@@ -18,12 +22,13 @@ lives here while its behaviour lives in `agents/offline_model.py`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,31 +146,38 @@ def cost_usd(model: str, usage: Usage) -> float:
 # --- the offline transport ----------------------------------------------------------------
 
 
-class _EventStream(httpx2.SyncByteStream):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+class _EventStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
         self._chunks = chunks
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._chunks
 
-    def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
 
 
-class OfflineTransport(httpx2.BaseTransport):
-    """Answers POST /v1/messages with the offline model (`agents.offline_model`), streaming or not.
+class OfflineTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Answers POST /v1/messages with the offline model (`agents.offline_model`), streaming or not,
+    for `anthropic.Anthropic` and `anthropic.AsyncAnthropic` alike.
 
     No network: the SDK's request never leaves the process. Each SSE event is its own chunk, so the
     SDK sees text and tool input arrive in several deltas, as from the API."""
 
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        await request.aread()
+        return self._answer(request, request.content)
+
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self._answer(request, request.read())
+
+    def _answer(self, request: httpx2.Request, content: bytes) -> httpx2.Response:
         if request.method != "POST" or not request.url.path.rstrip("/").endswith("/v1/messages"):
             return httpx2.Response(404, json=offline_model.error_body(404, f"The offline model serves POST /v1/messages, "
                                                                           f"not {request.method} {request.url.path}"))
         try:
-            body = json.loads(request.read() or b"{}")
+            body = json.loads(content or b"{}")
         except ValueError:
             return httpx2.Response(400, json=offline_model.error_body(400, "The request body is not JSON."))
         reply = offline_model.respond(body)
@@ -173,13 +185,14 @@ class OfflineTransport(httpx2.BaseTransport):
         if not body.get("stream"):
             return httpx2.Response(200, json=reply.message(), headers=headers)
         events = offline_model.sse_events(reply)
-        chunks = (offline_model.encode_event(name, data) for name, data in events)
+        chunks = [offline_model.encode_event(name, data) for name, data in events]
         return httpx2.Response(200, headers={**headers, "content-type": "text/event-stream"},
                                stream=_EventStream(chunks))
 
 
 # --- the client ---------------------------------------------------------------------------
 
+MAX_CONNECTIONS = 1000
 DEFAULT_TIMEOUT_S = 120.0  # per read while streaming: a turn may think for a while between events
 _clients: dict[tuple, anthropic.Anthropic] = {}
 _clients_lock = threading.Lock()
@@ -191,7 +204,7 @@ def _client_config() -> tuple:
             float(getattr(settings, "ANTHROPIC_TIMEOUT_S", DEFAULT_TIMEOUT_S)))
 
 
-def _is_offline(client: anthropic.Anthropic) -> bool:
+def _is_offline(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> bool:
     return getattr(client, "_spokestack_offline", False)
 
 
@@ -210,7 +223,11 @@ def get_client() -> anthropic.Anthropic:
             api_key, _, max_retries, timeout_s = config
             timeout = httpx2.Timeout(timeout_s, connect=10.0)
             if api_key:
-                client = anthropic.Anthropic(api_key=api_key, max_retries=max_retries, timeout=timeout)
+                # keep every connection of a worker's many concurrent runs alive between turns
+                http_client = anthropic.DefaultHttpxClient(timeout=timeout, limits=httpx2.Limits(
+                    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS))
+                client = anthropic.Anthropic(api_key=api_key, max_retries=max_retries, timeout=timeout,
+                                             http_client=http_client)
                 client._spokestack_offline = False
             else:
                 http_client = httpx2.Client(transport=OfflineTransport(), timeout=timeout)
@@ -221,11 +238,42 @@ def get_client() -> anthropic.Anthropic:
     return client
 
 
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, anthropic.AsyncAnthropic]] = (
+    weakref.WeakKeyDictionary())
+
+
+def get_async_client() -> anthropic.AsyncAnthropic:
+    """`get_client()` for asyncio code: one `AsyncAnthropic` per event loop and configuration (an
+    async client's connections belong to the loop that opened them)."""
+    loop = asyncio.get_running_loop()
+    config = _client_config()
+    with _clients_lock:
+        per_loop = _async_clients.setdefault(loop, {})
+        client = per_loop.get(config)
+        if client is None:
+            api_key, _, max_retries, timeout_s = config
+            timeout = httpx2.Timeout(timeout_s, connect=10.0)
+            if api_key:
+                http_client = anthropic.DefaultAsyncHttpxClient(timeout=timeout, limits=httpx2.Limits(
+                    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS))
+                client = anthropic.AsyncAnthropic(api_key=api_key, max_retries=max_retries, timeout=timeout,
+                                                  http_client=http_client)
+                client._spokestack_offline = False
+            else:
+                client = anthropic.AsyncAnthropic(
+                    api_key="offline-model-no-key", base_url="https://api.anthropic.com", max_retries=max_retries,
+                    timeout=timeout, http_client=httpx2.AsyncClient(transport=OfflineTransport(), timeout=timeout))
+                client._spokestack_offline = True
+            per_loop[config] = client
+    return client
+
+
 def reset_client() -> None:
     """Forget the cached clients (tests change settings and ANTHROPIC_BASE_URL between cases)."""
     with _clients_lock:
         clients = list(_clients.values())
         _clients.clear()
+        _async_clients.clear()  # dropped, not closed: closing is a coroutine on each client's own loop
     for client in clients:
         try:
             client.close()
@@ -282,29 +330,28 @@ def _block_dict(block: Any) -> dict[str, Any]:
     return block.to_dict()
 
 
-def _stream_turn(client: anthropic.Anthropic, request: ModelRequest, model: str,
-                 callbacks: StreamCallbacks) -> tuple[list[dict], str, Usage]:
+def _stream_kwargs(request: ModelRequest, model: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"model": model, "max_tokens": request.max_tokens, "messages": request.messages}
     if request.system:
         kwargs["system"] = request.system
     if request.tools:
         kwargs["tools"] = request.tools
-    if callbacks.should_cancel():
-        raise ModelCancelled("cancelled before the model was called")
-    with client.messages.stream(**kwargs) as stream:
-        for event in stream:
-            if callbacks.should_cancel():
-                stream.close()
-                raise ModelCancelled("cancelled while the model was streaming")
-            if event.type != "content_block_delta":
-                continue
-            delta = event.delta
-            if delta.type == "text_delta":
-                callbacks.on_text(delta.text)
-            elif delta.type == "input_json_delta":
-                block = stream.current_message_snapshot.content[event.index]
-                callbacks.on_tool_input(block.id, block.name, delta.partial_json)
-        message = stream.get_final_message()
+    return kwargs
+
+
+def _forward(event: Any, stream: Any, callbacks: StreamCallbacks) -> None:
+    """Hand a raw delta event to the callbacks (the SDK's derived text/input_json events are skipped)."""
+    if event.type != "content_block_delta":
+        return
+    delta = event.delta
+    if delta.type == "text_delta":
+        callbacks.on_text(delta.text)
+    elif delta.type == "input_json_delta":
+        block = stream.current_message_snapshot.content[event.index]
+        callbacks.on_tool_input(block.id, block.name, delta.partial_json)
+
+
+def _turn_parts(message: Any) -> tuple[list[dict], str, Usage]:
     usage = message.usage
     return ([_block_dict(b) for b in message.content], message.stop_reason or "end_turn",
             Usage(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
@@ -312,38 +359,99 @@ def _stream_turn(client: anthropic.Anthropic, request: ModelRequest, model: str,
                   cache_read_input_tokens=usage.cache_read_input_tokens or 0))
 
 
+def _stream_turn(client: anthropic.Anthropic, request: ModelRequest, model: str,
+                 callbacks: StreamCallbacks) -> tuple[list[dict], str, Usage]:
+    if callbacks.should_cancel():
+        raise ModelCancelled("cancelled before the model was called")
+    with client.messages.stream(**_stream_kwargs(request, model)) as stream:
+        for event in stream:
+            if callbacks.should_cancel():
+                stream.close()
+                raise ModelCancelled("cancelled while the model was streaming")
+            _forward(event, stream, callbacks)
+        message = stream.get_final_message()
+    return _turn_parts(message)
+
+
+async def _astream_turn(client: anthropic.AsyncAnthropic, request: ModelRequest, model: str,
+                        callbacks: StreamCallbacks) -> tuple[list[dict], str, Usage]:
+    if callbacks.should_cancel():
+        raise ModelCancelled("cancelled before the model was called")
+    async with client.messages.stream(**_stream_kwargs(request, model)) as stream:
+        async for event in stream:
+            if callbacks.should_cancel():
+                await stream.close()
+                raise ModelCancelled("cancelled while the model was streaming")
+            _forward(event, stream, callbacks)
+        message = await stream.get_final_message()
+    return _turn_parts(message)
+
+
+def _models(request: ModelRequest) -> list[str]:
+    if request.fallback_model and request.fallback_model != request.model:
+        return [request.model, request.fallback_model]
+    return [request.model]
+
+
+def _failure(error: Exception, model: str, attempt: int, models: list[str], reason: str) -> tuple[str, Exception | None]:
+    """After a failed attempt: (the reason to fall back, None) or (reason, the exception to raise)."""
+    if isinstance(error, anthropic.AnthropicError):
+        description = _describe(error, model)
+        if attempt == 0 and len(models) > 1 and _should_fall_back(error):
+            log.warning("model %s unavailable after retries, falling back to %s: %s", model, models[1], description)
+            return description, None
+        if attempt > 0:
+            return reason, ModelUnavailable(f"{reason}; the fallback {description}")
+        return reason, ModelUnavailable(description)
+    if isinstance(error, httpx2.HTTPError):  # the connection broke or stalled in the middle of the stream
+        return reason, ModelUnavailable(_redact(f"{model}'s stream broke off ({type(error).__name__}); "
+                                                "the turn was not completed"))
+    # ValueError: the SDK could not parse the model's tool input JSON
+    return reason, ModelUnavailable(_redact(f"{model} returned a response that could not be read: {error}"))
+
+
+_CALL_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
+
+
+def _turn(parts: tuple[list[dict], str, Usage], model: str, attempt: int, simulated: bool, reason: str) -> ModelTurn:
+    content, stop_reason, usage = parts
+    return ModelTurn(content=content, stop_reason=stop_reason, usage=usage, model=model, used_fallback=attempt > 0,
+                     simulated=simulated, cost_usd=cost_usd(model, usage), fallback_reason=reason)
+
+
 def call_model(request: ModelRequest, *, callbacks: StreamCallbacks = StreamCallbacks()) -> ModelTurn:  # noqa: B008
     """One assistant turn for `request`, streamed to `callbacks`.
 
-    Raises ModelCancelled when `callbacks.should_cancel()` turns true (the stream is closed at the
-    next event), ModelUnavailable when the model fails (after the SDK's retries) and, for overload
-    or rate limits, the fallback model fails too. Deltas already forwarded from a primary model
-    that failed mid-stream are followed by the fallback's own deltas."""
+    Raises ModelCancelled when `callbacks.should_cancel()` turns true (polled before the call and
+    between stream events; the stream is closed), ModelUnavailable when the model fails (after the
+    SDK's retries) and, for overload or rate limits, the fallback model fails too. Deltas already
+    forwarded from a primary model that failed mid-stream are followed by the fallback's own."""
     client = get_client()
-    simulated = _is_offline(client)
-    models = [request.model]
-    if request.fallback_model and request.fallback_model != request.model:
-        models.append(request.fallback_model)
-    reason = ""
-    started = time.monotonic()
+    models, reason = _models(request), ""
     for attempt, model in enumerate(models):
         try:
-            content, stop_reason, usage = _stream_turn(client, request, model, callbacks)
-        except ModelCancelled:
-            raise
-        except anthropic.AnthropicError as error:
-            description = _describe(error, model)
-            if attempt == 0 and len(models) > 1 and _should_fall_back(error):
-                reason = description
-                log.warning("model %s unavailable after retries, falling back to %s: %s", model, models[1], reason)
-                continue
-            if attempt > 0:
-                raise ModelUnavailable(f"{reason}; the fallback {description}") from None
-            raise ModelUnavailable(description) from None
-        except ValueError as error:  # the SDK could not parse the model's tool input JSON
-            raise ModelUnavailable(_redact(f"{model} returned a response that could not be read: {error}")) from None
-        log.debug("model turn on %s in %.3f s", model, time.monotonic() - started)
-        return ModelTurn(content=content, stop_reason=stop_reason, usage=usage, model=model,
-                         used_fallback=attempt > 0, simulated=simulated, cost_usd=cost_usd(model, usage),
-                         fallback_reason=reason)
+            parts = _stream_turn(client, request, model, callbacks)
+        except _CALL_ERRORS as error:
+            reason, raised = _failure(error, model, attempt, models, reason)
+            if raised is not None:
+                raise raised from None
+            continue
+        return _turn(parts, model, attempt, _is_offline(client), reason)
+    raise ModelUnavailable(reason or "no model to call")  # unreachable: the loop returns or raises
+
+
+async def acall_model(request: ModelRequest, *, callbacks: StreamCallbacks = StreamCallbacks()) -> ModelTurn:  # noqa: B008
+    """`call_model` for asyncio code, on `get_async_client()`; the same behaviour and errors.
+    `callbacks` are called in the event loop's thread, so they must not block."""
+    client = get_async_client()
+    models, reason = _models(request), ""
+    for attempt, model in enumerate(models):
+        try:
+            parts = await _astream_turn(client, request, model, callbacks)
+        except _CALL_ERRORS as error:
+            reason, raised = _failure(error, model, attempt, models, reason)
+            if raised is not None:
+                raise raised from None
+            continue
+        return _turn(parts, model, attempt, _is_offline(client), reason)
     raise ModelUnavailable(reason or "no model to call")  # unreachable: the loop returns or raises

@@ -487,18 +487,22 @@ def sse_events(reply: Reply, *, text_chunk: int = 48, json_chunk: int = 24) -> l
         "id": reply.id, "type": "message", "role": "assistant", "model": reply.model, "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": start_usage}})]
     events += reply.extra_events
+    # several deltas per block, but not hundreds: a worker parses every event of hundreds of streams
+    max_deltas = 12
     for index, block in enumerate(reply.content):
         if block.get("type") == "tool_use":
             events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
                 "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}))
             encoded = json.dumps(block.get("input", {}), ensure_ascii=False)
-            for piece in [encoded[i:i + json_chunk] for i in range(0, len(encoded), json_chunk)]:
+            size = max(json_chunk, -(-len(encoded) // max_deltas))
+            for piece in [encoded[i:i + size] for i in range(0, len(encoded), size)]:
                 events.append(("content_block_delta", {"type": "content_block_delta", "index": index,
                                                        "delta": {"type": "input_json_delta", "partial_json": piece}}))
         else:
             events.append(("content_block_start", {"type": "content_block_start", "index": index,
                                                    "content_block": {"type": "text", "text": ""}}))
-            for piece in _chunks(block.get("text", ""), text_chunk):
+            text = block.get("text", "")
+            for piece in _chunks(text, max(text_chunk, -(-len(text) // max_deltas))):
                 events.append(("content_block_delta", {"type": "content_block_delta", "index": index,
                                                        "delta": {"type": "text_delta", "text": piece}}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))

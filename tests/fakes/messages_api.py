@@ -25,7 +25,8 @@ Each request whose messages contain a marker consumes that marker's next turn, r
 "usage" (else estimated), "delay_s" (else the server's latency), "status" (an error response; with
 "retry_after_s", default 0.001, so the SDK's retries do not sleep), "error_message", "model"
 (the model reported; default: the model asked for), "mid_stream_error" (an SSE `error` event of
-that type after the first delta). Requests without a scripted turn left get the offline model's
+that type after the first delta), "mid_stream_disconnect" (the connection drops after the first
+delta). Requests without a scripted turn left get the offline model's
 answer (`agents.offline_model.respond`), or a 500 with `default="error"`.
 
 Latency is real waiting in the server thread, spread over the stream's events.
@@ -248,6 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             reply = api._reply(body, marker, turn, index)
             mid_stream_error = turn.get("mid_stream_error")
+            if turn.get("mid_stream_disconnect"):
+                mid_stream_error = "disconnect"
         if not body.get("stream"):
             time.sleep(delay)
             self._send_json(200, reply.message())
@@ -256,10 +259,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, reply: offline_model.Reply, delay: float, mid_stream_error: str | None) -> None:
         events = offline_model.sse_events(reply)
+        disconnect = mid_stream_error == "disconnect"
         if mid_stream_error:
             first_delta = next(i for i, (name, _) in enumerate(events) if name == "content_block_delta")
-            events = events[: first_delta + 1] + [("error", {"type": "error", "error": {
-                "type": mid_stream_error, "message": mid_stream_error.replace("_", " ").capitalize()}})]
+            events = events[: first_delta + 1]
+            if not disconnect:
+                events.append(("error", {"type": "error", "error": {
+                    "type": mid_stream_error, "message": mid_stream_error.replace("_", " ").capitalize()}}))
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
@@ -273,12 +279,20 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         try:
             if pause:
-                for chunk in chunks:
-                    time.sleep(pause)
+                # against a schedule, so the turn takes `delay` however long the writes take
+                started = time.monotonic()
+                for number, chunk in enumerate(chunks, start=1):
+                    wait = started + number * pause - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
                     self.wfile.write(chunk)
-                self.wfile.write(b"0\r\n\r\n")
+                if not disconnect:
+                    self.wfile.write(b"0\r\n\r\n")
             else:  # no latency: one write, the events still arrive as separate SSE events
-                self.wfile.write(b"".join(chunks) + b"0\r\n\r\n")
+                self.wfile.write(b"".join(chunks) + (b"" if disconnect else b"0\r\n\r\n"))
+            if disconnect:  # the connection drops in the middle of the body
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client closed the stream (a cancelled run)
 
