@@ -247,9 +247,9 @@ def test_the_fake_server_runs_as_a_process_for_benchmarks(monkeypatch, marker):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, _free_port
+    from tests.processes import ROOT, free_port
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tests.fakes.messages_api", "--port", str(port),
                                 "--latency", "0.2"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

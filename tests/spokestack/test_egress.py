@@ -416,7 +416,8 @@ HTTP_CLIENTS = {"httpx2", "httpx", "httpcore", "httpcore2", "requests", "urllib.
                 "urllib3", "pycurl"}
 ALLOWED_IMPORTERS = {"spokestack/egress.py", "agents/model.py"}
 # The launcher is local tooling (it drives the demo through the public API like any API client).
-EXEMPT_DIRS = ("tests/", "spokestack/sample_erp/", "spokestack/launcher.py", ".venv/", ".spokestack/", "node_modules/")
+EXEMPT_DIRS = ("tests/", "spokestack/sample_erp/", "spokestack/launcher.py", "spokestack/demo_runner.py",
+               ".venv/", ".spokestack/", "node_modules/")
 
 
 def _imported_modules(tree):
