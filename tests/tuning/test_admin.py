@@ -180,3 +180,39 @@ def test_changelist_queries_stay_constant_as_clients_grow(in_a, make_client, ass
         with CaptureQueriesContext(connection) as more:
             http.get(url)
         assert len(more) == len(audit_queries)
+
+
+ADMIN_MATRIX = [
+    # (path template, {role: status}); anonymous is sent to the login page.
+    ("/admin/tuning/client/", {"instance_admin": 200, "instance_manager": 200, "account_manager": 200,
+                               "client_contact": 200}),
+    ("/admin/tuning/client/{mine}/change/", {"instance_admin": 200, "instance_manager": 200,
+                                             "account_manager": 200, "client_contact": 200}),
+    ("/admin/tuning/client/{other}/change/", {"instance_admin": 200, "instance_manager": 200,
+                                              "account_manager": 404, "client_contact": 404}),
+    ("/admin/tuning/client/add/", {"instance_admin": 200, "instance_manager": 403, "account_manager": 403,
+                                   "client_contact": 403}),
+    ("/admin/tuning/instancetuning/", {"instance_admin": 302, "instance_manager": 200, "account_manager": 403,
+                                       "client_contact": 403}),
+    ("/admin/tuning/tuningchange/", {"instance_admin": 200, "instance_manager": 200, "account_manager": 200,
+                                     "client_contact": 403}),
+    ("/admin/tuning/client/preview/?agent_type=copy&client={mine}",
+     {"instance_admin": 200, "instance_manager": 200, "account_manager": 200, "client_contact": 403}),
+]
+
+
+@pytest.mark.parametrize("role", ["anonymous", "instance_admin", "instance_manager", "account_manager",
+                                  "client_contact"])
+def test_admin_permission_matrix(clients, assigned, role):
+    mine, other = clients
+    http = HttpClient(HTTP_HOST=HOST_A)
+    if role != "anonymous":
+        http.force_login(assigned(role, mine) if role in ("account_manager", "client_contact") else
+                         assigned(role))
+    for template, expected in ADMIN_MATRIX:
+        url = template.format(mine=mine.pk, other=other.pk)
+        response = http.get(url)
+        if role == "anonymous":
+            assert response.status_code == 302 and "/admin/login/" in response["Location"], url
+        else:
+            assert response.status_code == expected[role], (url, role, response.status_code)
