@@ -65,6 +65,34 @@ def register_client_panel(panel: ClientPanel) -> None:
 COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 70})}}
 
 
+class TextListField(forms.Field):
+    """A list of short texts typed one per line (or comma-separated) instead of as JSON."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 70})
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.pop("encoder", None), kwargs.pop("decoder", None), kwargs.pop("max_length", None)
+        kwargs["required"] = False
+        super().__init__(*args, **kwargs)
+        self.help_text = (self.help_text + " " if self.help_text else "") + "One per line or comma-separated."
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value):
+        if isinstance(value, list):
+            return value
+        items = [item.strip() for line in (value or "").splitlines() for item in line.split(",")]
+        return [item for item in items if item]
+
+
+def _list_fields(form: forms.ModelForm, names: dict[str, str]) -> None:
+    for name, kind in names.items():
+        if kind == "list" and name in form.fields:
+            old = form.fields[name]
+            form.fields[name] = TextListField(label=old.label, help_text=old.help_text)
+
+
 def _agent_type_choices(blank: str) -> list[tuple[str, str]]:
     try:
         return [("", blank), *[(t, t) for t in known_agent_types()]]
@@ -93,6 +121,7 @@ class InstanceTuningForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        _list_fields(self, INSTANCE_FIELDS)
         if "agent_type" in self.fields:
             self.fields["agent_type"] = forms.ChoiceField(
                 choices=_agent_type_choices("—"), required=True,
@@ -225,6 +254,7 @@ class ClientTuningForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        _list_fields(self, CLIENT_FIELDS)
         self.fields["agent_type"] = forms.ChoiceField(
             choices=_agent_type_choices("All agents"), required=False, disabled=bool(self.instance.pk),
             help_text="Empty: these settings apply to every agent; else one agent type's overrides.")

@@ -102,10 +102,10 @@ def test_instance_tuning_admin_roles_and_bounds(in_a, make_user, browser_for):
     form = admin_http.get(landing["Location"])
     assert form.status_code == 200 and b"Per-agent overrides" in form.content
     fields = {"prompt_extension": "", "instruction_overrides": "{}", "default_vertical": "", "default_region": "",
-              "default_language": "", "vertical_knowledge": "{}", "disabled_tools": "[]",
+              "default_language": "", "vertical_knowledge": "{}", "disabled_tools": "",
               "tool_config_overrides": "{}", "behaviour_params": "{}", "traits": "{}", "output_preferences": "{}",
-              "brand_voice": "", "terminology_use": "[]", "terminology_avoid": "[]", "require_approval_for": "[]",
-              "temperature": "", "max_tokens": "", "content_filters": "[]", "enabled": "unknown",
+              "brand_voice": "", "terminology_use": "", "terminology_avoid": "", "require_approval_for": "",
+              "temperature": "", "max_tokens": "", "content_filters": "", "enabled": "unknown",
               "audit_all_outputs": "unknown", "per_agent-TOTAL_FORMS": "1", "per_agent-INITIAL_FORMS": "0",
               "per_agent-MIN_NUM_FORMS": "0", "per_agent-MAX_NUM_FORMS": "1000"}
     per_agent = {f"per_agent-0-{k}": v for k, v in fields.items() if not k.startswith("per_agent")}
@@ -113,11 +113,14 @@ def test_instance_tuning_admin_roles_and_bounds(in_a, make_user, browser_for):
     refused = admin_http.post(landing["Location"], relaxing)
     assert refused.status_code == 200 and b"max_temperature 1" in refused.content
     assert InstanceTuning.objects.count() == 1 and not TuningChange.objects.exists()
-    accepted = {**relaxing, "per_agent-0-temperature": "0.3", "prompt_extension": "Cite sources."}
+    accepted = {**relaxing, "per_agent-0-temperature": "0.3", "prompt_extension": "Cite sources.",
+                "terminology_avoid": "cheap, guarantee\nmiracle"}
     assert admin_http.post(landing["Location"], accepted).status_code == 302
     assert InstanceTuning.objects.get(agent_type="copy").temperature == 0.3
     assert InstanceTuning.objects.get(pk=wide.pk).prompt_extension == "Cite sources."
-    assert set(TuningChange.objects.values_list("field", flat=True)) == {"temperature", "prompt_extension"}
+    assert set(TuningChange.objects.values_list("field", flat=True)) == {"temperature", "prompt_extension",
+                                                                         "terminology_avoid"}
+    assert InstanceTuning.objects.get(pk=wide.pk).terminology_avoid == ["cheap", "guarantee", "miracle"]
     manager_http = browser_for(make_user("instance_manager"))
     assert manager_http.get(landing["Location"]).status_code == 200  # reads tier 2
     assert manager_http.post(landing["Location"], {**fields, "brand_voice": "Hijack"}).status_code == 403
