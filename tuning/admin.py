@@ -595,8 +595,8 @@ def _history(request, site, *, title: str, changes, client: Client | None = None
 
 @admin.register(TuningChange, site=instance_admin)
 class TuningChangeAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "actor_label", "tier", "entity", "agent_type", "client", "action", "field",
-                    "old_short", "new_short", "rollback_button"]
+    list_display = ["id", "created_at", "who", "what", "client_name", "values", "rollback_button"]
+    list_display_links = ["id"]
     list_filter = ["tier", "entity", "action"]
     search_fields = ["field", "client_label", "actor_label", "reason", "ticket"]
     list_select_related = ["actor", "client"]
@@ -614,13 +614,28 @@ class TuningChangeAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="Before")
-    def old_short(self, obj) -> str:
-        return _short(obj.old_value)
+    @admin.display(description="Who", ordering="actor_label")
+    def who(self, obj) -> str:
+        return obj.actor_label
 
-    @admin.display(description="After")
-    def new_short(self, obj) -> str:
-        return _short(obj.new_value)
+    @admin.display(description="Client", ordering="client_label")
+    def client_name(self, obj) -> str:
+        return obj.client_label or "—"
+
+    @admin.display(description="What")
+    def what(self, obj) -> str:
+        parts = [obj.get_tier_display(), f"{obj.get_action_display()} {obj.get_entity_display().lower()}"]
+        if obj.field:
+            parts.append(obj.field)
+        if obj.agent_type:
+            parts.append(obj.agent_type)
+        if obj.rollback_of_id:
+            parts.append(f"rollback of #{obj.rollback_of_id}")
+        return " · ".join(parts)
+
+    @admin.display(description="Before → after")
+    def values(self, obj) -> str:
+        return f"{_short(obj.old_value)} → {_short(obj.new_value)}"
 
     @admin.display(description="")
     def rollback_button(self, obj) -> str:
@@ -658,4 +673,4 @@ class TuningChangeAdmin(admin.ModelAdmin):
 
 def _short(value: Any) -> str:
     text = "—" if value is None else str(value)
-    return text if len(text) <= 60 else text[:57] + "…"
+    return text if len(text) <= 50 else text[:47] + "…"
