@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import Count, Q
@@ -22,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from guardian.shortcuts import get_users_with_perms
 
 from spokestack.accounts.roles import Role
 from spokestack.admin_site import instance_admin
@@ -29,7 +31,15 @@ from spokestack.errors import DomainError, NotAllowed, NotFound
 
 from . import selectors, services
 from .assembly import CatalogUnavailable, assemble_prompt, known_agent_types, platform_tier_for
-from .governance import can_read_tier2, can_view_client, can_write_examples, can_write_tier2, can_write_tier3, roles_of
+from .governance import (
+    ROLE_OBJECT_PERMISSION,
+    can_read_tier2,
+    can_view_client,
+    can_write_examples,
+    can_write_tier2,
+    can_write_tier3,
+    roles_of,
+)
 from .models import (
     ApprovedExample,
     Client,
@@ -122,6 +132,9 @@ class InstanceTuningForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         _list_fields(self, INSTANCE_FIELDS)
+        for name in ("enabled", "audit_all_outputs"):
+            if name in self.fields:  # null means "inherit", not "unknown"
+                self.fields[name].widget.choices = [("unknown", "Inherit"), ("true", "Yes"), ("false", "No")]
         if "agent_type" in self.fields:
             self.fields["agent_type"] = forms.ChoiceField(
                 choices=_agent_type_choices("—"), required=True,
@@ -397,13 +410,45 @@ class PreviewForm(forms.Form):
         self.fields["client"].queryset = selectors.clients_visible_to(actor=actor)
 
 
+CLIENT_DETAILS = ["name", "slug", "vertical", "region", "language"]
+ASSIGNMENT_FIELDS = {"account_managers": Role.ACCOUNT_MANAGER, "client_contacts": Role.CLIENT_CONTACT}
+
+
+class ClientForm(forms.ModelForm):
+    """Client details, plus who is assigned to the client (guardian object permissions)."""
+
+    account_managers = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(), required=False,
+        help_text="Account managers who tune this client and see it in their lists.")
+    client_contacts = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(), required=False,
+        help_text="People on the client's side who add approved examples and preferences.")
+
+    class Meta:
+        model = Client
+        fields = CLIENT_DETAILS
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(is_active=True).order_by("username")
+        for name, role in ASSIGNMENT_FIELDS.items():
+            if name in self.fields:
+                self.fields[name].queryset = users.filter(groups__name=role)
+                if self.instance.pk:
+                    self.initial[name] = list(assigned_users(self.instance, role))
+
+
+def assigned_users(client: Client, role: str):
+    return get_users_with_perms(client, only_with_perms_in=[ROLE_OBJECT_PERMISSION[role]], with_group_users=False)
+
+
 @admin.register(Client, site=instance_admin)
 class ClientAdmin(admin.ModelAdmin):
     list_display = ["name", "vertical", "region", "language", "rules_count", "examples_count", "created_at"]
     list_filter = ["vertical", "region"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    fields = ["name", "slug", "vertical", "region", "language"]
+    form = ClientForm
     inlines = [ClientTuningInline, ContentRuleInline, ApprovedExampleInline]
     change_form_template = "admin/tuning/client/change_form.html"
     list_select_related = True
@@ -426,8 +471,17 @@ class ClientAdmin(admin.ModelAdmin):
     def get_prepopulated_fields(self, request, obj=None):
         return self.prepopulated_fields if self._may_edit_details(request) else {}
 
+    def get_fields(self, request, obj=None):
+        return CLIENT_DETAILS + (list(ASSIGNMENT_FIELDS) if self._may_assign(request) else [])
+
     def get_readonly_fields(self, request, obj=None):
-        return [] if self._may_edit_details(request) else self.fields
+        # Listing the assignment fields here also removes them from the form of those who may not assign.
+        readonly = [] if self._may_edit_details(request) else list(CLIENT_DETAILS)
+        return readonly if self._may_assign(request) else readonly + list(ASSIGNMENT_FIELDS)
+
+    @staticmethod
+    def _may_assign(request) -> bool:
+        return bool(roles_of(request.user) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER}) or request.user.is_superuser
 
     @staticmethod
     def _may_edit_details(request) -> bool:
@@ -456,13 +510,23 @@ class ClientAdmin(admin.ModelAdmin):
             return None
 
     def save_model(self, request, obj, form, change) -> None:
+        details = [f for f in form.changed_data if f in CLIENT_DETAILS]
         try:
             if not change:
-                created = services.client_create(actor=request.user, **{f: form.cleaned_data[f] for f in self.fields})
+                created = services.client_create(actor=request.user, **{f: form.cleaned_data[f] for f in CLIENT_DETAILS})
                 obj.pk, obj.created_at = created.pk, created.created_at
-            elif form.changed_data:
+            elif details:
                 services.client_update(actor=request.user, client=Client.objects.get(pk=obj.pk),
-                                       changes={f: form.cleaned_data[f] for f in form.changed_data})
+                                       changes={f: form.cleaned_data[f] for f in details})
+            client = Client.objects.get(pk=obj.pk)
+            for name, role in ASSIGNMENT_FIELDS.items():
+                if name not in form.changed_data:
+                    continue
+                wanted, current = set(form.cleaned_data[name]), set(assigned_users(client, role))
+                for user in sorted(wanted - current, key=lambda u: u.pk):
+                    services.client_assign(actor=request.user, user=user, client=client, role=role)
+                for user in sorted(current - wanted, key=lambda u: u.pk):
+                    services.client_unassign(actor=request.user, user=user, client=client, role=role)
         except NotAllowed as exc:
             raise PermissionDenied(exc.message) from exc
 

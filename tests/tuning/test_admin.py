@@ -219,3 +219,30 @@ def test_admin_permission_matrix(clients, assigned, role):
             assert response.status_code == 302 and "/admin/login/" in response["Location"], url
         else:
             assert response.status_code == expected[role], (url, role, response.status_code)
+
+
+def test_admin_assigns_and_unassigns_people_to_a_client(clients, make_user, browser_for):
+    from tuning.selectors import clients_visible_to
+
+    mine, _ = clients
+    admin = make_user("instance_admin")
+    manager, contact = make_user("account_manager"), make_user("client_contact")
+    http = browser_for(admin)
+    page = http.get(f"/admin/tuning/client/{mine.pk}/change/")
+    assert b"id_account_managers" in page.content and b"id_client_contacts" in page.content
+    details = {"name": mine.name, "slug": mine.slug, "vertical": mine.vertical, "region": "", "language": "",
+               **_inline_management()}
+    saved = http.post(f"/admin/tuning/client/{mine.pk}/change/",
+                      {**details, "account_managers": [manager.pk], "client_contacts": [contact.pk]})
+    assert saved.status_code == 302
+    assert list(clients_visible_to(actor=manager)) == [mine] and list(clients_visible_to(actor=contact)) == [mine]
+    entries = TuningChange.objects.filter(entity="client_assignment").order_by("id")
+    assert [(e.action, e.new_value["role"], e.actor) for e in entries] == [
+        ("create", "account_manager", admin), ("create", "client_contact", admin)]
+    http.post(f"/admin/tuning/client/{mine.pk}/change/", {**details, "client_contacts": [contact.pk]})
+    manager.__dict__.pop("_spokestack_checker", None)
+    assert list(clients_visible_to(actor=manager)) == []
+    assert TuningChange.objects.filter(entity="client_assignment", action="delete").count() == 1
+    # An account manager cannot assign: the fields are not even on their page.
+    am_http = browser_for(make_user("account_manager"))
+    assert am_http.get(f"/admin/tuning/client/{mine.pk}/change/").status_code == 404
