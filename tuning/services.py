@@ -402,7 +402,8 @@ def _example_create(*, actor: AbstractUser | None, client: Client, fields: dict[
 def client_example_remove(*, actor: AbstractUser | None, example: ApprovedExample, reason: str = "",
                           ticket: str = "", _rollback_of: TuningChange | None = None) -> None:
     client = example.client
-    require(can_write_examples(actor, client), actor=actor, client=client, what="remove examples for this client")
+    # Client contacts add examples; removing one is for the people who tune the client.
+    require(can_write_tier3(actor, client), actor=actor, client=client, what="remove examples for this client")
     snapshot = example_snapshot(example)
     example_id = example.pk
     if ApprovedExample.objects.filter(pk=example_id).delete()[0] == 0:
