@@ -63,7 +63,9 @@ def test_per_agent_rows_override_field_by_field_and_lists_merge(in_a, make_clien
     instance_tuning_update(actor=None, agent_type="copy", changes={
         "temperature": 0.9, "disabled_tools": ["publish_post"], "behaviour_params": {"creativity": 95},
     })
+    instance_tuning_update(actor=None, changes={"terminology_avoid": ["cheap"]})
     copy = assemble_prompt(platform=COPY, client=None)
+    assert [(r.kind, r.text, r.tier) for r in copy.rules] == [("avoid_term", "cheap", 2)]
     assert copy.temperature == 0.9 and copy.max_tokens == COPY.default_max_tokens
     assert copy.disabled_tools == ("publish_post", "search_projects")
     assert [t["name"] for t in copy.tools] == ["brand_check", "draft_document"]
