@@ -40,6 +40,7 @@ def test_account_manager_sees_only_assigned_clients_in_lists_search_and_detail(c
     listing = http.get("/admin/tuning/client/")
     assert listing.status_code == 200
     assert b"Mine Cosmetics" in listing.content and b"Other Bank" not in listing.content
+    assert b"/admin/tuning/client/preview/" in listing.content
     assert b"Other Bank" not in http.get("/admin/tuning/client/?q=Other").content
     assert http.get(f"/admin/tuning/client/{other.pk}/change/").status_code == 404
     assert http.get(f"/admin/tuning/client/{other.pk}/history/").status_code == 404
