@@ -220,7 +220,7 @@ class InstanceTuningAdmin(admin.ModelAdmin):
                 return TemplateResponse(request, "admin/tuning/empty.html", {
                     **self.admin_site.each_context(request), "title": "Instance tuning",
                     "message": "No instance tuning has been saved yet."})
-            row = InstanceTuning.objects.create(agent_type="")  # the empty row: every field inherits
+            row = services.instance_tuning_wide_row(actor=request.user)
         return HttpResponseRedirect(reverse("instance_admin:tuning_instancetuning_change", args=[row.pk]))
 
     def save_model(self, request, obj, form, change) -> None:

@@ -159,6 +159,14 @@ def _all_client_ids() -> list[int]:
 
 
 @transaction.atomic
+def instance_tuning_wide_row(*, actor: AbstractUser | None) -> InstanceTuning:
+    """The instance-wide row, created empty (every field inheriting, so nothing to audit) if missing:
+    the admin edits it in place."""
+    require(can_write_tier2(actor), actor=actor, client=None, what="change the instance's tuning")
+    return InstanceTuning.objects.get_or_create(agent_type="")[0]
+
+
+@transaction.atomic
 def instance_tuning_update(*, actor: AbstractUser | None, changes: dict[str, Any], agent_type: str = "",
                            reason: str = "", ticket: str = "",
                            _rollback_of: TuningChange | None = None) -> InstanceTuning:
