@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import Count, Q
@@ -22,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from guardian.shortcuts import get_users_with_perms
 
 from spokestack.accounts.roles import Role
 from spokestack.admin_site import instance_admin
@@ -29,7 +31,15 @@ from spokestack.errors import DomainError, NotAllowed, NotFound
 
 from . import selectors, services
 from .assembly import CatalogUnavailable, assemble_prompt, known_agent_types, platform_tier_for
-from .governance import can_read_tier2, can_view_client, can_write_examples, can_write_tier2, can_write_tier3, roles_of
+from .governance import (
+    ROLE_OBJECT_PERMISSION,
+    can_read_tier2,
+    can_view_client,
+    can_write_examples,
+    can_write_tier2,
+    can_write_tier3,
+    roles_of,
+)
 from .models import (
     ApprovedExample,
     Client,
@@ -65,6 +75,34 @@ def register_client_panel(panel: ClientPanel) -> None:
 COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 70})}}
 
 
+class TextListField(forms.Field):
+    """A list of short texts typed one per line (or comma-separated) instead of as JSON."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 70})
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.pop("encoder", None), kwargs.pop("decoder", None), kwargs.pop("max_length", None)
+        kwargs["required"] = False
+        super().__init__(*args, **kwargs)
+        self.help_text = (self.help_text + " " if self.help_text else "") + "One per line or comma-separated."
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value):
+        if isinstance(value, list):
+            return value
+        items = [item.strip() for line in (value or "").splitlines() for item in line.split(",")]
+        return [item for item in items if item]
+
+
+def _list_fields(form: forms.ModelForm, names: dict[str, str]) -> None:
+    for name, kind in names.items():
+        if kind == "list" and name in form.fields:
+            old = form.fields[name]
+            form.fields[name] = TextListField(label=old.label, help_text=old.help_text)
+
+
 def _agent_type_choices(blank: str) -> list[tuple[str, str]]:
     try:
         return [("", blank), *[(t, t) for t in known_agent_types()]]
@@ -93,6 +131,10 @@ class InstanceTuningForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        _list_fields(self, INSTANCE_FIELDS)
+        for name in ("enabled", "audit_all_outputs"):
+            if name in self.fields:  # null means "inherit", not "unknown"
+                self.fields[name].widget.choices = [("unknown", "Inherit"), ("true", "Yes"), ("false", "No")]
         if "agent_type" in self.fields:
             self.fields["agent_type"] = forms.ChoiceField(
                 choices=_agent_type_choices("—"), required=True,
@@ -178,7 +220,7 @@ class InstanceTuningAdmin(admin.ModelAdmin):
                 return TemplateResponse(request, "admin/tuning/empty.html", {
                     **self.admin_site.each_context(request), "title": "Instance tuning",
                     "message": "No instance tuning has been saved yet."})
-            row = InstanceTuning.objects.create(agent_type="")  # the empty row: every field inherits
+            row = services.instance_tuning_wide_row(actor=request.user)
         return HttpResponseRedirect(reverse("instance_admin:tuning_instancetuning_change", args=[row.pk]))
 
     def save_model(self, request, obj, form, change) -> None:
@@ -225,6 +267,7 @@ class ClientTuningForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        _list_fields(self, CLIENT_FIELDS)
         self.fields["agent_type"] = forms.ChoiceField(
             choices=_agent_type_choices("All agents"), required=False, disabled=bool(self.instance.pk),
             help_text="Empty: these settings apply to every agent; else one agent type's overrides.")
@@ -367,13 +410,45 @@ class PreviewForm(forms.Form):
         self.fields["client"].queryset = selectors.clients_visible_to(actor=actor)
 
 
+CLIENT_DETAILS = ["name", "slug", "vertical", "region", "language"]
+ASSIGNMENT_FIELDS = {"account_managers": Role.ACCOUNT_MANAGER, "client_contacts": Role.CLIENT_CONTACT}
+
+
+class ClientForm(forms.ModelForm):
+    """Client details, plus who is assigned to the client (guardian object permissions)."""
+
+    account_managers = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(), required=False,
+        help_text="Account managers who tune this client and see it in their lists.")
+    client_contacts = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(), required=False,
+        help_text="People on the client's side who add approved examples and preferences.")
+
+    class Meta:
+        model = Client
+        fields = CLIENT_DETAILS
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(is_active=True).order_by("username")
+        for name, role in ASSIGNMENT_FIELDS.items():
+            if name in self.fields:
+                self.fields[name].queryset = users.filter(groups__name=role)
+                if self.instance.pk:
+                    self.initial[name] = list(assigned_users(self.instance, role))
+
+
+def assigned_users(client: Client, role: str):
+    return get_users_with_perms(client, only_with_perms_in=[ROLE_OBJECT_PERMISSION[role]], with_group_users=False)
+
+
 @admin.register(Client, site=instance_admin)
 class ClientAdmin(admin.ModelAdmin):
     list_display = ["name", "vertical", "region", "language", "rules_count", "examples_count", "created_at"]
     list_filter = ["vertical", "region"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    fields = ["name", "slug", "vertical", "region", "language"]
+    form = ClientForm
     inlines = [ClientTuningInline, ContentRuleInline, ApprovedExampleInline]
     change_form_template = "admin/tuning/client/change_form.html"
     list_select_related = True
@@ -396,8 +471,17 @@ class ClientAdmin(admin.ModelAdmin):
     def get_prepopulated_fields(self, request, obj=None):
         return self.prepopulated_fields if self._may_edit_details(request) else {}
 
+    def get_fields(self, request, obj=None):
+        return CLIENT_DETAILS + (list(ASSIGNMENT_FIELDS) if self._may_assign(request) else [])
+
     def get_readonly_fields(self, request, obj=None):
-        return [] if self._may_edit_details(request) else self.fields
+        # Listing the assignment fields here also removes them from the form of those who may not assign.
+        readonly = [] if self._may_edit_details(request) else list(CLIENT_DETAILS)
+        return readonly if self._may_assign(request) else readonly + list(ASSIGNMENT_FIELDS)
+
+    @staticmethod
+    def _may_assign(request) -> bool:
+        return bool(roles_of(request.user) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER}) or request.user.is_superuser
 
     @staticmethod
     def _may_edit_details(request) -> bool:
@@ -426,13 +510,23 @@ class ClientAdmin(admin.ModelAdmin):
             return None
 
     def save_model(self, request, obj, form, change) -> None:
+        details = [f for f in form.changed_data if f in CLIENT_DETAILS]
         try:
             if not change:
-                created = services.client_create(actor=request.user, **{f: form.cleaned_data[f] for f in self.fields})
+                created = services.client_create(actor=request.user, **{f: form.cleaned_data[f] for f in CLIENT_DETAILS})
                 obj.pk, obj.created_at = created.pk, created.created_at
-            elif form.changed_data:
+            elif details:
                 services.client_update(actor=request.user, client=Client.objects.get(pk=obj.pk),
-                                       changes={f: form.cleaned_data[f] for f in form.changed_data})
+                                       changes={f: form.cleaned_data[f] for f in details})
+            client = Client.objects.get(pk=obj.pk)
+            for name, role in ASSIGNMENT_FIELDS.items():
+                if name not in form.changed_data:
+                    continue
+                wanted, current = set(form.cleaned_data[name]), set(assigned_users(client, role))
+                for user in sorted(wanted - current, key=lambda u: u.pk):
+                    services.client_assign(actor=request.user, user=user, client=client, role=role)
+                for user in sorted(current - wanted, key=lambda u: u.pk):
+                    services.client_unassign(actor=request.user, user=user, client=client, role=role)
         except NotAllowed as exc:
             raise PermissionDenied(exc.message) from exc
 
@@ -565,8 +659,8 @@ def _history(request, site, *, title: str, changes, client: Client | None = None
 
 @admin.register(TuningChange, site=instance_admin)
 class TuningChangeAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "actor_label", "tier", "entity", "agent_type", "client", "action", "field",
-                    "old_short", "new_short", "rollback_button"]
+    list_display = ["id", "created_at", "who", "what", "client_name", "values", "rollback_button"]
+    list_display_links = ["id"]
     list_filter = ["tier", "entity", "action"]
     search_fields = ["field", "client_label", "actor_label", "reason", "ticket"]
     list_select_related = ["actor", "client"]
@@ -584,13 +678,28 @@ class TuningChangeAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="Before")
-    def old_short(self, obj) -> str:
-        return _short(obj.old_value)
+    @admin.display(description="Who", ordering="actor_label")
+    def who(self, obj) -> str:
+        return obj.actor_label
 
-    @admin.display(description="After")
-    def new_short(self, obj) -> str:
-        return _short(obj.new_value)
+    @admin.display(description="Client", ordering="client_label")
+    def client_name(self, obj) -> str:
+        return obj.client_label or "—"
+
+    @admin.display(description="What")
+    def what(self, obj) -> str:
+        parts = [obj.get_tier_display(), f"{obj.get_action_display()} {obj.get_entity_display().lower()}"]
+        if obj.field:
+            parts.append(obj.field)
+        if obj.agent_type:
+            parts.append(obj.agent_type)
+        if obj.rollback_of_id:
+            parts.append(f"rollback of #{obj.rollback_of_id}")
+        return " · ".join(parts)
+
+    @admin.display(description="Before → after")
+    def values(self, obj) -> str:
+        return f"{_short(obj.old_value)} → {_short(obj.new_value)}"
 
     @admin.display(description="")
     def rollback_button(self, obj) -> str:
@@ -628,4 +737,4 @@ class TuningChangeAdmin(admin.ModelAdmin):
 
 def _short(value: Any) -> str:
     text = "—" if value is None else str(value)
-    return text if len(text) <= 60 else text[:57] + "…"
+    return text if len(text) <= 50 else text[:47] + "…"

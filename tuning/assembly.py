@@ -118,10 +118,10 @@ class Section:
 class PromptRule:
     """A rule the output must follow, for the runtime's deterministic brand check."""
 
-    kind: str  # always | never | prefer | competitor
+    kind: str  # always | never | prefer | competitor | avoid_term (a term the output must not contain)
     text: str
     tier: int
-    source: str  # manual | feedback_suggestion | competitor_rules
+    source: str  # manual | feedback_suggestion | competitor_rules | terminology_avoid
     competitor: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -396,12 +396,13 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
     spec = resolve_specialization(specialization=specialization, client=client, instance=tier2)
     sections = _tier1(platform, spec) + _tier2(tier2, platform, spec)
     tier3: dict[str, Any] = {"required_approvals": [], "competitor_rules": []}
-    rules: list[PromptRule] = []
+    rules: list[PromptRule] = [PromptRule("avoid_term", term, 2, "terminology_avoid")
+                               for term in tier2["terminology_avoid"]]
     if client is not None:
         rows, content_rules, examples = client_tier3_rows(client=client, agent_type=platform.agent_type)
         tier3 = effective_client(rows, platform.agent_type)
         sections += _tier3(client, tier3, content_rules, examples)
-        rules = [PromptRule(r.kind, r.text, 3, r.source) for r in content_rules]
+        rules += [PromptRule(r.kind, r.text, 3, r.source) for r in content_rules]
         rules += [PromptRule("competitor", f"{c['competitor']}: {c['instruction']}", 3, "competitor_rules",
                              c["competitor"]) for c in tier3["competitor_rules"]]
 

@@ -159,6 +159,14 @@ def _all_client_ids() -> list[int]:
 
 
 @transaction.atomic
+def instance_tuning_wide_row(*, actor: AbstractUser | None) -> InstanceTuning:
+    """The instance-wide row, created empty (every field inheriting, so nothing to audit) if missing:
+    the admin edits it in place."""
+    require(can_write_tier2(actor), actor=actor, client=None, what="change the instance's tuning")
+    return InstanceTuning.objects.get_or_create(agent_type="")[0]
+
+
+@transaction.atomic
 def instance_tuning_update(*, actor: AbstractUser | None, changes: dict[str, Any], agent_type: str = "",
                            reason: str = "", ticket: str = "",
                            _rollback_of: TuningChange | None = None) -> InstanceTuning:
@@ -169,15 +177,14 @@ def instance_tuning_update(*, actor: AbstractUser | None, changes: dict[str, Any
     """
     require(can_write_tier2(actor), actor=actor, client=None, what="change the instance's tuning")
     cleaned = instance_tuning_validate(agent_type=agent_type, changes=changes)
-    wide = InstanceTuning.objects.select_for_update().filter(agent_type="").first()
-    if wide is None:
-        wide = InstanceTuning.objects.create(agent_type="")
-    if agent_type:
-        row = InstanceTuning.objects.select_for_update().filter(agent_type=agent_type).first()
-        if row is None:
-            row = InstanceTuning.objects.create(agent_type=agent_type, parent=wide)
-    else:
-        row = wide
+    row = InstanceTuning.objects.select_for_update().filter(agent_type=agent_type).first()
+    if row is None:  # a new row starts with every field inheriting; only a real change creates it
+        row = InstanceTuning(agent_type=agent_type)
+        if not [field for field, value in cleaned.items() if getattr(row, field) != value]:
+            return row
+        if agent_type:
+            row.parent = InstanceTuning.objects.get_or_create(agent_type="")[0]
+        row.save()
     changed = [field for field, value in cleaned.items() if getattr(row, field) != value]
     if not changed:
         return row
@@ -213,8 +220,11 @@ def client_tuning_update(*, actor: AbstractUser | None, client: Client, changes:
     require(can_write_tier3(actor, client, fields), actor=actor, client=client, what="change this client's tuning")
     cleaned = client_tuning_validate(agent_type=agent_type, changes=changes)
     row = ClientTuning.objects.select_for_update().filter(client=client, agent_type=agent_type).first()
-    if row is None:
-        row = ClientTuning.objects.create(client=client, agent_type=agent_type)
+    if row is None:  # as for instance tuning: only a real change creates the row
+        row = ClientTuning(client=client, agent_type=agent_type)
+        if not [field for field, value in cleaned.items() if getattr(row, field) != value]:
+            return row
+        row.save()
     changed = [field for field, value in cleaned.items() if getattr(row, field) != value]
     if not changed:
         return row
@@ -402,7 +412,8 @@ def _example_create(*, actor: AbstractUser | None, client: Client, fields: dict[
 def client_example_remove(*, actor: AbstractUser | None, example: ApprovedExample, reason: str = "",
                           ticket: str = "", _rollback_of: TuningChange | None = None) -> None:
     client = example.client
-    require(can_write_examples(actor, client), actor=actor, client=client, what="remove examples for this client")
+    # Client contacts add examples; removing one is for the people who tune the client.
+    require(can_write_tier3(actor, client), actor=actor, client=client, what="remove examples for this client")
     snapshot = example_snapshot(example)
     example_id = example.pk
     if ApprovedExample.objects.filter(pk=example_id).delete()[0] == 0:

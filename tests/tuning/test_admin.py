@@ -40,6 +40,7 @@ def test_account_manager_sees_only_assigned_clients_in_lists_search_and_detail(c
     listing = http.get("/admin/tuning/client/")
     assert listing.status_code == 200
     assert b"Mine Cosmetics" in listing.content and b"Other Bank" not in listing.content
+    assert b"/admin/tuning/client/preview/" in listing.content
     assert b"Other Bank" not in http.get("/admin/tuning/client/?q=Other").content
     assert http.get(f"/admin/tuning/client/{other.pk}/change/").status_code == 404
     assert http.get(f"/admin/tuning/client/{other.pk}/history/").status_code == 404
@@ -102,10 +103,10 @@ def test_instance_tuning_admin_roles_and_bounds(in_a, make_user, browser_for):
     form = admin_http.get(landing["Location"])
     assert form.status_code == 200 and b"Per-agent overrides" in form.content
     fields = {"prompt_extension": "", "instruction_overrides": "{}", "default_vertical": "", "default_region": "",
-              "default_language": "", "vertical_knowledge": "{}", "disabled_tools": "[]",
+              "default_language": "", "vertical_knowledge": "{}", "disabled_tools": "",
               "tool_config_overrides": "{}", "behaviour_params": "{}", "traits": "{}", "output_preferences": "{}",
-              "brand_voice": "", "terminology_use": "[]", "terminology_avoid": "[]", "require_approval_for": "[]",
-              "temperature": "", "max_tokens": "", "content_filters": "[]", "enabled": "unknown",
+              "brand_voice": "", "terminology_use": "", "terminology_avoid": "", "require_approval_for": "",
+              "temperature": "", "max_tokens": "", "content_filters": "", "enabled": "unknown",
               "audit_all_outputs": "unknown", "per_agent-TOTAL_FORMS": "1", "per_agent-INITIAL_FORMS": "0",
               "per_agent-MIN_NUM_FORMS": "0", "per_agent-MAX_NUM_FORMS": "1000"}
     per_agent = {f"per_agent-0-{k}": v for k, v in fields.items() if not k.startswith("per_agent")}
@@ -113,11 +114,14 @@ def test_instance_tuning_admin_roles_and_bounds(in_a, make_user, browser_for):
     refused = admin_http.post(landing["Location"], relaxing)
     assert refused.status_code == 200 and b"max_temperature 1" in refused.content
     assert InstanceTuning.objects.count() == 1 and not TuningChange.objects.exists()
-    accepted = {**relaxing, "per_agent-0-temperature": "0.3", "prompt_extension": "Cite sources."}
+    accepted = {**relaxing, "per_agent-0-temperature": "0.3", "prompt_extension": "Cite sources.",
+                "terminology_avoid": "cheap, guarantee\nmiracle"}
     assert admin_http.post(landing["Location"], accepted).status_code == 302
     assert InstanceTuning.objects.get(agent_type="copy").temperature == 0.3
     assert InstanceTuning.objects.get(pk=wide.pk).prompt_extension == "Cite sources."
-    assert set(TuningChange.objects.values_list("field", flat=True)) == {"temperature", "prompt_extension"}
+    assert set(TuningChange.objects.values_list("field", flat=True)) == {"temperature", "prompt_extension",
+                                                                         "terminology_avoid"}
+    assert InstanceTuning.objects.get(pk=wide.pk).terminology_avoid == ["cheap", "guarantee", "miracle"]
     manager_http = browser_for(make_user("instance_manager"))
     assert manager_http.get(landing["Location"]).status_code == 200  # reads tier 2
     assert manager_http.post(landing["Location"], {**fields, "brand_voice": "Hijack"}).status_code == 403
@@ -180,3 +184,66 @@ def test_changelist_queries_stay_constant_as_clients_grow(in_a, make_client, ass
         with CaptureQueriesContext(connection) as more:
             http.get(url)
         assert len(more) == len(audit_queries)
+
+
+ADMIN_MATRIX = [
+    # (path template, {role: status}); anonymous is sent to the login page.
+    ("/admin/tuning/client/", {"instance_admin": 200, "instance_manager": 200, "account_manager": 200,
+                               "client_contact": 200}),
+    ("/admin/tuning/client/{mine}/change/", {"instance_admin": 200, "instance_manager": 200,
+                                             "account_manager": 200, "client_contact": 200}),
+    ("/admin/tuning/client/{other}/change/", {"instance_admin": 200, "instance_manager": 200,
+                                              "account_manager": 404, "client_contact": 404}),
+    ("/admin/tuning/client/add/", {"instance_admin": 200, "instance_manager": 403, "account_manager": 403,
+                                   "client_contact": 403}),
+    ("/admin/tuning/instancetuning/", {"instance_admin": 302, "instance_manager": 200, "account_manager": 403,
+                                       "client_contact": 403}),
+    ("/admin/tuning/tuningchange/", {"instance_admin": 200, "instance_manager": 200, "account_manager": 200,
+                                     "client_contact": 403}),
+    ("/admin/tuning/client/preview/?agent_type=copy&client={mine}",
+     {"instance_admin": 200, "instance_manager": 200, "account_manager": 200, "client_contact": 403}),
+]
+
+
+@pytest.mark.parametrize("role", ["anonymous", "instance_admin", "instance_manager", "account_manager",
+                                  "client_contact"])
+def test_admin_permission_matrix(clients, assigned, role):
+    mine, other = clients
+    http = HttpClient(HTTP_HOST=HOST_A)
+    if role != "anonymous":
+        http.force_login(assigned(role, mine) if role in ("account_manager", "client_contact") else
+                         assigned(role))
+    for template, expected in ADMIN_MATRIX:
+        url = template.format(mine=mine.pk, other=other.pk)
+        response = http.get(url)
+        if role == "anonymous":
+            assert response.status_code == 302 and "/admin/login/" in response["Location"], url
+        else:
+            assert response.status_code == expected[role], (url, role, response.status_code)
+
+
+def test_admin_assigns_and_unassigns_people_to_a_client(clients, make_user, browser_for):
+    from tuning.selectors import clients_visible_to
+
+    mine, _ = clients
+    admin = make_user("instance_admin")
+    manager, contact = make_user("account_manager"), make_user("client_contact")
+    http = browser_for(admin)
+    page = http.get(f"/admin/tuning/client/{mine.pk}/change/")
+    assert b"id_account_managers" in page.content and b"id_client_contacts" in page.content
+    details = {"name": mine.name, "slug": mine.slug, "vertical": mine.vertical, "region": "", "language": "",
+               **_inline_management()}
+    saved = http.post(f"/admin/tuning/client/{mine.pk}/change/",
+                      {**details, "account_managers": [manager.pk], "client_contacts": [contact.pk]})
+    assert saved.status_code == 302
+    assert list(clients_visible_to(actor=manager)) == [mine] and list(clients_visible_to(actor=contact)) == [mine]
+    entries = TuningChange.objects.filter(entity="client_assignment").order_by("id")
+    assert [(e.action, e.new_value["role"], e.actor) for e in entries] == [
+        ("create", "account_manager", admin), ("create", "client_contact", admin)]
+    http.post(f"/admin/tuning/client/{mine.pk}/change/", {**details, "client_contacts": [contact.pk]})
+    manager.__dict__.pop("_spokestack_checker", None)
+    assert list(clients_visible_to(actor=manager)) == []
+    assert TuningChange.objects.filter(entity="client_assignment", action="delete").count() == 1
+    # An account manager cannot assign: the fields are not even on their page.
+    am_http = browser_for(make_user("account_manager"))
+    assert am_http.get(f"/admin/tuning/client/{mine.pk}/change/").status_code == 404

@@ -52,6 +52,22 @@ MATRIX = [
      {"anonymous": 401, "instance_admin": 201, "instance_manager": 201, "account_manager": 201, "client_contact": 201}),
     ("post", "/api/v1/clients/{other}/examples", {"kind": "caption", "text": "Glow, naturally."},
      {"anonymous": 401, "instance_admin": 201, "instance_manager": 201, "account_manager": 404, "client_contact": 404}),
+    ("get", "/api/v1/agents/copy/tuning", None,
+     {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 403, "client_contact": 403}),
+    ("get", "/api/v1/clients/{mine}/tuning", None,
+     {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 200, "client_contact": 200}),
+    ("get", "/api/v1/clients/{other}/tuning", None,
+     {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 404, "client_contact": 404}),
+    ("get", "/api/v1/clients/{other}/rules", None,
+     {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 404, "client_contact": 404}),
+    ("get", "/api/v1/clients/{mine}/examples", None,
+     {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 200, "client_contact": 200}),
+    ("get", "/api/v1/tuning/audit", None,
+     {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 200, "client_contact": 200}),
+    ("get", "/api/v1/clients/{other}/tuning/audit", None,
+     {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 404, "client_contact": 404}),
+    ("post", "/api/v1/tuning/rollback/999999", {},
+     {"anonymous": 401, "instance_admin": 404, "instance_manager": 404, "account_manager": 404, "client_contact": 404}),
     ("get", "/api/v1/clients/{other}", None,
      {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 404, "client_contact": 404}),
     ("get", "/api/v1/agents/copy/prompt-preview?client_id={mine}", None,
@@ -59,6 +75,31 @@ MATRIX = [
     ("get", "/api/v1/agents/copy/prompt-preview?client_id={other}", None,
      {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 404, "client_contact": 404}),
 ]
+
+
+def test_deletes_follow_the_roles(world, api):
+    from tuning.services import client_example_add
+
+    mine, other = world["mine"], world["other"]
+    rules = {c: client_rule_add(actor=None, client=c, kind="never", text=f"Rule of {c.name}") for c in (mine, other)}
+    examples = {c: client_example_add(actor=None, client=c, kind="caption", text="Ok") for c in (mine, other)}
+    expected = {  # role: (delete mine, delete other's)
+        "client_contact": (403, 404), "account_manager": (204, 404),
+        "instance_manager": (204, 204), "instance_admin": (204, 204),
+    }
+    for role, (on_mine, on_other) in expected.items():
+        http = api(world["instance"], world["users"][role])
+        for client, status in ((other, on_other), (mine, on_mine)):
+            rule, example = rules[client], examples[client]
+            before = _state()
+            assert http.delete(f"/api/v1/clients/{client.pk}/rules/{rule.pk}").status_code == status, role
+            assert http.delete(f"/api/v1/clients/{client.pk}/examples/{example.pk}").status_code == status, role
+            if status == 204:  # put them back for the next role, through the audited rollback
+                for entry in TuningChange.objects.filter(action="delete").order_by("-id")[:2]:
+                    api(world["instance"], world["users"]["instance_admin"]).post(f"/api/v1/tuning/rollback/{entry.pk}")
+            else:
+                assert _state() == before
+    assert api(world["instance"]).delete(f"/api/v1/clients/{mine.pk}/rules/{rules[mine].pk}").status_code == 401
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -63,7 +63,9 @@ def test_per_agent_rows_override_field_by_field_and_lists_merge(in_a, make_clien
     instance_tuning_update(actor=None, agent_type="copy", changes={
         "temperature": 0.9, "disabled_tools": ["publish_post"], "behaviour_params": {"creativity": 95},
     })
+    instance_tuning_update(actor=None, changes={"terminology_avoid": ["cheap"]})
     copy = assemble_prompt(platform=COPY, client=None)
+    assert [(r.kind, r.text, r.tier) for r in copy.rules] == [("avoid_term", "cheap", 2)]
     assert copy.temperature == 0.9 and copy.max_tokens == COPY.default_max_tokens
     assert copy.disabled_tools == ("publish_post", "search_projects")
     assert [t["name"] for t in copy.tools] == ["brand_check", "draft_document"]
@@ -158,3 +160,22 @@ def test_assembly_reads_a_constant_few_queries(in_a, make_client):
     assert second.prefix_bytes() == first.prefix_bytes() and second.system is not first.system
     second.tools.append({"name": "mutated"})
     assert reads()[0].tools == first.tools
+
+
+def test_instances_never_share_tuning_or_cached_prompts(in_a, instance_b):
+    from tuning.models import TuningChange
+
+    instance_tuning_update(actor=None, changes={"brand_voice": "Voice of agency A"})
+    version_a = TuningChange.objects.order_by("-id").values_list("id", flat=True).first()
+    in_a_prompt = assemble_prompt(platform=COPY, client=None)
+    assert b"agency A" in in_a_prompt.prefix_bytes()
+    connection.set_tenant(instance_b)
+    assert b"agency A" not in assemble_prompt(platform=COPY, client=None).prefix_bytes()
+    # B's own sequence can reach the same newest-entry id as A's: the schema keeps them apart.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('tuning_tuningchange', 'id'), %s, false)", [version_a])
+    instance_tuning_update(actor=None, changes={"terminology_use": ["glow"]})
+    assert TuningChange.objects.get().pk == version_a
+    prompt_b = assemble_prompt(platform=COPY, client=None)
+    assert b"agency A" not in prompt_b.prefix_bytes() and b"glow" in prompt_b.prefix_bytes()
+    connection.set_tenant(in_a)

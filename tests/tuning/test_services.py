@@ -108,3 +108,20 @@ def test_rollback_of_a_new_row_returns_to_inheriting(in_a, make_client):
     assert entry.old_value == ""
     tuning_rollback(actor=None, change=entry)
     assert ClientTuning.objects.get(pk=row.pk).brand_voice == ""
+
+
+def test_feedback_rules_keep_their_provenance_and_support_is_audited_as_support(in_a, make_client, make_user):
+    from tuning.assembly import assemble_prompt
+
+    from .catalog import COPY
+
+    client = make_client("Acme")
+    rule = client_rule_add(actor=None, client=client, kind="prefer", text="Shorter headlines",
+                           source="feedback_suggestion", source_reference=42)
+    assert (rule.source, rule.source_reference) == ("feedback_suggestion", "42")
+    assert assemble_prompt(platform=COPY, client=client).rules[0].source == "feedback_suggestion"
+    support = make_user("instance_admin")
+    support.is_superuser = True
+    support.save(update_fields=["is_superuser"])
+    client_tuning_update(actor=support, client=client, changes={"brand_voice": "Fixed by support."})
+    assert TuningChange.objects.latest("id").actor_label == f"support: {support.username}"
