@@ -6,53 +6,19 @@ from pathlib import Path
 import pytest
 from django_tenants.utils import schema_context
 
-from ..conftest import CHROMIUM, PASSWORD, host_of
+from ..conftest import PASSWORD, host_of
 
 # daphne runs in its own process, where no agents app may have registered a catalog yet: give it
 # the tests' small catalog as the fallback (a registered catalog still wins). This must happen
 # before the session's daphne starts, so it is done when the module is collected.
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 
-@pytest.fixture(scope="module")
-def browser():
-    """Chromium for this module only. Playwright's sync API keeps an event loop running in the
-    main thread while it is open; the session-wide `browser` of tests/conftest.py would keep it
-    running for every later test, which then fail Django's async-safety check on ORM calls."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (make test installs Debian's chromium as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def db_beside_playwright(monkeypatch):
-    """Playwright's sync API keeps an event loop running in this thread, which trips Django's
-    async-safety check on ORM calls made by the test and by live_instance's teardown. There is
-    no async Django code here, so allow it until after live_instance is gone (listed first)."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    yield
-    # Inside Playwright's loop Django keys connections by context, not by thread: the ones this
-    # test opened are not the main thread's, so close them here or they outlive the session.
-    from django.db import connections
-
-    connections.close_all()
-
-
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 
 
 @pytest.mark.browser
 @pytest.mark.live
-def test_account_manager_edits_rules_and_sees_them_in_the_preview(db_beside_playwright, live_instance, daphne_server,
-                                                                  page):
+def test_account_manager_edits_rules_and_sees_them_in_the_preview(live_instance, daphne_server, page):
     from spokestack.accounts.services import user_create
     from tuning.services import client_assign, client_create, client_rule_add, client_tuning_update
 
