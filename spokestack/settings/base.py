@@ -88,6 +88,7 @@ TENANT_APPS = [
     "guardian",
     "spokestack.accounts",
     "tuning",
+    "skills",
     "agents",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
