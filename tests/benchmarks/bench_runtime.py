@@ -36,6 +36,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 class Stack:
     def __init__(self) -> None:
+        from django.conf import settings
+
         from spokestack.accounts.services import api_token_create
         from spokestack.sample_erp import DEMO_API_KEYS, start_sample_erp
         from spokestack.tenancy.services import instance_provision, instance_set_erp
@@ -44,6 +46,9 @@ class Stack:
         from tuning.services import client_create
 
         self.erp, erp_url = start_sample_erp(port=0)
+        # The development loopback allowance, for the sample ERP's port only (production refuses it).
+        settings.EGRESS_ALLOW_LOOPBACK = True
+        settings.EGRESS_LOOPBACK_PORTS = [self.erp.server_port]
         self.model = FakeMessagesApi()
         self.model.start()
         provisioned = instance_provision(name="Bench Runtime", domain="bench-runtime.localhost",

@@ -1,0 +1,67 @@
+"""An admin runs an agent from the admin and watches it stream live, then replays it."""
+
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from spokestack.sample_erp import DEMO_API_KEYS
+from spokestack.tenancy.services import instance_set_erp
+from tuning.services import client_create
+
+from ..conftest import PASSWORD
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".spokestack" / "test" / "screenshots"
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_run_an_agent_from_the_admin_and_watch_it_stream(live_instance, celery_worker, daphne_server, sample_erp,
+                                                         fake_model, egress_loopback, page):
+    egress_loopback(sample_erp[0].server_port)
+    instance = live_instance.instance
+    instance_set_erp(instance=instance, base_url=sample_erp[1], api_key=DEMO_API_KEYS["alpha"])
+    with schema_context(instance.schema_name):
+        client = client_create(name="Desert Bloom Cosmetics", vertical="beauty", region="GCC")
+    connection.set_schema_to_public()
+    marker = "[browser-run]"
+    fake_model.script(marker, [
+        {"content": [{"type": "text", "text": "Reading the brand guidelines."},
+                     {"type": "tool_use", "id": "toolu_b1", "name": "get_brand_guidelines", "input": {}}],
+         "stop_reason": "tool_use", "delay_s": 1.0},
+        {"content": [{"type": "text", "text": "Caption: Glow gently this Ramadan."}], "stop_reason": "end_turn",
+         "delay_s": 1.0},
+    ])
+    base = f"http://{instance.domains.get().domain}:{daphne_server}"
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", live_instance.admin.email)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.goto(f"{base}/admin/agents/agentrun/run/")
+    page.select_option("#id_agent_type", "copy")
+    page.select_option("#id_client", str(client.pk))
+    page.fill("#id_task", f"Write a Ramadan caption {marker}")
+    page.click("#run-agent-form input[type=submit]")
+
+    # The live page: the tool call appears with its output, the text streams, the status flips.
+    page.wait_for_selector(".tool-call[data-tool=get_brand_guidelines] pre", timeout=20_000)
+    page.wait_for_selector(".run-status[data-status=succeeded]", timeout=30_000)
+    page.wait_for_function("document.getElementById('run-output').textContent.includes('Caption')", timeout=5_000)
+    assert "Caption: Glow gently this Ramadan." in page.inner_text("#run-output")
+    tool = page.inner_text(".tool-call[data-tool=get_brand_guidelines]")
+    assert "Desert Bloom" in tool and " ms" in tool
+    assert page.inner_text("#fact-input") != "0"
+    page.wait_for_selector("#run-artifacts li:has-text('output')", timeout=5_000)
+    assert not page.is_visible("#run-error")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "run-live.png"), full_page=True)
+
+    # A finished run replays the same way (the badge is already "succeeded": wait for the replay).
+    page.reload()
+    page.wait_for_function("document.getElementById('run-output').textContent.includes('Glow gently')",
+                           timeout=10_000)
+    assert page.locator(".tool-call").count() == 1
+
+    page.goto(f"{base}/admin/agents/agentrun/")
+    assert "copy" in page.inner_text("#result_list") and "Succeeded" in page.inner_text("#result_list")
