@@ -89,16 +89,20 @@ def _system_text(body: dict) -> str:
     return system if isinstance(system, str) else "\n".join(b.get("text", "") for b in system if isinstance(b, dict))
 
 
+_RUN_CONTEXT = re.compile(r"\s*<run_context>.*?</run_context>\s*", re.DOTALL)
+
+
 def _task_text(messages: list[dict]) -> str:
-    """The task: the first user message's own text (tool results are not the task)."""
+    """The task: the first user message's own text (tool results are not the task), without the
+    run context block the platform appends (client, date, metadata)."""
     for message in messages:
         if message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, str):
-                return content
+                return _RUN_CONTEXT.sub(" ", content).strip()
             text = "\n".join(b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
             if text:
-                return text
+                return _RUN_CONTEXT.sub(" ", text).strip()
     return ""
 
 
@@ -268,9 +272,9 @@ def fill_schema(schema: dict, ctx: _Context, name: str = "") -> Any:
     if kind == "object":
         properties = schema.get("properties", {})
         required = [k for k in schema.get("required", []) if k in properties]
-        # required fields first, then the optional ones (so validation and the reader see the essentials)
-        ordered = required + [k for k in properties if k not in required]
-        return {key: fill_schema(properties[key], ctx, key) for key in ordered}
+        # Only what the schema requires: optional inputs have defaults the tool knows better
+        # (the run's client, the client's market) than a guess from the task's words.
+        return {key: fill_schema(properties[key], ctx, key) for key in required}
     if kind == "array":
         items = schema.get("items", {"type": "string"})
         count = max(1, schema.get("minItems", 1))

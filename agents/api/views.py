@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,6 +27,22 @@ ExecuteAccepted = inline_serializer("ExecuteAccepted", {
     "run_id": serializers.UUIDField(), "status": serializers.CharField(), "status_url": serializers.CharField(),
     "events_url": serializers.CharField(), "websocket_url": serializers.CharField(),
     "replayed": serializers.BooleanField()})
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets clients that send `Accept: text/event-stream` reach the streaming endpoints. The
+    stream itself is a StreamingHttpResponse; what this renders is an error before it starts,
+    as one SSE `error` event (the HTTP status says the rest)."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return f"event: error\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n".encode()
+
+
+STREAMING_RENDERERS = [JSONRenderer, EventStreamRenderer]
 
 
 def _links(request, run_id) -> dict:
@@ -66,6 +83,7 @@ def _after_seq(request) -> int:
 
 
 class ExecuteView(APIView):
+    renderer_classes = STREAMING_RENDERERS
     @extend_schema(
         request=ExecuteSerializer,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
@@ -102,6 +120,7 @@ class RunCancelView(APIView):
 
 
 class RunEventsView(APIView):
+    renderer_classes = STREAMING_RENDERERS
     @extend_schema(
         parameters=[OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False),
                     OpenApiParameter("after", int, required=False)],

@@ -23,7 +23,8 @@ def client_slug(ctx: ToolContext, tool_input: dict) -> str:
     """
     given = (tool_input.get("client") or "").strip()
     if ctx.client is not None:
-        if given and given != ctx.client.slug:
+        # The model may name the client instead of giving its slug: both mean the run's client.
+        if given and given != ctx.client.slug and given.casefold() != ctx.client.name.casefold():
             raise ToolError(f"This run is for the client '{ctx.client.slug}'; it cannot act for '{given}'. "
                             "Leave out `client` or pass that slug.")
         return ctx.client.slug

@@ -230,6 +230,8 @@ TUNING_PLATFORM_CATALOG = env("TUNING_PLATFORM_CATALOG", "")
 
 # --- Model ------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
+ANTHROPIC_MAX_RETRIES = int(env("ANTHROPIC_MAX_RETRIES", "2"))  # the SDK's own retries, per model
+ANTHROPIC_TIMEOUT_S = float(env("ANTHROPIC_TIMEOUT_S", "120"))
 
 # --- Outbound HTTP and secrets at rest (DESIGN §7) ----------------------------------------
 # Loopback is refused like any non-public address. Development may let the sample ERP

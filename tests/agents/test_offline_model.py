@@ -109,8 +109,8 @@ def test_first_turn_picks_matching_tools_streams_their_input_and_fills_schema_va
         assert json.loads("".join(streamed)) == block["input"]
     projects = next(b for b in tool_uses if b["name"] == "query_past_projects")["input"]
     assert projects["industry"] == "beauty"  # enum → first value
-    assert list(projects)[:2] == ["industry", "keywords"]  # required fields first
-    assert 1 <= projects["limit"] <= 20 and 500 <= projects["min_budget"] <= 2000
+    # Only the required fields: optional ones keep the tool's own defaults (the run's client, its market).
+    assert list(projects) == ["industry", "keywords"]
     assert "".join(recorder.text) == "".join(b["text"] for b in turn.content if b["type"] == "text")
 
 

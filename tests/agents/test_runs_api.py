@@ -197,3 +197,15 @@ def test_events_are_recorded_in_order_with_unique_seq(in_a, admin_a, api):
     execute_run(run_id=run_id, worker="test")
     seqs = list(RunEvent.objects.filter(run_id=run_id).order_by("id").values_list("seq", flat=True))
     assert seqs == sorted(seqs) == list(range(1, len(seqs) + 1))
+
+
+def test_sse_clients_may_send_accept_event_stream(in_a, admin_a, api):
+    client = api(in_a, admin_a)
+    bad = client.post("/api/v1/agent/execute", {"agent_type": "poetry", "task": "x", "stream": True}, format="json",
+                      HTTP_ACCEPT="text/event-stream")
+    assert bad.status_code == 400
+    assert bad.content.startswith(b"event: error\ndata: ") and b"unknown agent type" in bad.content
+    run_id = execute(client, agent_type="brief", task="Brief").json()["run_id"]
+    execute_run(run_id=run_id, worker="test")
+    response = client.get(f"/api/v1/agent/runs/{run_id}/events", HTTP_ACCEPT="text/event-stream")
+    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
