@@ -45,4 +45,7 @@ def event_append(*, run_id: uuid.UUID | str, type: str, payload: dict[str, Any] 
 
 
 def nudge(*, schema: str, run_id: uuid.UUID | str, seq: int, type: str) -> None:
-    group_send(schema, *run_group_parts(run_id), message={"type": "run.nudge", "seq": seq, "event": type})
+    """Tell live viewers to read the log. Nudges need no order (viewers read by seq) and a lost
+    one costs a viewer at most one keep-alive interval, so only the last one of a run is awaited."""
+    group_send(schema, *run_group_parts(run_id), message={"type": "run.nudge", "seq": seq, "event": type},
+               wait=type in TERMINAL_EVENTS)

@@ -103,6 +103,10 @@ TENANT_CREATION_FAKES_MIGRATIONS = True
 # migrate_schemas skips schemas whose migrations are all applied (django-tenants#719).
 GET_EXECUTOR_FUNCTION = "spokestack.tenancy.migration_executor.get_executor"
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+# Issue `SET search_path` once per connection and schema switch instead of before every query.
+# Safe here: django-tenants (4.0.1) forgets the setting on close (so a pooled connection is set
+# again), on rollback and savepoint rollback (which revert a SET), and on every set_tenant.
+TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "spokestack.tenancy.middleware.InstanceMiddleware",
