@@ -6,6 +6,7 @@ import os
 import socket
 from datetime import timedelta
 
+from celery.signals import worker_process_init, worker_ready
 from celery.utils.log import get_task_logger
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
@@ -14,6 +15,17 @@ from spokestack.celery import app
 
 logger = get_task_logger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@worker_process_init.connect
+@worker_ready.connect
+def warm_up(**kwargs) -> None:
+    """Import the loop and build the model client before the first run arrives: the anthropic SDK
+    takes about a second to import, which every run queued at start would otherwise wait for."""
+    from .loop import RunLoop  # noqa: F401
+    from .model import get_client
+
+    get_client()
 QUEUED_GRACE = timedelta(seconds=60)
 
 

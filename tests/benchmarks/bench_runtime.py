@@ -213,14 +213,19 @@ def prefix_stable(stack: Stack) -> dict[str, float]:
     return {"prompt_prefix_stable": 1.0 if prefixes[0] == prefixes[1] else 0.0}
 
 
+PHASES = {"prefix": prefix_stable, "step": step_overhead, "stream": stream_latency, "concurrency": concurrency}
+
+
 def run() -> dict[str, float]:
+    """All phases, or those named in BENCH_PHASES (comma-separated: prefix, step, stream, concurrency)."""
+    import os
+
+    wanted = [p.strip() for p in os.environ.get("BENCH_PHASES", ",".join(PHASES)).split(",") if p.strip()]
     stack = Stack()
     try:
         results: dict[str, float] = {}
-        results.update(prefix_stable(stack))
-        results.update(step_overhead(stack))
-        results.update(stream_latency(stack))
-        results.update(concurrency(stack))
+        for phase in wanted:
+            results.update(PHASES[phase](stack))
         return results
     finally:
         stack.close()
