@@ -65,3 +65,9 @@ def test_run_an_agent_from_the_admin_and_watch_it_stream(live_instance, celery_w
 
     page.goto(f"{base}/admin/agents/agentrun/")
     assert "copy" in page.inner_text("#result_list") and "Succeeded" in page.inner_text("#result_list")
+
+    # The landing page lists the agents and the run.
+    page.goto(f"{base}/admin/")
+    landing = page.inner_text("#content-main")
+    assert "Media buying" in landing or "media_buying" in landing
+    assert "Desert Bloom Cosmetics" in landing and "Succeeded" in landing
