@@ -204,22 +204,28 @@ def _chart(trend: list[dict[str, Any]]) -> dict[str, Any]:
 def dashboard_html(request, client: Client) -> str:
     items = selectors.feedback_items(client=client)
     stats = analysis.metrics(items)
-    latest = selectors.latest_analysis(client=client)
-    pending = list(selectors.suggestions_visible_to(actor=request.user, client=client).filter(
-        status=SuggestionStatus.PENDING)[:5])
     approved = [i.original for i in reversed(items) if i.verdict == Verdict.APPROVED][:3]
     categories = dict(Category.choices)
     return render_to_string("admin/feedback/client_dashboard.html", {
         "client": client, "m": stats, "rate_pct": round((stats["approval_rate"] or 0) * 100),
-        "chart": _chart(stats["trend"]), "latest": latest, "pending": pending, "approved": approved,
+        "chart": _chart(stats["trend"]), "approved": approved,
         "categories": [{"label": categories.get(c["category"], c["category"]), "count": c["count"]}
                        for c in stats["top_categories"]],
         "insufficient": len(items) < analysis.MIN_ITEMS, "min_items": analysis.MIN_ITEMS,
+    }, request=request)
+
+
+def suggestions_html(request, client: Client) -> str:
+    pending = list(selectors.suggestions_visible_to(actor=request.user, client=client).filter(
+        status=SuggestionStatus.PENDING)[:8])
+    return render_to_string("admin/feedback/client_suggestions.html", {
+        "pending": pending, "latest": selectors.latest_analysis(client=client),
         "queue_url": reverse("instance_admin:feedback_suggestion_changelist") + f"?client={client.pk}",
     }, request=request)
 
 
-register_client_panel(ClientPanel("Feedback", dashboard_html, order=10))
+register_client_panel(ClientPanel("Feedback metrics", dashboard_html, order=10))
+register_client_panel(ClientPanel("Suggested improvements", suggestions_html, order=20))
 
 
 def _landing(request) -> dict:

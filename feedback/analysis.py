@@ -47,6 +47,11 @@ THEME_ANCHORS = {
                                    "expires", "ends", "today"}),
     "superlatives": THEMES["superlatives"][1],
 }
+# Words specific enough to quote in a rule (check_brand_rules matches quoted phrases anywhere, so
+# ordinary words such as "off", "now" or "today" are only quoted inside a longer phrase).
+SPECIFIC = frozenset({"discount", "discounts", "sale", "deal", "deals", "hurry", "coupon", "promo", "promotion",
+                      "bargain", "clearance", "limited", "urgent", "expires", "cheapest", "miracle", "revolutionary",
+                      "unbeatable", "ultimate", "incredible"})
 STOPWORDS = frozenset("""a an the and or but of to in on for with at by from as is are was were be been it its this that
 these those we you your our their they them he she his her i me my not no so if than then there here do does did
 has have had will would can could should just also very more most all any some each into about up out over""".split())
@@ -200,7 +205,9 @@ def correction_patterns(items: list[FeedbackItem], agent_type: str = "") -> list
         vocabulary = THEMES[theme][1]
         anchor_words = Counter(t for _, spans in hits for s in spans for t in set(s.split()) if t in vocabulary)
         phrases = [s for s, _ in spans.most_common(3)]
-        phrases += [w for w, _ in anchor_words.most_common(8) if w not in phrases and len(w) > 2][:6]
+        if any(re.search(r"\d+% off\b", span) for _, spans in hits for span in spans):
+            phrases.append("% off")
+        phrases += [w for w, _ in anchor_words.most_common(12) if w in SPECIFIC and w not in phrases][:6]
         text = f"Never use {THEMES[theme][0]} such as {_quote_list(phrases)}"
         rules.append(SuggestedRule(kind="never", text=text[:1000], signature=f"never:theme:{theme}",
                                    confidence=confidence, evidence_count=count, agent_type=agent_type,
