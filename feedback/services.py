@@ -79,8 +79,9 @@ def feedback_give(*, actor: AbstractUser | None, run_id: Any, verdict: str, arti
         rating = int(rating)
     else:
         rating = None
+    # the system (actor None) is one author too: its second judgement also replaces its first
     previous = list(Feedback.objects.select_for_update().filter(author=actor, run=run, artifact=artifact,
-                                                                current=True)) if actor is not None else []
+                                                                current=True))
     Feedback.objects.filter(pk__in=[p.pk for p in previous]).update(current=False)
     feedback = Feedback(run=run, artifact=artifact, client=run.client, agent_type=run.agent_type, author=actor,
                         verdict=verdict, original_text=original, corrected_text=corrected_text.strip(),

@@ -33,6 +33,9 @@ def test_a_second_judgement_replaces_the_first_and_history_is_kept(in_a, make_cl
     assert Feedback.objects.filter(run=run).count() == 2
     assert [i.verdict for i in selectors.feedback_items(client=client)] == ["corrected"]
     assert second.original_text == "Get 20% off today!"
+    feedback_give(actor=None, run_id=run.pk, verdict="approved")
+    feedback_give(actor=None, run_id=run.pk, verdict="rejected", reason="too pushy")
+    assert Feedback.objects.filter(run=run, author=None, current=True).get().verdict == "rejected"
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
