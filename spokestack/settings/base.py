@@ -90,6 +90,7 @@ TENANT_APPS = [
     "tuning",
     "skills",
     "agents",
+    "feedback",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -198,6 +199,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "agents.reap_stale_runs", "schedule": 30.0},
+    "analyze-feedback": {"task": "feedback.analyze_all_instances",
+                         "schedule": float(env("FEEDBACK_ANALYSIS_INTERVAL_S", "86400"))},
 }
 # A worker renews its lease on a run at every step; a run whose lease expired while running
 # is handed to another worker by agents.reap_stale_runs.

@@ -1,0 +1,40 @@
+"""Output shapes of the feedback API; input is validated by the services."""
+
+from rest_framework import serializers
+
+from ..models import Feedback, Suggestion
+
+
+class FeedbackSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.get_username", default=None, read_only=True)
+
+    class Meta:
+        model = Feedback
+        fields = ["id", "run", "artifact", "client", "agent_type", "author", "verdict", "original_text",
+                  "corrected_text", "reason", "category", "comment", "rating", "current", "created_at"]
+        read_only_fields = fields
+
+
+class FeedbackCreateSerializer(serializers.Serializer):
+    """Documentation of the request body (the service validates it)."""
+
+    run_id = serializers.UUIDField()
+    artifact_id = serializers.IntegerField(required=False, help_text="Judge one artifact instead of the run's output.")
+    verdict = serializers.ChoiceField(choices=["approved", "partially_approved", "corrected", "rejected"])
+    corrected_text = serializers.CharField(required=False, help_text="Required when verdict is corrected.")
+    reason = serializers.CharField(required=False)
+    category = serializers.CharField(required=False)
+    comment = serializers.CharField(required=False)
+    rating = serializers.IntegerField(required=False, min_value=1, max_value=5)
+
+
+class SuggestionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Suggestion
+        fields = ["id", "client", "agent_type", "kind", "text", "confidence", "evidence_count", "examples", "origin",
+                  "status", "rule_id", "auto_applied", "decided_at", "created_at"]
+        read_only_fields = fields
+
+
+class SuggestionIdsSerializer(serializers.Serializer):
+    suggestion_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1)

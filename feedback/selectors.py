@@ -1,0 +1,63 @@
+"""Reads for feedback, analyses and suggestions, scoped to the clients the actor may see."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractUser
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from spokestack.errors import NotFound
+from tuning.governance import sees_every_client
+from tuning.models import Client
+from tuning.selectors import clients_visible_to
+
+from .analysis import FeedbackItem
+from .models import Analysis, Feedback, FeedbackSettings, Suggestion, SuggestionStatus
+
+
+def feedback_settings() -> FeedbackSettings:
+    return FeedbackSettings.objects.order_by("pk").first() or FeedbackSettings()
+
+
+def feedback_visible_to(*, actor: AbstractUser | None) -> QuerySet[Feedback]:
+    rows = Feedback.objects.select_related("client", "author", "run")
+    if sees_every_client(actor):
+        return rows
+    return rows.filter(Q(client__in=clients_visible_to(actor=actor)) | Q(author=actor))
+
+
+def suggestions_visible_to(*, actor: AbstractUser | None, client: Client | None = None) -> QuerySet[Suggestion]:
+    rows = Suggestion.objects.select_related("client", "decided_by")
+    if client is not None:
+        rows = rows.filter(client=client)
+    if sees_every_client(actor):
+        return rows
+    return rows.filter(client__in=clients_visible_to(actor=actor))
+
+
+def suggestion_get(*, actor: AbstractUser | None, suggestion_id: int | str) -> Suggestion:
+    try:
+        return suggestions_visible_to(actor=actor).get(pk=int(suggestion_id))
+    except (Suggestion.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such suggestion.", details={"suggestion_id": suggestion_id}) from None
+
+
+def pending_count(*, actor: AbstractUser | None) -> int:
+    return suggestions_visible_to(actor=actor).filter(status=SuggestionStatus.PENDING).count()
+
+
+def feedback_items(*, client: Client, agent_type: str = "", days: int | None = None) -> list[FeedbackItem]:
+    """The current feedback on the client's outputs in the window, as plain items (one query)."""
+    days = days if days is not None else feedback_settings().window_days
+    rows = Feedback.objects.filter(client=client, current=True, created_at__gte=timezone.now() - timedelta(days=days))
+    if agent_type:
+        rows = rows.filter(agent_type=agent_type)
+    fields = ("verdict", "original_text", "corrected_text", "reason", "category", "rating", "created_at", "agent_type")
+    return [FeedbackItem(verdict=v, original=o, corrected=c, reason=r, category=cat, rating=rt, created_at=at,
+                         agent_type=t) for v, o, c, r, cat, rt, at, t in rows.order_by("created_at").values_list(*fields)]
+
+
+def latest_analysis(*, client: Client, agent_type: str = "") -> Analysis | None:
+    return Analysis.objects.filter(client=client, agent_type=agent_type).order_by("-created_at", "-id").first()

@@ -1,0 +1,251 @@
+"""Writes for the feedback loop: giving feedback, analysing it, deciding on suggestions.
+
+Decisions go through `tuning.services`, so an applied suggestion is a client rule with its
+provenance (source `feedback_suggestion`, the suggestion's id), audited in `TuningChange` and
+undone by `tuning_rollback` like any other change.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import Artifact
+from agents.selectors import run_get
+from spokestack.accounts.roles import Role
+from spokestack.errors import InvalidInput, NotAllowed, NotFound
+from tuning import services as tuning_services
+from tuning.governance import can_view_client, can_write_tier3, require, roles_of, sees_every_client
+from tuning.models import Client, RuleSource
+from tuning.selectors import client_tuning_get
+
+from . import analysis as patterns
+from .models import Analysis, Category, Feedback, FeedbackSettings, Suggestion, SuggestionStatus, Verdict
+from .selectors import feedback_items, feedback_settings
+
+log = logging.getLogger(__name__)
+MAX_TEXT = 50_000
+
+
+def _has_role(actor: AbstractUser | None) -> bool:
+    return actor is None or actor.is_superuser or bool(roles_of(actor))
+
+
+@transaction.atomic
+def feedback_give(*, actor: AbstractUser | None, run_id: Any, verdict: str, artifact_id: Any = None,
+                  corrected_text: str = "", reason: str = "", category: str = "", comment: str = "",
+                  rating: Any = None) -> Feedback:
+    """Record one person's judgement of a run's output (or one artifact). A second judgement by the
+    same person on the same output replaces the first, which is kept as history."""
+    if not _has_role(actor):
+        raise NotAllowed("Your account has no role in this instance.")
+    run = run_get(actor=actor, run_id=run_id)
+    roles = roles_of(actor)
+    if actor is not None and not sees_every_client(actor) and Role.ACCOUNT_MANAGER not in roles:
+        # client contacts judge only their clients' runs (not merely runs they started)
+        if run.client is None or not can_view_client(actor, run.client):
+            raise NotFound("No such run in this instance.", details={"run_id": str(run_id)})
+    artifact = None
+    if artifact_id not in (None, ""):
+        try:
+            artifact = Artifact.objects.get(pk=int(artifact_id), run=run)
+        except (Artifact.DoesNotExist, ValueError, TypeError):
+            raise NotFound("No such output: the run has no artifact with that id.",
+                           details={"artifact_id": artifact_id}) from None
+    original = artifact.content if artifact is not None else run.output
+    if not original.strip():
+        raise NotFound("No such output: the run has not produced an output yet.", details={"run_id": str(run.pk)})
+    if verdict not in Verdict.values:
+        raise InvalidInput(f"verdict: must be one of {', '.join(Verdict.values)}, not {verdict!r}.",
+                           details={"verdict": [str(verdict)]})
+    corrected_text = corrected_text or ""
+    if not isinstance(corrected_text, str) or len(corrected_text) > MAX_TEXT:
+        raise InvalidInput(f"corrected_text: a text of at most {MAX_TEXT:,} characters.")
+    if verdict == Verdict.CORRECTED and not corrected_text.strip():
+        raise InvalidInput("corrected_text: a correction needs the corrected text.",
+                           details={"corrected_text": ["required when verdict is corrected"]})
+    if category and category not in Category.values:
+        raise InvalidInput(f"category: must be one of {', '.join(Category.values)}.", details={"category": [category]})
+    if rating not in (None, ""):
+        if isinstance(rating, bool) or not isinstance(rating, int | str) or not str(rating).isdigit() \
+                or not 1 <= int(rating) <= 5:
+            raise InvalidInput(f"rating: must be a whole number from 1 to 5, not {rating!r}.",
+                               details={"rating": [str(rating)]})
+        rating = int(rating)
+    else:
+        rating = None
+    # the system (actor None) is one author too: its second judgement also replaces its first
+    previous = list(Feedback.objects.select_for_update().filter(author=actor, run=run, artifact=artifact,
+                                                                current=True))
+    Feedback.objects.filter(pk__in=[p.pk for p in previous]).update(current=False)
+    feedback = Feedback(run=run, artifact=artifact, client=run.client, agent_type=run.agent_type, author=actor,
+                        verdict=verdict, original_text=original, corrected_text=corrected_text.strip(),
+                        reason=(reason or "").strip()[:500], category=category or "", comment=(comment or "").strip(),
+                        rating=rating)
+    try:
+        feedback.full_clean(exclude=["run", "artifact", "client", "author", "superseded_by"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(f"{field}: {' '.join(messages)}", details=exc.message_dict) from exc
+    feedback.save()
+    Feedback.objects.filter(pk__in=[p.pk for p in previous]).update(superseded_by=feedback)
+    return feedback
+
+
+# --- analysis -----------------------------------------------------------------------------------
+
+
+def _model_patterns(items: list[patterns.FeedbackItem], client: Client,
+                    agent_type: str) -> tuple[list[patterns.SuggestedRule], dict[str, Any]]:
+    """One model request for the client; never inside a transaction. The offline model (no API key)
+    degrades to the deterministic result, and says so."""
+    from agents.model import ModelRequest, ModelUnavailable, call_model
+    from agents.registry import DEFAULT_MODEL, FALLBACK_MODEL
+
+    request = ModelRequest(
+        model=DEFAULT_MODEL, fallback_model=FALLBACK_MODEL,
+        system=[{"type": "text", "text": "You analyse feedback on marketing copy and report recurring patterns "
+                                         "as rules, only through the report_patterns tool."}],
+        tools=[patterns.REPORT_TOOL], messages=[{"role": "user", "content": patterns.model_prompt(items, client.name)}],
+        max_tokens=2000, temperature=0.0, metadata={"purpose": "feedback_analysis", "client_id": str(client.pk)})
+    try:
+        turn = call_model(request)
+    except ModelUnavailable as exc:
+        return [], {"requests": 1, "status": "unavailable",
+                    "note": f"The model was unavailable ({exc.message}); only the deterministic result is used."}
+    if turn.simulated:
+        return [], {"requests": 1, "status": "simulated",
+                    "note": "No ANTHROPIC_API_KEY: the offline model answered, so model-based pattern finding "
+                            "degraded to the deterministic result."}
+    rules, note = patterns.parse_model_patterns(turn.content, agent_type)
+    return rules, {"requests": 1, "status": "ok", "note": note, "patterns": len(rules)}
+
+
+def analysis_run(*, client: Client, agent_type: str = "", actor: AbstractUser | None = None,
+                 use_model: bool = True) -> Analysis:
+    """Analyse the client's feedback, store the result and refresh the suggestions (idempotent)."""
+    if actor is not None:
+        require(can_view_client(actor, client) and _has_role(actor), actor=actor, client=client,
+                what="analyse this client's feedback")
+    items = feedback_items(client=client, agent_type=agent_type)
+    result = patterns.deterministic_analysis(items, agent_type)
+    model_rules: list[patterns.SuggestedRule] = []
+    if result["status"] == "ok" and use_model:
+        model_rules, result["model"] = _model_patterns(items, client, agent_type)
+    else:
+        result["model"] = {"requests": 0, "status": "skipped"}
+    known = {s["signature"] for s in result["suggestions"]}
+    result["suggestions"] += [r.as_dict() for r in model_rules if r.signature not in known]
+    with transaction.atomic():
+        stored = _suggestions_refresh(client=client, rules=result["suggestions"])
+        result["suggestion_ids"] = [s.pk for s in stored]
+        row = Analysis.objects.create(client=client, agent_type=agent_type, status=result["status"], result=result)
+    _auto_apply(stored)
+    return row
+
+
+def _suggestions_refresh(*, client: Client, rules: list[dict[str, Any]]) -> list[Suggestion]:
+    """Create new suggestions, refresh pending ones, revive a dismissed one only when its evidence grew."""
+    stored = []
+    for rule in rules:
+        row = Suggestion.objects.select_for_update().filter(
+            client=client, agent_type=rule["agent_type"], signature=rule["signature"][:200]).first()
+        fields = {k: rule[k] for k in ("kind", "text", "confidence", "evidence_count", "examples", "origin")}
+        if row is None:
+            row = Suggestion.objects.create(client=client, agent_type=rule["agent_type"],
+                                            signature=rule["signature"][:200], **fields)
+        elif row.status == SuggestionStatus.APPLIED:
+            continue
+        elif row.status == SuggestionStatus.DISMISSED and rule["evidence_count"] <= row.dismissed_evidence:
+            continue
+        else:
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.status = SuggestionStatus.PENDING
+            row.save(update_fields=[*fields, "status", "updated_at"])
+        stored.append(row)
+    return stored
+
+
+def _auto_apply(suggestions: list[Suggestion]) -> None:
+    config = feedback_settings()
+    if not config.auto_apply:
+        return
+    for suggestion in suggestions:
+        if suggestion.status == SuggestionStatus.PENDING and suggestion.confidence >= config.auto_apply_min_confidence:
+            suggestion_apply(actor=None, suggestion=suggestion, auto=True)
+
+
+# --- decisions ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def suggestion_apply(*, actor: AbstractUser | None, suggestion: Suggestion, auto: bool = False) -> Suggestion:
+    """Turn a pending suggestion into a client rule (with provenance), and record what was learned.
+    The race between two deciders is decided by the database: only one pending -> applied update wins."""
+    client = suggestion.client
+    require(can_write_tier3(actor, client), actor=actor, client=client, what="decide on this client's suggestions")
+    if Suggestion.objects.filter(pk=suggestion.pk, status=SuggestionStatus.PENDING).update(
+            status=SuggestionStatus.APPLIED, decided_by=actor, decided_at=timezone.now(), auto_applied=auto) != 1:
+        suggestion.refresh_from_db()
+        raise InvalidInput(f"Suggestion #{suggestion.pk} is already {suggestion.status}.",
+                           details={"suggestion_id": suggestion.pk, "status": suggestion.status})
+    how = "auto-applied (instance auto-apply)" if auto else "applied"
+    reason = (f"Feedback suggestion #{suggestion.pk} {how}: {suggestion.evidence_count} item(s) of evidence, "
+              f"confidence {suggestion.confidence:.2f}")
+    rule = tuning_services.client_rule_add(actor=actor, client=client, kind=suggestion.kind, text=suggestion.text,
+                                           agent_type=suggestion.agent_type, source=RuleSource.FEEDBACK_SUGGESTION,
+                                           source_reference=str(suggestion.pk), reason=reason)
+    Suggestion.objects.filter(pk=suggestion.pk).update(rule_id=rule.pk)
+    row = client_tuning_get(client=client, agent_type="")
+    learned = dict(row.learned_preferences) if row is not None else {}
+    learned[f"{suggestion.kind} (feedback #{suggestion.pk})"] = suggestion.text
+    summary = _summary(client, learned)
+    tuning_services.client_tuning_update(actor=actor, client=client, reason=reason,
+                                         changes={"learned_preferences": learned, "feedback_summary": summary})
+    suggestion.refresh_from_db()
+    return suggestion
+
+
+def _summary(client: Client, learned: dict[str, str]) -> str:
+    return f"{client.name}'s feedback taught {len(learned)} rule(s): " + "; ".join(
+        f"{key.split(' ')[0]}: {text}" for key, text in sorted(learned.items()))[:5000]
+
+
+@transaction.atomic
+def suggestion_dismiss(*, actor: AbstractUser | None, suggestion: Suggestion, reason: str = "") -> Suggestion:
+    """Dismiss a pending suggestion; it comes back only when later evidence outgrows today's."""
+    require(can_write_tier3(actor, suggestion.client), actor=actor, client=suggestion.client,
+            what="decide on this client's suggestions")
+    if Suggestion.objects.filter(pk=suggestion.pk, status=SuggestionStatus.PENDING).update(
+            status=SuggestionStatus.DISMISSED, decided_by=actor, decided_at=timezone.now(),
+            dismissed_evidence=suggestion.evidence_count) != 1:
+        suggestion.refresh_from_db()
+        raise InvalidInput(f"Suggestion #{suggestion.pk} is already {suggestion.status}.",
+                           details={"suggestion_id": suggestion.pk, "status": suggestion.status})
+    suggestion.refresh_from_db()
+    return suggestion
+
+
+@transaction.atomic
+def feedback_settings_update(*, actor: AbstractUser | None, auto_apply: bool,
+                             min_confidence: float | None = None) -> FeedbackSettings:
+    """Auto-apply is the instance's choice: instance admins (or the system) only."""
+    if actor is not None and not actor.is_superuser and Role.INSTANCE_ADMIN not in roles_of(actor):
+        raise NotAllowed("Only instance admins may change auto-apply.")
+    row = FeedbackSettings.objects.select_for_update().order_by("pk").first() or FeedbackSettings()
+    row.auto_apply = bool(auto_apply)
+    if min_confidence is not None:
+        row.auto_apply_min_confidence = float(min_confidence)
+    try:
+        row.full_clean()
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(f"{field}: {' '.join(messages)}", details=exc.message_dict) from exc
+    row.save()
+    return row
