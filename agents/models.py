@@ -188,7 +188,7 @@ class ApprovalRequest(models.Model):
     client = models.ForeignKey("tuning.Client", null=True, blank=True, on_delete=models.PROTECT,
                                related_name="approval_requests")
     tool_name = models.CharField(max_length=100)
-    tool_input = models.JSONField(default=dict)
+    tool_input = models.JSONField(default=dict, blank=True)
     rendered_input = models.TextField(blank=True)
     rule = models.CharField(max_length=200, help_text="Which rule demanded approval.")
     status = models.CharField(max_length=20, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING,

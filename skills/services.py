@@ -116,6 +116,17 @@ def _check(skill: Skill, *, core_tools: Mapping[str, frozenset[str]], secret_giv
         raise InvalidInput(f"{field}: {' '.join(messages)}", details={"field": field}) from None
 
 
+def skill_validate(*, skill: Skill, data: Mapping[str, Any],
+                   core_tools: Mapping[str, frozenset[str]] | None = None) -> None:
+    """Check `data` applied to (a copy of) `skill` without saving: forms show the same errors."""
+    import copy
+
+    candidate = copy.copy(skill)
+    secret_given = _apply(candidate, data)
+    _check(candidate, core_tools=core_tools if core_tools is not None else core_tool_names(),
+           secret_given=secret_given)
+
+
 def _apply(skill: Skill, data: Mapping[str, Any]) -> bool:
     """Copy editable fields onto the row; the plaintext secret is sealed, never kept. True when a
     new auth secret was given."""

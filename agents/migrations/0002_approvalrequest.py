@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('tool_name', models.CharField(max_length=100)),
-                ('tool_input', models.JSONField(default=dict)),
+                ('tool_input', models.JSONField(blank=True, default=dict)),
                 ('rendered_input', models.TextField(blank=True)),
                 ('rule', models.CharField(help_text='Which rule demanded approval.', max_length=200)),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('expired', 'Expired')], db_index=True, default='pending', max_length=20)),

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from ..models import Skill
-from ..selectors import skill_metrics
+from ..selectors import metrics_of
 
 
 class SkillSerializer(serializers.ModelSerializer):
@@ -20,7 +20,7 @@ class SkillSerializer(serializers.ModelSerializer):
         return bool(skill.auth_secret)
 
     def get_metrics(self, skill) -> dict:
-        return skill_metrics(skill=skill).as_dict()
+        return metrics_of(skill).as_dict()
 
 
 class SkillWriteSerializer(serializers.Serializer):

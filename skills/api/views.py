@@ -12,7 +12,7 @@ from spokestack.errors import NotAllowed, NotFound
 from tuning.governance import can_read_tier2, can_write_tier2
 
 from ..executor import SkillContext, skill_execute
-from ..selectors import skill_get, skills_for_agent_type
+from ..selectors import skill_get, skills_for_agent_type, skills_with_metrics
 from ..services import core_tool_names, skill_create, skill_delete, skill_update
 from .serializers import SkillSerializer, SkillTestSerializer, SkillWriteSerializer
 
@@ -37,7 +37,7 @@ class AgentSkillsView(SkillView):
     def get(self, request, agent_type: str):
         if agent_type not in core_tool_names():
             raise NotFound(f"No agent type '{agent_type}'.")
-        skills = skills_for_agent_type(agent_type=agent_type, enabled_only=False).order_by("name")
+        skills = skills_with_metrics(skills_for_agent_type(agent_type=agent_type, enabled_only=False)).order_by("name")
         return Response(SkillSerializer(skills, many=True).data)
 
     @extend_schema(request=SkillWriteSerializer, responses={201: SkillSerializer},
