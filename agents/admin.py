@@ -13,7 +13,7 @@ from spokestack.admin_site import LandingPanel, instance_admin
 from spokestack.errors import DomainError
 from tuning.selectors import clients_visible_to
 
-from .approvals import approval_decide, approvals_visible_to, can_decide, may_approve
+from .approvals import approval_decide, approvals_visible_to, can_decide, may_approve, pending_for
 from .models import AgentRun, ApprovalRequest, ApprovalStatus, RunStatus
 from .registry import agent_types, get_spec
 from .selectors import runs_visible_to
@@ -219,7 +219,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 def _approvals(request) -> dict:
     if not may_approve(request.user):
         return {"pending": None}
-    pending = approvals_visible_to(actor=request.user).filter(status=ApprovalStatus.PENDING)
+    pending = pending_for(actor=request.user)
     return {"pending": pending.count(), "oldest": pending.order_by("created_at")[:5],
             "queue_url": reverse("instance_admin:agents_approvalrequest_changelist")}
 

@@ -189,6 +189,9 @@ def approval_decide(*, actor: AbstractUser | None, approval_id: uuid.UUID | str,
     status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=approval.run_id)
+        if run.is_finished:
+            raise Conflict(f"The run already {run.status}; there is nothing left to approve.",
+                           details={"run_status": run.status})
         decided = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
             status=status, note=note.strip(), decided_by=actor, decided_at=timezone.now())
         if not decided:
@@ -240,8 +243,12 @@ def approval_outcome(approval: ApprovalRequest) -> tuple[str, str]:
     return "wait", ""
 
 
-def pending_count(*, actor: AbstractUser | None) -> int:
-    return approvals_visible_to(actor=actor).filter(status=ApprovalStatus.PENDING).count()
+def pending_for(*, actor: AbstractUser | None) -> QuerySet[ApprovalRequest]:
+    """The queue: pending requests the actor may decide, of runs that have not ended."""
+    from .models import TERMINAL_STATUSES
+
+    return approvals_visible_to(actor=actor).filter(status=ApprovalStatus.PENDING).exclude(
+        run__status__in=TERMINAL_STATUSES)
 
 
 # --- notifications ----------------------------------------------------------------------

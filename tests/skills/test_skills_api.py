@@ -210,3 +210,27 @@ def test_instance_b_cannot_see_or_change_a_skills(in_a, admin_api, instance_b, m
     assert other.post(f"/api/v1/skills/{created['id']}/test", {}, format="json").status_code == 404
     connection.set_tenant(in_a)
     assert Skill.objects.filter(pk=created["id"]).exists()
+
+
+def test_skill_list_query_count_does_not_grow_with_skills_or_calls(admin_api):
+    from django.test.utils import CaptureQueriesContext
+
+    from skills.services import skill_create
+
+    def add(name):
+        skill = skill_create(actor=None, name=name, description="x", input_schema={"type": "object"},
+                             execution_type="internal", handler="list_clients", agent_types=["copy"]).skill
+        for ok in (True, False):
+            SkillCall.objects.create(skill=skill, ok=ok, duration_ms=12.5, error="" if ok else "boom")
+
+    add("first_skill")
+    admin_api.get("/api/v1/agents/copy/skills")
+    with CaptureQueriesContext(connection) as one:
+        admin_api.get("/api/v1/agents/copy/skills")
+    for n in range(4):
+        add(f"skill_{n}")
+    with CaptureQueriesContext(connection) as five:
+        body = admin_api.get("/api/v1/agents/copy/skills").json()
+    assert len(body) == 5 and len(five) == len(one)
+    assert body[0]["metrics"] == {"calls": 2, "success_rate": 0.5, "p50_ms": 12.5, "p95_ms": 12.5,
+                                  "last_error": "boom"}
