@@ -222,3 +222,25 @@ def test_instance_b_cannot_see_or_decide_a_approvals(waiting, instance_a, instan
     connection.set_tenant(instance_a)
     assert ApprovalRequest.objects.get().status == ApprovalStatus.PENDING
     assert AgentRun.objects.get().status == RunStatus.AWAITING_APPROVAL
+
+
+def test_the_beat_task_expires_requests_in_every_instance(waiting, settings):
+    from agents.tasks import expire_approvals
+
+    assert settings.CELERY_BEAT_SCHEDULE["expire-approvals"]["task"] == "agents.expire_approvals"
+    assert expire_approvals() == 0
+    ApprovalRequest.objects.update(expires_at=timezone.now() - timezone.timedelta(minutes=1))
+    assert expire_approvals() == 1
+    waiting.refresh_from_db()
+    assert waiting.status == ApprovalStatus.EXPIRED
+    assert AgentRun.objects.get().status == RunStatus.QUEUED
+
+
+def test_the_sla_is_per_instance(gated, admin_a, client_a, scripted, settings):
+    settings.APPROVAL_SLA_HOURS_BY_INSTANCE = {connection.schema_name: 2}
+    marker = f"appr-sla-{uuid.uuid4().hex[:8]}"
+    scripted.script(marker, [tool_turn(("toolu_sla", "save_draft", DRAFT)), text_turn()])
+    run = start(admin_a, client_a, marker)
+    execute_run(run_id=str(run.pk), worker="w1")
+    approval = ApprovalRequest.objects.get()
+    assert abs((approval.expires_at - approval.created_at).total_seconds() - 7200) < 5
