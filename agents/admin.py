@@ -13,7 +13,8 @@ from spokestack.admin_site import LandingPanel, instance_admin
 from spokestack.errors import DomainError
 from tuning.selectors import clients_visible_to
 
-from .models import AgentRun, RunStatus
+from .approvals import approval_decide, approvals_visible_to, can_decide, may_approve, pending_for
+from .models import AgentRun, ApprovalRequest, ApprovalStatus, RunStatus
 from .registry import agent_types, get_spec
 from .selectors import runs_visible_to
 from .services import run_cancel, run_create, run_version_for
@@ -142,3 +143,85 @@ def _agents(request) -> dict:
 
 instance_admin.register_panel(LandingPanel("Agents", "admin/agents/panel_agents.html", _agents, order=10))
 instance_admin.register_panel(LandingPanel("Recent runs", "admin/agents/panel_runs.html", _recent_runs, order=20))
+
+
+# --- approvals --------------------------------------------------------------------------
+
+
+class DecisionForm(forms.Form):
+    note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+                           help_text="Why (a rejection's note is what the agent reads).")
+
+
+@admin.register(ApprovalRequest, site=instance_admin)
+class ApprovalRequestAdmin(admin.ModelAdmin):
+    """The approval queue: pending first; a request's page shows the exact call and decides it."""
+
+    list_display = ["tool_name", "client", "rule", "status", "run_link", "created_at", "expires_at", "decided_by"]
+    list_filter = ["status", "tool_name"]
+    search_fields = ["tool_name", "rendered_input", "rule"]
+    list_select_related = ["client", "run", "decided_by"]
+    change_form_template = "admin/agents/approvals_decide.html"
+
+    def get_queryset(self, request):
+        return approvals_visible_to(actor=request.user)
+
+    def has_module_permission(self, request):
+        return may_approve(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return may_approve(request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if "status__exact" not in request.GET and not request.GET.get("all"):
+            query = request.GET.copy()
+            query["status__exact"] = ApprovalStatus.PENDING
+            request.GET = query
+            request.META["QUERY_STRING"] = query.urlencode()
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Run")
+    def run_link(self, approval):
+        return format_html('<a href="{}">{} · {}</a>', reverse("instance_admin:agents_agentrun_change",
+                                                              args=[approval.run_id]),
+                           approval.run.agent_type, str(approval.run_id)[:8])
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        approval = self.get_object(request, object_id)
+        if approval is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        form = DecisionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            approve = "_approve" in request.POST
+            try:
+                approval_decide(actor=request.user, approval_id=approval.pk, approve=approve,
+                                note=form.cleaned_data["note"])
+            except DomainError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"{'Approved' if approve else 'Rejected'}: {approval.tool_name}.")
+                return redirect(reverse("instance_admin:agents_approvalrequest_changelist"))
+        context = {**self.admin_site.each_context(request), "approval": approval, "form": form, "opts": self.opts,
+                   "title": f"Approve {approval.tool_name}?", "original": approval, "has_view_permission": True,
+                   "can_decide": approval.status == ApprovalStatus.PENDING and can_decide(request.user, approval)}
+        return TemplateResponse(request, self.change_form_template, context)
+
+
+def _approvals(request) -> dict:
+    if not may_approve(request.user):
+        return {"pending": None}
+    pending = pending_for(actor=request.user)
+    return {"pending": pending.count(), "oldest": pending.order_by("created_at")[:5],
+            "queue_url": reverse("instance_admin:agents_approvalrequest_changelist")}
+
+
+instance_admin.register_panel(LandingPanel("Approvals", "admin/agents/approvals_panel.html", _approvals, order=5))

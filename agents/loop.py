@@ -32,7 +32,7 @@ from spokestack.erp import ErpError
 
 from .events import event_append
 from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbacks, call_model
-from .models import AgentRun, Artifact, ToolCall, ToolCallStatus
+from .models import AgentRun, Artifact, RunStatus, ToolCall, ToolCallStatus
 from .registry import AgentSpec, ToolContext, ToolError, ToolSpec, get_spec
 from .services import (
     LeaseLost,
@@ -122,11 +122,26 @@ class RunLoop:
         self.run = run
         self.spec = spec
         self.worker = worker
+        from skills.selectors import skills_for_agent_type
+
+        core_names = {t.name for t in spec.tools}
+        # Enabled skills of this agent type join the tools (a skill that now shares a core tool's
+        # name, e.g. after a new core version, is left out rather than shadowing the core tool).
+        self.skills = {s.name: s for s in skills_for_agent_type(agent_type=spec.agent_type)
+                       if s.name not in core_names}
         self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client,
-                                      specialization=run.specialization)
+                                      specialization=run.specialization,
+                                      extra_tools=[s.definition() for s in self.skills.values()])
         self.tools = {t.name: t for t in spec.tools if t.name not in set(self.prompt.disabled_tools)}
         self.rules = tuple(rule.as_dict() for rule in self.prompt.rules)
-        self.deadline = (run.started_at or timezone.now()).timestamp() + spec.time_limit_s
+        # Time spent waiting for a person's approval does not count against the time limit.
+        from django.db.models import Max
+
+        from .models import ApprovalRequest
+
+        last_decision = ApprovalRequest.objects.filter(run=run).aggregate(at=Max("decided_at"))["at"]
+        start = max(filter(None, [run.started_at, last_decision]), default=timezone.now())
+        self.deadline = start.timestamp() + spec.time_limit_s
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -141,6 +156,12 @@ class RunLoop:
             pending = _pending_tool_uses(messages)
             if pending:
                 results = self._act(pending)
+                if results is None:  # a call awaits a person's decision: give the worker back
+                    from .approvals import run_await_approval
+
+                    if run_await_approval(run=run, worker=self.worker):
+                        return RunStatus.AWAITING_APPROVAL
+                    continue  # decided meanwhile
                 messages = [*messages, {"role": "user", "content": results}]
                 run_checkpoint(run=run, worker=self.worker, messages=messages, tool_calls_delta=len(pending))
                 continue
@@ -228,11 +249,37 @@ class RunLoop:
 
     # --- Act --------------------------------------------------------------------------
 
-    def _act(self, tool_uses: list[dict]) -> list[dict]:
+    def _approval_rule(self, name: str) -> str:
+        from .approvals import approval_rule_for
+
+        skill = self.skills.get(name)
+        return approval_rule_for(tool_name=name, patterns=self.prompt.require_approval,
+                                 platform_patterns=tuple(self.spec.confirmation_patterns),
+                                 skill_requires_approval=bool(skill and skill.requires_approval))
+
+    def _input_problem(self, block: dict) -> str:
+        """Why the input cannot be used ('' when it can): checked before a person is asked."""
+        name, arguments = block["name"], block.get("input") or {}
+        if name in self.skills:
+            from skills.executor import validate_input
+
+            return validate_input(self.skills[name], arguments)
+        tool = self.tools.get(name)
+        if tool is None:
+            return "unknown"
+        return "invalid" if next(Draft202012Validator(tool.input_schema).iter_errors(arguments), None) else ""
+
+    def _act(self, tool_uses: list[dict]) -> list[dict] | None:
+        """Execute the turn's tool calls; None when any of them awaits approval (the others that
+        could run have run and are recorded, so they are replayed, not repeated, on resume)."""
+        from .approvals import approval_outcome, approval_request_create
+
         run, limit = self.run, self.spec.max_tool_calls_per_turn
-        rows = {c.tool_use_id: c for c in ToolCall.objects.filter(run=run, tool_use_id__in=[b["id"] for b in tool_uses])}
+        rows = {c.tool_use_id: c for c in ToolCall.objects.filter(run=run, tool_use_id__in=[b["id"] for b in tool_uses])
+                .select_related("approval")}
         results: dict[str, dict] = {}
         to_run: list[tuple[dict, ToolCall]] = []
+        waiting = False
         for position, block in enumerate(tool_uses):
             row = rows.get(block["id"])
             if row is not None and row.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
@@ -244,11 +291,28 @@ class RunLoop:
                 results[block["id"]] = self._result_block(block["id"], message, True)
                 continue
             tool = self.tools.get(block["name"])
+            skill = self.skills.get(block["name"])
             if row is None:
+                rule = self._approval_rule(block["name"]) if not self._input_problem(block) else ""
                 row = ToolCall.objects.create(
                     run=run, tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
-                    side_effect=bool(tool and tool.side_effect), idempotency_key=f"{run.pk}:{block['id']}",
-                    iteration=run.iterations)
+                    side_effect=bool((tool and tool.side_effect) or (skill and skill.execution_type == "webhook")),
+                    idempotency_key=f"{run.pk}:{block['id']}", iteration=run.iterations,
+                    status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED)
+                if rule:
+                    approval_request_create(run=run, tool_call=row, rule=rule)
+                    waiting = True
+                    continue
+            elif row.status == ToolCallStatus.AWAITING_APPROVAL:
+                approval = getattr(row, "approval", None)
+                action, message = approval_outcome(approval) if approval is not None else ("run", "")
+                if action == "wait":
+                    waiting = True
+                    continue
+                if action == "fail":
+                    self._record(block, row, _Outcome(message, True, 0.0))
+                    results[block["id"]] = self._result_block(block["id"], message, True)
+                    continue
             ToolCall.objects.filter(pk=row.pk).update(attempts=row.attempts + 1, status=ToolCallStatus.STARTED)
             event_append(run_id=run.pk, type="tool.started", payload={
                 "tool_use_id": block["id"], "name": block["name"], "input": block.get("input") or {}})
@@ -266,6 +330,8 @@ class RunLoop:
                 self._record(block, row, outcome)
                 results[block["id"]] = self._result_block(block["id"], outcome.result, outcome.is_error)
             run_renew_lease(run_id=run.pk, worker=self.worker)
+        if waiting:
+            return None
         return [results[b["id"]] for b in tool_uses]
 
     def _invoke(self, block: dict, instance, own_thread: bool = False) -> _Outcome:
@@ -279,8 +345,16 @@ class RunLoop:
         def outcome(result: Any, is_error: bool) -> _Outcome:
             return _Outcome(result, is_error, round((time.perf_counter() - started) * 1000, 2))
 
+        if block["name"] in self.skills:
+            try:
+                return self._invoke_skill(block, instance, outcome)
+            finally:
+                if own_thread:
+                    connection.close()
         if tool is None:
-            available = ", ".join(sorted(self.tools))
+            if own_thread:
+                connection.close()
+            available = ", ".join(sorted({*self.tools, *self.skills}))
             return outcome(f"Unknown tool '{block['name']}'. Available tools: {available}.", True)
         errors = sorted(Draft202012Validator(tool.input_schema).iter_errors(arguments), key=lambda e: list(e.path))
         if errors:
@@ -302,6 +376,21 @@ class RunLoop:
         finally:
             if own_thread:
                 connection.close()
+
+    def _invoke_skill(self, block: dict, instance, outcome) -> _Outcome:
+        from skills.executor import SkillContext, skill_execute
+
+        run = self.run
+        context = SkillContext(instance=instance.schema_name, run_id=str(run.pk), client_id=run.client_id,
+                               user_id=run.created_by_id, idempotency_key=f"{run.pk}:{block['id']}",
+                               sandbox=run.sandbox)
+        try:
+            result = skill_execute(skill=self.skills[block["name"]], arguments=block.get("input") or {},
+                                   context=context)
+        except Exception as exc:  # noqa: BLE001 - a broken skill must not crash the run
+            logger.exception("skill %s failed in run %s", block["name"], run.pk)
+            return outcome(f"{block['name']} failed unexpectedly ({exc.__class__.__name__}).", True)
+        return outcome(result.result, result.is_error)
 
     def _record(self, block: dict, row: ToolCall, outcome: _Outcome) -> None:
         status = ToolCallStatus.FAILED if outcome.is_error else ToolCallStatus.SUCCEEDED

@@ -164,3 +164,45 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.kind
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+
+class ApprovalRequest(models.Model):
+    """One tool call a person must approve before it runs (DESIGN §6).
+
+    Shows the exact call (tool, input as sent, run, client) and the rule that demanded it.
+    The first decision wins: services move it out of `pending` with a conditional update, so
+    a late or repeated decision changes nothing and is answered 409. The run waits in
+    awaiting_approval, holding no worker, until every request of its turn is decided.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="approvals")
+    tool_call = models.OneToOneField(ToolCall, on_delete=models.CASCADE, related_name="approval")
+    client = models.ForeignKey("tuning.Client", null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="approval_requests")
+    tool_name = models.CharField(max_length=100)
+    tool_input = models.JSONField(default=dict, blank=True)
+    rendered_input = models.TextField(blank=True)
+    rule = models.CharField(max_length=200, help_text="Which rule demanded approval.")
+    status = models.CharField(max_length=20, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING,
+                              db_index=True)
+    note = models.TextField(blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="approval_decisions")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="approval_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} ({self.get_status_display()})"

@@ -15,6 +15,7 @@ from spokestack.celery import app
 
 logger = get_task_logger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+QUEUED_GRACE = timedelta(seconds=60)
 
 
 @worker_process_init.connect
@@ -26,7 +27,6 @@ def warm_up(**kwargs) -> None:
     from .model import get_client
 
     get_client()
-QUEUED_GRACE = timedelta(seconds=60)
 
 
 @app.task(name="agents.run_agent", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -60,3 +60,18 @@ def reap_stale_runs() -> int:
     return requeued
 
 
+@app.task(name="agents.expire_approvals", ignore_result=True, soft_time_limit=120, time_limit=180, public=True)
+def expire_approvals() -> int:
+    """Fail the tool calls whose approval request outlived the instance's SLA, in every instance,
+    and queue their runs again so the model hears about it. Runs every 5 minutes from beat."""
+    from spokestack.tenancy.models import Instance
+
+    from .approvals import approvals_expire
+
+    expired = 0
+    for schema in Instance.objects.exclude(schema_name=get_public_schema_name()).values_list("schema_name", flat=True):
+        with schema_context(schema):
+            expired += approvals_expire()
+    if expired:
+        logger.info("expired %d approval request(s)", expired)
+    return expired

@@ -67,3 +67,26 @@ class AgentSerializer(serializers.Serializer):
     version = serializers.CharField()
     model = serializers.CharField()
     tools = AgentToolSerializer(many=True)
+
+
+class ApprovalSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    run_id = serializers.UUIDField()
+    agent_type = serializers.CharField(source="run.agent_type")
+    client_id = serializers.IntegerField(allow_null=True)
+    client = serializers.CharField(source="client.name", default=None)
+    tool = serializers.CharField(source="tool_name")
+    input = serializers.JSONField(source="tool_input")
+    rendered_input = serializers.CharField()
+    tool_use_id = serializers.CharField(source="tool_call.tool_use_id")
+    rule = serializers.CharField()
+    note = serializers.CharField()
+    decided_by = serializers.EmailField(source="decided_by.email", default=None)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+
+
+class DecisionSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

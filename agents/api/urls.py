@@ -1,6 +1,16 @@
 from django.urls import path
 
-from .views import AgentListView, ExecuteView, RunCancelView, RunEventsView, RunListView, RunStatusView
+from .views import (
+    AgentListView,
+    ApprovalApproveView,
+    ApprovalListView,
+    ApprovalRejectView,
+    ExecuteView,
+    RunCancelView,
+    RunEventsView,
+    RunListView,
+    RunStatusView,
+)
 
 urlpatterns = [
     path("agent/execute", ExecuteView.as_view(), name="agent-execute"),
@@ -9,4 +19,7 @@ urlpatterns = [
     path("agent/runs", RunListView.as_view(), name="agent-runs"),
     path("agent/runs/<str:run_id>/events", RunEventsView.as_view(), name="agent-run-events"),
     path("agents", AgentListView.as_view(), name="agents"),
+    path("approvals", ApprovalListView.as_view(), name="approvals"),
+    path("approvals/<str:approval_id>/approve", ApprovalApproveView.as_view(), name="approval-approve"),
+    path("approvals/<str:approval_id>/reject", ApprovalRejectView.as_view(), name="approval-reject"),
 ]

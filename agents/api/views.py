@@ -14,14 +14,22 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from spokestack.errors import InvalidInput
+from spokestack.errors import InvalidInput, NotAllowed
 
-from ..models import RunStatus
+from ..approvals import approval_decide, approvals_visible_to, may_approve
+from ..models import ApprovalStatus, RunStatus
 from ..registry import agent_types, get_spec
 from ..selectors import run_get, runs_visible_to
 from ..services import run_cancel, run_create, run_version_for
 from ..streaming import run_event_stream
-from .serializers import AgentSerializer, ExecuteSerializer, RunDetailSerializer, RunSerializer
+from .serializers import (
+    AgentSerializer,
+    ApprovalSerializer,
+    DecisionSerializer,
+    ExecuteSerializer,
+    RunDetailSerializer,
+    RunSerializer,
+)
 
 ExecuteAccepted = inline_serializer("ExecuteAccepted", {
     "run_id": serializers.UUIDField(), "status": serializers.CharField(), "status_url": serializers.CharField(),
@@ -183,3 +191,44 @@ class AgentListView(APIView):
                 "tools": [{**t.definition(), "side_effect": t.side_effect} for t in spec.tools if t.name not in disabled],
             })
         return Response(AgentSerializer(agents, many=True).data)
+
+
+class ApprovalListView(ListAPIView):
+    serializer_class = ApprovalSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values)],
+                   summary="Approval requests you may decide, newest first (?status=pending for the queue).")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        if not may_approve(self.request.user):
+            raise NotAllowed("Your role does not allow you to see approval requests.")
+        approvals = approvals_visible_to(actor=self.request.user)
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            if wanted not in ApprovalStatus.values:
+                raise InvalidInput(f"status: choose one of {', '.join(ApprovalStatus.values)}.")
+            approvals = approvals.filter(status=wanted)
+        return approvals.order_by("-created_at")
+
+
+class ApprovalDecisionView(APIView):
+    approve = True
+
+    @extend_schema(request=DecisionSerializer, responses=ApprovalSerializer,
+                   summary="Decide an approval request. 409 when it was already decided or expired.")
+    def post(self, request, approval_id):
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        approval = approval_decide(actor=request.user, approval_id=approval_id, approve=self.approve,
+                                   note=body.validated_data["note"])
+        return Response(ApprovalSerializer(approval).data)
+
+
+class ApprovalApproveView(ApprovalDecisionView):
+    approve = True
+
+
+class ApprovalRejectView(ApprovalDecisionView):
+    approve = False

@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("agents.api.urls")),
     path("", include("tuning.api.urls")),
     path("", include("feedback.api.urls")),
+    path("", include("skills.api.urls")),
 ]

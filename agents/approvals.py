@@ -1,0 +1,289 @@
+"""Human approval gates (DESIGN §6): services and reads for `ApprovalRequest`.
+
+A tool call that matches the assembled approval patterns (platform confirmation patterns,
+the instance's require-approval-for, the client's required approvals) or calls a skill flagged
+requires-approval is not executed: the loop records the call (ToolCall, status
+awaiting_approval), creates one request per call, and moves the run to awaiting_approval, so
+the task returns and no worker waits.
+
+Races are decided in the database. Every decision (approve, reject, expire) and the loop's
+pause take the run's row lock first; a decision moves the request out of `pending` with a
+conditional update (the first wins, the others get Conflict → 409); whoever leaves the run
+awaiting approval with nothing pending queues it again, once, in a new task after commit.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from spokestack.accounts.roles import Role
+from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from tuning.governance import MANAGE, client_relations, roles_of, sees_every_client
+
+from .events import event_append
+from .models import AgentRun, ApprovalRequest, ApprovalStatus, RunStatus, ToolCall
+
+logger = logging.getLogger(__name__)
+
+MAX_NOTE_CHARS = 2000
+
+
+def approval_sla() -> timedelta:
+    schema = connection.schema_name
+    hours = settings.APPROVAL_SLA_HOURS_BY_INSTANCE.get(schema, settings.APPROVAL_SLA_HOURS)
+    return timedelta(hours=float(hours))
+
+
+def approval_rule_for(*, tool_name: str, patterns: tuple[str, ...], platform_patterns: tuple[str, ...] = (),
+                      skill_requires_approval: bool = False) -> str:
+    """Which rule demands approval of a call to `tool_name` ('' when none does)."""
+    if skill_requires_approval:
+        return f"skill '{tool_name}' requires approval"
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(tool_name, pattern):
+            source = "platform confirmation pattern" if pattern in platform_patterns else \
+                "instance/client approval rule"
+            return f"{source} '{pattern}'"
+    return ""
+
+
+# --- who decides ------------------------------------------------------------------------
+
+
+def can_decide(actor: AbstractUser | None, approval: ApprovalRequest) -> bool:
+    """Instance admins and managers decide every request; account managers those of their clients."""
+    if sees_every_client(actor):
+        return True
+    if approval.client is None or Role.ACCOUNT_MANAGER not in roles_of(actor):
+        return False
+    return MANAGE in client_relations(actor, approval.client)
+
+
+def may_approve(actor: AbstractUser | None) -> bool:
+    """Whether the actor holds an approver role at all (which requests, `approvals_visible_to` says)."""
+    return sees_every_client(actor) or Role.ACCOUNT_MANAGER in roles_of(actor)
+
+
+def approvals_visible_to(*, actor: AbstractUser | None) -> QuerySet[ApprovalRequest]:
+    approvals = ApprovalRequest.objects.select_related("run", "client", "decided_by", "tool_call")
+    if sees_every_client(actor):
+        return approvals
+    if Role.ACCOUNT_MANAGER not in roles_of(actor):
+        return approvals.none()
+    from guardian.shortcuts import get_objects_for_user
+
+    from tuning.models import Client
+
+    managed = get_objects_for_user(actor, [f"tuning.{MANAGE}"], klass=Client, accept_global_perms=False,
+                                   with_superuser=False)
+    return approvals.filter(client__in=managed)
+
+
+def approval_get(*, actor: AbstractUser | None, approval_id: uuid.UUID | str) -> ApprovalRequest:
+    try:
+        return approvals_visible_to(actor=actor).get(pk=approval_id)
+    except (ApprovalRequest.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No such approval request in this instance.", details={"approval_id": str(approval_id)}) \
+            from None
+
+
+def approvers_for(client) -> list[AbstractUser]:
+    """Who is told about a new request: admins and managers, and the client's account managers."""
+    users = get_user_model().objects.filter(is_active=True)
+    people = list(users.filter(groups__name__in=[Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER]).distinct())
+    if client is not None:
+        from guardian.shortcuts import get_users_with_perms
+
+        managers = get_users_with_perms(client, only_with_perms_in=[MANAGE], with_group_users=False)
+        people += [u for u in managers if u.is_active and Role.ACCOUNT_MANAGER in roles_of(u) and u not in people]
+    return people
+
+
+# --- the loop's side --------------------------------------------------------------------
+
+
+def render_input(tool_input: dict) -> str:
+    return json.dumps(tool_input, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@transaction.atomic
+def approval_request_create(*, run: AgentRun, tool_call: ToolCall, rule: str) -> ApprovalRequest:
+    """Hold one tool call for a person's decision and tell the approvers (after commit)."""
+    approval = ApprovalRequest(run=run, tool_call=tool_call, client=run.client, tool_name=tool_call.name,
+                               tool_input=tool_call.input, rendered_input=render_input(tool_call.input), rule=rule,
+                               expires_at=timezone.now() + approval_sla())
+    approval.full_clean(exclude=["run", "tool_call", "client"])
+    approval.save()
+    event_append(run_id=run.pk, type="approval.requested", payload={
+        "approval_id": str(approval.pk), "tool_use_id": tool_call.tool_use_id, "name": tool_call.name,
+        "rule": rule, "expires_at": approval.expires_at.isoformat()})
+    schema = connection.schema_name
+    transaction.on_commit(lambda: _notify(schema=schema, approval_id=approval.pk))
+    return approval
+
+
+def run_await_approval(*, run: AgentRun, worker: str) -> bool:
+    """Park a running run while any of its calls awaits a decision; the worker is released.
+
+    False when every request was decided meanwhile (the loop goes on at once)."""
+    from .services import LeaseLost
+
+    with transaction.atomic():
+        locked = AgentRun.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING,
+                                                             lease_owner=worker).first()
+        if locked is None:
+            raise LeaseLost(str(run.pk))
+        pending = list(ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING)
+                       .values_list("pk", flat=True))
+        if not pending:
+            return False
+        AgentRun.objects.filter(pk=run.pk).update(status=RunStatus.AWAITING_APPROVAL, lease_until=None,
+                                                  lease_owner="")
+        event_append(run_id=run.pk, type="run.awaiting_approval", payload={
+            "approval_ids": [str(p) for p in pending]})
+    return True
+
+
+# --- decisions --------------------------------------------------------------------------
+
+
+def _resume_if_ready(run: AgentRun) -> bool:
+    """With the run's row lock held: queue an awaiting run again once nothing is pending."""
+    if run.status != RunStatus.AWAITING_APPROVAL:
+        return False
+    if ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING).exists():
+        return False
+    if not AgentRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_APPROVAL).update(
+            status=RunStatus.QUEUED, lease_until=None, lease_owner=""):
+        return False
+    event_append(run_id=run.pk, type="run.approval_resumed", payload={})
+    from .tasks import run_agent
+
+    run_id = str(run.pk)
+    transaction.on_commit(lambda: run_agent.delay(run_id=run_id))
+    return True
+
+
+def approval_decide(*, actor: AbstractUser | None, approval_id: uuid.UUID | str, approve: bool,
+                    note: str = "") -> ApprovalRequest:
+    """Approve or reject a pending call. The first decision wins; any later one is a Conflict.
+    Approval runs exactly that call in a new task; rejection gives the note to the model."""
+    if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+        raise InvalidInput(f"note: text of at most {MAX_NOTE_CHARS} characters.")
+    approval = approval_get(actor=actor, approval_id=approval_id)
+    if not can_decide(actor, approval):
+        raise NotAllowed("Your role does not allow you to decide this approval request.")
+    status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+    with transaction.atomic():
+        run = AgentRun.objects.select_for_update().get(pk=approval.run_id)
+        if run.is_finished:
+            raise Conflict(f"The run already {run.status}; there is nothing left to approve.",
+                           details={"run_status": run.status})
+        decided = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
+            status=status, note=note.strip(), decided_by=actor, decided_at=timezone.now())
+        if not decided:
+            approval.refresh_from_db()
+            by = f" by {approval.decided_by.email}" if approval.decided_by else ""
+            raise Conflict(f"This request was already {approval.status}{by}; the first decision stands.",
+                           details={"status": approval.status})
+        event_append(run_id=run.pk, type="approval.decided", payload={
+            "approval_id": str(approval.pk), "status": status, "name": approval.tool_name,
+            "decided_by": getattr(actor, "email", "system")})
+        _resume_if_ready(run)
+        schema = connection.schema_name
+        transaction.on_commit(lambda: _publish(schema=schema, approval_id=approval.pk))
+    approval.refresh_from_db()
+    logger.info("approval %s %s by %s", approval.pk, status, getattr(actor, "email", "system"))
+    return approval
+
+
+def approvals_expire(*, now=None) -> int:
+    """Fail every pending request past its SLA in the current schema; the call fails with a message."""
+    now = now or timezone.now()
+    expired = 0
+    for approval_id, run_id in ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, expires_at__lt=now) \
+            .values_list("pk", "run_id"):
+        with transaction.atomic():
+            run = AgentRun.objects.select_for_update().get(pk=run_id)
+            if not ApprovalRequest.objects.filter(pk=approval_id, status=ApprovalStatus.PENDING).update(
+                    status=ApprovalStatus.EXPIRED, decided_at=now,
+                    note="No one decided within the approval time limit."):
+                continue
+            expired += 1
+            event_append(run_id=run_id, type="approval.expired", payload={"approval_id": str(approval_id)})
+            _resume_if_ready(run)
+    return expired
+
+
+def approval_outcome(approval: ApprovalRequest) -> tuple[str, str]:
+    """(action, message) for the loop: run | fail | wait."""
+    if approval.status == ApprovalStatus.APPROVED:
+        return "run", ""
+    if approval.status == ApprovalStatus.REJECTED:
+        note = approval.note or "no reason given"
+        return "fail", (f"A person rejected this call to {approval.tool_name}: {note}. It was not made; "
+                        "do not call it again with the same input, adapt to the reason instead.")
+    if approval.status == ApprovalStatus.EXPIRED:
+        hours = settings.APPROVAL_SLA_HOURS_BY_INSTANCE.get(connection.schema_name, settings.APPROVAL_SLA_HOURS)
+        return "fail", (f"No one approved this call to {approval.tool_name} within {hours:g} h, so it was not made. "
+                        "Finish without it and say that it still needs approval.")
+    return "wait", ""
+
+
+def pending_for(*, actor: AbstractUser | None) -> QuerySet[ApprovalRequest]:
+    """The queue: pending requests the actor may decide, of runs that have not ended."""
+    from .models import TERMINAL_STATUSES
+
+    return approvals_visible_to(actor=actor).filter(status=ApprovalStatus.PENDING).exclude(
+        run__status__in=TERMINAL_STATUSES)
+
+
+# --- notifications ----------------------------------------------------------------------
+
+
+def _publish(*, schema: str, approval_id) -> None:
+    try:
+        from spokestack.realtime import publish_instance_event
+
+        approval = ApprovalRequest.objects.get(pk=approval_id)
+        publish_instance_event(schema, "approvals", {
+            "approval_id": str(approval.pk), "status": approval.status, "tool": approval.tool_name,
+            "run_id": str(approval.run_id), "client_id": approval.client_id,
+            "pending": ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count()})
+    except Exception:  # noqa: BLE001 - a notification must never fail the decision or the run
+        logger.warning("could not publish approval %s", approval_id, exc_info=True)
+
+
+def _notify(*, schema: str, approval_id) -> None:
+    """Email the approvers and tell the admin (live) about a new request."""
+    _publish(schema=schema, approval_id=approval_id)
+    try:
+        approval = ApprovalRequest.objects.select_related("client", "run").get(pk=approval_id)
+        recipients = sorted({u.email for u in approvers_for(approval.client) if u.email})
+        if not recipients:
+            return
+        client = approval.client.name if approval.client else "no client"
+        send_mail(
+            subject=f"Approval needed: {approval.tool_name} ({client})",
+            message=(f"An agent run ({approval.run.agent_type}, run {approval.run_id}) wants to call "
+                     f"{approval.tool_name} for {client}.\nRule: {approval.rule}\n\nInput:\n{approval.rendered_input}\n\n"
+                     f"Decide in the admin (Agents › Approval requests) or with POST /api/v1/approvals/"
+                     f"{approval.pk}/approve or /reject before {approval.expires_at:%Y-%m-%d %H:%M} UTC."),
+            from_email=None, recipient_list=recipients, fail_silently=True)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not email approvers of %s", approval_id, exc_info=True)
+
+

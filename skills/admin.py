@@ -1,0 +1,167 @@
+"""Skills in the instance admin: metrics columns, write-only secrets, the signing secret shown
+once at creation, and a Test button that runs the skill with sample input."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import connection
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from spokestack.admin_site import instance_admin
+from spokestack.errors import DomainError
+from tuning.governance import can_read_tier2, can_write_tier2
+
+from .executor import SkillContext, skill_execute
+from .handlers import handler_choices
+from .models import Skill
+from .selectors import metrics_of, skills_with_metrics
+from .services import core_tool_names, skill_create, skill_update, skill_validate
+
+FORM_FIELDS = ["name", "description", "input_schema", "execution_type", "agent_types", "enabled",
+               "requires_approval", "webhook_url", "auth_type", "auth_header", "auth_secret", "handler", "timeout_s"]
+
+
+class SkillForm(forms.ModelForm):
+    agent_types = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
+    auth_secret = forms.CharField(required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+                                  help_text="Bearer token or API key. Write-only: leave empty to keep the stored one.")
+    handler = forms.ChoiceField(required=False)
+    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                                 help_text="Called with POST and a signed JSON body.")
+    input_schema = forms.JSONField(initial=dict, widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
+                                   help_text="JSON Schema (Draft 2020-12) of the input, an object schema.")
+
+    class Meta:
+        model = Skill
+        fields = [f for f in FORM_FIELDS if f != "auth_secret"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent_types"].choices = [(t, t) for t in sorted(core_tool_names())]
+        self.fields["handler"].choices = [("", "—"), *handler_choices()]
+
+    def changes(self) -> dict:
+        data = {f: self.cleaned_data.get(f) for f in FORM_FIELDS if f in self.cleaned_data}
+        data["agent_types"] = list(data.get("agent_types") or [])
+        data["handler"] = data.get("handler") or ""
+        if not data.get("auth_secret"):
+            data.pop("auth_secret", None)
+        return data
+
+    def _post_clean(self) -> None:  # the service validates; the model's own clean would miss the rules
+        if self.errors:
+            return
+        try:
+            skill_validate(skill=self.instance if self.instance.pk else Skill(), data=self.changes())
+        except DomainError as exc:
+            field = exc.details.get("field") if isinstance(exc.details, dict) else None
+            self.add_error(field if field in self.fields else None, exc.message)
+
+
+class SkillTestForm(forms.Form):
+    sample_input = forms.JSONField(initial=dict, widget=forms.Textarea(attrs={"rows": 6, "cols": 80}))
+
+
+@admin.register(Skill, site=instance_admin)
+class SkillAdmin(admin.ModelAdmin):
+    form = SkillForm
+    list_display = ["name", "execution_type", "agent_list", "enabled", "requires_approval", "calls", "success_rate",
+                    "p50", "p95", "last_error", "test_link"]
+    list_filter = ["execution_type", "enabled", "requires_approval"]
+    search_fields = ["name", "description"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "input_schema", "agent_types", "enabled", "requires_approval",
+                           "timeout_s", "execution_type"]}),
+        ("Webhook", {"fields": ["webhook_url", "auth_type", "auth_header", "auth_secret"]}),
+        ("Internal", {"fields": ["handler"]}),
+    ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # auth_secret is a form-only, write-only field: the model column is never edited directly
+        kwargs["fields"] = [f for f in FORM_FIELDS if f != "auth_secret"]
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_queryset(self, request):
+        return skills_with_metrics(super().get_queryset(request))
+
+    def has_module_permission(self, request):
+        return can_read_tier2(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return can_read_tier2(request.user)
+
+    def has_add_permission(self, request):
+        return can_write_tier2(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return can_write_tier2(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return can_write_tier2(request.user)
+
+    @admin.display(description="Agents")
+    def agent_list(self, skill):
+        return ", ".join(skill.agent_types)
+
+    @admin.display(description="Calls", ordering="m_calls")
+    def calls(self, skill):
+        return skill.m_calls
+
+    @admin.display(description="Success")
+    def success_rate(self, skill):
+        rate = metrics_of(skill).success_rate
+        return "—" if rate is None else f"{rate:.0%}"
+
+    @admin.display(description="p50 ms")
+    def p50(self, skill):
+        return "—" if skill.m_p50 is None else f"{skill.m_p50:.0f}"
+
+    @admin.display(description="p95 ms")
+    def p95(self, skill):
+        return "—" if skill.m_p95 is None else f"{skill.m_p95:.0f}"
+
+    @admin.display(description="Last error")
+    def last_error(self, skill):
+        return (skill.m_last_error or "")[:80] or "—"
+
+    @admin.display(description="")
+    def test_link(self, skill):
+        return format_html('<a class="button" href="{}">Test</a>', reverse("instance_admin:skills_skill_test",
+                                                                           args=[skill.pk]))
+
+    def save_model(self, request, obj, form, change):
+        data = form.changes()
+        if change:
+            saved = skill_update(actor=request.user, skill=obj, changes=data)
+        else:
+            created = skill_create(actor=request.user, **data)
+            saved = created.skill
+            messages.warning(request, f"Signing secret of {saved.name} (shown once; give it to the receiver to "
+                                      f"verify webhook signatures): {created.signing_secret}")
+        obj.pk, obj.name = saved.pk, saved.name
+
+    def get_urls(self):
+        return [path("<int:skill_id>/test/", self.admin_site.admin_view(self.test_view), name="skills_skill_test"),
+                *super().get_urls()]
+
+    def test_view(self, request, skill_id: int):
+        if not can_write_tier2(request.user):
+            return TemplateResponse(request, "admin/skills/test.html", {
+                **self.admin_site.each_context(request), "denied": True, "opts": self.opts}, status=403)
+        skill = get_object_or_404(Skill, pk=skill_id)
+        form = SkillTestForm(request.POST or None)
+        outcome = None
+        if request.method == "POST" and form.is_valid():
+            outcome = skill_execute(skill=skill, arguments=form.cleaned_data["sample_input"], context=SkillContext(
+                instance=connection.schema_name, user_id=request.user.pk, test=True))
+        context = {**self.admin_site.each_context(request), "skill": skill, "form": form, "opts": self.opts,
+                   "title": f"Test {skill.name}", "outcome": outcome,
+                   "request_json": json.dumps(outcome.request, indent=2, default=str) if outcome else "",
+                   "response_json": json.dumps(outcome.response, indent=2, default=str) if outcome else ""}
+        return TemplateResponse(request, "admin/skills/test.html", context)

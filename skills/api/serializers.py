@@ -1,0 +1,47 @@
+from rest_framework import serializers
+
+from ..models import Skill
+from ..selectors import metrics_of
+
+
+class SkillSerializer(serializers.ModelSerializer):
+    """Secrets are never serialized: only whether one is set."""
+
+    has_auth_secret = serializers.SerializerMethodField()
+    metrics = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Skill
+        fields = ["id", "name", "description", "input_schema", "execution_type", "agent_types", "relies_on_tools",
+                  "enabled", "requires_approval", "webhook_url", "auth_type", "auth_header", "has_auth_secret",
+                  "handler", "timeout_s", "metrics", "created_at", "updated_at"]
+
+    def get_has_auth_secret(self, skill) -> bool:
+        return bool(skill.auth_secret)
+
+    def get_metrics(self, skill) -> dict:
+        return metrics_of(skill).as_dict()
+
+
+class SkillWriteSerializer(serializers.Serializer):
+    """Shapes only; every rule is the service's (so the admin and the API refuse the same input)."""
+
+    name = serializers.CharField(required=False, max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    input_schema = serializers.JSONField(required=False)
+    execution_type = serializers.CharField(required=False)
+    agent_types = serializers.JSONField(required=False)
+    relies_on_tools = serializers.JSONField(required=False)
+    enabled = serializers.BooleanField(required=False)
+    requires_approval = serializers.BooleanField(required=False)
+    webhook_url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    auth_type = serializers.CharField(required=False)
+    auth_header = serializers.CharField(required=False, allow_blank=True)
+    auth_secret = serializers.CharField(required=False, allow_blank=True, write_only=True, trim_whitespace=False)
+    handler = serializers.CharField(required=False, allow_blank=True)
+    timeout_s = serializers.IntegerField(required=False)
+
+
+class SkillTestSerializer(serializers.Serializer):
+    input = serializers.JSONField(required=False, default=dict)
+    client_id = serializers.IntegerField(required=False, allow_null=True)

@@ -1,0 +1,90 @@
+"""Skill API on the instance host: list/create per agent type, read/change/delete, test."""
+
+from __future__ import annotations
+
+from django.db import connection
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from spokestack.errors import NotAllowed, NotFound
+from tuning.governance import can_read_tier2, can_write_tier2
+
+from ..executor import SkillContext, skill_execute
+from ..selectors import skill_get, skills_for_agent_type, skills_with_metrics
+from ..services import core_tool_names, skill_create, skill_delete, skill_update
+from .serializers import SkillSerializer, SkillTestSerializer, SkillWriteSerializer
+
+
+class SkillView(APIView):
+    """Fails closed: only instance admins and managers read skills, only admins change them."""
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if not can_read_tier2(request.user):
+            raise NotAllowed("Your role does not allow you to see skills.")
+
+    def _skill(self, skill_id):
+        skill = skill_get(skill_id=skill_id)
+        if skill is None:
+            raise NotFound("No such skill in this instance.", details={"skill_id": str(skill_id)})
+        return skill
+
+
+class AgentSkillsView(SkillView):
+    @extend_schema(responses=SkillSerializer(many=True), summary="The skills offered to an agent type.")
+    def get(self, request, agent_type: str):
+        if agent_type not in core_tool_names():
+            raise NotFound(f"No agent type '{agent_type}'.")
+        skills = skills_with_metrics(skills_for_agent_type(agent_type=agent_type, enabled_only=False)).order_by("name")
+        return Response(SkillSerializer(skills, many=True).data)
+
+    @extend_schema(request=SkillWriteSerializer, responses={201: SkillSerializer},
+                   summary="Create a skill for this agent type. The answer carries the whsec_ signing secret once.")
+    def post(self, request, agent_type: str):
+        body = SkillWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        data.setdefault("agent_types", [agent_type])
+        if isinstance(data["agent_types"], list) and agent_type not in data["agent_types"]:
+            data["agent_types"] = [agent_type, *data["agent_types"]]
+        created = skill_create(actor=request.user, **data)
+        return Response({**SkillSerializer(created.skill).data, "signing_secret": created.signing_secret},
+                        status=status.HTTP_201_CREATED)
+
+
+class SkillDetailView(SkillView):
+    @extend_schema(responses=SkillSerializer, summary="A skill, with its metrics (secrets never shown).")
+    def get(self, request, skill_id):
+        return Response(SkillSerializer(self._skill(skill_id)).data)
+
+    @extend_schema(request=SkillWriteSerializer, responses=SkillSerializer, summary="Change a skill.")
+    def patch(self, request, skill_id):
+        skill = self._skill(skill_id)
+        body = SkillWriteSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        skill = skill_update(actor=request.user, skill=skill, changes=dict(body.validated_data))
+        return Response(SkillSerializer(skill).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a skill.")
+    def delete(self, request, skill_id):
+        skill_delete(actor=request.user, skill=self._skill(skill_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SkillTestView(SkillView):
+    @extend_schema(request=SkillTestSerializer, summary="Run a skill with sample input: the request made "
+                                                        "(secrets masked) and the response.")
+    def post(self, request, skill_id):
+        skill = self._skill(skill_id)
+        if not can_write_tier2(request.user):
+            raise NotAllowed("Your role does not allow you to test skills; ask an instance admin.")
+        body = SkillTestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        outcome = skill_execute(skill=skill, arguments=body.validated_data["input"], context=SkillContext(
+            instance=connection.schema_name, client_id=body.validated_data.get("client_id"),
+            user_id=request.user.pk, test=True))
+        return Response({"ok": not outcome.is_error, "error": outcome.result if outcome.is_error else None,
+                         "duration_ms": outcome.duration_ms, "request": outcome.request,
+                         "response": outcome.response})

@@ -1,0 +1,190 @@
+"""Writes for skills. The only write path: keyword-only, validated, permission-checked.
+
+A skill's name must not collide with a core tool of any agent type it attaches to, in any
+registered version of that agent type. `skills` does not import `agents`: the core tool names
+come from the provider named by `settings.SKILL_CORE_TOOLS_PROVIDER` (agents.skilltools), or
+from the caller (`core_tools=`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils.module_loading import import_string
+from jsonschema import Draft202012Validator, SchemaError
+
+from spokestack.egress import EgressRefused, vet_url
+from spokestack.errors import InvalidInput, NotAllowed
+from spokestack.secrets import EncryptedSecret
+from tuning.governance import can_write_tier2
+
+from .handlers import HANDLERS
+from .models import MAX_DESCRIPTION_CHARS, NAME_PATTERN, Skill
+from .signing import new_webhook_secret
+
+logger = logging.getLogger(__name__)
+
+MAX_SCHEMA_CHARS = 20_000
+HEADER_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+EDITABLE_FIELDS = ("name", "description", "input_schema", "execution_type", "agent_types", "relies_on_tools",
+                   "enabled", "requires_approval", "webhook_url", "auth_type", "auth_header", "auth_secret",
+                   "handler", "timeout_s")
+
+
+def core_tool_names() -> Mapping[str, frozenset[str]]:
+    """{agent_type: every core tool name of any registered version} from the configured provider."""
+    return import_string(settings.SKILL_CORE_TOOLS_PROVIDER)()
+
+
+def _require_writer(actor: AbstractUser | None) -> None:
+    if not can_write_tier2(actor):
+        raise NotAllowed("Your role does not allow you to change skills; ask an instance admin.")
+
+
+def _check(skill: Skill, *, core_tools: Mapping[str, frozenset[str]], secret_given: bool) -> None:
+    """Every rule of a skill, each failure naming the field and what would work."""
+    if not isinstance(skill.name, str) or not re.match(NAME_PATTERN, skill.name):
+        raise InvalidInput("name: use 2–64 lowercase letters, digits and underscores, starting with a letter.",
+                           details={"field": "name"})
+    if Skill.objects.filter(name=skill.name).exclude(pk=skill.pk).exists():
+        raise InvalidInput(f"name: this instance already has a skill named '{skill.name}'.", details={"field": "name"})
+    if not isinstance(skill.description, str) or not skill.description.strip():
+        raise InvalidInput("description: say what the skill does and when to use it.", details={"field": "description"})
+    if len(skill.description) > MAX_DESCRIPTION_CHARS:
+        raise InvalidInput(f"description: at most {MAX_DESCRIPTION_CHARS} characters "
+                           f"(this one has {len(skill.description)}).", details={"field": "description"})
+    schema = skill.input_schema
+    if not isinstance(schema, dict) or len(repr(schema)) > MAX_SCHEMA_CHARS:
+        raise InvalidInput("input_schema: give a JSON Schema object of at most 20 kB.", details={"field": "input_schema"})
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(map(str, exc.path)) or "(root)"
+        raise InvalidInput(f"input_schema: not a valid JSON Schema (Draft 2020-12) at {where}: {exc.message}",
+                           details={"field": "input_schema"}) from None
+    if schema.get("type") != "object":
+        raise InvalidInput('input_schema: a tool input must be an object schema ({"type": "object", ...}).',
+                           details={"field": "input_schema"})
+    if not isinstance(skill.agent_types, list) or not skill.agent_types or not all(
+            isinstance(a, str) for a in skill.agent_types):
+        raise InvalidInput("agent_types: list the agent types this skill is offered to.",
+                           details={"field": "agent_types"})
+    unknown = sorted(set(skill.agent_types) - set(core_tools))
+    if unknown:
+        raise InvalidInput(f"agent_types: unknown agent type(s) {', '.join(unknown)}; choose from "
+                           f"{', '.join(sorted(core_tools))}.", details={"field": "agent_types"})
+    clashes = sorted(a for a in skill.agent_types if skill.name in core_tools[a])
+    if clashes:
+        raise InvalidInput(f"name: '{skill.name}' is a core tool of the {', '.join(clashes)} agent; "
+                           "choose another name.", details={"field": "name"})
+    if not isinstance(skill.relies_on_tools, list):
+        raise InvalidInput("relies_on_tools: give a list of core tool names.", details={"field": "relies_on_tools"})
+    if skill.execution_type == Skill.ExecutionType.WEBHOOK:
+        if not skill.webhook_url:
+            raise InvalidInput("webhook_url: a webhook skill needs the URL to POST to.", details={"field": "webhook_url"})
+        try:
+            vet_url(skill.webhook_url, resolver=None)
+        except EgressRefused as exc:
+            raise InvalidInput(f"webhook_url: {exc.message}", details={"field": "webhook_url",
+                                                                        "reason": exc.reason}) from None
+        if skill.auth_type not in Skill.AuthType.values:
+            raise InvalidInput(f"auth_type: choose one of {', '.join(Skill.AuthType.values)}.",
+                               details={"field": "auth_type"})
+        if skill.auth_type != Skill.AuthType.NONE and not (secret_given or skill.auth_secret):
+            raise InvalidInput("auth_secret: bearer and API-key auth need the secret.", details={"field": "auth_secret"})
+        if skill.auth_type == Skill.AuthType.API_KEY and not HEADER_PATTERN.match(skill.auth_header or ""):
+            raise InvalidInput("auth_header: give a header name such as X-Api-Key.", details={"field": "auth_header"})
+    elif skill.execution_type == Skill.ExecutionType.INTERNAL:
+        if skill.handler not in HANDLERS:
+            raise InvalidInput(f"handler: choose one of {', '.join(sorted(HANDLERS))}.", details={"field": "handler"})
+    else:
+        raise InvalidInput("execution_type: choose webhook or internal.", details={"field": "execution_type"})
+    if not isinstance(skill.timeout_s, int) or not 1 <= skill.timeout_s <= 60:
+        raise InvalidInput("timeout_s: between 1 and 60 seconds.", details={"field": "timeout_s"})
+    try:
+        skill.full_clean(exclude=["auth_secret", "signing_secret"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(f"{field}: {' '.join(messages)}", details={"field": field}) from None
+
+
+def skill_validate(*, skill: Skill, data: Mapping[str, Any],
+                   core_tools: Mapping[str, frozenset[str]] | None = None) -> None:
+    """Check `data` applied to (a copy of) `skill` without saving: forms show the same errors."""
+    import copy
+
+    candidate = copy.copy(skill)
+    secret_given = _apply(candidate, data)
+    _check(candidate, core_tools=core_tools if core_tools is not None else core_tool_names(),
+           secret_given=secret_given)
+
+
+def _apply(skill: Skill, data: Mapping[str, Any]) -> bool:
+    """Copy editable fields onto the row; the plaintext secret is sealed, never kept. True when a
+    new auth secret was given."""
+    unknown = sorted(set(data) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: not a field of a skill (or not editable).", details={"field": unknown[0]})
+    secret_given = False
+    for field, value in data.items():
+        if field == "auth_secret":
+            if value:
+                if not isinstance(value, str) or len(value) > 4000:
+                    raise InvalidInput("auth_secret: give the token as text.", details={"field": "auth_secret"})
+                skill.auth_secret = EncryptedSecret.seal(value, schema=connection.schema_name)
+                secret_given = True
+            continue
+        setattr(skill, field, value)
+    if skill.execution_type == Skill.ExecutionType.INTERNAL or skill.auth_type == Skill.AuthType.NONE:
+        skill.auth_secret = EncryptedSecret("")
+    return secret_given
+
+
+@dataclass(frozen=True)
+class CreatedSkill:
+    skill: Skill
+    signing_secret: str  # whsec_…: shown once, to the person who created the skill
+
+
+@transaction.atomic
+def skill_create(*, actor: AbstractUser | None, core_tools: Mapping[str, frozenset[str]] | None = None,
+                 **fields: Any) -> CreatedSkill:
+    """Create a skill. Returns the per-skill signing secret once; it is never shown again."""
+    _require_writer(actor)
+    skill = Skill()
+    secret_given = _apply(skill, fields)
+    _check(skill, core_tools=core_tools if core_tools is not None else core_tool_names(), secret_given=secret_given)
+    signing = new_webhook_secret()
+    skill.signing_secret = EncryptedSecret.seal(signing, schema=connection.schema_name)
+    skill.save()
+    logger.info("skill %s created by %s", skill.name, getattr(actor, "email", "system"))
+    return CreatedSkill(skill=skill, signing_secret=signing)
+
+
+@transaction.atomic
+def skill_update(*, actor: AbstractUser | None, skill: Skill, changes: Mapping[str, Any],
+                 core_tools: Mapping[str, frozenset[str]] | None = None) -> Skill:
+    """Change a skill. The secret stays as it is unless a new one is given (write-only)."""
+    _require_writer(actor)
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    secret_given = _apply(skill, changes)
+    _check(skill, core_tools=core_tools if core_tools is not None else core_tool_names(), secret_given=secret_given)
+    skill.save()
+    logger.info("skill %s changed by %s: %s", skill.name, getattr(actor, "email", "system"),
+                ", ".join(sorted(changes)))
+    return skill
+
+
+@transaction.atomic
+def skill_delete(*, actor: AbstractUser | None, skill: Skill) -> None:
+    _require_writer(actor)
+    logger.info("skill %s deleted by %s", skill.name, getattr(actor, "email", "system"))
+    skill.delete()
