@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("spokestack.accounts.api.urls")),
     path("", include("agents.api.urls")),
     path("", include("tuning.api.urls")),
+    path("", include("versions.api.urls")),
 ]
