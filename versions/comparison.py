@@ -50,6 +50,7 @@ def _side(run: AgentRun, calls: list[ToolCall]) -> dict[str, Any]:
             "error": run.error, "output_length": len(run.output), "tools_used": _tools_used(calls),
             "simulated_writes": [c.result.get("would_have") for c in calls
                                  if c.side_effect and isinstance(c.result, dict) and c.result.get("simulated")],
+            "tool_errors": [{"tool": c.name, "message": str(c.result)[:300]} for c in calls if c.is_error],
             "duration_s": run.duration_s, "cost_usd": float(run.cost_usd)}
 
 

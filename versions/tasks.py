@@ -1,13 +1,14 @@
-"""Celery work of the versions app: the release fan-out over instance schemas."""
+"""Celery work of the versions app: the release fan-out over instance schemas (a public,
+platform-wide task: it iterates the instance schemas itself, in batches)."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from spokestack.celery import app
 
 
-@shared_task(name="versions.release_fanout", soft_time_limit=1500, time_limit=1800)
-def release_fanout(*, fanout_id: int) -> dict:
+@app.task(name="versions.release_fanout", ignore_result=True, soft_time_limit=1500, time_limit=1800, public=True)
+def release_fanout(*, fanout_id: int) -> int | None:
     from .services import release_fanout_run
 
     fanout = release_fanout_run(fanout_id=fanout_id)
-    return {"fanout_id": fanout_id, "done": getattr(fanout, "instances_done", None)}
+    return getattr(fanout, "instances_done", None)

@@ -17,6 +17,7 @@ from agents.models import AgentRun
 from spokestack.accounts.services import api_token_create
 from spokestack.sample_erp import DEMO_API_KEYS
 from spokestack.tenancy.services import instance_provision, instance_set_erp
+from tuning.services import client_create
 from versions.catalog.models import CatalogVersion, ReleaseFanout
 from versions.models import UpdateNotification
 from versions.services import catalog_sync, version_config_update
@@ -75,12 +76,13 @@ def world(live_instance, live_db, celery_worker, daphne_server, sample_erp, fake
         version_config_update(actor=None, agent_type="media_buying",
                               changes={"optimization_preferences": ["performance", "roas"]})
         skill("roas_optimizer", ROAS)
+        client = client_create(name="Desert Bloom Cosmetics", vertical="beauty", region="GCC", language="en")
     with schema_context(collide.instance.schema_name):
         skill("audience_expansion", "Sizes our own lookalike audiences from the CRM.")
     with schema_context(auto.instance.schema_name):
         version_config_update(actor=None, agent_type="media_buying", changes={"policy": "auto"})
     connection.set_schema_to_public()
-    yield {"shop": shop, "collide": collide, "auto": auto, "model": fake_model, "erp": sample_erp[0],
+    yield {"client": client, "shop": shop, "collide": collide, "auto": auto, "model": fake_model, "erp": sample_erp[0],
            "api": {k: Api(v.instance, v.admin, daphne_server) for k, v in
                    (("shop", shop), ("collide", collide), ("auto", auto))}}
     connection.set_schema_to_public()
@@ -167,7 +169,8 @@ def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, 
     world["model"].script(f"{session_id}:2.3.1", media_turns([BID]))
     world["model"].script(f"{session_id}:2.4.0", media_turns([BID, EXPAND]))
     status, body = api["shop"]("POST", f"/sandbox/{session_id}/test", {
-        "task": f"Plan a 20k/month campaign for our store; send the summary to {loopback_server.url}"})
+        "task": f"Plan a 20k/month campaign for our store; send the summary to {loopback_server.url}",
+        "client_id": world["client"].pk})
     assert status == 202, body
 
     def compared():
@@ -177,6 +180,7 @@ def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, 
     comparison = wait_for(compared)
     assert comparison["current"]["status"] == comparison["test"]["status"] == "succeeded", comparison
     assert comparison["tools_added"] == ["audience_expansion"] and comparison["tools_removed"] == []
+    assert "bid_strategy" in comparison["differences"], json.dumps(comparison, default=str)[:3000]
     assert comparison["differences"]["bid_strategy"]["test"] == "maximize_reach"
     assert comparison["differences"]["bid_strategy"]["current"] != "maximize_reach"
     assert comparison["current"]["budget_split"] == {"search": 0.6, "social": 0.4}
