@@ -36,7 +36,7 @@ from .models import (
 
 log = logging.getLogger(__name__)
 SANDBOX_TTL = timedelta(hours=24)
-FANOUT_BATCH = 100
+FANOUT_BATCH = 50
 CHANGE_PERM = "versions.change_agentversionconfig"
 VIEW_PERM = "versions.view_agentversionconfig"
 
@@ -318,25 +318,54 @@ def release_notify_instance(*, agent_type: str, version: str, previous_version: 
     return notification
 
 
-def release_fanout_run(*, fanout_id: int) -> ReleaseFanout | None:
-    """The fan-out job: every instance schema (or the listed ones), in batches; each instance in
-    its own short transaction so one failure neither blocks nor undoes the others."""
+def release_fanout_run(*, fanout_id: int, inline: bool = False) -> ReleaseFanout | None:
+    """The fan-out job: list the instance schemas (all, or the job's own list) and split them into
+    batches, each a Celery task of its own (`inline` runs them here, for tests and commands)."""
     from spokestack.tenancy.models import Instance
 
     public = get_public_schema_name()
     with schema_context(public):
-        claimed = ReleaseFanout.objects.filter(pk=fanout_id, status__in=["queued", "running"]).update(status="running")
+        claimed = ReleaseFanout.objects.filter(pk=fanout_id, status="queued").update(status="running")
         if not claimed:
             return None
-        fanout = ReleaseFanout.objects.select_related("release").get(pk=fanout_id)
+        fanout = ReleaseFanout.objects.get(pk=fanout_id)
         instances = Instance.objects.exclude(schema_name__in=[public, settings.TENANT_BASE_SCHEMA]).order_by("pk")
         if fanout.schemas is not None:
             instances = instances.filter(schema_name__in=fanout.schemas)
-        instances = list(instances)
+        schemas = list(instances.values_list("schema_name", flat=True))
+        ReleaseFanout.objects.filter(pk=fanout_id).update(instances_total=len(schemas))
+        if not schemas:
+            ReleaseFanout.objects.filter(pk=fanout_id).update(status="done", finished_at=timezone.now())
+        batches = [schemas[i:i + FANOUT_BATCH] for i in range(0, len(schemas), FANOUT_BATCH)]
+    if inline:
+        for batch in batches:
+            release_fanout_batch_run(fanout_id=fanout_id, schemas=batch)
+    else:
+        from .tasks import release_fanout_batch
+
+        for batch in batches:
+            release_fanout_batch.delay(fanout_id=fanout_id, schemas=batch)
+    with schema_context(public):
+        return ReleaseFanout.objects.get(pk=fanout_id)
+
+
+def release_fanout_batch_run(*, fanout_id: int, schemas: list[str]) -> None:
+    """One batch: each instance in its own short transaction, so one failure neither blocks nor
+    undoes the others. The batch that completes the count marks the job done (decided in SQL)."""
+    from django.db.models import F
+
+    from spokestack.tenancy.models import Instance
+
+    public = get_public_schema_name()
+    with schema_context(public):
+        fanout = ReleaseFanout.objects.select_related("release").filter(pk=fanout_id, status="running").first()
+        if fanout is None:
+            return
+        instances = list(Instance.objects.filter(schema_name__in=schemas))
     release = fanout.release
-    done = applied = 0
-    for start in range(0, len(instances), FANOUT_BATCH):
-        for instance in instances[start:start + FANOUT_BATCH]:
+    applied = 0
+    try:
+        for instance in instances:
             try:
                 connection.set_tenant(instance)
                 note = release_notify_instance(agent_type=release.agent_type, version=release.version,
@@ -344,14 +373,12 @@ def release_fanout_run(*, fanout_id: int) -> ReleaseFanout | None:
                 applied += int(note is not None and note.status == UpdateNotification.Status.AUTO_APPLIED)
             except Exception:
                 log.exception("release fan-out failed for %s", instance.schema_name)
-            done += 1
+    finally:
         connection.set_schema_to_public()
-        ReleaseFanout.objects.filter(pk=fanout_id).update(instances_done=done, applied=applied)
-    connection.set_schema_to_public()
-    ReleaseFanout.objects.filter(pk=fanout_id).update(status="done", instances_done=done, applied=applied,
-                                                      finished_at=timezone.now())
-    fanout.refresh_from_db()
-    return fanout
+    ReleaseFanout.objects.filter(pk=fanout_id).update(instances_done=F("instances_done") + len(schemas),
+                                                      applied=F("applied") + applied)
+    ReleaseFanout.objects.filter(pk=fanout_id, status="running", instances_done__gte=F("instances_total")).update(
+        status="done", finished_at=timezone.now())
 
 
 REVIEW_ACTIONS = ("approve", "reject", "sandbox", "defer")

@@ -18,7 +18,7 @@ import uuid
 from django.db import connection
 from django_tenants.utils import schema_context
 
-REAL_INSTANCES = int(os.environ.get("BENCH_VERSIONS_INSTANCES", "100"))
+REAL_INSTANCES = int(os.environ.get("BENCH_VERSIONS_INSTANCES", "20"))
 TARGET = 1000
 
 

@@ -27,7 +27,7 @@ def release(schemas: list[str], *, run_fanout: bool = True) -> list[int]:
     result = catalog_sync(fanout_schemas=schemas)
     if run_fanout:
         for fanout_id in result.fanouts:
-            release_fanout_run(fanout_id=fanout_id)
+            release_fanout_run(fanout_id=fanout_id, inline=True)
         if tenant is not None and tenant.schema_name != "public":
             connection.set_tenant(tenant)
     return result.fanouts

@@ -103,7 +103,7 @@ def test_fanout_is_idempotent(before):
     with schema_context("public"):
         ReleaseFanout.objects.filter(pk__in=fanouts).update(status="queued")
     for fanout_id in fanouts:
-        services.release_fanout_run(fanout_id=fanout_id)
+        services.release_fanout_run(fanout_id=fanout_id, inline=True)
     connection.set_tenant(before)
     assert UpdateNotification.objects.filter(agent_type="media_buying").count() == 1
 
@@ -200,3 +200,21 @@ def test_instances_are_isolated(before, in_b):
     config = AgentVersionConfig.objects.get(agent_type="media_buying")
     assert config.optimization_preferences == [] and config.pinned_version == ""
     assert UpdateNotification.objects.get(agent_type="media_buying").recommendation == "safe"
+
+
+def test_sync_command_mirrors_and_is_idempotent(before):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("sync_agent_versions", hide=["media_buying:2.4.0", "rfp:2.4.0"], stdout=out)
+    assert "0 new, 0 updated, 0 release fan-out(s)" in out.getvalue()
+    connection.set_tenant(before)
+
+
+def test_core_submissions_are_listed_in_the_platform_admin(before, make_user):
+    from spokestack.admin_site import platform_admin
+    from versions.catalog.models import CoreSubmission as Model
+
+    assert Model in platform_admin._registry

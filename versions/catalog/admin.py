@@ -14,7 +14,7 @@ class CatalogVersionAdmin(admin.ModelAdmin):
 
 @admin.register(ReleaseFanout, site=platform_admin)
 class ReleaseFanoutAdmin(admin.ModelAdmin):
-    list_display = ("release", "status", "instances_done", "applied", "created_at", "finished_at")
+    list_display = ("release", "status", "instances_total", "instances_done", "applied", "created_at", "finished_at")
     list_select_related = ("release",)
 
 

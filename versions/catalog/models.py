@@ -52,6 +52,7 @@ class ReleaseFanout(models.Model):
     previous_version = models.CharField(max_length=20, blank=True)
     schemas = models.JSONField(null=True, blank=True, help_text="Only these instance schemas; null = every instance.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    instances_total = models.PositiveIntegerField(default=0)
     instances_done = models.PositiveIntegerField(default=0)
     applied = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
