@@ -42,6 +42,9 @@ def run() -> dict:
     from versions.models import UpdateNotification
     from versions.services import catalog_sync, version_config_update
 
+    hidden = [("media_buying", "2.4.0"), ("rfp", "2.4.0")]
+    CatalogVersion.objects.filter(agent_type__in=["media_buying", "rfp"]).delete()
+    catalog_sync(hidden=hidden)  # the instances start on 2.3.1, before the release
     tag = uuid.uuid4().hex[:6]
     schemas = []
     provision_started = time.monotonic()
@@ -63,8 +66,6 @@ def run() -> dict:
 
     worker = WorkerProcess({**test_env(), "DATABASE_POOL_MAX_SIZE": "10"}, "bench-versions", concurrency=4).start()
     try:
-        hidden = [("media_buying", "2.4.0"), ("rfp", "2.4.0")]
-
         def release(only: list[str]) -> float:
             CatalogVersion.objects.filter(agent_type__in=["media_buying", "rfp"]).delete()
             catalog_sync(hidden=hidden)
@@ -89,7 +90,7 @@ def run() -> dict:
         "release_fanout_measured_s": measured_s,
         "release_fanout_fixed_s": fixed_s,
         "release_fanout_per_instance_ms": per_instance_s * 1000,
-        "release_fanout_notifications": notified,
+        "release_fanout_notifications": notified,  # media_buying and rfp: 2 per instance
         "release_fanout_goal_s": 30,
         "bench_provision_s": provision_s,
     }
