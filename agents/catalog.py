@@ -32,12 +32,13 @@ def _build_tier(spec: AgentSpec) -> PlatformTier:
 
 
 def current_version_for(agent_type: str) -> str:
-    """The version this instance runs: the latest registered one (per-instance pinning and
-    update policies belong to the versions app)."""
-    spec = get_spec(agent_type)
-    if spec is None:
+    """The version this instance runs: its versions config (pinned or current), else the newest
+    released version in the public catalog, else the newest registered one."""
+    if get_spec(agent_type) is None:
         raise LookupError(agent_type)
-    return spec.version
+    from versions.selectors import running_version
+
+    return running_version(agent_type)
 
 
 class AgentCatalog:

@@ -259,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
         credentials = STATE / "run" / "demo-credentials.json"
         log("migrating")
         _manage("migrate", "--noinput", env=env)
+        _manage("sync_agent_versions", env=env)
         _manage("seed_demo", "--erp-url", f"http://127.0.0.1:{erp_port}", "--credentials", str(credentials), env=env)
         children: list[subprocess.Popen] = []
         bindir = Path(sys.executable).parent

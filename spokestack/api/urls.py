@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("tuning.api.urls")),
     path("", include("feedback.api.urls")),
     path("", include("skills.api.urls")),
+    path("", include("versions.api.urls")),
 ]

@@ -79,6 +79,7 @@ SHARED_APPS = [
     "channels",
     "guardian",
     "spokestack.accounts",
+    "versions.catalog",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -91,6 +92,7 @@ TENANT_APPS = [
     "skills",
     "agents",
     "feedback",
+    "versions",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

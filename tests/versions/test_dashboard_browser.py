@@ -1,0 +1,52 @@
+"""The agents dashboard in a real browser: an update with its recommendation, then the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from versions.services import catalog_sync, release_notify_instance, version_config_update
+
+from ..conftest import PASSWORD, host_of
+from .helpers import catalog_before_release, skill
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_dashboard_shows_the_update_and_opens_a_sandbox(live_instance, live_db, daphne_server, page):
+    schema = live_instance.instance.schema_name
+    catalog_before_release()
+    try:
+        with schema_context(schema):
+            version_config_update(actor=None, agent_type="media_buying",
+                                  changes={"optimization_preferences": ["performance", "roas"]})
+            skill("roas_optimizer", "Optimises the bid strategy toward a target ROAS from conversion value data.")
+            release_notify_instance(agent_type="media_buying", version="2.4.0", previous_version="2.3.1")
+    finally:
+        connection.set_schema_to_public()
+        catalog_sync(fanout_schemas=[])
+    base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    page.goto(f"{base}/admin/login/?next=/admin/versions/agentversionconfig/")
+    page.fill("#id_username", live_instance.admin.email)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/versions/agentversionconfig/")
+    card = page.locator(".agent-card[data-agent=media_buying]")
+    text = card.inner_text()
+    assert "Update available: 2.4.0" in text and "CAUTION" in text.upper() and "roas_optimizer" in text
+    assert "Optimization mismatch" in text
+    page.screenshot(path=str(SCREENSHOTS / "versions_dashboard.png"), full_page=True)
+
+    card.locator("text=Test in sandbox").click()
+    page.wait_for_url("**/admin/versions/agentversionconfig/sandbox/**")
+    assert "2.3.1 vs 2.4.0" in page.content()
+    page.screenshot(path=str(SCREENSHOTS / "versions_sandbox.png"), full_page=True)
+    page.click("button[value=promote]")
+    page.wait_for_selector("text=status promoted")

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("agents/<str:agent_type>/versions", views.AgentVersionsView.as_view(), name="agent-versions"),
+    path("agents/<str:agent_type>/version", views.AgentVersionView.as_view(), name="agent-version"),
+    path("agents/<str:agent_type>/version/rollback", views.RollbackView.as_view(), name="agent-version-rollback"),
+    path("updates", views.UpdatesView.as_view(), name="updates"),
+    path("updates/<int:notification_id>/review", views.ReviewView.as_view(), name="update-review"),
+    path("sandbox", views.SandboxCreateView.as_view(), name="sandbox"),
+    path("sandbox/<str:session_id>", views.SandboxDetailView.as_view(), name="sandbox-detail"),
+    path("sandbox/<str:session_id>/test", views.SandboxTestView.as_view(), name="sandbox-test"),
+    path("sandbox/<str:session_id>/promote", views.SandboxPromoteView.as_view(), name="sandbox-promote"),
+]

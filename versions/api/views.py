@@ -1,0 +1,126 @@
+"""The version-control API on the instance host (issue 7 item 8). Thin: read, call, serialize.
+Permissions are checked by the services and selectors (the `actor` argument)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from spokestack.errors import NotAllowed
+from tuning.governance import roles_of
+
+from .. import selectors, services
+from ..comparison import compare, session_dict
+
+
+class VersionsView(APIView):
+    """Fails closed: a user without a role in this instance gets nothing."""
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if not request.user.is_superuser and not roles_of(request.user):
+            raise NotAllowed("Your account has no role in this instance.")
+
+    def body(self) -> dict[str, Any]:
+        if not isinstance(self.request.data, dict):
+            raise ParseError("send a JSON object")
+        return dict(self.request.data)
+
+
+def _session_id(session_id: str) -> str:
+    import uuid
+
+    from spokestack.errors import NotFound
+
+    try:
+        return str(uuid.UUID(session_id))
+    except ValueError:
+        raise NotFound(f"No sandbox session {session_id} in this instance.") from None
+
+
+class AgentVersionsView(VersionsView):
+    @extend_schema(summary="Released versions of an agent type, with release notes and changes.")
+    def get(self, request, agent_type: str):
+        return Response({"agent_type": agent_type,
+                         "versions": selectors.catalog_versions(actor=request.user, agent_type=agent_type)})
+
+
+class AgentVersionView(VersionsView):
+    @extend_schema(summary="This instance's version of an agent type: current, pinned, policy, history.")
+    def get(self, request, agent_type: str):
+        return Response(selectors.version_state(actor=request.user, agent_type=agent_type))
+
+    @extend_schema(summary="Pin or unpin a version, set the update policy, optimization preferences, notifications.")
+    def put(self, request, agent_type: str):
+        data = self.body()
+        reason = str(data.pop("reason", "") or "")
+        services.version_config_update(actor=request.user, agent_type=agent_type, changes=data, reason=reason)
+        return Response(selectors.version_state(actor=request.user, agent_type=agent_type))
+
+
+class RollbackView(VersionsView):
+    @extend_schema(summary="Roll back to an earlier version with a reason (force for a never-activated one).")
+    def post(self, request, agent_type: str):
+        data = self.body()
+        services.version_rollback(actor=request.user, agent_type=agent_type, version=data.get("version"),
+                                  reason=data.get("reason"), force=data.get("force") is True)
+        return Response(selectors.version_state(actor=request.user, agent_type=agent_type))
+
+
+class UpdatesView(VersionsView):
+    @extend_schema(summary="Update notifications of this instance (filter with ?status=pending).")
+    def get(self, request):
+        rows = selectors.notifications(actor=request.user, status=request.query_params.get("status"))
+        return Response({"results": [selectors.notification_dict(n) for n in rows[:200]]})
+
+
+class ReviewView(VersionsView):
+    @extend_schema(summary="Review an update: approve, reject (pin current), sandbox or defer.")
+    def post(self, request, notification_id: int):
+        data = self.body()
+        notification, session = services.notification_review(
+            actor=request.user, notification_id=notification_id, action=data.get("action"),
+            reason=str(data.get("reason") or ""))
+        body = selectors.notification_dict(notification)
+        if session is not None:
+            body["sandbox"] = session_dict(session, with_tests=False)
+        return Response(body)
+
+
+class SandboxCreateView(VersionsView):
+    @extend_schema(summary="Open a sandbox session: the current version against a test version, for 24 hours.")
+    def post(self, request):
+        data = self.body()
+        session = services.sandbox_create(actor=request.user, agent_type=data.get("agent_type"),
+                                          test_version=data.get("test_version"))
+        return Response(session_dict(session), status=status.HTTP_201_CREATED)
+
+
+class SandboxDetailView(VersionsView):
+    @extend_schema(summary="A sandbox session with every test and its side-by-side comparison.")
+    def get(self, request, session_id: str):
+        session = selectors.sandbox_get(actor=request.user, session_id=_session_id(session_id))
+        return Response(session_dict(session))
+
+
+class SandboxTestView(VersionsView):
+    @extend_schema(summary="Run a task on both versions (sandbox runs, concurrently); returns the pending comparison.")
+    def post(self, request, session_id: str):
+        data = self.body()
+        test = services.sandbox_test_add(actor=request.user, session_id=_session_id(session_id),
+                                         task=data.get("task"), client_id=data.get("client_id"))
+        return Response(compare(test), status=status.HTTP_202_ACCEPTED)
+
+
+class SandboxPromoteView(VersionsView):
+    @extend_schema(summary="Promote the tested version: it becomes current, recorded in the history.")
+    def post(self, request, session_id: str):
+        data = self.body()
+        config = services.sandbox_promote(actor=request.user, session_id=_session_id(session_id),
+                                          reason=str(data.get("reason") or ""))
+        return Response(selectors.version_state(actor=request.user, agent_type=config.agent_type))

@@ -1,0 +1,149 @@
+"""Per-instance version control of core agents (DESIGN §8). All in the instance's schema.
+
+The catalog of releases lives in the public schema (versions.catalog); what this instance runs,
+what it was told about a release and what it tested lives here.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class UpdatePolicy(models.TextChoices):
+    AUTO = "auto", "Auto (apply safe updates)"
+    STAGED = "staged", "Staged (review every update)"
+    MANUAL = "manual", "Manual"
+
+
+class AgentVersionConfig(models.Model):
+    """Which version of one agent type this instance runs and how it takes new ones.
+
+    `current_version` is what runs use. A pinned instance never moves on a release; an unpinned
+    one moves when its policy applies the update (auto + safe) or the owner approves it.
+    """
+
+    agent_type = models.CharField(max_length=40, unique=True)
+    current_version = models.CharField(max_length=20)
+    pinned_version = models.CharField(max_length=20, blank=True, help_text="Empty: follow releases per the policy.")
+    policy = models.CharField(max_length=10, choices=UpdatePolicy.choices, default=UpdatePolicy.STAGED)
+    sandbox_version = models.CharField(max_length=20, blank=True)
+    optimization_preferences = models.JSONField(default=list, blank=True,
+                                                help_text='What this instance optimises for, e.g. ["performance", "roas"].')
+    notify = models.BooleanField(default=True)
+    notify_contacts = models.JSONField(default=list, blank=True, help_text="E-mail addresses told about releases.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agent_type"]
+
+    def __str__(self) -> str:
+        return f"{self.agent_type} {self.current_version}"
+
+
+class VersionChange(models.Model):
+    """The immutable history of versions an agent type ran in this instance (never updated)."""
+
+    class Action(models.TextChoices):
+        INITIAL = "initial", "Initial version"
+        AUTO_UPDATE = "auto_update", "Automatic update"
+        APPROVE = "approve", "Update approved"
+        PROMOTE = "promote", "Promoted from sandbox"
+        PIN = "pin", "Pinned"
+        ROLLBACK = "rollback", "Rollback"
+
+    agent_type = models.CharField(max_length=40, db_index=True)
+    from_version = models.CharField(max_length=20, blank=True)
+    version = models.CharField(max_length=20)
+    action = models.CharField(max_length=12, choices=Action.choices)
+    activated_at = models.DateTimeField(auto_now_add=True)
+    activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-activated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.agent_type} → {self.version} ({self.action})"
+
+
+class Recommendation(models.TextChoices):
+    SAFE = "safe", "Safe"
+    REVIEW = "review", "Review"
+    CAUTION = "caution", "Caution"
+
+
+class UpdateNotification(models.Model):
+    """A release as this instance was told about it: the impact analysis and what was decided."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for review"
+        APPLIED = "applied", "Applied"
+        AUTO_APPLIED = "auto_applied", "Applied automatically"
+        REJECTED = "rejected", "Rejected (pinned)"
+        SANDBOX = "sandbox", "Testing in sandbox"
+        DEFERRED = "deferred", "Deferred"
+
+    agent_type = models.CharField(max_length=40)
+    from_version = models.CharField(max_length=20)
+    version = models.CharField(max_length=20)
+    recommendation = models.CharField(max_length=10, choices=Recommendation.choices)
+    reason = models.TextField()
+    analysis = models.JSONField(default=dict)
+    content = models.TextField(help_text="The notification (markdown): what's new, changes, impact, next steps.")
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING, db_index=True)
+    emailed_to = models.JSONField(default=list, blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["agent_type", "version"], name="updatenotification_once")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_type} {self.from_version} → {self.version} ({self.recommendation})"
+
+
+class SandboxSession(models.Model):
+    """Current vs test version of one agent type, for 24 hours; every test run is kept."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PROMOTED = "promoted", "Promoted"
+        REJECTED = "rejected", "Rejected"
+        DEFERRED = "deferred", "Deferred"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent_type = models.CharField(max_length=40)
+    current_version = models.CharField(max_length=20)
+    test_version = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.agent_type} {self.current_version} vs {self.test_version}"
+
+
+class SandboxTest(models.Model):
+    """One task run on both versions (two sandbox runs, executed concurrently by the workers)."""
+
+    session = models.ForeignKey(SandboxSession, on_delete=models.CASCADE, related_name="tests")
+    task = models.TextField()
+    current_run = models.ForeignKey("agents.AgentRun", on_delete=models.PROTECT, related_name="+")
+    test_run = models.ForeignKey("agents.AgentRun", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -1,0 +1,573 @@
+"""Writes for core-agent versions (DESIGN §8): the catalog sync, per-instance configuration,
+the release fan-out, reviews, sandboxes, rollback and skill submissions.
+
+Every change of the version an instance runs goes through `_activate`, which writes one
+immutable `VersionChange` row in the same transaction, so the history is the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from agents.registry import _semver_key, agent_types, get_spec, versions
+from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
+
+from .analysis import OPTIMIZATION_TAGS, SkillFacts, analyse_impact, notification_text, overlap
+from .catalog.models import CatalogVersion, CoreSubmission, ReleaseFanout
+from .models import (
+    AgentVersionConfig,
+    SandboxSession,
+    SandboxTest,
+    UpdateNotification,
+    UpdatePolicy,
+    VersionChange,
+)
+
+log = logging.getLogger(__name__)
+SANDBOX_TTL = timedelta(hours=24)
+FANOUT_BATCH = 50
+CHANGE_PERM = "versions.change_agentversionconfig"
+VIEW_PERM = "versions.view_agentversionconfig"
+
+
+def require(actor: AbstractUser | None, perm: str) -> None:
+    """None is the system (tasks, commands); people need the permission in this instance."""
+    if actor is not None and not actor.has_perm(perm):
+        raise NotAllowed("Your role does not allow you to manage agent versions." if perm == CHANGE_PERM
+                         else "Your role does not allow you to see agent versions.")
+
+
+def known_agent_type(agent_type: str) -> str:
+    if agent_type not in agent_types():
+        raise NotFound(f"Unknown agent type '{agent_type}'; choose one of {', '.join(agent_types())}.")
+    return agent_type
+
+
+def known_version(agent_type: str, version: Any) -> str:
+    if not isinstance(version, str) or get_spec(agent_type, version) is None:
+        raise NotFound(f"{agent_type} has no version '{version}'; available: {', '.join(versions(agent_type))}.",
+                       details={"version": version})
+    return version
+
+
+# --- the public catalog ------------------------------------------------------------------
+
+
+@dataclass
+class SyncResult:
+    created: list[str] = field(default_factory=list)
+    updated: int = 0
+    fanouts: list[int] = field(default_factory=list)
+
+
+def _catalog_fields(spec) -> dict[str, Any]:
+    info = spec.release
+    return {
+        "sort_key": list(_semver_key(spec.version)), "title": spec.title, "release_date": info.release_date,
+        "notes": info.notes, "breaking": info.breaking, "optimization_tags": list(info.optimization_tags),
+        "tool_changes": [{"kind": c.kind, "tool": c.tool, "summary": c.summary} for c in info.tool_changes],
+        "prompt_changes": list(info.prompt_changes), "behaviour_changes": list(info.behaviour_changes),
+        "deprecations": list(info.deprecations),
+        "tools": [{"name": t.name, "description": t.description, "side_effect": t.side_effect} for t in spec.tools],
+        "min_platform_version": info.min_platform_version, "sunset_date": info.sunset_date,
+    }
+
+
+def catalog_sync(*, hidden: Iterable[tuple[str, str]] = (), fanout_schemas: list[str] | None = None) -> SyncResult:
+    """Mirror the registry into the public catalog. Idempotent: a second run changes nothing.
+
+    A version that is new to the catalog while the catalog already had an earlier version of its
+    agent type is a release: a fan-out job is queued (after commit) to analyse and notify every
+    instance (or only `fanout_schemas`). The first mirror of an agent type is not a release.
+    `hidden` keeps versions out of the catalog (tests and staged rollouts simulate a release).
+    """
+    hidden = set(hidden)
+    result = SyncResult()
+    with schema_context(get_public_schema_name()), transaction.atomic():
+        for agent_type in agent_types():
+            existing = {row.version: row for row in CatalogVersion.objects.select_for_update().filter(agent_type=agent_type)}
+            new_rows = []
+            for version in versions(agent_type):
+                if (agent_type, version) in hidden:
+                    continue
+                fields = _catalog_fields(get_spec(agent_type, version))
+                row = existing.get(version)
+                if row is None:
+                    row = CatalogVersion(agent_type=agent_type, version=version, **fields)
+                    row.full_clean()
+                    row.save()
+                    new_rows.append(row)
+                    result.created.append(f"{agent_type} {version}")
+                elif any(getattr(row, k) != v for k, v in fields.items()):
+                    for k, v in fields.items():
+                        setattr(row, k, v)
+                    row.save(update_fields=[*fields, "synced_at"])
+                    result.updated += 1
+            if existing and new_rows:
+                previous = max(existing, key=_semver_key)
+                release = max(new_rows, key=lambda r: _semver_key(r.version))
+                if _semver_key(release.version) > _semver_key(previous):
+                    fanout = ReleaseFanout.objects.create(release=release, previous_version=previous,
+                                                          schemas=fanout_schemas)
+                    result.fanouts.append(fanout.pk)
+        for fanout_id in result.fanouts:
+            from .tasks import release_fanout
+
+            transaction.on_commit(lambda fid=fanout_id: release_fanout.delay(fanout_id=fid))
+    return result
+
+
+def latest_released(agent_type: str) -> str | None:
+    """The newest catalog version of an agent type (None when the catalog has none)."""
+    rows = CatalogVersion.objects.using("default").filter(agent_type=agent_type).values_list("version", flat=True)
+    released = [v for v in rows if get_spec(agent_type, v) is not None]
+    return max(released, key=_semver_key) if released else None
+
+
+# --- per-instance configuration ----------------------------------------------------------
+
+
+def config_get_or_create(*, agent_type: str, initial_version: str | None = None) -> AgentVersionConfig:
+    """The instance's config of an agent type; created on first use at the version it runs now."""
+    config = AgentVersionConfig.objects.filter(agent_type=agent_type).first()
+    if config is not None:
+        return config
+    from agents.catalog import current_version_for
+
+    version = initial_version or current_version_for(agent_type)
+    with transaction.atomic():
+        config, created = AgentVersionConfig.objects.get_or_create(agent_type=agent_type,
+                                                                  defaults={"current_version": version})
+        if created:
+            VersionChange.objects.create(agent_type=agent_type, version=version, action=VersionChange.Action.INITIAL)
+    return config
+
+
+def _activate(*, config: AgentVersionConfig, version: str, action: str, actor: AbstractUser | None,
+              reason: str = "", pin: bool | None = None) -> AgentVersionConfig:
+    previous = config.current_version
+    config.current_version = version
+    fields = ["current_version", "updated_at"]
+    if pin is True:
+        config.pinned_version = version
+        fields.append("pinned_version")
+    elif pin is False and config.pinned_version:
+        config.pinned_version = ""
+        fields.append("pinned_version")
+    if config.sandbox_version == version:
+        config.sandbox_version = ""
+        fields.append("sandbox_version")
+    config.full_clean()
+    config.save(update_fields=fields)
+    VersionChange.objects.create(agent_type=config.agent_type, from_version=previous, version=version, action=action,
+                                 activated_by=actor if getattr(actor, "pk", None) else None, reason=reason)
+    return config
+
+
+def _clean_preferences(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput('optimization_preferences: give a list such as ["performance", "roas"].')
+    unknown = sorted(set(value) - OPTIMIZATION_TAGS)
+    if unknown:
+        raise InvalidInput(f"optimization_preferences: unknown {', '.join(unknown)}; use "
+                           f"{', '.join(sorted(OPTIMIZATION_TAGS))}.")
+    return list(dict.fromkeys(value))
+
+
+def _clean_contacts(value: Any) -> list[str]:
+    from django.core.validators import validate_email
+
+    if not isinstance(value, list):
+        raise InvalidInput("notify_contacts: give a list of e-mail addresses.")
+    for email in value:
+        try:
+            validate_email(email)
+        except Exception:
+            raise InvalidInput(f"notify_contacts: '{email}' is not an e-mail address.") from None
+    return list(dict.fromkeys(value))
+
+
+CONFIG_FIELDS = {"pinned_version", "policy", "optimization_preferences", "notify", "notify_contacts"}
+
+
+@transaction.atomic
+def version_config_update(*, actor: AbstractUser | None, agent_type: str, changes: dict[str, Any],
+                          reason: str = "") -> AgentVersionConfig:
+    """PUT /agents/{type}/version: pin (or unpin with null/""), policy, preferences, notifications.
+    Pinning another version activates it (one history row)."""
+    require(actor, CHANGE_PERM)
+    known_agent_type(agent_type)
+    unknown = set(changes) - CONFIG_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown field(s) {', '.join(sorted(unknown))}; send {', '.join(sorted(CONFIG_FIELDS))}.")
+    config = config_get_or_create(agent_type=agent_type)
+    config = AgentVersionConfig.objects.select_for_update().get(pk=config.pk)
+    fields = []
+    if "policy" in changes:
+        if changes["policy"] not in UpdatePolicy.values:
+            raise InvalidInput(f"policy: choose one of {', '.join(UpdatePolicy.values)}.")
+        config.policy = changes["policy"]
+        fields.append("policy")
+    if "optimization_preferences" in changes:
+        config.optimization_preferences = _clean_preferences(changes["optimization_preferences"])
+        fields.append("optimization_preferences")
+    if "notify" in changes:
+        if not isinstance(changes["notify"], bool):
+            raise InvalidInput("notify: true or false.")
+        config.notify = changes["notify"]
+        fields.append("notify")
+    if "notify_contacts" in changes:
+        config.notify_contacts = _clean_contacts(changes["notify_contacts"])
+        fields.append("notify_contacts")
+    if fields:
+        config.full_clean()
+        config.save(update_fields=[*fields, "updated_at"])
+    if "pinned_version" in changes:
+        pinned = changes["pinned_version"] or ""
+        if pinned:
+            known_version(agent_type, pinned)
+            if pinned != config.current_version:
+                config = _activate(config=config, version=pinned, action=VersionChange.Action.PIN, actor=actor,
+                                   reason=reason, pin=True)
+            elif config.pinned_version != pinned:
+                config.pinned_version = pinned
+                config.save(update_fields=["pinned_version", "updated_at"])
+        elif config.pinned_version:
+            config.pinned_version = ""
+            config.save(update_fields=["pinned_version", "updated_at"])
+    return config
+
+
+@transaction.atomic
+def version_rollback(*, actor: AbstractUser | None, agent_type: str, version: Any, reason: Any,
+                     force: bool = False) -> AgentVersionConfig:
+    """Go back to an earlier version in one audited action. The instance is pinned there, so the
+    next release does not move it again until the owner unpins or approves an update."""
+    require(actor, CHANGE_PERM)
+    known_agent_type(agent_type)
+    version = known_version(agent_type, version)
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("reason: say why you roll back (it is kept in the version history).")
+    config = AgentVersionConfig.objects.select_for_update().filter(agent_type=agent_type).first()
+    if config is None:
+        config = config_get_or_create(agent_type=agent_type)
+    if version == config.current_version:
+        raise Conflict(f"{agent_type} already runs {version}.")
+    activated = VersionChange.objects.filter(agent_type=agent_type, version=version).exists()
+    if not activated and not force:
+        raise Conflict(f"This instance never ran {agent_type} {version}; pass force=true to switch to it anyway.",
+                       details={"version": version})
+    return _activate(config=config, version=version, action=VersionChange.Action.ROLLBACK, actor=actor,
+                     reason=reason.strip(), pin=True)
+
+
+# --- releases ------------------------------------------------------------------------------
+
+
+def _skill_facts(agent_type: str) -> list[SkillFacts]:
+    from skills.selectors import skills_for_agent_type
+
+    return [SkillFacts(name=s.name, description=s.description, relies_on_tools=tuple(s.relies_on_tools or ()))
+            for s in skills_for_agent_type(agent_type=agent_type)]
+
+
+def impact_for(*, agent_type: str, to_version: str, config: AgentVersionConfig | None = None) -> dict:
+    config = config or config_get_or_create(agent_type=agent_type)
+    return analyse_impact(agent_type=agent_type, from_version=config.current_version, to_version=to_version,
+                          skills=_skill_facts(agent_type), preferences=config.optimization_preferences)
+
+
+def release_notify_instance(*, agent_type: str, version: str, previous_version: str) -> UpdateNotification | None:
+    """In the current instance schema: analyse the release, notify, and apply it when the policy is
+    auto and the analysis safe. Idempotent (one notification per release and instance)."""
+    config = config_get_or_create(agent_type=agent_type, initial_version=previous_version)
+    if _semver_key(config.current_version) >= _semver_key(version):
+        return None
+    existing = UpdateNotification.objects.filter(agent_type=agent_type, version=version).first()
+    if existing is not None:
+        return existing
+    analysis = impact_for(agent_type=agent_type, to_version=version, config=config)
+    with transaction.atomic():
+        notification = UpdateNotification.objects.create(
+            agent_type=agent_type, from_version=config.current_version, version=version,
+            recommendation=analysis["recommendation"], reason=analysis["reason"], analysis=analysis,
+            content=notification_text(analysis),
+            emailed_to=list(config.notify_contacts) if config.notify else [])
+        if config.policy == UpdatePolicy.AUTO and not config.pinned_version and analysis["recommendation"] == "safe":
+            config = AgentVersionConfig.objects.select_for_update().get(pk=config.pk)
+            _activate(config=config, version=version, action=VersionChange.Action.AUTO_UPDATE, actor=None,
+                      reason="Policy auto and the impact analysis found nothing to review.")
+            notification.status = UpdateNotification.Status.AUTO_APPLIED
+            notification.save(update_fields=["status"])
+    if notification.emailed_to:
+        instance_name = getattr(connection.tenant, "name", "")
+        send_mail(subject=f"[{instance_name}] {agent_type} {version}: {analysis['recommendation']}",
+                  message=notification.content, from_email=settings.DEFAULT_FROM_EMAIL,
+                  recipient_list=notification.emailed_to, fail_silently=True)
+    return notification
+
+
+def release_fanout_run(*, fanout_id: int, inline: bool = False) -> ReleaseFanout | None:
+    """The fan-out job: list the instance schemas (all, or the job's own list) and split them into
+    batches, each a Celery task of its own (`inline` runs them here, for tests and commands)."""
+    from spokestack.tenancy.models import Instance
+
+    public = get_public_schema_name()
+    with schema_context(public):
+        claimed = ReleaseFanout.objects.filter(pk=fanout_id, status="queued").update(status="running")
+        if not claimed:
+            return None
+        fanout = ReleaseFanout.objects.get(pk=fanout_id)
+        instances = Instance.objects.exclude(schema_name__in=[public, settings.TENANT_BASE_SCHEMA]).order_by("pk")
+        if fanout.schemas is not None:
+            instances = instances.filter(schema_name__in=fanout.schemas)
+        schemas = list(instances.values_list("schema_name", flat=True))
+        ReleaseFanout.objects.filter(pk=fanout_id).update(instances_total=len(schemas))
+        if not schemas:
+            ReleaseFanout.objects.filter(pk=fanout_id).update(status="done", finished_at=timezone.now())
+        batches = [schemas[i:i + FANOUT_BATCH] for i in range(0, len(schemas), FANOUT_BATCH)]
+    if inline:
+        for batch in batches:
+            release_fanout_batch_run(fanout_id=fanout_id, schemas=batch)
+    else:
+        from .tasks import release_fanout_batch
+
+        for batch in batches:
+            release_fanout_batch.delay(fanout_id=fanout_id, schemas=batch)
+    with schema_context(public):
+        return ReleaseFanout.objects.get(pk=fanout_id)
+
+
+def release_fanout_batch_run(*, fanout_id: int, schemas: list[str]) -> None:
+    """One batch: each instance in its own short transaction, so one failure neither blocks nor
+    undoes the others. The batch that completes the count marks the job done (decided in SQL)."""
+    from django.db.models import F
+
+    from spokestack.tenancy.models import Instance
+
+    public = get_public_schema_name()
+    with schema_context(public):
+        fanout = ReleaseFanout.objects.select_related("release").filter(pk=fanout_id, status="running").first()
+        if fanout is None:
+            return
+        instances = list(Instance.objects.filter(schema_name__in=schemas))
+    release = fanout.release
+    applied = 0
+    try:
+        for instance in instances:
+            try:
+                connection.set_tenant(instance)
+                note = release_notify_instance(agent_type=release.agent_type, version=release.version,
+                                               previous_version=fanout.previous_version)
+                applied += int(note is not None and note.status == UpdateNotification.Status.AUTO_APPLIED)
+            except Exception:
+                log.exception("release fan-out failed for %s", instance.schema_name)
+    finally:
+        connection.set_schema_to_public()
+    ReleaseFanout.objects.filter(pk=fanout_id).update(instances_done=F("instances_done") + len(schemas),
+                                                      applied=F("applied") + applied)
+    ReleaseFanout.objects.filter(pk=fanout_id, status="running", instances_done__gte=F("instances_total")).update(
+        status="done", finished_at=timezone.now())
+
+
+REVIEW_ACTIONS = ("approve", "reject", "sandbox", "defer")
+
+
+def notification_review(*, actor: AbstractUser | None, notification_id: int, action: Any,
+                        reason: str = "") -> tuple[UpdateNotification, SandboxSession | None]:
+    """approve (apply), reject (pin the current version), sandbox (open a session), defer."""
+    require(actor, CHANGE_PERM)
+    if action not in REVIEW_ACTIONS:
+        raise InvalidInput(f"action: choose one of {', '.join(REVIEW_ACTIONS)}.")
+    notification = UpdateNotification.objects.filter(pk=notification_id).first()
+    if notification is None:
+        raise NotFound(f"No update notification {notification_id} in this instance.")
+    status = {"approve": UpdateNotification.Status.APPLIED, "reject": UpdateNotification.Status.REJECTED,
+              "sandbox": UpdateNotification.Status.SANDBOX, "defer": UpdateNotification.Status.DEFERRED}[action]
+    session = None
+    with transaction.atomic():
+        won = UpdateNotification.objects.filter(
+            pk=notification.pk, status__in=[UpdateNotification.Status.PENDING, UpdateNotification.Status.DEFERRED],
+        ).update(status=status, reviewed_at=timezone.now(), reviewed_by=actor if getattr(actor, "pk", None) else None)
+        if won != 1:
+            notification.refresh_from_db()
+            raise Conflict(f"This update was already reviewed ({notification.get_status_display().lower()}).",
+                           details={"status": notification.status})
+        config = AgentVersionConfig.objects.select_for_update().get(
+            pk=config_get_or_create(agent_type=notification.agent_type).pk)
+        if action == "approve":
+            if config.current_version != notification.version:
+                _activate(config=config, version=notification.version, action=VersionChange.Action.APPROVE,
+                          actor=actor, reason=reason, pin=False if config.pinned_version else None)
+        elif action == "reject":
+            config.pinned_version = config.current_version
+            config.save(update_fields=["pinned_version", "updated_at"])
+            VersionChange.objects.create(agent_type=config.agent_type, from_version=config.current_version,
+                                         version=config.current_version, action=VersionChange.Action.PIN,
+                                         activated_by=actor if getattr(actor, "pk", None) else None,
+                                         reason=reason or f"Rejected {notification.version}.")
+        elif action == "sandbox":
+            session = _sandbox_open(actor=actor, config=config, test_version=notification.version)
+    notification.refresh_from_db()
+    return notification, session
+
+
+# --- sandbox ------------------------------------------------------------------------------
+
+
+def _sandbox_open(*, actor, config: AgentVersionConfig, test_version: str) -> SandboxSession:
+    if test_version == config.current_version:
+        raise InvalidInput(f"test_version: {config.agent_type} already runs {test_version}; pick another version.")
+    session = SandboxSession(agent_type=config.agent_type, current_version=config.current_version,
+                             test_version=test_version, created_by=actor if getattr(actor, "pk", None) else None,
+                             expires_at=timezone.now() + SANDBOX_TTL)
+    session.full_clean()
+    session.save()
+    config.sandbox_version = test_version
+    config.save(update_fields=["sandbox_version", "updated_at"])
+    return session
+
+
+@transaction.atomic
+def sandbox_create(*, actor: AbstractUser | None, agent_type: Any, test_version: Any) -> SandboxSession:
+    require(actor, CHANGE_PERM)
+    known_agent_type(agent_type)
+    test_version = known_version(agent_type, test_version)
+    config = AgentVersionConfig.objects.select_for_update().get(pk=config_get_or_create(agent_type=agent_type).pk)
+    return _sandbox_open(actor=actor, config=config, test_version=test_version)
+
+
+def _session_for_change(session_id: Any) -> SandboxSession:
+    session = SandboxSession.objects.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        raise NotFound(f"No sandbox session {session_id} in this instance.")
+    if session.status != SandboxSession.Status.ACTIVE:
+        raise Conflict(f"The sandbox session is {session.status}; open a new one.", details={"status": session.status})
+    if session.expires_at <= timezone.now():
+        raise Conflict("The sandbox session expired (sessions last 24 hours); open a new one.",
+                       details={"expires_at": session.expires_at.isoformat()})
+    return session
+
+
+@transaction.atomic
+def sandbox_test_add(*, actor: AbstractUser | None, session_id: Any, task: Any, client_id: Any = None) -> SandboxTest:
+    """Run the task on both versions as sandbox runs (side-effecting tools simulated). The two
+    runs are queued together after commit, so the workers execute them concurrently."""
+    require(actor, CHANGE_PERM)
+    from agents.services import run_create
+
+    session = _session_for_change(session_id)
+    runs = {}
+    for side, version in (("current", session.current_version), ("test", session.test_version)):
+        runs[side] = run_create(actor=actor, agent_type=session.agent_type, task=task, client_id=client_id,
+                                sandbox=True, agent_version=version,
+                                metadata={"sandbox": f"{session.pk}:{version}"}).run
+    return SandboxTest.objects.create(session=session, task=task, current_run=runs["current"], test_run=runs["test"])
+
+
+def _sandbox_decide(*, session_id: Any, status: str) -> SandboxSession:
+    session = _session_for_change(session_id)
+    session.status = status
+    session.decided_at = timezone.now()
+    session.save(update_fields=["status", "decided_at"])
+    return session
+
+
+def _notification_to(agent_type: str, version: str, status: str, actor) -> None:
+    UpdateNotification.objects.filter(
+        agent_type=agent_type, version=version,
+        status__in=[UpdateNotification.Status.PENDING, UpdateNotification.Status.DEFERRED,
+                    UpdateNotification.Status.SANDBOX],
+    ).update(status=status, reviewed_at=timezone.now(), reviewed_by=actor if getattr(actor, "pk", None) else None)
+
+
+@transaction.atomic
+def sandbox_promote(*, actor: AbstractUser | None, session_id: Any, reason: str = "") -> AgentVersionConfig:
+    require(actor, CHANGE_PERM)
+    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.PROMOTED)
+    config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
+    config = _activate(config=config, version=session.test_version, action=VersionChange.Action.PROMOTE, actor=actor,
+                       reason=reason or f"Promoted after {session.tests.count()} sandbox test(s).",
+                       pin=True if config.pinned_version else None)
+    _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.APPLIED, actor)
+    return config
+
+
+@transaction.atomic
+def sandbox_reject(*, actor: AbstractUser | None, session_id: Any, reason: str = "") -> AgentVersionConfig:
+    """Reject the tested version: stay on the current one, pinned."""
+    require(actor, CHANGE_PERM)
+    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.REJECTED)
+    config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
+    config.pinned_version = config.current_version
+    config.sandbox_version = ""
+    config.save(update_fields=["pinned_version", "sandbox_version", "updated_at"])
+    VersionChange.objects.create(agent_type=config.agent_type, from_version=config.current_version,
+                                 version=config.current_version, action=VersionChange.Action.PIN,
+                                 activated_by=actor if getattr(actor, "pk", None) else None,
+                                 reason=reason or f"Rejected {session.test_version} after sandbox tests.")
+    _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.REJECTED, actor)
+    return config
+
+
+@transaction.atomic
+def sandbox_defer(*, actor: AbstractUser | None, session_id: Any) -> SandboxSession:
+    require(actor, CHANGE_PERM)
+    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.DEFERRED)
+    _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.DEFERRED, actor)
+    return session
+
+
+# --- skill to core -------------------------------------------------------------------------
+
+
+def skill_core_report(*, skill) -> dict:
+    """Usage, success rate and latency of a skill's tool calls in this instance, and the most
+    similar core tool (any agent type, latest version) if one overlaps its description."""
+    from django.db.models import Avg, Count, Q
+
+    from agents.models import ToolCall
+
+    stats = ToolCall.objects.filter(name=skill.name).aggregate(
+        calls=Count("id"), failed=Count("id", filter=Q(is_error=True)), latency_ms=Avg("duration_ms"),
+        runs=Count("run", distinct=True))
+    best = None
+    for agent_type in agent_types():
+        for tool in get_spec(agent_type).tools:
+            score = overlap(f"{skill.name.replace('_', ' ')} {skill.description}",
+                            f"{tool.name.replace('_', ' ')} {tool.description}")
+            if score >= 0.3 and (best is None or score > best["similarity"]):
+                best = {"agent_type": agent_type, "tool": tool.name, "similarity": round(score, 2)}
+    calls = stats["calls"] or 0
+    return {"skill": skill.name, "calls": calls, "runs": stats["runs"] or 0,
+            "success_rate": round((calls - stats["failed"]) / calls, 3) if calls else None,
+            "avg_latency_ms": round(stats["latency_ms"], 1) if stats["latency_ms"] is not None else None,
+            "similar_core_tool": best}
+
+
+def skill_submit_core(*, actor: AbstractUser | None, skill, rationale: str = "") -> CoreSubmission:
+    """Propose a skill for the core platform: a submission in the public schema with the report."""
+    require(actor, CHANGE_PERM)
+    report = skill_core_report(skill=skill)
+    instance = connection.tenant
+    with schema_context(get_public_schema_name()):
+        if CoreSubmission.objects.filter(instance_id=instance.pk, skill_name=skill.name, status="submitted").exists():
+            raise Conflict(f"{skill.name} is already submitted and waiting for platform review.")
+        submission = CoreSubmission(instance_id=instance.pk, skill_name=skill.name, description=skill.description,
+                                    input_schema=skill.input_schema, agent_types=list(skill.agent_types),
+                                    report=report, rationale=rationale,
+                                    submitted_by=getattr(actor, "email", "") or "")
+        submission.full_clean()
+        submission.save()
+    return submission
