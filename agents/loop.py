@@ -150,6 +150,9 @@ class RunLoop:
         messages = list(run.messages) or [_task_message(run)]
         if not run.messages:
             run_checkpoint(run=run, worker=self.worker, messages=messages)
+        # Tool results need no checkpoint of their own: completed calls are rows that a resumed
+        # run replays, and the next model turn's checkpoint saves them with the conversation.
+        tool_calls_done = 0
         while True:
             if run.cancel_requested or cancel_requested(run.pk):
                 return self._finish("cancelled", error="Cancelled by request.")
@@ -163,10 +166,12 @@ class RunLoop:
                         return RunStatus.AWAITING_APPROVAL
                     continue  # decided meanwhile
                 messages = [*messages, {"role": "user", "content": results}]
-                run_checkpoint(run=run, worker=self.worker, messages=messages, tool_calls_delta=len(pending))
+                tool_calls_done += len(pending)
                 continue
             limit = self._limit_reached()
             if limit:
+                if tool_calls_done:
+                    run_checkpoint(run=run, worker=self.worker, messages=messages, tool_calls_delta=tool_calls_done)
                 return self._finish("failed", error=limit, output=_final_text(messages))
             try:
                 turn = self._think(messages)
@@ -178,7 +183,8 @@ class RunLoop:
             usage = turn.usage.__dict__
             run_checkpoint(run=run, worker=self.worker, messages=messages, usage=usage, cost_usd=turn.cost_usd,
                            model=turn.model, used_fallback=turn.used_fallback, simulated=turn.simulated,
-                           iterations_delta=1)
+                           iterations_delta=1, tool_calls_delta=tool_calls_done)
+            tool_calls_done = 0
             event_append(run_id=run.pk, type="turn.finished", payload={
                 "iteration": run.iterations, "stop_reason": turn.stop_reason, "model": turn.model,
                 "used_fallback": turn.used_fallback, "usage": usage, "cost_usd": turn.cost_usd})
@@ -292,13 +298,15 @@ class RunLoop:
                 continue
             tool = self.tools.get(block["name"])
             skill = self.skills.get(block["name"])
-            if row is None:
+            fresh = row is None
+            if fresh:
                 rule = self._approval_rule(block["name"]) if not self._input_problem(block) else ""
                 row = ToolCall.objects.create(
                     run=run, tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
                     side_effect=bool((tool and tool.side_effect) or (skill and skill.execution_type == "webhook")),
                     idempotency_key=f"{run.pk}:{block['id']}", iteration=run.iterations,
-                    status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED)
+                    status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED,
+                    attempts=0 if rule else 1)
                 if rule:
                     approval_request_create(run=run, tool_call=row, rule=rule)
                     waiting = True
@@ -313,7 +321,8 @@ class RunLoop:
                     self._record(block, row, _Outcome(message, True, 0.0))
                     results[block["id"]] = self._result_block(block["id"], message, True)
                     continue
-            ToolCall.objects.filter(pk=row.pk).update(attempts=row.attempts + 1, status=ToolCallStatus.STARTED)
+            if not fresh:  # a retry after a worker died, or a call that was approved
+                ToolCall.objects.filter(pk=row.pk).update(attempts=row.attempts + 1, status=ToolCallStatus.STARTED)
             event_append(run_id=run.pk, type="tool.started", payload={
                 "tool_use_id": block["id"], "name": block["name"], "input": block.get("input") or {}})
             to_run.append((block, row))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from decimal import Decimal
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -233,9 +234,16 @@ def run_checkpoint(*, run: AgentRun, worker: str, messages: list[dict], usage: d
         updates["simulated"] = True
     if not AgentRun.objects.filter(pk=run.pk, lease_owner=worker, status=RunStatus.RUNNING).update(**updates):
         raise LeaseLost(str(run.pk))
-    run.refresh_from_db(fields=["messages", "iterations", "tool_calls_count", "input_tokens", "output_tokens",
-                                "cache_creation_input_tokens", "cache_read_input_tokens", "cost_usd", "model",
-                                "used_fallback", "simulated", "cancel_requested"])
+    # Only the lease owner writes these fields, so the row now holds exactly this: no re-read.
+    run.messages = messages
+    run.iterations += iterations_delta
+    run.tool_calls_count += tool_calls_delta
+    for field in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        setattr(run, field, getattr(run, field) + usage.get(field, 0))
+    run.cost_usd = Decimal(run.cost_usd) + Decimal(str(cost_usd))
+    run.model = model or run.model
+    run.used_fallback = run.used_fallback or used_fallback
+    run.simulated = run.simulated or simulated
 
 
 def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "") -> bool:
