@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from decimal import Decimal
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
