@@ -17,6 +17,7 @@ import ipaddress
 import itertools
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,31 @@ def make_user():
         return user_create(email=email or f"{role}{next(counter)}@example.com", password=PASSWORD, role=role)
 
     return make
+
+
+@pytest.fixture
+def assigned(make_user):
+    """assigned(role, *clients) -> a user of that role with access to those clients."""
+    from tuning.services import client_assign
+
+    def make(role: str, *clients):
+        user = make_user(role)
+        for client in clients:
+            client_assign(user=user, client=client, role=role)
+        return user
+
+    return make
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
+    """Poll until predicate() returns something truthy (and return it); fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout:.0f} s")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractUser
 from guardian.core import ObjectPermissionChecker
 
-from spokestack.accounts.roles import Role
+from spokestack.accounts.roles import Role, roles_of
 from spokestack.errors import NotAllowed, NotFound
 
 from .models import Client
@@ -31,17 +31,6 @@ from .precedence import CLIENT_CONTACT_FIELDS
 MANAGE = "manage_client"
 CONTACT = "contact_client"
 ROLE_OBJECT_PERMISSION = {Role.ACCOUNT_MANAGER: MANAGE, Role.CLIENT_CONTACT: CONTACT}
-
-
-def roles_of(actor: AbstractUser | None) -> frozenset[str]:
-    """The actor's role names, read once per user object."""
-    if actor is None or not actor.is_active:
-        return frozenset()
-    cached = getattr(actor, "_spokestack_roles", None)
-    if cached is None:
-        cached = frozenset(actor.groups.values_list("name", flat=True))
-        actor._spokestack_roles = cached
-    return cached
 
 
 def is_support(actor: AbstractUser | None) -> bool:

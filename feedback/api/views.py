@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from spokestack.errors import InvalidInput, NotAllowed, NotFound
-from tuning.governance import roles_of
+from spokestack.api.views import InstanceApiView
+from spokestack.errors import InvalidInput, NotFound
 from tuning.selectors import client_get
 
 from .. import selectors, services
@@ -21,18 +17,8 @@ from .serializers import FeedbackCreateSerializer, FeedbackSerializer, Suggestio
 FEEDBACK_FIELDS = ("run_id", "artifact_id", "verdict", "corrected_text", "reason", "category", "comment", "rating")
 
 
-class FeedbackApiView(APIView):
-    """Fails closed: a user without a role in this instance gets nothing."""
-
-    def initial(self, request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
-        if not roles_of(request.user) and not request.user.is_superuser:
-            raise NotAllowed("Your account has no role in this instance.")
-
-    def body(self) -> dict[str, Any]:
-        if not isinstance(self.request.data, dict):
-            raise ParseError("send a JSON object")
-        return dict(self.request.data)
+class FeedbackApiView(InstanceApiView):
+    """Fails closed (InstanceApiView)."""
 
 
 class FeedbackCreateView(FeedbackApiView):

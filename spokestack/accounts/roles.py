@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 
 from django.apps import apps
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.db import connection
 from django.db.models import TextChoices
 from django_tenants.utils import get_public_schema_name
@@ -50,6 +50,17 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 
 # Roles that may use the instance's admin site.
 STAFF_ROLES = {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER, Role.ACCOUNT_MANAGER, Role.CLIENT_CONTACT}
+
+
+def roles_of(actor: AbstractUser | None) -> frozenset[str]:
+    """The actor's role names in this instance, read once per user object."""
+    if actor is None or not actor.is_active:
+        return frozenset()
+    cached = getattr(actor, "_spokestack_roles", None)
+    if cached is None:
+        cached = frozenset(actor.groups.values_list("name", flat=True))
+        actor._spokestack_roles = cached
+    return cached
 
 
 def _matching(patterns: list[str], available: list[tuple[str, str, int]]) -> list[int]:

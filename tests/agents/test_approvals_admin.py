@@ -18,7 +18,7 @@ from skills.services import skill_create
 from tuning.services import client_create, instance_tuning_update
 
 from ..conftest import HOST_A, HOST_B
-from ..skills.conftest import admin_a, assigned, client_a, scripted, text_turn, tool_turn  # noqa: F401
+from ..skills.conftest import admin_a, client_a, scripted, text_turn, tool_turn  # noqa: F401
 
 DRAFT = {"content": "Glow gently this Ramadan."}
 

@@ -21,7 +21,7 @@ from spokestack.sample_erp import DEMO_API_KEYS
 from spokestack.tenancy.services import instance_set_erp
 from tuning.services import client_create
 
-from ..conftest import run_async
+from ..conftest import run_async, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -77,15 +77,6 @@ async def ws_events(stack, run_id, after=0, host=None):
             events.append(json.loads(message))
     return events
 
-
-def wait_for(predicate, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def run_row(stack, run_id) -> AgentRun:

@@ -3,7 +3,6 @@ worker analyses the corrections (one model request), the account manager applies
 rule in the admin, and the next run is prompted with it and checks drafts against it."""
 
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from ..conftest import PASSWORD, host_of
+from ..conftest import PASSWORD, host_of, wait_for
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 
@@ -20,15 +19,6 @@ THEME = "never:theme:discount_urgency"
 DRAFTS = [("Get 20% off today! Glow gently with our rose serum.", "Glow gently with our rose serum."),
           ("Hurry, sale ends soon. Our oud mist lasts all evening.", "Our oud mist lasts all evening.")]
 
-
-def wait_for(predicate, timeout=60.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def in_thread(schema, fn):
@@ -88,7 +78,7 @@ def test_corrections_become_a_rule_the_next_run_obeys(live_instance, celery_work
                                         "stop_reason": "end_turn"}])
             runs.append(in_thread(schema, lambda marker=marker: run_create(
                 actor=manager, agent_type="copy", task=f"Write a caption {marker}", client_id=dune.pk).run.pk))
-        wait_for(lambda: AgentRun.objects.filter(pk__in=runs, status=RunStatus.SUCCEEDED).count() == 15)
+        wait_for(lambda: AgentRun.objects.filter(pk__in=runs, status=RunStatus.SUCCEEDED).count() == 15, timeout=60)
         for i, run_id in enumerate(runs):
             _, after = DRAFTS[i % 2]
             feedback_give(actor=manager, run_id=run_id, verdict="corrected", corrected_text=f"{after} {analysis_marker}{i}",
@@ -108,7 +98,7 @@ def test_corrections_become_a_rule_the_next_run_obeys(live_instance, celery_work
     page.click(f"#analyze-now button[data-client='{dune.pk}']")
     page.wait_for_selector("ul.messagelist")
     with schema_context(schema):
-        wait_for(lambda: Analysis.objects.filter(client=dune).exists())
+        wait_for(lambda: Analysis.objects.filter(client=dune).exists(), timeout=60)
         theme = Suggestion.objects.get(client=dune, signature=THEME)
         assert Suggestion.objects.filter(client=dune, origin="model").count() == 1
     connection.set_schema_to_public()
@@ -161,7 +151,7 @@ def test_corrections_become_a_rule_the_next_run_obeys(live_instance, celery_work
             {"content": [{"type": "text", "text": "Glow gently this season."}], "stop_reason": "end_turn"}])
         run_id = in_thread(schema, lambda: run_create(actor=manager, agent_type="copy",
                                                       task=f"Write a caption {marker}", client_id=dune.pk).run.pk)
-        wait_for(lambda: AgentRun.objects.get(pk=run_id).status == RunStatus.SUCCEEDED)
+        wait_for(lambda: AgentRun.objects.get(pk=run_id).status == RunStatus.SUCCEEDED, timeout=60)
         check = ToolCall.objects.get(run_id=run_id, name="check_brand_rules")
     connection.set_schema_to_public()
     system = "".join(block["text"] for block in fake_model.requests(marker)[0]["system"])

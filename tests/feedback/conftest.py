@@ -22,19 +22,6 @@ def make_client():
 
 
 @pytest.fixture
-def assigned(make_user):
-    from tuning.services import client_assign
-
-    def make(role: str, *clients):
-        user = make_user(role)
-        for client in clients:
-            client_assign(user=user, client=client, role=role)
-        return user
-
-    return make
-
-
-@pytest.fixture
 def finished_run():
     """finished_run(client, output, agent_type="copy") -> a succeeded run with that output.
 

@@ -2,7 +2,7 @@ import pytest
 from django.test import override_settings
 
 from agents.model import reset_client
-from tuning.services import client_assign, client_create
+from tuning.services import client_create
 
 FAKE_KEY = "sk-ant-test-not-a-real-key"
 
@@ -25,16 +25,6 @@ def admin_a(in_a, make_user):
 @pytest.fixture
 def client_a(in_a):
     return client_create(name="Desert Bloom Cosmetics", vertical="beauty", region="GCC", language="en")
-
-
-@pytest.fixture
-def assigned(make_user):
-    def make(role, client):
-        user = make_user(role)
-        client_assign(user=user, client=client, role=role)
-        return user
-
-    return make
 
 
 def tool_turn(*calls):

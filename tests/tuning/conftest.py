@@ -24,15 +24,3 @@ def make_client():
     return make
 
 
-@pytest.fixture
-def assigned(make_user):
-    """assigned(role, client) -> a user of that role with access to that client."""
-    from tuning.services import client_assign
-
-    def make(role: str, *clients):
-        user = make_user(role)
-        for client in clients:
-            client_assign(user=user, client=client, role=role)
-        return user
-
-    return make

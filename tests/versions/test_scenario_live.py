@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import time
 import uuid
 
 import pytest
@@ -22,21 +21,12 @@ from versions.catalog.models import CatalogVersion, ReleaseFanout
 from versions.models import UpdateNotification
 from versions.services import catalog_sync, version_config_update
 
-from ..conftest import PASSWORD
+from ..conftest import PASSWORD, wait_for
 from .helpers import catalog_before_release, skill
 
 pytestmark = pytest.mark.live
 ROAS = "Optimises the bid strategy toward a target ROAS from conversion value data."
 
-
-def wait_for(predicate, timeout=45.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 class Api:
@@ -126,7 +116,7 @@ def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, 
     result = catalog_sync(fanout_schemas=schemas)
     assert "media_buying 2.4.0" in result.created
     with schema_context("public"):
-        wait_for(lambda: ReleaseFanout.objects.filter(pk__in=result.fanouts, status="done").count() == 2)
+        wait_for(lambda: ReleaseFanout.objects.filter(pk__in=result.fanouts, status="done").count() == 2, timeout=45)
         assert CatalogVersion.objects.filter(agent_type="media_buying", version="2.4.0").exists()
 
     note = notification(shop)
@@ -156,7 +146,7 @@ def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, 
             run = AgentRun.objects.get(pk=run_ids[key])
             return run if run.is_finished else None
 
-    runs = {key: wait_for(lambda key=key: finished(key)) for key in run_ids}
+    runs = {key: wait_for(lambda key=key: finished(key), timeout=45) for key in run_ids}
     assert runs["shop"].agent_version == "2.3.1" and runs["auto"].agent_version == "2.4.0"
     assert runs["shop"].started_at < runs["auto"].finished_at and runs["auto"].started_at < runs["shop"].finished_at
     api["shop"]("PUT", "/agents/media_buying/version", {"pinned_version": None})
@@ -177,7 +167,7 @@ def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, 
         s, b = api["shop"]("GET", f"/sandbox/{session_id}")
         return b["tests"][0] if b["tests"] and b["tests"][0]["finished"] else None
 
-    comparison = wait_for(compared)
+    comparison = wait_for(compared, timeout=45)
     assert comparison["current"]["status"] == comparison["test"]["status"] == "succeeded", comparison
     assert comparison["tools_added"] == ["audience_expansion"] and comparison["tools_removed"] == []
     assert "bid_strategy" in comparison["differences"], json.dumps(comparison, default=str)[:3000]
@@ -206,4 +196,4 @@ def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, 
     world["model"].script(marker, [{"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"}])
     status, body = api["shop"]("POST", "/agent/execute", {"agent_type": "media_buying", "task": f"Plan {marker}"})
     run_ids["shop"] = body["run_id"]
-    assert wait_for(lambda: finished("shop")).agent_version == "2.3.1"
+    assert wait_for(lambda: finished("shop"), timeout=45).agent_version == "2.3.1"

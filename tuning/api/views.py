@@ -7,16 +7,15 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from spokestack.api.pagination import Pagination
+from spokestack.api.views import InstanceApiView
 from spokestack.errors import NotAllowed, NotFound
 
 from .. import selectors, services
 from ..assembly import assemble_prompt, platform_tier_for
-from ..governance import can_read_tier2, can_write_tier3, roles_of
+from ..governance import can_read_tier2, can_write_tier3
 from ..models import ApprovedExample, ContentRule
 from ..precedence import CLIENT_FIELDS, EMPTY, INSTANCE_FIELDS, effective_instance
 from .serializers import (
@@ -34,18 +33,8 @@ from .serializers import (
 AUDIT_KEYS = ("reason", "ticket")
 
 
-class TuningView(APIView):
-    """Fails closed: a user of this instance without a role gets nothing from these endpoints."""
-
-    def initial(self, request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
-        if not roles_of(request.user) and not request.user.is_superuser:
-            raise NotAllowed("Your account has no role in this instance.")
-
-    def body(self) -> dict[str, Any]:
-        if not isinstance(self.request.data, dict):
-            raise ParseError("send a JSON object")
-        return dict(self.request.data)
+class TuningView(InstanceApiView):
+    """Fails closed (InstanceApiView)."""
 
     @staticmethod
     def split(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -3,33 +3,18 @@ Permissions are checked by the services and selectors (the `actor` argument)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from spokestack.errors import NotAllowed
-from tuning.governance import roles_of
+from spokestack.api.views import InstanceApiView
 
 from .. import selectors, services
 from ..comparison import compare, session_dict
 
 
-class VersionsView(APIView):
-    """Fails closed: a user without a role in this instance gets nothing."""
-
-    def initial(self, request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
-        if not request.user.is_superuser and not roles_of(request.user):
-            raise NotAllowed("Your account has no role in this instance.")
-
-    def body(self) -> dict[str, Any]:
-        if not isinstance(self.request.data, dict):
-            raise ParseError("send a JSON object")
-        return dict(self.request.data)
+class VersionsView(InstanceApiView):
+    """Fails closed (InstanceApiView)."""
 
 
 def _session_id(session_id: str) -> str:
