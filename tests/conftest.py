@@ -261,9 +261,22 @@ def fake_model():
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, sample_erp, fake_model):
+def worker_webhook():
+    """A LoopbackServer for the session that the live Celery worker may call, like the sample ERP
+    (`egress_loopback` allows a port in this process only, not in the worker). A test routes a
+    path on it and clears `requests` first."""
+    from .loopback_server import LoopbackServer
+
+    server = LoopbackServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, sample_erp, fake_model, worker_webhook):
+    ports = f"{sample_erp[0].server_port},{worker_webhook.port}"
     env = {**test_env(), "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key", "ANTHROPIC_BASE_URL": fake_model.base_url,
-           "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": str(sample_erp[0].server_port),
+           "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": ports,
            "DATABASE_POOL_MAX_SIZE": "10", "RUN_LEASE_SECONDS": "3"}
     worker = WorkerProcess(env, "test").start()
     yield worker

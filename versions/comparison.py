@@ -48,7 +48,8 @@ def _specifics(agent_type: str, calls: list[ToolCall]) -> dict[str, Any]:
 def _side(run: AgentRun, calls: list[ToolCall]) -> dict[str, Any]:
     return {"run_id": str(run.pk), "version": run.agent_version, "status": run.status, "output": run.output,
             "error": run.error, "output_length": len(run.output), "tools_used": _tools_used(calls),
-            "simulated_writes": [c.result.get("would_have") for c in calls
+            # core tools' ERP writes say what they "would_have" done; webhook skills what they "would_send"
+            "simulated_writes": [c.result.get("would_have") or c.result.get("would_send") for c in calls
                                  if c.side_effect and isinstance(c.result, dict) and c.result.get("simulated")],
             "tool_errors": [{"tool": c.name, "message": str(c.result)[:300]} for c in calls if c.is_error],
             "duration_s": run.duration_s, "cost_usd": float(run.cost_usd)}

@@ -12,7 +12,10 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from agents.models import AgentRun
+from agents.models import AgentRun, RunEvent, ToolCall
+from skills.models import SkillCall
+from skills.services import skill_create
+from skills.signing import verify
 from spokestack.accounts.services import api_token_create
 from spokestack.sample_erp import DEMO_API_KEYS
 from spokestack.tenancy.services import instance_provision, instance_set_erp
@@ -22,6 +25,7 @@ from versions.models import UpdateNotification
 from versions.services import catalog_sync, version_config_update
 
 from ..conftest import PASSWORD, wait_for
+from ..loopback_server import Reply
 from .helpers import catalog_before_release, skill
 
 pytestmark = pytest.mark.live
@@ -106,9 +110,28 @@ def media_turns(first_tools):
 
 BID = {"type": "tool_use", "name": "recommend_bid_strategy", "input": {"monthly_budget": 20000}}
 EXPAND = {"type": "tool_use", "name": "audience_expansion", "input": {"seed_audience_size": 5000}}
+NOTIFY = {"type": "tool_use", "name": "notify_trading_desk", "input": {"summary": "Q1: 20k/month, search 60/social 40"}}
+NOTIFY_SCHEMA = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"],
+                 "additionalProperties": False}
 
 
-def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, loopback_server):
+@pytest.fixture
+def trading_desk(world, worker_webhook, egress_loopback):
+    """A webhook skill of media_buying on the shop instance, pointed at a loopback server that the
+    worker is allowed to reach: a call that is not simulated would arrive there."""
+    egress_loopback(worker_webhook.port)
+    worker_webhook.requests.clear()
+    worker_webhook.route("/desk", Reply.json({"received": True}))
+    url = f"{worker_webhook.url}/desk"
+    with schema_context(world["shop"].instance.schema_name):
+        created = skill_create(actor=None, name="notify_trading_desk", description="Tell the trading desk a plan.",
+                               input_schema=NOTIFY_SCHEMA, agent_types=["media_buying"], webhook_url=url)
+    connection.set_schema_to_public()
+    yield {"server": worker_webhook, "url": url, "created": created}
+    worker_webhook.routes.pop("/desk", None)
+
+
+def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, trading_desk):
     shop, collide, auto, api = world["shop"], world["collide"], world["auto"], world["api"]
     schemas = [x.instance.schema_name for x in (shop, collide, auto)]
 
@@ -151,15 +174,17 @@ def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, 
     assert runs["shop"].started_at < runs["auto"].finished_at and runs["auto"].started_at < runs["shop"].finished_at
     api["shop"]("PUT", "/agents/media_buying/version", {"pinned_version": None})
 
-    # --- sandbox: both versions, concurrently, nothing reaches the ERP or a webhook ---
+    # --- sandbox: both versions, concurrently, nothing reaches the ERP or a webhook: each run
+    # calls save_plan (an ERP write) and the notify_trading_desk webhook skill ---
+    desk = trading_desk["server"]
     writes_before = erp_writes(world["erp"])
     status, body = api["shop"]("POST", f"/updates/{note.pk}/review", {"action": "sandbox"})
     assert status == 200, body
     session_id = body["sandbox"]["id"]
-    world["model"].script(f"{session_id}:2.3.1", media_turns([BID]))
-    world["model"].script(f"{session_id}:2.4.0", media_turns([BID, EXPAND]))
+    world["model"].script(f"{session_id}:2.3.1", media_turns([BID, NOTIFY]))
+    world["model"].script(f"{session_id}:2.4.0", media_turns([BID, EXPAND, NOTIFY]))
     status, body = api["shop"]("POST", f"/sandbox/{session_id}/test", {
-        "task": f"Plan a 20k/month campaign for our store; send the summary to {loopback_server.url}",
+        "task": "Plan a 20k/month campaign for our store; tell the trading desk the summary.",
         "client_id": world["client"].pk})
     assert status == 202, body
 
@@ -181,8 +206,45 @@ def test_release_sandbox_promote_rollback_and_pinning_through_the_worker(world, 
         assert all(r.sandbox for r in sandbox_runs)
         first, second = sorted(sandbox_runs, key=lambda r: r.started_at)
         assert second.started_at < first.finished_at, "the two versions ran concurrently"
+    would_send = {"method": "POST", "url": trading_desk["url"]}
+    for side in ("current", "test"):
+        assert "notify_trading_desk" in comparison[side]["tools_used"] and comparison[side]["tool_errors"] == []
+        writes = comparison[side]["simulated_writes"]
+        assert any(w and w.get("path") == "/plans" for w in writes), writes
+        assert any(w and would_send.items() <= w.items() for w in writes), writes
+    with schema_context(shop.instance.schema_name):
+        for run in sandbox_runs:
+            plan = ToolCall.objects.get(run=run, name="save_plan")
+            assert plan.side_effect and plan.result["simulated"] and plan.result["would_have"]["path"] == "/plans"
+            call = ToolCall.objects.get(run=run, name="notify_trading_desk")
+            assert (call.status, call.side_effect, call.is_error) == ("succeeded", True, False)
+            assert call.result["simulated"] is True and would_send.items() <= call.result["would_send"].items()
+            assert call.result["would_send"]["body_bytes"] > 0
+            (skill_call,) = SkillCall.objects.filter(run_id=run.pk)
+            assert skill_call.simulated and skill_call.ok and skill_call.status_code is None
+            finished_events = [e.payload for e in RunEvent.objects.filter(run=run, type="tool.finished")
+                               if e.payload["name"] == "notify_trading_desk"]
+            assert len(finished_events) == 1 and '"simulated": true' in finished_events[0]["output"]
     assert erp_writes(world["erp"]) == writes_before, "sandbox mode wrote nothing to the ERP"
-    assert loopback_server.requests == [], "sandbox mode called no webhook"
+    assert desk.requests == [] and desk.connections == 0, "sandbox mode called no webhook"
+
+    # --- the same calls in a normal run do reach both: the checks above can fail ---
+    marker = f"[live-{uuid.uuid4().hex[:8]}]"
+    world["model"].script(marker, media_turns([NOTIFY]))
+    status, body = api["shop"]("POST", "/agent/execute", {"agent_type": "media_buying", "client_id": world["client"].pk,
+                                                          "task": f"Plan a 20k/month campaign {marker}"})
+    assert status == 202, body
+    run_ids["shop"] = body["run_id"]
+    live_run = wait_for(lambda: finished("shop"), timeout=45)
+    assert live_run.status == "succeeded" and not live_run.sandbox, live_run.error
+    (request,) = desk.requests
+    assert (request.method, request.path) == ("POST", "/desk")
+    assert request.headers.get("webhook-id") and request.headers.get("webhook-signature")
+    verify(trading_desk["created"].signing_secret, request.headers, request.body)
+    assert request.json()["input"] == NOTIFY["input"] and request.json()["context"]["run_id"] == str(live_run.pk)
+    assert erp_writes(world["erp"]) == writes_before + 1, "the normal run's save_plan wrote to the ERP"
+    with schema_context(shop.instance.schema_name):
+        assert SkillCall.objects.get(run_id=live_run.pk).simulated is False
 
     # --- promote, then roll back; runs follow ---
     status, body = api["shop"]("POST", f"/sandbox/{session_id}/promote", {})
