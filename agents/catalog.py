@@ -3,6 +3,8 @@ choice of version. `tuning` must not import `agents`, so agents registers this c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tuning.assembly import PlatformTier
 
 from .registry import AgentSpec, agent_types, get_spec
@@ -31,14 +33,22 @@ def _build_tier(spec: AgentSpec) -> PlatformTier:
     )
 
 
-def current_version_for(agent_type: str) -> str:
-    """The version this instance runs: its versions config (pinned or current), else the newest
-    released version in the public catalog, else the newest registered one."""
-    if get_spec(agent_type) is None:
-        raise LookupError(agent_type)
-    from versions.selectors import running_version
+_version_resolver: Callable[[str], str] | None = None
 
-    return running_version(agent_type)
+
+def set_version_resolver(resolver: Callable[[str], str] | None) -> None:
+    """The versions app registers how an instance picks its version (agents must not import it)."""
+    global _version_resolver
+    _version_resolver = resolver
+
+
+def current_version_for(agent_type: str) -> str:
+    """The version this instance runs: what the versions app resolves (its config, pinned or
+    current, else the newest released one), else the newest registered version."""
+    spec = get_spec(agent_type)
+    if spec is None:
+        raise LookupError(agent_type)
+    return _version_resolver(agent_type) if _version_resolver is not None else spec.version
 
 
 class AgentCatalog:

@@ -13,9 +13,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from spokestack.accounts.roles import can_read_tier2, can_write_tier2
 from spokestack.admin_site import instance_admin
 from spokestack.errors import DomainError
-from tuning.governance import can_read_tier2, can_write_tier2
 
 from .executor import SkillContext, skill_execute
 from .handlers import handler_choices

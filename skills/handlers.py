@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.db.models import Q
-
-from tuning.models import Client
 
 
 class SkillError(Exception):
@@ -34,22 +33,27 @@ class InternalHandler:
     func: Callable[[dict, Any], Any]
 
 
-def _client_named(value: str) -> Client | None:
+def _client_model():
+    """The instance's clients, looked up at run time: skills import no other app (DESIGN §2)."""
+    return apps.get_model("tuning", "Client")
+
+
+def _client_named(value: str):
     value = (value or "").strip()
     if not value:
         return None
-    return Client.objects.filter(Q(slug__iexact=value) | Q(name__iexact=value)).first()
+    return _client_model().objects.filter(Q(slug__iexact=value) | Q(name__iexact=value)).first()
 
 
 def check_conflicts(arguments: dict, context: Any) -> dict:
     """Does this client compete with another client of the agency (same industry)?"""
     client = _client_named(arguments.get("client", "")) if arguments.get("client") else None
     if client is None and getattr(context, "client_id", None):
-        client = Client.objects.filter(pk=context.client_id).first()
+        client = _client_model().objects.filter(pk=context.client_id).first()
     industry = arguments.get("industry") or (client.vertical if client else "")
     if not industry:
         raise SkillError("Name the client (slug or name) or the industry to check.")
-    others = Client.objects.filter(vertical=industry)
+    others = _client_model().objects.filter(vertical=industry)
     if client is not None:
         others = others.exclude(pk=client.pk)
     region = arguments.get("region") or ""
@@ -62,7 +66,7 @@ def check_conflicts(arguments: dict, context: Any) -> dict:
 
 def list_clients(arguments: dict, context: Any) -> dict:
     """The agency's clients, optionally of one industry or region (names, slugs, industries)."""
-    clients = Client.objects.all()
+    clients = _client_model().objects.all()
     if arguments.get("industry"):
         clients = clients.filter(vertical=arguments["industry"])
     if arguments.get("region"):

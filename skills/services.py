@@ -21,10 +21,10 @@ from django.db import connection, transaction
 from django.utils.module_loading import import_string
 from jsonschema import Draft202012Validator, SchemaError
 
+from spokestack.accounts.roles import can_write_tier2
 from spokestack.egress import EgressRefused, vet_url
 from spokestack.errors import InvalidInput, NotAllowed
 from spokestack.secrets import EncryptedSecret
-from tuning.governance import can_write_tier2
 
 from .handlers import HANDLERS
 from .models import MAX_DESCRIPTION_CHARS, NAME_PATTERN, Skill

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractUser
 from guardian.core import ObjectPermissionChecker
 
-from spokestack.accounts.roles import Role, roles_of
+from spokestack.accounts.roles import Role, can_read_tier2, can_write_tier2, is_support, roles_of  # noqa: F401
 from spokestack.errors import NotAllowed, NotFound
 
 from .models import Client
@@ -31,10 +31,6 @@ from .precedence import CLIENT_CONTACT_FIELDS
 MANAGE = "manage_client"
 CONTACT = "contact_client"
 ROLE_OBJECT_PERMISSION = {Role.ACCOUNT_MANAGER: MANAGE, Role.CLIENT_CONTACT: CONTACT}
-
-
-def is_support(actor: AbstractUser | None) -> bool:
-    return actor is not None and actor.is_active and actor.is_superuser
 
 
 def sees_every_client(actor: AbstractUser | None) -> bool:
@@ -50,14 +46,6 @@ def client_relations(actor: AbstractUser | None, client: Client) -> frozenset[st
         checker = ObjectPermissionChecker(actor)
         actor._spokestack_checker = checker
     return frozenset(checker.get_perms(client)) & {MANAGE, CONTACT}
-
-
-def can_read_tier2(actor: AbstractUser | None) -> bool:
-    return actor is None or is_support(actor) or bool(roles_of(actor) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER})
-
-
-def can_write_tier2(actor: AbstractUser | None) -> bool:
-    return actor is None or is_support(actor) or Role.INSTANCE_ADMIN in roles_of(actor)
 
 
 def can_view_client(actor: AbstractUser | None, client: Client) -> bool:

@@ -6,3 +6,10 @@ class VersionsConfig(AppConfig):
 
     name = "versions"
     verbose_name = "Agent versions"
+
+    def ready(self) -> None:
+        from agents.catalog import set_version_resolver
+
+        from .selectors import running_version
+
+        set_version_resolver(running_version)

@@ -8,8 +8,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from spokestack.accounts.roles import can_read_tier2, can_write_tier2
 from spokestack.errors import NotAllowed, NotFound
-from tuning.governance import can_read_tier2, can_write_tier2
 
 from ..executor import SkillContext, skill_execute
 from ..selectors import skill_get, skills_for_agent_type, skills_with_metrics

@@ -63,6 +63,20 @@ def roles_of(actor: AbstractUser | None) -> frozenset[str]:
     return cached
 
 
+def is_support(actor: AbstractUser | None) -> bool:
+    """Platform staff acting in an instance (a superuser)."""
+    return actor is not None and actor.is_active and actor.is_superuser
+
+
+def can_read_tier2(actor: AbstractUser | None) -> bool:
+    """Instance-level configuration (tier 2, skills): instance admins and managers, support."""
+    return actor is None or is_support(actor) or bool(roles_of(actor) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER})
+
+
+def can_write_tier2(actor: AbstractUser | None) -> bool:
+    return actor is None or is_support(actor) or Role.INSTANCE_ADMIN in roles_of(actor)
+
+
 def _matching(patterns: list[str], available: list[tuple[str, str, int]]) -> list[int]:
     ids = []
     for app_label, codename, pk in available:
