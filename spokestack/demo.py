@@ -10,7 +10,7 @@ from django_tenants.utils import schema_context
 from spokestack.tenancy.models import Domain, Instance
 from spokestack.tenancy.services import instance_provision
 
-from .demo_data import DEMO_ERP_AGENCY, DEMO_INSTANCES, DEMO_PASSWORD, PLATFORM_ADMIN, PLATFORM_HOST
+from .demo_data import DEMO_CLIENT_TUNING, DEMO_ERP_AGENCY, DEMO_INSTANCES, DEMO_PASSWORD, PLATFORM_ADMIN, PLATFORM_HOST
 
 
 @transaction.atomic
@@ -45,10 +45,27 @@ def seed_demo(*, erp_url: str = "") -> list[str]:
                 if not Client.objects.filter(name=name).exists():
                     client_create(name=name, vertical=vertical, region=region, language=language)
                     created.append(f"client {name} of {demo.name}")
+        with schema_context(demo.schema):
+            created += _demo_tuning(demo)
         if erp_url:
             instance = Instance.objects.get(schema_name=demo.schema)
             instance_set_erp(instance=instance, base_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
     return created
+
+
+def _demo_tuning(demo) -> list[str]:
+    """The first client's brand voice, a never rule and an approved example, once."""
+    from tuning.models import Client, ContentRule
+    from tuning.services import client_example_add, client_rule_add, client_tuning_update
+
+    client = Client.objects.get(name=demo.clients[0][0])
+    if ContentRule.objects.filter(client=client).exists():
+        return []
+    voice, never, (kind, text) = DEMO_CLIENT_TUNING[demo.schema]
+    client_tuning_update(actor=None, client=client, changes={"brand_voice": voice}, reason="demo seed")
+    client_rule_add(actor=None, client=client, kind="never", text=never, reason="demo seed")
+    client_example_add(actor=None, client=client, kind=kind, text=text, reason="demo seed")
+    return [f"tuning for {client.name}"]
 
 
 def demo_credentials() -> list[dict]:

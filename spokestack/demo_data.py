@@ -41,5 +41,19 @@ DEMO_INSTANCES = (
                  "lead-generation campaign, then save the plan."),
 )
 
+# Tier-3 tuning for each instance's first client, so the prompt preview and the runs show it:
+# (brand voice, a never rule, an approved example (kind, text)).
+DEMO_CLIENT_TUNING = {
+    "alpha": ("Warm, confident and poetic; celebrates Arabian heritage and modern women.",
+              "Never use discount or urgency language such as '% off', 'sale' or 'hurry'.",
+              ("caption", "Glow gently through the holy month: oud, rose and a little light.")),
+    "beta": ("Understated British tailoring; dry wit, no exclamation marks.",
+             "Never claim a garment is waterproof unless it is rated 10,000 mm or more.",
+             ("headline", "Built for the walk home, not the catwalk.")),
+    "gamma": ("Clear, technical and calm; numbers before adjectives.",
+              "Never promise 100% uptime or 'zero downtime'.",
+              ("email subject", "Your cluster, 38% cheaper to run by Q2")),
+}
+
 # The sample ERP's demo keys per agency (spokestack.sample_erp.DEMO_API_KEYS).
 DEMO_ERP_AGENCY = {"alpha": "alpha", "beta": "beta", "gamma": "gamma"}

@@ -153,7 +153,7 @@ def live_instance(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def live_db(django_db_blocker):
+def live_db(django_db_setup, django_db_blocker):
     """Database access without the rolling-back transaction (commits are visible to others)."""
     with django_db_blocker.unblock():
         yield
