@@ -11,8 +11,7 @@ Messages API server is reached that way); without one it is the same SDK class o
 client whose transport is the offline model (`OfflineTransport`), so the same SDK code path — SSE
 parsing, accumulation, retries — runs either way.
 
-`acall_model` / `get_async_client()` are the same for asyncio code (one `AsyncAnthropic` per event
-loop). Settings read: ANTHROPIC_API_KEY, ANTHROPIC_MAX_RETRIES (default 2, the SDK's retries per
+Settings read: ANTHROPIC_API_KEY, ANTHROPIC_MAX_RETRIES (default 2, the SDK's retries per
 model), ANTHROPIC_TIMEOUT_S (default 120, per read). `reset_client()` forgets the cached clients.
 
 Besides `spokestack/egress.py`, this is the only product module that may import an HTTP client
@@ -22,13 +21,11 @@ lives here while its behaviour lives in `agents/offline_model.py`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import threading
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,28 +143,19 @@ def cost_usd(model: str, usage: Usage) -> float:
 # --- the offline transport ----------------------------------------------------------------
 
 
-class _EventStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+class _EventStream(httpx2.SyncByteStream):
     def __init__(self, chunks: list[bytes]) -> None:
         self._chunks = chunks
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._chunks
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self._chunks:
-            yield chunk
 
-
-class OfflineTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
-    """Answers POST /v1/messages with the offline model (`agents.offline_model`), streaming or not,
-    for `anthropic.Anthropic` and `anthropic.AsyncAnthropic` alike.
+class OfflineTransport(httpx2.BaseTransport):
+    """Answers POST /v1/messages with the offline model (`agents.offline_model`), streaming or not.
 
     No network: the SDK's request never leaves the process. Each SSE event is its own chunk, so the
     SDK sees text and tool input arrive in several deltas, as from the API."""
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        await request.aread()
-        return self._answer(request, request.content)
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         return self._answer(request, request.read())
@@ -204,7 +192,7 @@ def _client_config() -> tuple:
             float(getattr(settings, "ANTHROPIC_TIMEOUT_S", DEFAULT_TIMEOUT_S)))
 
 
-def _is_offline(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> bool:
+def _is_offline(client: anthropic.Anthropic) -> bool:
     return getattr(client, "_spokestack_offline", False)
 
 
@@ -238,42 +226,11 @@ def get_client() -> anthropic.Anthropic:
     return client
 
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, anthropic.AsyncAnthropic]] = (
-    weakref.WeakKeyDictionary())
-
-
-def get_async_client() -> anthropic.AsyncAnthropic:
-    """`get_client()` for asyncio code: one `AsyncAnthropic` per event loop and configuration (an
-    async client's connections belong to the loop that opened them)."""
-    loop = asyncio.get_running_loop()
-    config = _client_config()
-    with _clients_lock:
-        per_loop = _async_clients.setdefault(loop, {})
-        client = per_loop.get(config)
-        if client is None:
-            api_key, _, max_retries, timeout_s = config
-            timeout = httpx2.Timeout(timeout_s, connect=10.0)
-            if api_key:
-                http_client = anthropic.DefaultAsyncHttpxClient(timeout=timeout, limits=httpx2.Limits(
-                    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS))
-                client = anthropic.AsyncAnthropic(api_key=api_key, max_retries=max_retries, timeout=timeout,
-                                                  http_client=http_client)
-                client._spokestack_offline = False
-            else:
-                client = anthropic.AsyncAnthropic(
-                    api_key="offline-model-no-key", base_url="https://api.anthropic.com", max_retries=max_retries,
-                    timeout=timeout, http_client=httpx2.AsyncClient(transport=OfflineTransport(), timeout=timeout))
-                client._spokestack_offline = True
-            per_loop[config] = client
-    return client
-
-
 def reset_client() -> None:
     """Forget the cached clients (tests change settings and ANTHROPIC_BASE_URL between cases)."""
     with _clients_lock:
         clients = list(_clients.values())
         _clients.clear()
-        _async_clients.clear()  # dropped, not closed: closing is a coroutine on each client's own loop
     for client in clients:
         try:
             client.close()
@@ -373,20 +330,6 @@ def _stream_turn(client: anthropic.Anthropic, request: ModelRequest, model: str,
     return _turn_parts(message)
 
 
-async def _astream_turn(client: anthropic.AsyncAnthropic, request: ModelRequest, model: str,
-                        callbacks: StreamCallbacks) -> tuple[list[dict], str, Usage]:
-    if callbacks.should_cancel():
-        raise ModelCancelled("cancelled before the model was called")
-    async with client.messages.stream(**_stream_kwargs(request, model)) as stream:
-        async for event in stream:
-            if callbacks.should_cancel():
-                await stream.close()
-                raise ModelCancelled("cancelled while the model was streaming")
-            _forward(event, stream, callbacks)
-        message = await stream.get_final_message()
-    return _turn_parts(message)
-
-
 def _models(request: ModelRequest) -> list[str]:
     if request.fallback_model and request.fallback_model != request.model:
         return [request.model, request.fallback_model]
@@ -431,23 +374,6 @@ def call_model(request: ModelRequest, *, callbacks: StreamCallbacks = StreamCall
     for attempt, model in enumerate(models):
         try:
             parts = _stream_turn(client, request, model, callbacks)
-        except _CALL_ERRORS as error:
-            reason, raised = _failure(error, model, attempt, models, reason)
-            if raised is not None:
-                raise raised from None
-            continue
-        return _turn(parts, model, attempt, _is_offline(client), reason)
-    raise ModelUnavailable(reason or "no model to call")  # unreachable: the loop returns or raises
-
-
-async def acall_model(request: ModelRequest, *, callbacks: StreamCallbacks = StreamCallbacks()) -> ModelTurn:  # noqa: B008
-    """`call_model` for asyncio code, on `get_async_client()`; the same behaviour and errors.
-    `callbacks` are called in the event loop's thread, so they must not block."""
-    client = get_async_client()
-    models, reason = _models(request), ""
-    for attempt, model in enumerate(models):
-        try:
-            parts = await _astream_turn(client, request, model, callbacks)
         except _CALL_ERRORS as error:
             reason, raised = _failure(error, model, attempt, models, reason)
             if raised is not None:

@@ -87,5 +87,7 @@ def run_demos(*, port: int, credentials: Path) -> None:
         output = stream_run(port=port, host=demo["host"], token=demo["token"], prefix=prefix, body={
             "agent_type": demo["agent_type"], "task": demo["task"], "client_id": demo["client_id"]})
         if output:
-            print(textwrap.indent(textwrap.shorten(output, 600, placeholder=" …"), f"{prefix}   "), flush=True)
+            summary = " ".join(output.split())
+            summary = summary if len(summary) <= 600 else summary[:600] + " …"
+            print(textwrap.indent(summary, f"{prefix}   "), flush=True)
     print(flush=True)

@@ -284,24 +284,3 @@ def test_a_connection_dropped_mid_stream_is_unavailable_without_fallback(live_ap
     with pytest.raises(ModelUnavailable, match="stream broke off"):
         call_model(_request(marker))
     assert len(live_api.requests(marker)) == 1
-
-
-def test_acall_model_falls_back_and_cancels_like_call_model(live_api, marker):
-    from agents.model import acall_model
-    from tests.conftest import run_async
-
-    live_api.script(marker, [{"status": 529}, {"status": 529}, {"content": [{"type": "text", "text": "Async."}]},
-                             {"content": [{"type": "text", "text": "word " * 100}], "delay_s": 2.0}])
-
-    async def scenario():
-        turn = await acall_model(_request(marker))
-        text = []
-        started = time.monotonic()
-        with pytest.raises(ModelCancelled):
-            await acall_model(_request(marker), callbacks=StreamCallbacks(on_text=text.append,
-                                                                          should_cancel=lambda: bool(text)))
-        return turn, text, time.monotonic() - started
-
-    turn, text, cancel_s = run_async(scenario())
-    assert turn.used_fallback and turn.model == FALLBACK_MODEL and turn.content[0]["text"] == "Async."
-    assert len(text) == 1 and cancel_s < 1.0

@@ -268,24 +268,3 @@ def test_the_offline_model_serves_many_threads_at_once():
     with ThreadPoolExecutor(max_workers=16) as pool:
         names = list(pool.map(one, range(64)))
     assert names == ["query_past_projects"] * 64
-
-
-def test_the_async_client_runs_the_offline_model_too():
-    from agents.model import acall_model, get_async_client
-    from tests.conftest import run_async
-
-    async def two_turns():
-        assert type(get_async_client()) is anthropic.AsyncAnthropic and get_async_client() is get_async_client()
-        recorder = Recorder()
-        messages = [{"role": "user", "content": TASK}]
-        first = await acall_model(_request(messages), callbacks=recorder.callbacks())
-        messages += [{"role": "assistant", "content": first.content},
-                     {"role": "user", "content": _tool_results(first, {"query_past_projects": {"won": 9},
-                                                                       "get_team_capabilities": {"people": 4}})}]
-        final = await acall_model(_request(messages), callbacks=recorder.callbacks())
-        return first, final, recorder
-
-    first, final, recorder = run_async(two_turns())
-    assert first.stop_reason == "tool_use" and first.simulated and len(recorder.tool_input) > 2
-    assert final.stop_reason == "end_turn" and "won: 9" in final.content[0]["text"]
-    assert "".join(recorder.text).endswith(final.content[0]["text"])
