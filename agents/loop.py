@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -35,26 +36,24 @@ from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbac
 from .models import AgentRun, Artifact, RunStatus, ToolCall, ToolCallStatus
 from .registry import AgentSpec, ToolContext, ToolError, ToolSpec, get_spec
 from .services import (
+    FinishedCall,
     LeaseLost,
+    StartedCall,
     cancel_requested,
     lease_seconds,
-    run_checkpoint,
+    release_connection,
     run_claim,
     run_finish,
     run_renew_lease,
+    run_write,
 )
 
 logger = logging.getLogger(__name__)
 
 TEXT_FLUSH_SECONDS = 0.05
+CANCEL_POLL_SECONDS = 0.1
 TOOL_RESULT_MAX_CHARS = 20_000
 ARTIFACT_KINDS = {"save_draft": "draft", "draft_response": "response", "create_brief": "brief", "save_plan": "plan"}
-
-
-def release_connection() -> None:
-    """Give the database connection back (to the pool, in workers) before waiting on I/O."""
-    if not connection.in_atomic_block:
-        connection.close()
 
 
 def _task_message(run: AgentRun) -> dict:
@@ -92,29 +91,65 @@ class _Outcome:
     duration_ms: float
 
 
-class _TextStream:
-    """Buffers text deltas and appends them to the event log every TEXT_FLUSH_SECONDS."""
+class _StreamEvents:
+    """Events of the answer being streamed (text deltas, tool calls being written), appended to the
+    log at most every TEXT_FLUSH_SECONDS while the model streams; what is left when the answer
+    ends goes with the turn's checkpoint, in the same statement."""
 
-    def __init__(self, run_id) -> None:
-        self.run_id = run_id
-        self.buffer: list[str] = []
+    def __init__(self, write: Callable[[list[tuple[str, dict]]], None]) -> None:
+        self.write = write
+        self.events: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.announced: set[str] = set()
         self.last_flush = time.monotonic()
 
-    def add(self, text: str) -> None:
-        self.buffer.append(text)
+    def add_text(self, text: str) -> None:
+        self.text.append(text)
+        self._flush_when_due()
+
+    def add_tool_input(self, tool_use_id: str, name: str, partial_json: str) -> None:
+        if tool_use_id not in self.announced:
+            self.announced.add(tool_use_id)
+            self._close_text()
+            self.events.append(("tool.requested", {"tool_use_id": tool_use_id, "name": name}))
+        self._flush_when_due()
+
+    def take(self) -> list[tuple[str, dict]]:
+        self._close_text()
+        events, self.events = self.events, []
+        return events
+
+    def flush(self) -> None:
+        events = self.take()
+        if events:
+            self.write(events)
+            release_connection()
+        self.last_flush = time.monotonic()
+
+    def _close_text(self) -> None:
+        if self.text:
+            self.events.append(("text.delta", {"text": "".join(self.text)}))
+            self.text = []
+
+    def _flush_when_due(self) -> None:
         if time.monotonic() - self.last_flush >= TEXT_FLUSH_SECONDS:
             self.flush()
 
-    def flush(self) -> None:
-        if self.buffer:
-            event_append(run_id=self.run_id, type="text.delta", payload={"text": "".join(self.buffer)})
-            self.buffer = []
-            release_connection()
-        self.last_flush = time.monotonic()
+
+def _validator(tool: ToolSpec) -> Draft202012Validator:
+    """The input validator of a core tool, built once per process."""
+    entry = _VALIDATORS.get(id(tool))
+    if entry is None or entry[0] is not tool:
+        entry = _VALIDATORS[id(tool)] = (tool, Draft202012Validator(tool.input_schema))
+    return entry[1]
+
+
+_VALIDATORS: dict[int, tuple[ToolSpec, Draft202012Validator]] = {}
 
 
 class RunLoop:
     def __init__(self, run: AgentRun, spec: AgentSpec, worker: str) -> None:
+        from skills.selectors import skills_for_agent_type
         from tuning.assembly import assemble_prompt
 
         from .catalog import platform_tier
@@ -122,8 +157,6 @@ class RunLoop:
         self.run = run
         self.spec = spec
         self.worker = worker
-        from skills.selectors import skills_for_agent_type
-
         core_names = {t.name for t in spec.tools}
         # Enabled skills of this agent type join the tools (a skill that now shares a core tool's
         # name, e.g. after a new core version, is left out rather than shadowing the core tool).
@@ -134,27 +167,60 @@ class RunLoop:
                                       extra_tools=[s.definition() for s in self.skills.values()])
         self.tools = {t.name: t for t in spec.tools if t.name not in set(self.prompt.disabled_tools)}
         self.rules = tuple(rule.as_dict() for rule in self.prompt.rules)
-        # Time spent waiting for a person's approval does not count against the time limit.
-        from django.db.models import Max
+        # Time spent waiting for a person's approval does not count against the time limit
+        # (a run that has not run before has had no approvals).
+        start = run.started_at or timezone.now()
+        if getattr(run, "resumed", True):
+            from django.db.models import Max
 
-        from .models import ApprovalRequest
+            from .models import ApprovalRequest
 
-        last_decision = ApprovalRequest.objects.filter(run=run).aggregate(at=Max("decided_at"))["at"]
-        start = max(filter(None, [run.started_at, last_decision]), default=timezone.now())
+            last_decision = ApprovalRequest.objects.filter(run=run).aggregate(at=Max("decided_at"))["at"]
+            start = max(filter(None, [start, last_decision]))
         self.deadline = start.timestamp() + spec.time_limit_s
+        # Writes wait here until the step's next statement (see _write).
+        self._staged_events: list[tuple[str, dict]] = []
+        self._staged_calls: list[FinishedCall] = []
+        self._staged_artifacts: list[Artifact] = []
+        self._started: dict[str, int] = {}  # tool_use id → ToolCall id, recorded with the turn that asked
+        self._cancel_polled_at = 0.0
+        self._cancelled = False
+
+    # --- writes and polls -------------------------------------------------------------
+
+    def _write(self, *, events: Sequence[tuple[str, dict]] = (), **step) -> dict[str, int]:
+        """Record what is staged and this step in one statement (services.run_write)."""
+        staged_events, self._staged_events = self._staged_events, []
+        finish_calls, self._staged_calls = self._staged_calls, []
+        artifacts, self._staged_artifacts = self._staged_artifacts, []
+        started = run_write(run=self.run, worker=self.worker, events=[*staged_events, *events],
+                            finish_calls=finish_calls, **step)
+        if artifacts:
+            Artifact.objects.bulk_create(artifacts)
+        return started
+
+    def _flush(self) -> None:
+        if self._staged_events or self._staged_calls or self._staged_artifacts:
+            self._write()
+
+    def _cancel_polled(self) -> bool:
+        """Whether a cancel was asked for: one cache read at most every CANCEL_POLL_SECONDS."""
+        now = time.monotonic()
+        if not self._cancelled and now - self._cancel_polled_at >= CANCEL_POLL_SECONDS:
+            self._cancel_polled_at = now
+            self._cancelled = cancel_requested(self.run.pk)
+        return self._cancelled
 
     # --- the loop ---------------------------------------------------------------------
 
     def execute(self) -> str:
         run = self.run
         messages = list(run.messages) or [_task_message(run)]
-        if not run.messages:
-            run_checkpoint(run=run, worker=self.worker, messages=messages)
+        unsaved = not run.messages  # the task message is saved with the first turn's start
         # Tool results need no checkpoint of their own: completed calls are rows that a resumed
         # run replays, and the next model turn's checkpoint saves them with the conversation.
-        tool_calls_done = 0
         while True:
-            if run.cancel_requested or cancel_requested(run.pk):
+            if run.cancel_requested or self._cancel_polled():
                 return self._finish("cancelled", error="Cancelled by request.")
             pending = _pending_tool_uses(messages)
             if pending:
@@ -162,33 +228,36 @@ class RunLoop:
                 if results is None:  # a call awaits a person's decision: give the worker back
                     from .approvals import run_await_approval
 
+                    self._flush()
                     if run_await_approval(run=run, worker=self.worker):
                         return RunStatus.AWAITING_APPROVAL
                     continue  # decided meanwhile
                 messages = [*messages, {"role": "user", "content": results}]
-                tool_calls_done += len(pending)
                 continue
             limit = self._limit_reached()
             if limit:
-                if tool_calls_done:
-                    run_checkpoint(run=run, worker=self.worker, messages=messages, tool_calls_delta=tool_calls_done)
                 return self._finish("failed", error=limit, output=_final_text(messages))
             try:
-                turn = self._think(messages)
+                turn, streamed = self._think(messages, save_messages=unsaved)
             except ModelCancelled:
                 return self._finish("cancelled", error="Cancelled while the model was answering.")
             except ModelUnavailable as exc:
                 return self._finish("failed", error=f"The model is unavailable: {exc.message}")
+            unsaved = False
             messages = [*messages, {"role": "assistant", "content": turn.content}]
+            tool_uses = _pending_tool_uses(messages) if turn.stop_reason == "tool_use" else []
+            start_calls = self._plan(tool_uses)
             usage = turn.usage.__dict__
-            run_checkpoint(run=run, worker=self.worker, messages=messages, usage=usage, cost_usd=turn.cost_usd,
-                           model=turn.model, used_fallback=turn.used_fallback, simulated=turn.simulated,
-                           iterations_delta=1, tool_calls_delta=tool_calls_done)
-            tool_calls_done = 0
-            event_append(run_id=run.pk, type="turn.finished", payload={
-                "iteration": run.iterations, "stop_reason": turn.stop_reason, "model": turn.model,
-                "used_fallback": turn.used_fallback, "usage": usage, "cost_usd": turn.cost_usd})
-            if turn.stop_reason == "tool_use" and _pending_tool_uses(messages):
+            events = [*streamed, ("turn.finished", {
+                "iteration": run.iterations + 1, "stop_reason": turn.stop_reason, "model": turn.model,
+                "used_fallback": turn.used_fallback, "usage": usage, "cost_usd": turn.cost_usd})]
+            events += [("tool.started", {"tool_use_id": c.tool_use_id, "name": c.name, "input": c.input})
+                       for c in start_calls]
+            self._started = self._write(
+                events=events, messages=messages, usage=usage, cost_usd=turn.cost_usd, model=turn.model,
+                used_fallback=turn.used_fallback, simulated=turn.simulated, iterations_delta=1,
+                tool_calls_delta=len(tool_uses), start_calls=start_calls)
+            if tool_uses:
                 continue
             if turn.stop_reason == "max_tokens":
                 return self._finish("failed", output=_final_text(messages),
@@ -209,49 +278,41 @@ class RunLoop:
         return ""
 
     def _finish(self, status: str, *, output: str = "", error: str = "") -> str:
-        run_finish(run=self.run, status=status, output=output, error=error)
-        self.run.refresh_from_db(fields=["status"])
+        self._flush()
+        if not run_finish(run=self.run, status=status, output=output, error=error):
+            self.run.refresh_from_db(fields=["status"])
         return self.run.status
 
     # --- Think ------------------------------------------------------------------------
 
-    def _think(self, messages: list[dict]) -> Any:
+    def _think(self, messages: list[dict], *, save_messages: bool) -> tuple[Any, list[tuple[str, dict]]]:
+        """One model turn: (the turn, the stream's events not yet written)."""
         run = self.run
-        event_append(run_id=run.pk, type="turn.started", payload={"iteration": run.iterations + 1})
+        self._write(events=[("turn.started", {"iteration": run.iterations + 1})],
+                    messages=messages if save_messages else None)
         request = ModelRequest(
             model=self.spec.model, fallback_model=self.spec.fallback_model, system=self.prompt.system,
             tools=self.prompt.tools, messages=messages, max_tokens=self.prompt.max_tokens,
             temperature=self.prompt.temperature, metadata={"user_id": f"run-{run.pk}"})
-        text = _TextStream(run.pk)
-        announced: set[str] = set()
-        last_poll = [0.0, False]
-
-        def on_tool_input(tool_use_id: str, name: str, partial_json: str) -> None:
-            if tool_use_id not in announced:
-                announced.add(tool_use_id)
-                text.flush()
-                event_append(run_id=run.pk, type="tool.requested", payload={"tool_use_id": tool_use_id, "name": name})
-                release_connection()
-
+        stream = _StreamEvents(lambda events: self._write(events=events))
         renewed = [time.monotonic()]
 
         def should_cancel() -> bool:
             now = time.monotonic()
-            if now - last_poll[0] >= 0.1:
-                last_poll[0], last_poll[1] = now, cancel_requested(run.pk)
             if now - renewed[0] >= lease_seconds() / 3:  # a long answer must not look like a dead worker
                 renewed[0] = now
                 run_renew_lease(run_id=run.pk, worker=self.worker)
                 release_connection()
-            return last_poll[1]
+            return self._cancel_polled()
 
         release_connection()
         try:
-            turn = call_model(request, callbacks=StreamCallbacks(on_text=text.add, on_tool_input=on_tool_input,
-                                                                 should_cancel=should_cancel))
-        finally:
-            text.flush()
-        return turn
+            turn = call_model(request, callbacks=StreamCallbacks(
+                on_text=stream.add_text, on_tool_input=stream.add_tool_input, should_cancel=should_cancel))
+        except BaseException:
+            stream.flush()
+            raise
+        return turn, stream.take()
 
     # --- Act --------------------------------------------------------------------------
 
@@ -273,39 +334,78 @@ class RunLoop:
         tool = self.tools.get(name)
         if tool is None:
             return "unknown"
-        return "invalid" if next(Draft202012Validator(tool.input_schema).iter_errors(arguments), None) else ""
+        return "invalid" if next(_validator(tool).iter_errors(arguments), None) else ""
+
+    def _side_effect(self, name: str) -> bool:
+        tool, skill = self.tools.get(name), self.skills.get(name)
+        return bool((tool and tool.side_effect) or (skill and skill.execution_type == "webhook"))
+
+    def _plan(self, tool_uses: list[dict]) -> list[StartedCall]:
+        """The calls of a new turn that run at once, recorded with the turn itself. None when any
+        call awaits a person's decision: _act then records each call on its own."""
+        calls = []
+        for block in tool_uses[: self.spec.max_tool_calls_per_turn]:
+            if not self._input_problem(block) and self._approval_rule(block["name"]):
+                return []
+            calls.append(StartedCall(tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
+                                     side_effect=self._side_effect(block["name"])))
+        return calls
 
     def _act(self, tool_uses: list[dict]) -> list[dict] | None:
         """Execute the turn's tool calls; None when any of them awaits approval (the others that
         could run have run and are recorded, so they are replayed, not repeated, on resume)."""
+        limit = self.spec.max_tool_calls_per_turn
+        started, self._started = self._started, {}
+        results: dict[str, dict] = {}
+        for block in tool_uses[limit:]:
+            message = (f"Not run: at most {limit} tool calls per turn for {self.spec.agent_type}. "
+                       "Call fewer tools at once and continue with the rest in the next turn.")
+            results[block["id"]] = self._result_block(block["id"], message, True)
+        waiting = False
+        if started and all(block["id"] in started for block in tool_uses[:limit]):
+            to_run = [(block, started[block["id"]]) for block in tool_uses[:limit]]  # recorded with the turn
+        else:  # a resumed run, or a turn with calls that need approval
+            to_run, waiting = self._prepare(tool_uses[:limit], results)
+        if to_run:
+            instance = connection.tenant
+            # Skills and parallel calls wait on the network: the connection goes back first. A core
+            # tool on its own gives it back when it reaches the ERP (ToolContext.erp).
+            if len(to_run) > 1 or any(block["name"] in self.skills for block, _ in to_run):
+                release_connection()
+            if len(to_run) == 1:
+                outcomes = [self._invoke(to_run[0][0], instance)]
+            else:
+                with ThreadPoolExecutor(max_workers=min(len(to_run), 8), thread_name_prefix="tool") as pool:
+                    outcomes = list(pool.map(lambda item: self._invoke(item[0], instance, own_thread=True), to_run))
+            for (block, call_id), outcome in zip(to_run, outcomes, strict=True):
+                self._record(block, call_id, outcome)
+                results[block["id"]] = self._result_block(block["id"], outcome.result, outcome.is_error)
+        if waiting:
+            return None
+        return [results[b["id"]] for b in tool_uses]
+
+    def _prepare(self, tool_uses: list[dict], results: dict[str, dict]) -> tuple[list[tuple[dict, int]], bool]:
+        """Record the calls one by one, replaying completed ones and asking for approvals:
+        (the calls to run now, whether any awaits a decision)."""
         from .approvals import approval_outcome, approval_request_create
 
-        run, limit = self.run, self.spec.max_tool_calls_per_turn
+        run = self.run
         rows = {c.tool_use_id: c for c in ToolCall.objects.filter(run=run, tool_use_id__in=[b["id"] for b in tool_uses])
                 .select_related("approval")}
-        results: dict[str, dict] = {}
-        to_run: list[tuple[dict, ToolCall]] = []
+        to_run: list[tuple[dict, int]] = []
         waiting = False
-        for position, block in enumerate(tool_uses):
+        for block in tool_uses:
             row = rows.get(block["id"])
             if row is not None and row.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
                 results[block["id"]] = self._result_block(block["id"], row.result, row.is_error)  # replayed
                 continue
-            if position >= limit:
-                message = (f"Not run: at most {limit} tool calls per turn for {self.spec.agent_type}. "
-                           "Call fewer tools at once and continue with the rest in the next turn.")
-                results[block["id"]] = self._result_block(block["id"], message, True)
-                continue
-            tool = self.tools.get(block["name"])
-            skill = self.skills.get(block["name"])
             fresh = row is None
             if fresh:
                 rule = self._approval_rule(block["name"]) if not self._input_problem(block) else ""
                 row = ToolCall.objects.create(
                     run=run, tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
-                    side_effect=bool((tool and tool.side_effect) or (skill and skill.execution_type == "webhook")),
-                    idempotency_key=f"{run.pk}:{block['id']}", iteration=run.iterations,
-                    status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED,
+                    side_effect=self._side_effect(block["name"]), idempotency_key=f"{run.pk}:{block['id']}",
+                    iteration=run.iterations, status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED,
                     attempts=0 if rule else 1)
                 if rule:
                     approval_request_create(run=run, tool_call=row, rule=rule)
@@ -318,30 +418,15 @@ class RunLoop:
                     waiting = True
                     continue
                 if action == "fail":
-                    self._record(block, row, _Outcome(message, True, 0.0))
+                    self._record(block, row.pk, _Outcome(message, True, 0.0))
                     results[block["id"]] = self._result_block(block["id"], message, True)
                     continue
             if not fresh:  # a retry after a worker died, or a call that was approved
                 ToolCall.objects.filter(pk=row.pk).update(attempts=row.attempts + 1, status=ToolCallStatus.STARTED)
             event_append(run_id=run.pk, type="tool.started", payload={
                 "tool_use_id": block["id"], "name": block["name"], "input": block.get("input") or {}})
-            to_run.append((block, row))
-
-        if to_run:
-            instance = connection.tenant
-            release_connection()
-            if len(to_run) == 1:
-                outcomes = [self._invoke(to_run[0][0], instance)]
-            else:
-                with ThreadPoolExecutor(max_workers=min(len(to_run), 8), thread_name_prefix="tool") as pool:
-                    outcomes = list(pool.map(lambda item: self._invoke(item[0], instance, own_thread=True), to_run))
-            for (block, row), outcome in zip(to_run, outcomes, strict=True):
-                self._record(block, row, outcome)
-                results[block["id"]] = self._result_block(block["id"], outcome.result, outcome.is_error)
-            run_renew_lease(run_id=run.pk, worker=self.worker)
-        if waiting:
-            return None
-        return [results[b["id"]] for b in tool_uses]
+            to_run.append((block, row.pk))
+        return to_run, waiting
 
     def _invoke(self, block: dict, instance, own_thread: bool = False) -> _Outcome:
         """Run one tool handler (in a thread of its own when several run at once)."""
@@ -365,7 +450,7 @@ class RunLoop:
                 connection.close()
             available = ", ".join(sorted({*self.tools, *self.skills}))
             return outcome(f"Unknown tool '{block['name']}'. Available tools: {available}.", True)
-        errors = sorted(Draft202012Validator(tool.input_schema).iter_errors(arguments), key=lambda e: list(e.path))
+        errors = sorted(_validator(tool).iter_errors(arguments), key=lambda e: list(e.path))
         if errors:
             problems = "; ".join(f"{'/'.join(map(str, e.path)) or 'input'}: {e.message}" for e in errors[:5])
             return outcome(f"Invalid input for {tool.name}: {problems}. Fix the input and call it again.", True)
@@ -401,20 +486,20 @@ class RunLoop:
             return outcome(f"{block['name']} failed unexpectedly ({exc.__class__.__name__}).", True)
         return outcome(result.result, result.is_error)
 
-    def _record(self, block: dict, row: ToolCall, outcome: _Outcome) -> None:
-        status = ToolCallStatus.FAILED if outcome.is_error else ToolCallStatus.SUCCEEDED
-        ToolCall.objects.filter(pk=row.pk).update(status=status, result=outcome.result, is_error=outcome.is_error,
-                                                  duration_ms=outcome.duration_ms)
+    def _record(self, block: dict, call_id: int, outcome: _Outcome) -> None:
+        """Stage what came of a call: it is written with the step's next statement."""
+        self._staged_calls.append(FinishedCall(id=call_id, result=outcome.result, is_error=outcome.is_error,
+                                               duration_ms=outcome.duration_ms))
         kind = ARTIFACT_KINDS.get(block["name"])
         if kind and not outcome.is_error:
             arguments = block.get("input") or {}
             content = next((str(arguments[k]) for k in ("content", "text", "response", "objective") if k in arguments), "")
-            Artifact.objects.create(run=self.run, kind=kind, tool_call=row, content=content,
-                                    title=str(arguments.get("title", ""))[:200],
-                                    data=outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result})
-        event_append(run_id=self.run.pk, type="tool.finished", payload={
+            self._staged_artifacts.append(Artifact(
+                run=self.run, kind=kind, tool_call_id=call_id, content=content, title=str(arguments.get("title", ""))[:200],
+                data=outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result}))
+        self._staged_events.append(("tool.finished", {
             "tool_use_id": block["id"], "name": block["name"], "is_error": outcome.is_error,
-            "duration_ms": outcome.duration_ms, "output": _truncate(outcome.result, 4000)})
+            "duration_ms": outcome.duration_ms, "output": _truncate(outcome.result, 4000)}))
 
     @staticmethod
     def _result_block(tool_use_id: str, result: Any, is_error: bool) -> dict:

@@ -42,6 +42,11 @@ class ToolContext:
     erp_factory: Callable[[], Any] | None = None  # returns a spokestack.erp.ErpClient
 
     def erp(self):
+        """The instance's ERP client. The run's database connection goes back to the pool first:
+        nothing holds one while a tool waits on the network."""
+        from .services import release_connection
+
+        release_connection()
         if self.erp_factory is None:
             from spokestack.erp import ErpClient
 

@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from spokestack.errors import Conflict, InvalidInput, NotAllowed
 from tuning.governance import can_view_client, roles_of
 from tuning.models import Client
 
-from .events import event_append
+from .events import event_append, nudge
 from .models import TERMINAL_STATUSES, AgentRun, RunStatus
 from .registry import get_spec
 
@@ -33,6 +34,7 @@ MAX_TASK_BYTES = 100_000
 MAX_METADATA_BYTES = 16_000
 SPECIALIZATION_KEYS = {"language", "region", "vertical"}
 RUNNER_ROLES = {"instance_admin", "instance_manager", "account_manager"}
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 def cancel_flag_key(run_id: uuid.UUID | str) -> str:
@@ -176,28 +178,44 @@ def cancel_requested(run_id: uuid.UUID | str) -> bool:
 # --- worker-side transitions ------------------------------------------------------------
 
 
+def release_connection() -> None:
+    """Give the database connection back (to the pool, in workers) before waiting on I/O."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def lease_seconds() -> int:
     return int(getattr(settings, "RUN_LEASE_SECONDS", 30))
 
 
-def run_claim(*, run_id: uuid.UUID | str, worker: str) -> AgentRun | None:
-    """Take the run for this worker: it must be queued or running with an expired (or our own)
-    lease. None when the run is gone, finished, or another live worker holds it."""
-    now = timezone.now()
-    from django.db.models import Q
+_CLAIM_SQL = """
+WITH claimed AS (
+    UPDATE agents_agentrun run
+       SET status = 'running', lease_owner = %(worker)s, lease_until = %(lease_until)s,
+           started_at = COALESCE(run.started_at, now()), last_seq = run.last_seq + 1
+      FROM (SELECT id, started_at FROM agents_agentrun WHERE id = %(run)s::uuid FOR UPDATE) AS before
+     WHERE run.id = before.id AND run.status IN ('queued', 'running')
+       AND (run.lease_until IS NULL OR run.lease_until < now() OR run.lease_owner = %(worker)s)
+ RETURNING run.*, before.started_at IS NOT NULL AS resumed
+), event AS (
+    INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
+    SELECT id, last_seq, CASE WHEN resumed THEN 'run.resumed' ELSE 'run.started' END,
+           CASE WHEN resumed THEN jsonb_build_object('worker', %(worker)s::text, 'iteration', iterations)
+                ELSE jsonb_build_object('worker', %(worker)s::text) END, now()
+      FROM claimed
+)
+SELECT * FROM claimed
+"""
 
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=worker)
-    claimed = AgentRun.objects.filter(free, pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.RUNNING, lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds()))
-    if not claimed:
-        return None
-    run = AgentRun.objects.select_related("client").get(pk=run_id)
-    if run.started_at is None:
-        AgentRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
-        run.started_at = now
-        event_append(run_id=run_id, type="run.started", payload={"worker": worker})
-    else:
-        event_append(run_id=run_id, type="run.resumed", payload={"worker": worker, "iteration": run.iterations})
+
+def run_claim(*, run_id: uuid.UUID | str, worker: str) -> AgentRun | None:
+    """Take the run for this worker (one statement, with its run.started or run.resumed event):
+    it must be queued or running with an expired (or our own) lease. None when the run is gone,
+    finished, or another live worker holds it. The run's `resumed` says whether it ran before."""
+    params = {"run": str(run_id), "worker": worker, "lease_until": timezone.now() + timedelta(seconds=lease_seconds())}
+    run = next(iter(AgentRun.objects.raw(_CLAIM_SQL, params)), None)
+    if run is not None:
+        _nudge_after(run_id=run.pk, seq=run.last_seq, type="run.resumed" if run.resumed else "run.started")
     return run
 
 
@@ -210,58 +228,172 @@ class LeaseLost(Exception):
     """Another worker took the run over (this one was presumed dead): stop without writing."""
 
 
-def run_checkpoint(*, run: AgentRun, worker: str, messages: list[dict], usage: dict[str, int] | None = None,
-                   cost_usd: float = 0.0, model: str = "", used_fallback: bool = False, simulated: bool = False,
-                   iterations_delta: int = 0, tool_calls_delta: int = 0) -> None:
-    """Save the conversation after a completed step, adding this step's usage to the run's."""
+@dataclass(frozen=True)
+class StartedCall:
+    """A tool call about to run, recorded with the turn that asked for it."""
+
+    tool_use_id: str
+    name: str
+    input: dict
+    side_effect: bool
+
+
+@dataclass(frozen=True)
+class FinishedCall:
+    """What came of a recorded tool call (`id` is the ToolCall row)."""
+
+    id: int
+    result: Any
+    is_error: bool
+    duration_ms: float
+
+
+_WRITE_SQL = """
+WITH run AS (
+    UPDATE agents_agentrun
+       SET last_seq = last_seq + %(n_events)s,
+           lease_until = %(lease_until)s,
+           messages = COALESCE(%(messages)s::jsonb, messages),
+           iterations = iterations + %(iterations)s,
+           tool_calls_count = tool_calls_count + %(tool_calls)s,
+           input_tokens = input_tokens + %(input_tokens)s,
+           output_tokens = output_tokens + %(output_tokens)s,
+           cache_creation_input_tokens = cache_creation_input_tokens + %(cache_creation_input_tokens)s,
+           cache_read_input_tokens = cache_read_input_tokens + %(cache_read_input_tokens)s,
+           cost_usd = cost_usd + %(cost_usd)s,
+           model = COALESCE(NULLIF(%(model)s, ''), model),
+           used_fallback = used_fallback OR %(used_fallback)s,
+           simulated = simulated OR %(simulated)s
+     WHERE id = %(run)s::uuid AND lease_owner = %(worker)s AND status = 'running'
+ RETURNING last_seq
+), events AS (
+    INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
+    SELECT %(run)s::uuid, run.last_seq - %(n_events)s + e.n, e.type, e.payload::jsonb, now()
+      FROM run, unnest(%(event_types)s::text[], %(event_payloads)s::text[]) WITH ORDINALITY AS e(type, payload, n)
+), started AS (
+    INSERT INTO agents_toolcall (run_id, tool_use_id, name, input, status, result, is_error, side_effect,
+                                 idempotency_key, iteration, attempts, started_at)
+    SELECT %(run)s::uuid, c.tool_use_id, c.name, c.input::jsonb, 'started', NULL, false, c.side_effect,
+           %(run)s::text || ':' || c.tool_use_id, %(iteration)s, 1, now()
+      FROM run, unnest(%(start_ids)s::text[], %(start_names)s::text[], %(start_inputs)s::text[],
+                       %(start_side_effects)s::boolean[]) AS c(tool_use_id, name, input, side_effect)
+        ON CONFLICT (run_id, tool_use_id) DO NOTHING
+ RETURNING id, tool_use_id
+), finished AS (
+    UPDATE agents_toolcall call
+       SET status = CASE WHEN c.is_error THEN 'failed' ELSE 'succeeded' END, result = c.result::jsonb,
+           is_error = c.is_error, duration_ms = c.duration_ms
+      FROM run, unnest(%(done_ids)s::bigint[], %(done_results)s::text[], %(done_errors)s::boolean[],
+                       %(done_ms)s::float8[]) AS c(id, result, is_error, duration_ms)
+     WHERE call.id = c.id AND call.run_id = %(run)s::uuid
+)
+SELECT run.last_seq, (SELECT COALESCE(jsonb_object_agg(tool_use_id, id), '{}'::jsonb) FROM started) FROM run
+"""
+
+
+def _execute_prepared(sql: str, params: dict[str, Any]) -> tuple | None:
+    """Run one of the loop's statements and return its row. They run thousands of times with the
+    same text, so they bind on the server and are prepared once per connection (Django's cursors
+    bind on the client and plan every time: measured 1.3 against 0.7 ms a write)."""
+    with connection.cursor():  # connects, and sets the instance's search_path when needed
+        pass
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] = (),
+              messages: list[dict] | None = None, usage: dict[str, int] | None = None, cost_usd: float = 0.0,
+              model: str = "", used_fallback: bool = False, simulated: bool = False, iterations_delta: int = 0,
+              tool_calls_delta: int = 0, start_calls: Sequence[StartedCall] = (),
+              finish_calls: Sequence[FinishedCall] = ()) -> dict[str, int]:
+    """Record one step of the loop in one statement: the conversation checkpoint and usage, tool
+    calls started and finished, and the step's events (in order), renewing the lease.
+
+    Only the lease owner writes: LeaseLost when another worker took the run over, and then
+    nothing was written. Returns the new ToolCall ids by tool_use id."""
     usage = usage or {}
-    updates: dict[str, Any] = {
-        "messages": messages,
+    params = {
+        "run": str(run.pk), "worker": worker, "n_events": len(events),
         "lease_until": timezone.now() + timedelta(seconds=lease_seconds()),
-        "iterations": F("iterations") + iterations_delta,
-        "tool_calls_count": F("tool_calls_count") + tool_calls_delta,
-        "input_tokens": F("input_tokens") + usage.get("input_tokens", 0),
-        "output_tokens": F("output_tokens") + usage.get("output_tokens", 0),
-        "cache_creation_input_tokens": F("cache_creation_input_tokens") + usage.get("cache_creation_input_tokens", 0),
-        "cache_read_input_tokens": F("cache_read_input_tokens") + usage.get("cache_read_input_tokens", 0),
-        "cost_usd": F("cost_usd") + cost_usd,
+        "messages": None if messages is None else _json(messages),
+        "iterations": iterations_delta, "tool_calls": tool_calls_delta, "cost_usd": Decimal(str(cost_usd)),
+        **{field: usage.get(field, 0) for field in USAGE_FIELDS},
+        "model": model, "used_fallback": used_fallback, "simulated": simulated,
+        "event_types": [type for type, _ in events], "event_payloads": [_json(payload) for _, payload in events],
+        "iteration": run.iterations + iterations_delta,
+        "start_ids": [c.tool_use_id for c in start_calls], "start_names": [c.name for c in start_calls],
+        "start_inputs": [_json(c.input) for c in start_calls],
+        "start_side_effects": [c.side_effect for c in start_calls],
+        "done_ids": [c.id for c in finish_calls], "done_results": [None if c.result is None else _json(c.result)
+                                                                   for c in finish_calls],
+        "done_errors": [c.is_error for c in finish_calls], "done_ms": [c.duration_ms for c in finish_calls],
     }
-    if model:
-        updates["model"] = model
-    if used_fallback:
-        updates["used_fallback"] = True
-    if simulated:
-        updates["simulated"] = True
-    if not AgentRun.objects.filter(pk=run.pk, lease_owner=worker, status=RunStatus.RUNNING).update(**updates):
+    row = _execute_prepared(_WRITE_SQL, params)
+    if row is None:
         raise LeaseLost(str(run.pk))
+    last_seq, started = row
     # Only the lease owner writes these fields, so the row now holds exactly this: no re-read.
-    run.messages = messages
+    if messages is not None:
+        run.messages = messages
+    run.last_seq = last_seq
     run.iterations += iterations_delta
     run.tool_calls_count += tool_calls_delta
-    for field in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+    for field in USAGE_FIELDS:
         setattr(run, field, getattr(run, field) + usage.get(field, 0))
     run.cost_usd = Decimal(run.cost_usd) + Decimal(str(cost_usd))
     run.model = model or run.model
     run.used_fallback = run.used_fallback or used_fallback
     run.simulated = run.simulated or simulated
+    if events:
+        _nudge_after(run_id=run.pk, seq=last_seq, type=events[-1][0])
+    return started if isinstance(started, dict) else json.loads(started)
+
+
+def _nudge_after(*, run_id: uuid.UUID | str, seq: int, type: str) -> None:
+    """Nudge live viewers once for a batch of events: they read everything up to `seq`."""
+    schema = connection.schema_name
+    transaction.on_commit(lambda: nudge(schema=schema, run_id=run_id, seq=seq, type=type))
+
+
+_FINISH_SQL = """
+WITH run AS (
+    UPDATE agents_agentrun
+       SET status = %(status)s::text, output = %(output)s, error = %(error)s, finished_at = now(), lease_until = NULL,
+           lease_owner = '', last_seq = last_seq + 1
+     WHERE id = %(run)s::uuid AND status = 'running'
+ RETURNING last_seq, finished_at, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+           cost_usd, iterations, simulated
+), event AS (
+    INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
+    SELECT %(run)s::uuid, last_seq, %(type)s, jsonb_build_object(
+               'status', %(status)s::text, 'error', %(error)s::text, 'output', %(output)s::text,
+               'usage', jsonb_build_object('input_tokens', input_tokens, 'output_tokens', output_tokens,
+                                           'cache_creation_input_tokens', cache_creation_input_tokens,
+                                           'cache_read_input_tokens', cache_read_input_tokens),
+               'cost_usd', cost_usd::float8, 'iterations', iterations, 'simulated', simulated), now()
+      FROM run
+)
+SELECT * FROM run
+"""
 
 
 def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "") -> bool:
-    """Move a running run to a terminal status. False when it was not running any more (e.g.
-    cancelled meanwhile): the first terminal transition wins."""
+    """Move a running run to a terminal status, with its terminal event, in one statement. False
+    when it was not running any more (e.g. cancelled meanwhile): the first terminal transition wins."""
     assert status in TERMINAL_STATUSES
-    with transaction.atomic():
-        done = AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            status=status, output=output, error=error, finished_at=timezone.now(), lease_until=None, lease_owner="")
-        if done:
-            run.refresh_from_db()
-            event_append(run_id=run.pk, type=f"run.{status}", payload={
-                "status": status, "error": error, "output": output, "usage": run_usage(run),
-                "cost_usd": float(run.cost_usd), "iterations": run.iterations, "simulated": run.simulated})
-    return bool(done)
+    row = _execute_prepared(_FINISH_SQL, {"run": str(run.pk), "status": str(status), "output": output,
+                                          "error": error, "type": f"run.{status}"})
+    if row is None:
+        return False
+    (run.last_seq, run.finished_at, run.input_tokens, run.output_tokens, run.cache_creation_input_tokens,
+     run.cache_read_input_tokens, run.cost_usd, run.iterations, run.simulated) = row
+    run.status, run.output, run.error, run.lease_until, run.lease_owner = status, output, error, None, ""
+    _nudge_after(run_id=run.pk, seq=run.last_seq, type=f"run.{status}")
+    return True
 
 
-def run_usage(run: AgentRun) -> dict[str, int]:
-    return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens,
-            "cache_creation_input_tokens": run.cache_creation_input_tokens,
-            "cache_read_input_tokens": run.cache_read_input_tokens}

@@ -110,9 +110,14 @@ class Stack:
 
 
 def step_overhead(stack: Stack) -> dict[str, float]:
+    """A step is one model turn and its tool call, from one turn.started to the next. The fake
+    model's own time answering the turn's request (measured in its server) is the model's, not
+    the platform's: step_overhead is the step minus that; step_wall keeps it in."""
     from agents.models import RunEvent
 
     step_ms: list[float] = []
+    wall_ms: list[float] = []
+    answer_ms: list[float] = []
     for n in range(25):
         marker = f"[step-{n}-{uuid.uuid4().hex[:6]}]"
         stack.script_tool_turns(marker, tool_turns=4)
@@ -121,9 +126,15 @@ def step_overhead(stack: Stack) -> dict[str, float]:
         with schema_context(stack.instance.schema_name):
             starts = list(RunEvent.objects.filter(run_id=run_id, type="turn.started").order_by("seq")
                           .values_list("created_at", flat=True))
-        step_ms += [(b - a).total_seconds() * 1000 for a, b in zip(starts, starts[1:], strict=False)]
+        answers = stack.model.answer_ms(marker)
+        for turn, (a, b) in enumerate(zip(starts, starts[1:], strict=False)):
+            wall = (b - a).total_seconds() * 1000
+            wall_ms.append(wall)
+            answer_ms.append(answers[turn])
+            step_ms.append(wall - answers[turn])
     return {"step_overhead_p50_ms": statistics.median(step_ms), "step_overhead_p99_ms": _percentile(step_ms, 0.99),
-            "step_overhead_samples": len(step_ms)}
+            "step_wall_p50_ms": statistics.median(wall_ms), "step_wall_p99_ms": _percentile(wall_ms, 0.99),
+            "model_answer_p50_ms": statistics.median(answer_ms), "step_overhead_samples": len(step_ms)}
 
 
 def concurrency(stack: Stack) -> dict[str, float]:

@@ -80,6 +80,7 @@ class FakeMessagesApi:
         self._requests: list[dict] = []
         self._raw: list[bytes] = []
         self._headers: list[dict] = []
+        self._answer_ms: dict[str, list[float]] = defaultdict(list)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -114,6 +115,13 @@ class FakeMessagesApi:
         return [raw for body, raw in pairs
                 if marker is None or marker in json.dumps(body.get("messages", []), ensure_ascii=False)]
 
+    def answer_ms(self, marker: str) -> list[float]:
+        """How long the server took to answer each scripted request of `marker` (from the request
+        read to the last byte written, scripted delays included), in order: the model's own time,
+        which benchmarks subtract to get the platform's."""
+        with self._lock:
+            return list(self._answer_ms.get(marker, ()))
+
     def request_headers(self) -> list[dict]:
         """The headers of every request received, lower-cased names, oldest first."""
         with self._lock:
@@ -125,6 +133,7 @@ class FakeMessagesApi:
             self._requests.clear()
             self._raw.clear()
             self._headers.clear()
+            self._answer_ms.clear()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -220,14 +229,22 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
+        started = time.perf_counter()
+        marker = self._answer(raw)
+        if marker:
+            with self.api._lock:
+                self.api._answer_ms[marker].append((time.perf_counter() - started) * 1000)
+
+    def _answer(self, raw: bytes) -> str:
+        """Answer one POST; returns the marker of the scripted turn it served ('' for none)."""
         if self.path.split("?")[0].rstrip("/") != "/v1/messages":
             self._send_json(404, offline_model.error_body(404, f"No route {self.path}"))
-            return
+            return ""
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
             self._send_json(400, offline_model.error_body(400, "The request body is not JSON."))
-            return
+            return ""
         api = self.api
         with api._lock:
             api._headers.append({k.lower(): v for k, v in self.headers.items()})
@@ -235,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         if turn is None:
             if api.default == "error":
                 self._send_json(500, offline_model.error_body(500, "No scripted turn for this request."))
-                return
+                return ""
             reply = offline_model.respond(body)
             delay = api.latency_s
             mid_stream_error = None
@@ -246,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status = int(turn["status"])
                 self._send_json(status, offline_model.error_body(status, turn.get("error_message")),
                                 {"retry-after-ms": str(int(1000 * float(turn.get("retry_after_s", 0.001))) or 1)})
-                return
+                return marker
             reply = api._reply(body, marker, turn, index)
             mid_stream_error = turn.get("mid_stream_error")
             if turn.get("mid_stream_disconnect"):
@@ -254,8 +271,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("stream"):
             time.sleep(delay)
             self._send_json(200, reply.message())
-            return
+            return marker
         self._stream(reply, delay, mid_stream_error)
+        return marker
 
     def _stream(self, reply: offline_model.Reply, delay: float, mid_stream_error: str | None) -> None:
         events = offline_model.sse_events(reply)
