@@ -31,6 +31,7 @@ from jsonschema import Draft202012Validator
 
 from spokestack.erp import ErpError
 
+from .cancellation import watcher as cancel_watcher
 from .events import event_append
 from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbacks, call_model
 from .models import AgentRun, Artifact, RunStatus, ToolCall, ToolCallStatus
@@ -39,7 +40,6 @@ from .services import (
     FinishedCall,
     LeaseLost,
     StartedCall,
-    cancel_requested,
     lease_seconds,
     release_connection,
     run_claim,
@@ -50,8 +50,8 @@ from .services import (
 
 logger = logging.getLogger(__name__)
 
-TEXT_FLUSH_SECONDS = 0.05
-CANCEL_POLL_SECONDS = 0.1
+TEXT_FLUSH_SECONDS = 0.05  # text being written reaches viewers this often
+TOOL_ANNOUNCE_SECONDS = 1.0  # a tool call whose input is still streaming is shown after this long
 TOOL_RESULT_MAX_CHARS = 20_000
 ARTIFACT_KINDS = {"save_draft": "draft", "draft_response": "response", "create_brief": "brief", "save_plan": "plan"}
 
@@ -93,8 +93,10 @@ class _Outcome:
 
 class _StreamEvents:
     """Events of the answer being streamed (text deltas, tool calls being written), appended to the
-    log at most every TEXT_FLUSH_SECONDS while the model streams; what is left when the answer
-    ends goes with the turn's checkpoint, in the same statement."""
+    log while the model streams: text every TEXT_FLUSH_SECONDS, a tool call still receiving its
+    input after TOOL_ANNOUNCE_SECONDS (most inputs are complete sooner, and are shown then with
+    the turn). What is left when the answer ends goes with the turn's checkpoint, in the same
+    statement: a short turn costs no write of its own."""
 
     def __init__(self, write: Callable[[list[tuple[str, dict]]], None]) -> None:
         self.write = write
@@ -102,21 +104,30 @@ class _StreamEvents:
         self.text: list[str] = []
         self.announced: set[str] = set()
         self.last_flush = time.monotonic()
+        self.announced_at = 0.0  # when the oldest unwritten tool.requested was buffered
 
     def add_text(self, text: str) -> None:
         self.text.append(text)
-        self._flush_when_due()
+        if time.monotonic() - self.last_flush >= TEXT_FLUSH_SECONDS:
+            self.flush()
 
     def add_tool_input(self, tool_use_id: str, name: str, partial_json: str) -> None:
+        now = time.monotonic()
         if tool_use_id not in self.announced:
             self.announced.add(tool_use_id)
             self._close_text()
             self.events.append(("tool.requested", {"tool_use_id": tool_use_id, "name": name}))
-        self._flush_when_due()
+            self.announced_at = self.announced_at or now
+        if not self.events:
+            return
+        text_due = self.events[0][0] == "text.delta" and now - self.last_flush >= TEXT_FLUSH_SECONDS
+        if text_due or (self.announced_at and now - self.announced_at >= TOOL_ANNOUNCE_SECONDS):
+            self.flush()
 
     def take(self) -> list[tuple[str, dict]]:
         self._close_text()
         events, self.events = self.events, []
+        self.announced_at = 0.0
         return events
 
     def flush(self) -> None:
@@ -130,10 +141,6 @@ class _StreamEvents:
         if self.text:
             self.events.append(("text.delta", {"text": "".join(self.text)}))
             self.text = []
-
-    def _flush_when_due(self) -> None:
-        if time.monotonic() - self.last_flush >= TEXT_FLUSH_SECONDS:
-            self.flush()
 
 
 def _validator(tool: ToolSpec) -> Draft202012Validator:
@@ -183,8 +190,6 @@ class RunLoop:
         self._staged_calls: list[FinishedCall] = []
         self._staged_artifacts: list[Artifact] = []
         self._started: dict[str, int] = {}  # tool_use id → ToolCall id, recorded with the turn that asked
-        self._cancel_polled_at = 0.0
-        self._cancelled = False
 
     # --- writes and polls -------------------------------------------------------------
 
@@ -203,13 +208,9 @@ class RunLoop:
         if self._staged_events or self._staged_calls or self._staged_artifacts:
             self._write()
 
-    def _cancel_polled(self) -> bool:
-        """Whether a cancel was asked for: one cache read at most every CANCEL_POLL_SECONDS."""
-        now = time.monotonic()
-        if not self._cancelled and now - self._cancel_polled_at >= CANCEL_POLL_SECONDS:
-            self._cancel_polled_at = now
-            self._cancelled = cancel_requested(self.run.pk)
-        return self._cancelled
+    def _cancelled(self) -> bool:
+        """Whether a cancel was asked for (the process's watcher reads the flags: no I/O here)."""
+        return self.run.cancel_requested or cancel_watcher.cancelled(self.run.pk)
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -220,7 +221,7 @@ class RunLoop:
         # Tool results need no checkpoint of their own: completed calls are rows that a resumed
         # run replays, and the next model turn's checkpoint saves them with the conversation.
         while True:
-            if run.cancel_requested or self._cancel_polled():
+            if self._cancelled():
                 return self._finish("cancelled", error="Cancelled by request.")
             pending = _pending_tool_uses(messages)
             if pending:
@@ -303,7 +304,7 @@ class RunLoop:
                 renewed[0] = now
                 run_renew_lease(run_id=run.pk, worker=self.worker)
                 release_connection()
-            return self._cancel_polled()
+            return self._cancelled()
 
         release_connection()
         try:
@@ -521,6 +522,7 @@ def execute_run(*, run_id: str, worker: str) -> str:
     if spec is None:
         run_finish(run=run, status="failed", error=f"{run.agent_type} {run.agent_version} is no longer available.")
         return "failed"
+    cancel_watcher.watch(run.pk, connection.schema_name)
     try:
         return RunLoop(run, spec, worker).execute()
     except LeaseLost:
@@ -530,3 +532,5 @@ def execute_run(*, run_id: str, worker: str) -> str:
         logger.exception("run %s crashed", run_id)
         run_finish(run=run, status="failed", error=f"The platform failed while running the agent ({exc.__class__.__name__}).")
         raise
+    finally:
+        cancel_watcher.forget(run.pk)

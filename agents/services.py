@@ -26,6 +26,7 @@ from spokestack.errors import Conflict, InvalidInput, NotAllowed
 from tuning.governance import can_view_client, roles_of
 from tuning.models import Client
 
+from .cancellation import cancel_flag_key
 from .events import event_append, nudge
 from .models import TERMINAL_STATUSES, AgentRun, RunStatus
 from .registry import get_spec
@@ -35,10 +36,6 @@ MAX_METADATA_BYTES = 16_000
 SPECIALIZATION_KEYS = {"language", "region", "vertical"}
 RUNNER_ROLES = {"instance_admin", "instance_manager", "account_manager"}
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-
-
-def cancel_flag_key(run_id: uuid.UUID | str) -> str:
-    return f"run-cancel:{run_id}"
 
 
 def _check_specialization(specialization: Any) -> dict[str, str]:
@@ -168,11 +165,6 @@ def run_cancel(*, actor: AbstractUser | None, run: AgentRun) -> AgentRun:
             event_append(run_id=run.pk, type="run.cancel_requested", payload={})
     run.refresh_from_db()
     return run
-
-
-def cancel_requested(run_id: uuid.UUID | str) -> bool:
-    """Cheap enough to poll while a model response streams: one cache read."""
-    return bool(cache.get(cancel_flag_key(run_id)))
 
 
 # --- worker-side transitions ------------------------------------------------------------

@@ -25,7 +25,9 @@ def warm_up(**kwargs) -> None:
     takes about a second to import, which every run queued at start would otherwise wait for."""
     from .loop import RunLoop  # noqa: F401
     from .model import get_client
+    from .registry import agent_types
 
+    agent_types()  # loads the agent specs
     get_client()
 
 

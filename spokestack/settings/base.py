@@ -191,6 +191,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task looks its instance up by schema once per 30 s per worker process (tenant_schemas_celery),
+# not with one query per task.
+CELERY_TASK_TENANT_CACHE_SECONDS = 30
 # Time limits stay below the visibility timeout, so a task is redelivered only when its
 # worker died, never while it still runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))}

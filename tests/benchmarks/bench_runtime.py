@@ -137,6 +137,14 @@ def step_overhead(stack: Stack) -> dict[str, float]:
             "model_answer_p50_ms": statistics.median(answer_ms), "step_overhead_samples": len(step_ms)}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def concurrency(stack: Stack) -> dict[str, float]:
     from agents.models import AgentRun
     from agents.services import run_create
@@ -169,8 +177,10 @@ def concurrency(stack: Stack) -> dict[str, float]:
             run_ids = [str(run_create(actor=stack.admin, agent_type="copy", task=f"Headline {m}",
                                       client_id=stack.client.pk).run.pk) for m in markers]
         started = time.monotonic()
+        cpu_before = _cpu_seconds(stack.worker.process.pid)
     stack.wait_finished(run_ids, timeout=600)
     makespan = time.monotonic() - started
+    worker_cpu_ms = (_cpu_seconds(stack.worker.process.pid) - cpu_before) * 1000 / CONCURRENT_RUNS
     stop.set()
     watcher.join()
     with schema_context(stack.instance.schema_name):
@@ -180,7 +190,7 @@ def concurrency(stack: Stack) -> dict[str, float]:
     ideal = 3 * TURN_LATENCY_S
     return {"concurrent_runs": CONCURRENT_RUNS, "concurrent_runs_makespan_s": makespan,
             "concurrent_runs_ideal_makespan_s": ideal, "concurrent_runs_efficiency": ideal / makespan,
-            "pg_connections_max": peak[0]}
+            "pg_connections_max": peak[0], "worker_cpu_ms_per_run": worker_cpu_ms}
 
 
 def stream_latency(stack: Stack) -> dict[str, float]:
