@@ -31,7 +31,6 @@ from jsonschema import Draft202012Validator
 
 from spokestack.erp import ErpError
 
-from .cancellation import watcher as cancel_watcher
 from .events import event_append
 from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbacks, call_model
 from .models import AgentRun, Artifact, RunStatus, ToolCall, ToolCallStatus
@@ -47,6 +46,7 @@ from .services import (
     run_renew_lease,
     run_write,
 )
+from .watcher import watcher as run_watcher
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class RunLoop:
 
     def _cancelled(self) -> bool:
         """Whether a cancel was asked for (the process's watcher reads the flags: no I/O here)."""
-        return self.run.cancel_requested or cancel_watcher.cancelled(self.run.pk)
+        return self.run.cancel_requested or run_watcher.cancelled(self.run.pk)
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -522,7 +522,7 @@ def execute_run(*, run_id: str, worker: str) -> str:
     if spec is None:
         run_finish(run=run, status="failed", error=f"{run.agent_type} {run.agent_version} is no longer available.")
         return "failed"
-    cancel_watcher.watch(run.pk, connection.schema_name)
+    run_watcher.watch(run.pk, connection.schema_name)
     try:
         return RunLoop(run, spec, worker).execute()
     except LeaseLost:
@@ -533,4 +533,4 @@ def execute_run(*, run_id: str, worker: str) -> str:
         run_finish(run=run, status="failed", error=f"The platform failed while running the agent ({exc.__class__.__name__}).")
         raise
     finally:
-        cancel_watcher.forget(run.pk)
+        run_watcher.forget(run.pk)

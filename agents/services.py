@@ -26,10 +26,11 @@ from spokestack.errors import Conflict, InvalidInput, NotAllowed
 from tuning.governance import can_view_client, roles_of
 from tuning.models import Client
 
-from .cancellation import cancel_flag_key
 from .events import event_append, nudge
 from .models import TERMINAL_STATUSES, AgentRun, RunStatus
 from .registry import get_spec
+from .watcher import cancel_flag_key, flags_changed
+from .watcher import watcher as run_watcher
 
 MAX_TASK_BYTES = 100_000
 MAX_METADATA_BYTES = 16_000
@@ -156,6 +157,7 @@ def run_cancel(*, actor: AbstractUser | None, run: AgentRun) -> AgentRun:
         raise Conflict(f"The run already {run.status}; there is nothing to cancel.", details={"status": run.status})
     AgentRun.objects.filter(pk=run.pk).update(cancel_requested=True)
     cache.set(cancel_flag_key(run.pk), True, timeout=24 * 3600)
+    flags_changed()
     with transaction.atomic():
         stopped = AgentRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL]).update(
             status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled before it ran further.")
@@ -347,7 +349,10 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
 
 
 def _nudge_after(*, run_id: uuid.UUID | str, seq: int, type: str) -> None:
-    """Nudge live viewers once for a batch of events: they read everything up to `seq`."""
+    """Nudge live viewers once for a batch of events: they read everything up to `seq`. A run
+    nobody watches is not announced (agents/watcher.py)."""
+    if not run_watcher.watched(run_id):
+        return
     schema = connection.schema_name
     transaction.on_commit(lambda: nudge(schema=schema, run_id=run_id, seq=seq, type=type))
 

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 import websockets
@@ -205,3 +206,22 @@ def test_websocket_for_a_run_of_another_instance_is_refused(stack, instance_b):
 
     run_async(scenario())
     wait_for(lambda: run_row(stack, run_id).is_finished, timeout=30)
+
+
+def test_a_tool_call_whose_input_streams_for_long_shows_before_the_turn_ends(stack):
+    """A short turn's events are written with its checkpoint; a tool input that keeps streaming
+    (a long draft) is announced while it streams, so the live page shows the call at once."""
+    marker = f"[long-input-{uuid.uuid4().hex[:8]}]"
+    draft = "Glow gently this Ramadan with serum that lasts from suhoor to iftar. " * 8
+    stack["model"].script(marker, [
+        {"content": [{"type": "tool_use", "id": "toolu_d1", "name": "check_brand_rules", "input": {"text": draft}}],
+         "stop_reason": "tool_use", "delay_s": 3.0},
+        {"content": [{"type": "text", "text": "Checked."}], "stop_reason": "end_turn"},
+    ])
+    status, body = api_call(stack, "POST", "/api/v1/agent/execute", {
+        "agent_type": "copy", "task": f"Check this draft {marker}", "client_id": stack["client"].pk})
+    assert status == 202, body
+    events = run_async(ws_events(stack, body["run_id"]))
+    at = {e["type"]: e["created_at"] for e in reversed(events)}  # the first of each type
+    requested, finished = (datetime.fromisoformat(at[t]) for t in ("tool.requested", "turn.finished"))
+    assert (finished - requested).total_seconds() > 0.5, "announced while the input still streamed"
