@@ -4,8 +4,9 @@ assemble the request → call the model with tools → execute every tool_use (i
 feed the results back → repeat until end_turn or a limit.
 
 Invariants:
-* Every completed step is persisted before the next starts: the assistant turn (with usage)
-  right after the model answers, each tool call as it finishes, the tool results before the
+* Every completed step is persisted before the next starts, in one statement each
+  (services.run_write): the assistant turn with its usage and the tool calls it asks for
+  right after the model answers; the tool results, with the next turn's start, before the
   next model call. A redelivered task resumes from that checkpoint; tool calls that completed
   are not run again, and one that was cut off is retried with the same idempotency key.
 * No database transaction or connection is held while the model thinks or a tool waits on
@@ -191,7 +192,7 @@ class RunLoop:
         self._staged_artifacts: list[Artifact] = []
         self._started: dict[str, int] = {}  # tool_use id → ToolCall id, recorded with the turn that asked
 
-    # --- writes and polls -------------------------------------------------------------
+    # --- writes -------------------------------------------------------------------
 
     def _write(self, *, events: Sequence[tuple[str, dict]] = (), **step) -> dict[str, int]:
         """Record what is staged and this step in one statement (services.run_write)."""
