@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from spokestack.errors import NotFound
-from tuning.governance import sees_every_client
+from spokestack.accounts.roles import roles_of
+from spokestack.errors import InvalidInput, NotFound
+from tuning.governance import can_view_client, require, sees_every_client
 from tuning.models import Client
 from tuning.selectors import clients_visible_to
 
@@ -61,3 +63,29 @@ def feedback_items(*, client: Client, agent_type: str = "", days: int | None = N
 
 def latest_analysis(*, client: Client, agent_type: str = "") -> Analysis | None:
     return Analysis.objects.filter(client=client, agent_type=agent_type).order_by("-created_at", "-id").first()
+
+
+def may_analyse(actor: AbstractUser | None, client: Client) -> bool:
+    """Who may run a client's analysis may also read it: anyone with a role who sees the client."""
+    return actor is None or (can_view_client(actor, client) and (actor.is_superuser or bool(roles_of(actor))))
+
+
+def analysis_agent_type(value: Any) -> str:
+    """'' (all agent types together) or an agent type the platform has; InvalidInput otherwise, so a
+    typo is a 400 naming the choices rather than an empty analysis stored under a type nobody runs."""
+    from agents.registry import agent_types
+
+    if value is None or value == "":
+        return ""
+    known = agent_types()
+    if not isinstance(value, str) or value not in known:
+        raise InvalidInput(f"agent_type: unknown agent type '{value}'; choose one of {', '.join(known)}, "
+                           "or leave it out for all of them.", details={"agent_type": [f"unknown agent type '{value}'"]})
+    return value
+
+
+def analysis_latest_visible(*, actor: AbstractUser | None, client: Client, agent_type: Any = "") -> Analysis | None:
+    """The newest stored analysis of the client for that agent type ('' is the one of all types), or
+    None. Reading runs nothing and costs no model tokens; running one is `services.analysis_run`."""
+    require(may_analyse(actor, client), actor=actor, client=client, what="see this client's feedback analysis")
+    return latest_analysis(client=client, agent_type=analysis_agent_type(agent_type))

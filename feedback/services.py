@@ -26,7 +26,7 @@ from tuning.selectors import client_tuning_get
 
 from . import analysis as patterns
 from .models import Analysis, Category, Feedback, FeedbackSettings, Suggestion, SuggestionStatus, Verdict
-from .selectors import feedback_items, feedback_settings
+from .selectors import analysis_agent_type, feedback_items, feedback_settings, may_analyse
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 50_000
@@ -128,10 +128,10 @@ def _model_patterns(items: list[patterns.FeedbackItem], client: Client,
 
 def analysis_run(*, client: Client, agent_type: str = "", actor: AbstractUser | None = None,
                  use_model: bool = True) -> Analysis:
-    """Analyse the client's feedback, store the result and refresh the suggestions (idempotent)."""
-    if actor is not None:
-        require(can_view_client(actor, client) and _has_role(actor), actor=actor, client=client,
-                what="analyse this client's feedback")
+    """Analyse the client's feedback, store the result and refresh the suggestions (idempotent).
+    Makes one model request when there is enough feedback: only POSTs, the beat and "Analyze now" call it."""
+    require(may_analyse(actor, client), actor=actor, client=client, what="analyse this client's feedback")
+    agent_type = analysis_agent_type(agent_type)
     items = feedback_items(client=client, agent_type=agent_type)
     result = patterns.deterministic_analysis(items, agent_type)
     model_rules: list[patterns.SuggestedRule] = []

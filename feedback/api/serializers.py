@@ -28,6 +28,12 @@ class FeedbackCreateSerializer(serializers.Serializer):
     rating = serializers.IntegerField(required=False, min_value=1, max_value=5)
 
 
+class AnalysisRunSerializer(serializers.Serializer):
+    """Documentation of the request body of running an analysis (the service validates it)."""
+
+    agent_type = serializers.CharField(required=False, help_text="One agent type's feedback only; left out, all.")
+
+
 class SuggestionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Suggestion

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -12,7 +12,13 @@ from spokestack.errors import InvalidInput, NotFound
 from tuning.selectors import client_get
 
 from .. import selectors, services
-from .serializers import FeedbackCreateSerializer, FeedbackSerializer, SuggestionIdsSerializer, SuggestionSerializer
+from .serializers import (
+    AnalysisRunSerializer,
+    FeedbackCreateSerializer,
+    FeedbackSerializer,
+    SuggestionIdsSerializer,
+    SuggestionSerializer,
+)
 
 FEEDBACK_FIELDS = ("run_id", "artifact_id", "verdict", "corrected_text", "reason", "category", "comment", "rating")
 
@@ -38,16 +44,54 @@ class FeedbackCreateView(FeedbackApiView):
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
 
+AGENT_TYPE_PARAM = OpenApiParameter("agent_type", str, required=False,
+                                    description="One agent type's feedback only; left out, all of them.")
+ANALYSIS_SHAPE = ("{id, client, created_at, status, metrics, patterns, model, suggestion_ids, …, suggestions}: "
+                  "the stored result and the current state of the suggestions it made.")
+
+
 class ClientAnalysisView(FeedbackApiView):
-    @extend_schema(summary="Analyse the client's feedback now: metrics, patterns, suggestions.")
+    """GET reads the latest stored analysis (no side effects, no model tokens); POST runs a new one.
+    Both need the same thing: a role and sight of the client (`selectors.may_analyse`)."""
+
+    @extend_schema(parameters=[AGENT_TYPE_PARAM],
+                   responses={200: OpenApiResponse(description=ANALYSIS_SHAPE),
+                              404: OpenApiResponse(description="No such client, or no analysis of it yet.")},
+                   summary="The client's latest feedback analysis, as stored: runs nothing (POST runs one).")
     def get(self, request, client_id: int):
         client = client_get(actor=request.user, client_id=client_id)
         agent_type = request.query_params.get("agent_type", "")
-        analysis = services.analysis_run(client=client, agent_type=agent_type, actor=request.user)
-        suggestions = selectors.suggestions_visible_to(actor=request.user, client=client).filter(
+        analysis = selectors.analysis_latest_visible(actor=request.user, client=client, agent_type=agent_type)
+        if analysis is None:
+            raise NotFound("No analysis of this client yet; POST to this URL to run one.",
+                           details={"client_id": client.pk, "agent_type": agent_type})
+        return Response(self._shown(client, analysis))
+
+    @extend_schema(parameters=[AGENT_TYPE_PARAM], request=AnalysisRunSerializer,
+                   responses={201: OpenApiResponse(description=ANALYSIS_SHAPE)},
+                   summary="Analyse the client's feedback now (one model request): metrics, patterns, suggestions.")
+    def post(self, request, client_id: int):
+        client = client_get(actor=request.user, client_id=client_id)
+        analysis = services.analysis_run(client=client, agent_type=self._agent_type_to_run(), actor=request.user)
+        return Response(self._shown(client, analysis), status=status.HTTP_201_CREATED)
+
+    def _agent_type_to_run(self) -> str:
+        """From the body (`{"agent_type": …}`) or, as the GET takes it, the query string; not two different ones."""
+        data = self.body()
+        unknown = sorted(set(data) - {"agent_type"})
+        if unknown:
+            raise InvalidInput(f"{unknown[0]}: is not an analysis field; the body takes only agent_type.")
+        in_body, in_query = data.get("agent_type") or "", self.request.query_params.get("agent_type", "")
+        if in_body and in_query and in_body != in_query:
+            raise InvalidInput("agent_type: given twice, differently (body and query string); send it once.",
+                               details={"agent_type": [in_body, in_query]})
+        return in_body or in_query
+
+    def _shown(self, client, analysis) -> dict:
+        suggestions = selectors.suggestions_visible_to(actor=self.request.user, client=client).filter(
             pk__in=analysis.result.get("suggestion_ids", []))
-        return Response({"id": analysis.pk, "client": client.pk, "created_at": analysis.created_at,
-                         **analysis.result, "suggestions": SuggestionSerializer(suggestions, many=True).data})
+        return {"id": analysis.pk, "client": client.pk, "created_at": analysis.created_at,
+                **analysis.result, "suggestions": SuggestionSerializer(suggestions, many=True).data}
 
 
 class ClientSuggestionsView(FeedbackApiView):

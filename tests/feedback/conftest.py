@@ -52,3 +52,18 @@ def discount_corrections(finished_run):
                           reason="No discount or urgency language", category="brand_voice")
 
     return make
+
+
+@pytest.fixture
+def model_at_fake_api(fake_model, monkeypatch):
+    """The real anthropic SDK pointed at the session's fake Messages API, so a test counts the
+    model requests an analysis makes: `len(fake_model.requests(marker))`."""
+    from django.test import override_settings
+
+    from agents.model import reset_client
+
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_model.base_url)
+    with override_settings(ANTHROPIC_API_KEY="sk-ant-test-not-a-real-key"):
+        reset_client()
+        yield fake_model
+    reset_client()
