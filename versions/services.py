@@ -573,8 +573,6 @@ def sandboxes_expire(*, now=None) -> int:
                 reason=f"The sandbox of {session.test_version} expired after "
                        f"{SANDBOX_TTL.total_seconds() / 3600:g} h without a decision; "
                        f"{session.agent_type} stays on {running}.")
-    if expired:
-        log.info("expired %d sandbox session(s) in %s", expired, connection.schema_name)
     return expired
 
 

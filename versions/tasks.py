@@ -37,8 +37,11 @@ def expire_sandboxes() -> int:
     expired = 0
     schemas = Instance.objects.exclude(schema_name__in=[get_public_schema_name(), settings.TENANT_BASE_SCHEMA])
     for schema in schemas.values_list("schema_name", flat=True):
-        with schema_context(schema):
-            expired += sandboxes_expire()
+        try:  # one broken instance must not keep the others' sessions alive
+            with schema_context(schema):
+                expired += sandboxes_expire()
+        except Exception:
+            logger.exception("sandbox expiry failed for %s", schema)
     if expired:
         logger.info("expired %d sandbox session(s)", expired)
     return expired
