@@ -53,6 +53,7 @@ class VersionChange(models.Model):
         PROMOTE = "promote", "Promoted from sandbox"
         PIN = "pin", "Pinned"
         ROLLBACK = "rollback", "Rollback"
+        SANDBOX_EXPIRED = "expire", "Sandbox expired undecided"
 
     agent_type = models.CharField(max_length=40, db_index=True)
     from_version = models.CharField(max_length=20, blank=True)
@@ -110,13 +111,18 @@ class UpdateNotification(models.Model):
 
 
 class SandboxSession(models.Model):
-    """Current vs test version of one agent type, for 24 hours; every test run is kept."""
+    """Current vs test version of one agent type, for 24 hours; every test run is kept.
+
+    Active until the owner promotes, rejects or defers it, or until `expires_at` passes: then the
+    services refuse it at once and the beat task `versions.expire_sandboxes` marks it expired.
+    """
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         PROMOTED = "promoted", "Promoted"
         REJECTED = "rejected", "Rejected"
         DEFERRED = "deferred", "Deferred"
+        EXPIRED = "expired", "Expired undecided"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent_type = models.CharField(max_length=40)

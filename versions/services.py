@@ -508,6 +508,11 @@ def sandbox_promote(*, actor: AbstractUser | None, session_id: Any, reason: str 
 def sandbox_reject(*, actor: AbstractUser | None, session_id: Any, reason: str = "") -> AgentVersionConfig:
     """Reject the tested version: stay on the current one, pinned."""
     require(actor, CHANGE_PERM)
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        raise InvalidInput("reason: give the reason as text (it is kept in the version history).")
+    reason = reason.strip()
     session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.REJECTED)
     config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
     config.pinned_version = config.current_version
@@ -527,6 +532,48 @@ def sandbox_defer(*, actor: AbstractUser | None, session_id: Any) -> SandboxSess
     session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.DEFERRED)
     _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.DEFERRED, actor)
     return session
+
+
+def sandboxes_expire(*, now=None) -> int:
+    """End the active sessions of the current schema whose 24 hours are over (beat task
+    `versions.expire_sandboxes`). The services already refuse an expired session, so this only
+    makes the state say so: the session becomes expired, the agent's sandbox version is cleared and
+    the update it tested goes back to deferred (reviewable again) unless another live session still
+    tests that version, and a history row records it, as for every other change of the config.
+
+    Each session is ended by a conditional update in its own transaction, so a person deciding the
+    same session at that moment either wins (the session is no longer active) or gets the 409 for
+    an expired session; nobody sees both."""
+    now = now or timezone.now()
+    expired = 0
+    due = SandboxSession.objects.filter(status=SandboxSession.Status.ACTIVE, expires_at__lte=now)
+    for session_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            if not SandboxSession.objects.filter(pk=session_id, status=SandboxSession.Status.ACTIVE,
+                                                 expires_at__lte=now).update(status=SandboxSession.Status.EXPIRED,
+                                                                             decided_at=now):
+                continue
+            expired += 1
+            session = SandboxSession.objects.get(pk=session_id)
+            still_tested = SandboxSession.objects.filter(agent_type=session.agent_type, test_version=session.test_version,
+                                                         status=SandboxSession.Status.ACTIVE, expires_at__gt=now).exists()
+            config = AgentVersionConfig.objects.select_for_update().filter(agent_type=session.agent_type).first()
+            if config is not None and config.sandbox_version == session.test_version and not still_tested:
+                config.sandbox_version = ""
+                config.save(update_fields=["sandbox_version", "updated_at"])
+            if not still_tested:
+                UpdateNotification.objects.filter(
+                    agent_type=session.agent_type, version=session.test_version,
+                    status=UpdateNotification.Status.SANDBOX,
+                ).update(status=UpdateNotification.Status.DEFERRED, reviewed_at=now, reviewed_by=None)
+            running = config.current_version if config is not None else session.current_version
+            VersionChange.objects.create(
+                agent_type=session.agent_type, from_version=running, version=running,
+                action=VersionChange.Action.SANDBOX_EXPIRED,
+                reason=f"The sandbox of {session.test_version} expired after "
+                       f"{SANDBOX_TTL.total_seconds() / 3600:g} h without a decision; "
+                       f"{session.agent_type} stays on {running}.")
+    return expired
 
 
 # --- skill to core -------------------------------------------------------------------------

@@ -1,9 +1,15 @@
-"""Celery work of the versions app: the release fan-out over instance schemas (a public,
-platform-wide task: it iterates the instance schemas itself, in batches)."""
+"""Celery work of the versions app: the release fan-out over instance schemas and the expiry of
+sandbox sessions (public, platform-wide tasks: they iterate the instance schemas themselves)."""
 
 from __future__ import annotations
 
+from celery.utils.log import get_task_logger
+from django.conf import settings
+from django_tenants.utils import get_public_schema_name, schema_context
+
 from spokestack.celery import app
+
+logger = get_task_logger(__name__)
 
 
 @app.task(name="versions.release_fanout", ignore_result=True, soft_time_limit=1500, time_limit=1800, public=True)
@@ -18,3 +24,24 @@ def release_fanout_batch(*, fanout_id: int, schemas: list[str]) -> None:
     from .services import release_fanout_batch_run
 
     release_fanout_batch_run(fanout_id=fanout_id, schemas=schemas)
+
+
+@app.task(name="versions.expire_sandboxes", ignore_result=True, soft_time_limit=120, time_limit=180, public=True)
+def expire_sandboxes() -> int:
+    """End the sandbox sessions past their 24 hours, in every instance. Runs every 10 minutes from
+    beat; until it does, the services already refuse an expired session."""
+    from spokestack.tenancy.models import Instance
+
+    from .services import sandboxes_expire
+
+    expired = 0
+    schemas = Instance.objects.exclude(schema_name__in=[get_public_schema_name(), settings.TENANT_BASE_SCHEMA])
+    for schema in schemas.values_list("schema_name", flat=True):
+        try:  # one broken instance must not keep the others' sessions alive
+            with schema_context(schema):
+                expired += sandboxes_expire()
+        except Exception:
+            logger.exception("sandbox expiry failed for %s", schema)
+    if expired:
+        logger.info("expired %d sandbox session(s)", expired)
+    return expired

@@ -282,3 +282,8 @@ SKILL_CORE_TOOLS_PROVIDER = "agents.skilltools.core_tool_names"
 APPROVAL_SLA_HOURS = float(env("APPROVAL_SLA_HOURS", "24"))
 APPROVAL_SLA_HOURS_BY_INSTANCE: dict[str, float] = {}
 CELERY_BEAT_SCHEDULE["expire-approvals"] = {"task": "agents.expire_approvals", "schedule": 300.0}
+
+# --- versions ---------------------------------------------------------------------------
+# Sandbox sessions last 24 hours; this ends the ones past it (the services refuse them already).
+CELERY_BEAT_SCHEDULE["expire-sandboxes"] = {"task": "versions.expire_sandboxes",
+                                            "schedule": float(env("SANDBOX_EXPIRY_INTERVAL_S", "600"))}

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from versions.models import UpdateNotification
+from versions.models import AgentVersionConfig, SandboxSession, UpdateNotification, VersionChange
 
 from .helpers import catalog_before_release, release, skill
 
@@ -27,7 +27,9 @@ def test_anonymous_is_refused_everywhere(setup):
                          ("put", "/agents/media_buying/version"), ("post", "/agents/media_buying/version/rollback"),
                          ("get", "/updates"), ("post", "/updates/1/review"), ("post", "/sandbox"),
                          ("post", "/sandbox/00000000-0000-0000-0000-000000000000/test"),
-                         ("post", "/sandbox/00000000-0000-0000-0000-000000000000/promote")):
+                         ("post", "/sandbox/00000000-0000-0000-0000-000000000000/promote"),
+                         ("post", "/sandbox/00000000-0000-0000-0000-000000000000/reject"),
+                         ("post", "/sandbox/00000000-0000-0000-0000-000000000000/defer")):
         assert getattr(anon, method)(BASE + path, {}, format="json").status_code in (401, 403), path
 
 
@@ -74,6 +76,8 @@ def test_bad_input_gets_400_404_409_with_a_message(setup):
         (admin.post(f"{BASE}/updates/424242/review", {"action": "approve"}, format="json"), 404),
         (admin.post(f"{BASE}/sandbox", {"agent_type": "media_buying", "test_version": "2.3.1"}, format="json"), 400),
         (admin.post(f"{BASE}/sandbox/not-a-uuid/promote", {}, format="json"), 404),
+        (admin.post(f"{BASE}/sandbox/not-a-uuid/reject", {}, format="json"), 404),
+        (admin.post(f"{BASE}/sandbox/00000000-0000-0000-0000-000000000000/defer", {}, format="json"), 404),
     ]
     for response, expected in cases:
         assert response.status_code == expected, response.json()
@@ -111,3 +115,79 @@ def test_other_instance_sees_nothing_of_this_one(setup, in_b, make_user, api):
     other = api(in_b, make_user("instance_admin", email="admin-b@example.com"))
     assert other.get(f"{BASE}/updates").json()["results"] == []
     assert other.post(f"{BASE}/updates/{note.pk}/review", {"action": "approve"}, format="json").status_code == 404
+
+
+def _sandbox_from_review(admin) -> tuple[str, int]:
+    """Release 2.4.0, review it into a sandbox: (session id, media_buying notification id)."""
+    updates = admin.get(f"{BASE}/updates?status=pending").json()["results"]
+    media = next(u for u in updates if u["agent_type"] == "media_buying")
+    response = admin.post(f"{BASE}/updates/{media['id']}/review", {"action": "sandbox"}, format="json")
+    assert response.status_code == 200, response.json()
+    return response.json()["sandbox"]["id"], media["id"]
+
+
+def test_sandbox_reject_pins_the_current_version_and_a_second_decision_is_409(setup):
+    admin = setup["admin"]
+    release([setup["instance"].schema_name])
+    session_id, notification_id = _sandbox_from_review(admin)
+    assert AgentVersionConfig.objects.get(agent_type="media_buying").sandbox_version == "2.4.0"
+    bad = admin.post(f"{BASE}/sandbox/{session_id}/reject", {"reason": ["not", "text"]}, format="json")
+    assert bad.status_code == 400 and "reason" in bad.json()["error"]["message"]
+    rejected = admin.post(f"{BASE}/sandbox/{session_id}/reject", {"reason": "reach-first bidding hurt ROAS"},
+                          format="json")
+    assert rejected.status_code == 200, rejected.json()
+    state = rejected.json()
+    assert (state["current_version"], state["pinned_version"], state["sandbox_version"]) == ("2.3.1", "2.3.1", "")
+    assert (state["history"][0]["action"], state["history"][0]["reason"]) == ("pin", "reach-first bidding hurt ROAS")
+    assert SandboxSession.objects.get(pk=session_id).status == "rejected"
+    assert UpdateNotification.objects.get(pk=notification_id).status == "rejected"
+    for action in ("reject", "defer", "promote"):
+        again = admin.post(f"{BASE}/sandbox/{session_id}/{action}", {}, format="json")
+        assert again.status_code == 409 and "rejected" in again.json()["error"]["message"], action
+    assert AgentVersionConfig.objects.get(agent_type="media_buying").current_version == "2.3.1"
+
+
+def test_sandbox_defer_ends_the_session_and_leaves_the_update_open(setup):
+    admin = setup["admin"]
+    release([setup["instance"].schema_name])
+    session_id, notification_id = _sandbox_from_review(admin)
+    history = VersionChange.objects.count()
+    deferred = admin.post(f"{BASE}/sandbox/{session_id}/defer", format="json")
+    assert deferred.status_code == 200, deferred.json()
+    body = deferred.json()
+    assert (body["id"], body["status"], body["test_version"], body["tests"]) == (session_id, "deferred", "2.4.0", [])
+    assert UpdateNotification.objects.get(pk=notification_id).status == "deferred"
+    config = AgentVersionConfig.objects.get(agent_type="media_buying")
+    assert (config.current_version, config.pinned_version) == ("2.3.1", "")
+    assert VersionChange.objects.count() == history, "deferring changes no version"
+    again = admin.post(f"{BASE}/sandbox/{session_id}/defer", {}, format="json")
+    assert again.status_code == 409 and again.json()["error"]["message"]
+    # the deferred update can still be reviewed later
+    approve = admin.post(f"{BASE}/updates/{notification_id}/review", {"action": "approve"}, format="json")
+    assert approve.status_code == 200 and approve.json()["status"] == "applied"
+
+
+def test_sandbox_decisions_need_the_change_permission(setup):
+    session = setup["admin"].post(f"{BASE}/sandbox", {"agent_type": "media_buying", "test_version": "2.4.0"},
+                                  format="json").json()
+    for role in ("manager", "contact"):
+        for action in ("reject", "defer"):
+            response = setup[role].post(f"{BASE}/sandbox/{session['id']}/{action}", {}, format="json")
+            assert response.status_code == 403 and "role" in response.json()["error"]["message"], (role, action)
+    assert SandboxSession.objects.get(pk=session["id"]).status == "active"
+
+
+def test_other_instance_cannot_decide_this_ones_sandbox(setup, in_b, make_user, api):
+    from spokestack.tenancy.models import Instance
+
+    connection.set_tenant(Instance.objects.get(schema_name="tenant_a"))
+    session = setup["admin"].post(f"{BASE}/sandbox", {"agent_type": "media_buying", "test_version": "2.4.0"},
+                                  format="json").json()
+    connection.set_tenant(in_b)
+    other = api(in_b, make_user("instance_admin", email="admin-b@example.com"))
+    for action in ("reject", "defer", "promote"):
+        response = other.post(f"{BASE}/sandbox/{session['id']}/{action}", {}, format="json")
+        assert response.status_code == 404 and response.json()["error"]["message"], action
+    connection.set_tenant(Instance.objects.get(schema_name="tenant_a"))
+    assert SandboxSession.objects.get(pk=session["id"]).status == "active"
+    assert AgentVersionConfig.objects.get(agent_type="media_buying").pinned_version == ""

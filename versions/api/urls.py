@@ -12,4 +12,6 @@ urlpatterns = [
     path("sandbox/<str:session_id>", views.SandboxDetailView.as_view(), name="sandbox-detail"),
     path("sandbox/<str:session_id>/test", views.SandboxTestView.as_view(), name="sandbox-test"),
     path("sandbox/<str:session_id>/promote", views.SandboxPromoteView.as_view(), name="sandbox-promote"),
+    path("sandbox/<str:session_id>/reject", views.SandboxRejectView.as_view(), name="sandbox-reject"),
+    path("sandbox/<str:session_id>/defer", views.SandboxDeferView.as_view(), name="sandbox-defer"),
 ]

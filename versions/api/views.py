@@ -109,3 +109,20 @@ class SandboxPromoteView(VersionsView):
         config = services.sandbox_promote(actor=request.user, session_id=_session_id(session_id),
                                           reason=str(data.get("reason") or ""))
         return Response(selectors.version_state(actor=request.user, agent_type=config.agent_type))
+
+
+class SandboxRejectView(VersionsView):
+    @extend_schema(summary="Reject the tested version: stay on the current one, pinned, recorded in the history.")
+    def post(self, request, session_id: str):
+        data = self.body()
+        config = services.sandbox_reject(actor=request.user, session_id=_session_id(session_id),
+                                         reason=data.get("reason"))
+        return Response(selectors.version_state(actor=request.user, agent_type=config.agent_type))
+
+
+class SandboxDeferView(VersionsView):
+    @extend_schema(summary="Defer the decision: the session ends, the update stays open for a later review.")
+    def post(self, request, session_id: str):
+        self.body()
+        session = services.sandbox_defer(actor=request.user, session_id=_session_id(session_id))
+        return Response(session_dict(session))
