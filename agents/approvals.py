@@ -28,6 +28,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from spokestack.accounts.roles import Role
 from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -131,7 +132,8 @@ def approval_request_create(*, run: AgentRun, tool_call: ToolCall, rule: str) ->
         "approval_id": str(approval.pk), "tool_use_id": tool_call.tool_use_id, "name": tool_call.name,
         "rule": rule, "expires_at": approval.expires_at.isoformat()})
     schema = connection.schema_name
-    transaction.on_commit(lambda: _notify(schema=schema, approval_id=approval.pk))
+    approval_id = str(approval.pk)
+    transaction.on_commit(lambda: _announce(schema=schema, approval_id=approval_id))
     return approval
 
 
@@ -267,23 +269,51 @@ def _publish(*, schema: str, approval_id) -> None:
         logger.warning("could not publish approval %s", approval_id, exc_info=True)
 
 
-def _notify(*, schema: str, approval_id) -> None:
-    """Email the approvers and tell the admin (live) about a new request."""
+def _announce(*, schema: str, approval_id: str) -> None:
+    """Tell the admin (live) about a new request and queue the approvers' e-mail.
+
+    Runs on commit, in autocommit mode that is inside the run's own thread: only the quick
+    publish happens here, the SMTP round trip is the `agents.notify_approvers` task's."""
     _publish(schema=schema, approval_id=approval_id)
     try:
-        approval = ApprovalRequest.objects.select_related("client", "run").get(pk=approval_id)
-        recipients = sorted({u.email for u in approvers_for(approval.client) if u.email})
-        if not recipients:
-            return
-        client = approval.client.name if approval.client else "no client"
+        from .tasks import notify_approvers
+
+        with schema_context(schema):  # the task carries the schema it is queued from
+            notify_approvers.delay(approval_id=approval_id)
+    except Exception:  # noqa: BLE001 - a notification must never fail the run
+        logger.warning("could not queue the e-mail to the approvers of %s", approval_id, exc_info=True)
+
+
+def approval_notify(*, approval_id: uuid.UUID | str) -> bool:
+    """E-mail the approvers of a pending request, at most once; True when a mail went out.
+
+    The request is claimed first (`notified_at`, a conditional update on a pending, unclaimed
+    row), so a task delivered twice sends one mail, and a request decided or expired before the
+    task runs, or one of another instance, sends none. A mail server error releases the claim
+    and is raised for the task to retry; a worker killed between the claim and the send loses
+    that mail rather than sending it twice."""
+    claimed_at = timezone.now()
+    try:
+        claimed = ApprovalRequest.objects.filter(pk=approval_id, status=ApprovalStatus.PENDING,
+                                                 notified_at__isnull=True).update(notified_at=claimed_at)
+    except (ValidationError, ValueError):
+        return False
+    if not claimed:
+        return False
+    approval = ApprovalRequest.objects.select_related("client", "run").get(pk=approval_id)
+    recipients = sorted({u.email for u in approvers_for(approval.client) if u.email})
+    if not recipients:
+        return False
+    client = approval.client.name if approval.client else "no client"
+    try:
         send_mail(
             subject=f"Approval needed: {approval.tool_name} ({client})",
             message=(f"An agent run ({approval.run.agent_type}, run {approval.run_id}) wants to call "
                      f"{approval.tool_name} for {client}.\nRule: {approval.rule}\n\nInput:\n{approval.rendered_input}\n\n"
                      f"Decide in the admin (Agents › Approval requests) or with POST /api/v1/approvals/"
                      f"{approval.pk}/approve or /reject before {approval.expires_at:%Y-%m-%d %H:%M} UTC."),
-            from_email=None, recipient_list=recipients, fail_silently=True)
-    except Exception:  # noqa: BLE001
-        logger.warning("could not email approvers of %s", approval_id, exc_info=True)
-
-
+            from_email=None, recipient_list=recipients)
+    except Exception:
+        ApprovalRequest.objects.filter(pk=approval_id, notified_at=claimed_at).update(notified_at=None)
+        raise
+    return True

@@ -180,6 +180,8 @@ class ApprovalRequest(models.Model):
     The first decision wins: services move it out of `pending` with a conditional update, so
     a late or repeated decision changes nothing and is answered 409. The run waits in
     awaiting_approval, holding no worker, until every request of its turn is decided.
+    `notified_at` is set when a worker task claims the approvers' e-mail, so a task delivered
+    twice sends it once.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -198,6 +200,8 @@ class ApprovalRequest(models.Model):
                                    related_name="approval_decisions")
     decided_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(db_index=True)
+    notified_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                       help_text="When the approvers' e-mail was claimed by a worker task.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

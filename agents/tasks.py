@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import smtplib
 import socket
 from datetime import timedelta
 
@@ -47,6 +48,18 @@ def run_agent(*, run_id: str) -> str:
     from .loop import execute_run
 
     return execute_run(run_id=run_id, worker=WORKER_ID)
+
+
+@app.task(name="agents.notify_approvers", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+          soft_time_limit=60, time_limit=90, autoretry_for=(smtplib.SMTPException, OSError), max_retries=3,
+          retry_backoff=30, retry_jitter=True)
+def notify_approvers(*, approval_id: str) -> bool:
+    """E-mail the approvers of a new approval request, off the run's thread: a slow mail server
+    delays only this task. Safe to deliver twice: the request is claimed before the mail goes
+    out, so a second delivery (or a request already decided) sends nothing."""
+    from .approvals import approval_notify
+
+    return approval_notify(approval_id=approval_id)
 
 
 @app.task(name="agents.reap_stale_runs", ignore_result=True, soft_time_limit=120, time_limit=180, public=True)

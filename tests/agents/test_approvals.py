@@ -3,18 +3,19 @@
 over the API (first wins, 409 after), approval runs exactly that call, rejection and expiry give
 the model a readable error, permissions and isolation."""
 
+import smtplib
 import uuid
 
 import pytest
-from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
 from django.utils import timezone
 
-from agents.approvals import approvals_expire
+from agents.approvals import approval_decide, approval_notify, approvals_expire
 from agents.loop import execute_run
 from agents.models import AgentRun, ApprovalRequest, ApprovalStatus, RunStatus, ToolCall, ToolCallStatus
 from agents.services import run_claim, run_create
-from agents.tasks import reap_stale_runs
+from agents.tasks import notify_approvers, reap_stale_runs
 from skills.services import skill_create
 from tuning.services import client_create, client_tuning_update, instance_tuning_update
 
@@ -76,20 +77,78 @@ def test_a_gated_call_parks_the_run_and_runs_exactly_once_after_approval(gated, 
     assert http.get("/api/v1/approvals?status=pending").json()["results"] == []
 
 
-def test_approvers_are_emailed(gated, admin_a, client_a, scripted, make_user, assigned,  # noqa: F811
-                               django_capture_on_commit_callbacks):
+def test_approvers_are_emailed_by_a_task_queued_after_commit(
+        gated, admin_a, client_a, scripted, make_user, assigned, django_capture_on_commit_callbacks, mailoutbox,
+        monkeypatch):
     manager = make_user("instance_manager")
     am = assigned("account_manager", client_a)
     other_am = assigned("account_manager", client_create(name="Other Client"))
     contact = make_user("client_contact")
+    queued = []
+    monkeypatch.setattr(notify_approvers, "delay", lambda **kwargs: queued.append((connection.schema_name, kwargs)))
     scripted.script("appr-mail", [tool_turn(("toolu_m1", "save_draft", DRAFT)), text_turn()])
     run = start(admin_a, client_a, "appr-mail")
-    with django_capture_on_commit_callbacks(execute=True):
-        execute_run(run_id=str(run.pk), worker="w1")
-    (email,) = mail.outbox
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert execute_run(run_id=str(run.pk), worker="w1") == RunStatus.AWAITING_APPROVAL
+    assert queued == [] and mailoutbox == []  # nothing before commit
+    for callback in callbacks:
+        callback()
+    approval = ApprovalRequest.objects.get()
+    assert queued == [("tenant_a", {"approval_id": str(approval.pk)})]
+    assert mailoutbox == []  # the run's thread sends no mail
+
+    assert notify_approvers.apply(kwargs=queued[0][1], throw=True).result is True
+    (email,) = mailoutbox
     assert {admin_a.email, manager.email, am.email} <= set(email.to)
     assert other_am.email not in email.to and contact.email not in email.to
-    assert "save_draft" in email.subject and "Glow gently" in email.body
+    assert email.subject == f"Approval needed: save_draft ({client_a.name})" and "Glow gently" in email.body
+    approval.refresh_from_db()
+    assert approval.notified_at is not None
+
+    # delivered twice (acks late, a worker lost): the second delivery sends nothing
+    assert notify_approvers.apply(kwargs=queued[0][1], throw=True).result is False
+    assert len(mailoutbox) == 1
+
+
+@pytest.mark.parametrize("outcome", ["approved", "rejected", "expired"])
+def test_a_request_decided_before_the_task_runs_sends_no_mail(waiting, admin_a, mailoutbox, outcome):
+    if outcome == "expired":
+        ApprovalRequest.objects.update(expires_at=timezone.now() - timezone.timedelta(seconds=1))
+        assert approvals_expire() == 1
+    else:
+        approval_decide(actor=admin_a, approval_id=waiting.pk, approve=outcome == "approved")
+    assert notify_approvers.apply(kwargs={"approval_id": str(waiting.pk)}, throw=True).result is False
+    assert mailoutbox == []
+    waiting.refresh_from_db()
+    assert waiting.status == outcome and waiting.notified_at is None
+
+
+def test_the_task_for_a_request_of_a_finds_nothing_in_b(waiting, instance_a, instance_b, mailoutbox):
+    connection.set_tenant(instance_b)
+    assert notify_approvers.apply(kwargs={"approval_id": str(waiting.pk)}, throw=True).result is False
+    assert connection.schema_name == "tenant_b" and mailoutbox == []
+    connection.set_tenant(instance_a)
+    waiting.refresh_from_db()
+    assert waiting.notified_at is None
+    assert notify_approvers.apply(kwargs={"approval_id": str(waiting.pk)}, throw=True).result is True
+    assert len(mailoutbox) == 1
+
+
+class DisconnectingBackend(BaseEmailBackend):
+    def send_messages(self, email_messages):
+        raise smtplib.SMTPServerDisconnected("the mail server went away")
+
+
+def test_a_mail_server_error_releases_the_claim_for_the_retry(waiting, mailoutbox, settings):
+    assert smtplib.SMTPException in notify_approvers.autoretry_for
+    settings.EMAIL_BACKEND = f"{__name__}.DisconnectingBackend"
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        approval_notify(approval_id=waiting.pk)
+    waiting.refresh_from_db()
+    assert waiting.notified_at is None
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert approval_notify(approval_id=waiting.pk) is True
+    assert len(mailoutbox) == 1
 
 
 def test_rejection_gives_the_note_to_the_model(gated, admin_a, client_a, scripted, api):
