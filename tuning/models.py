@@ -244,6 +244,7 @@ class Entity(models.TextChoices):
     CONTENT_RULE = "content_rule", "Content rule"
     APPROVED_EXAMPLE = "approved_example", "Approved example"
     CLIENT_ASSIGNMENT = "client_assignment", "Client assignment"
+    CLIENT = "client", "Client details"
 
 
 class Action(models.TextChoices):

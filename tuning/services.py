@@ -46,6 +46,7 @@ from .models import (
 )
 from .precedence import CLIENT_FIELDS, INSTANCE_FIELDS, check_instance_bounds, clean_changes
 
+CLIENT_DETAIL_FIELDS = ("name", "slug", "vertical", "region", "language")
 BOUNDED_FIELDS = {"temperature", "max_tokens", "content_filters", "disabled_tools", "tool_config_overrides"}
 
 
@@ -81,18 +82,29 @@ def client_create(*, name: str, vertical: str = Vertical.OTHER, region: str = ""
 
 
 @transaction.atomic
-def client_update(*, actor: AbstractUser | None, client: Client, changes: dict[str, Any]) -> Client:
-    """Name, vertical, region, language: instance admins only (they change every agent's specialization)."""
+def client_update(*, actor: AbstractUser | None, client: Client, changes: dict[str, Any], reason: str = "",
+                  ticket: str = "", _rollback_of: TuningChange | None = None) -> Client:
+    """Name, slug, vertical, region, language: instance admins only (vertical, region and language
+    change every agent's specialization for the client, so each changed field is audited and can be
+    rolled back like tuning)."""
     require(actor is None or Role.INSTANCE_ADMIN in roles_of(actor) or actor.is_superuser, actor=actor,
             client=client, what="change a client's details")
-    allowed = {"name", "slug", "vertical", "region", "language"}
-    unknown = sorted(set(changes) - allowed)
+    unknown = sorted(set(changes) - set(CLIENT_DETAIL_FIELDS))
     if unknown:
         raise InvalidInput(f"{unknown[0]}: is not a client field.", details={unknown[0]: ["unknown field"]})
-    for field, value in changes.items():
-        setattr(client, field, value)
+    client = Client.objects.select_for_update().get(pk=client.pk)
+    changed = [field for field in CLIENT_DETAIL_FIELDS if field in changes and getattr(client, field) != changes[field]]
+    if not changed:
+        return client
+    olds = {field: getattr(client, field) for field in changed}
+    for field in changed:
+        setattr(client, field, changes[field])
     _full_clean(client)
-    client.save(update_fields=sorted(changes))
+    client.save(update_fields=changed)
+    for field in changed:
+        audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.CLIENT, entity_id=client.pk, action=Action.UPDATE,
+                     field=field, old=olds[field], new=getattr(client, field), client=client, reason=reason,
+                     ticket=ticket, rollback_of=_rollback_of)
     return client
 
 
@@ -493,6 +505,14 @@ def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason:
             if current != change.new_value:
                 raise _conflict(change, current)
             client_rule_update(rule=obj, changes={change.field: change.old_value}, _rollback_of=change, **common)
+    elif entity == Entity.CLIENT:
+        client = Client.objects.select_for_update().filter(pk=int(change.entity_id)).first()
+        if client is None:
+            raise _conflict(change, None)
+        current = getattr(client, change.field)
+        if current != change.new_value:
+            raise _conflict(change, current)
+        client_update(client=client, changes={change.field: change.old_value}, _rollback_of=change, **common)
     elif entity == Entity.CLIENT_ASSIGNMENT:
         value = change.new_value if action == Action.CREATE else change.old_value
         user = get_user_model().objects.filter(pk=value["user_id"]).first()
