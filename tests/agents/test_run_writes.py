@@ -1,0 +1,66 @@
+"""services.run_write: one statement per step of the loop — checkpoint, tool calls, events, lease —
+written only by the run's lease owner, only in the run's own instance."""
+
+import pytest
+from django.db import connection
+
+from agents.models import AgentRun, RunEvent, ToolCall
+from agents.services import FinishedCall, LeaseLost, StartedCall, run_claim, run_finish, run_write
+
+
+@pytest.fixture
+def running(in_a):
+    run = AgentRun.objects.create(agent_type="copy", agent_version="1.0.0", task="Write a tagline.")
+    return run_claim(run_id=run.pk, worker="w1")
+
+
+def test_a_step_is_recorded_whole_with_its_events_in_order(running):
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Write a tagline."}]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "check_brand_rules",
+                                                   "input": {"text": "Glow"}}]}]
+    started = run_write(run=running, worker="w1", messages=messages, iterations_delta=1, tool_calls_delta=1,
+                        usage={"input_tokens": 120, "output_tokens": 30}, cost_usd=0.0008, model="claude-sonnet-5-5",
+                        events=[("turn.finished", {"iteration": 1}),
+                                ("tool.started", {"tool_use_id": "toolu_1", "name": "check_brand_rules"})],
+                        start_calls=[StartedCall(tool_use_id="toolu_1", name="check_brand_rules",
+                                                 input={"text": "Glow"}, side_effect=False)])
+    call = ToolCall.objects.get(pk=started["toolu_1"])
+    assert (call.status, call.idempotency_key, call.iteration) == ("started", f"{running.pk}:toolu_1", 1)
+
+    run_write(run=running, worker="w1", events=[("tool.finished", {"tool_use_id": "toolu_1"}),
+                                                ("turn.started", {"iteration": 2})],
+              finish_calls=[FinishedCall(id=call.pk, result={"ok": True}, is_error=False, duration_ms=1.5)])
+    call.refresh_from_db()
+    assert (call.status, call.result, call.duration_ms) == ("succeeded", {"ok": True}, 1.5)
+
+    stored = AgentRun.objects.get(pk=running.pk)
+    assert stored.messages == messages and stored.iterations == 1 and stored.tool_calls_count == 1
+    assert (stored.input_tokens, stored.output_tokens, stored.model) == (120, 30, "claude-sonnet-5-5")
+    events = list(RunEvent.objects.filter(run=running).order_by("seq").values_list("seq", "type"))
+    assert events == [(1, "run.started"), (2, "turn.finished"), (3, "tool.started"), (4, "tool.finished"),
+                      (5, "turn.started")]
+    assert stored.last_seq == 5
+
+    assert run_finish(run=running, status="succeeded", output="Glow gently.")
+    final = RunEvent.objects.get(run=running, seq=6)
+    assert final.type == "run.succeeded" and final.payload["usage"]["input_tokens"] == 120
+
+
+def test_only_the_lease_owner_writes(running):
+    with pytest.raises(LeaseLost):
+        run_write(run=running, worker="w2", messages=[{"role": "user", "content": "hijack"}],
+                  events=[("turn.started", {"iteration": 1})])
+    assert AgentRun.objects.get(pk=running.pk).messages == []
+    assert list(RunEvent.objects.filter(run=running).values_list("type", flat=True)) == ["run.started"]
+
+
+def test_a_write_from_another_instance_reaches_nothing(running, instance_a, instance_b):
+    connection.set_tenant(instance_b)
+    try:
+        with pytest.raises(LeaseLost):
+            run_write(run=running, worker="w1", events=[("turn.started", {"iteration": 1})])
+        assert not run_finish(run=running, status="failed", error="from B")
+    finally:
+        connection.set_tenant(instance_a)
+    stored = AgentRun.objects.get(pk=running.pk)
+    assert stored.status == "running" and stored.last_seq == 1
