@@ -448,6 +448,17 @@ def _conflict(change: TuningChange, current: Any) -> Conflict:
     )
 
 
+def _unchanged_since(change: TuningChange, obj):
+    """`obj` when its field still holds the value the entry set; Conflict (409) when it is gone or
+    changed again since."""
+    if obj is None:
+        raise _conflict(change, None)
+    current = getattr(obj, change.field)
+    if current != change.new_value:
+        raise _conflict(change, current)
+    return obj
+
+
 @transaction.atomic
 def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason: str = "",
                     ticket: str = "") -> TuningChange:
@@ -460,12 +471,7 @@ def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason:
 
     if entity in (Entity.INSTANCE_TUNING, Entity.CLIENT_TUNING):
         model = InstanceTuning if entity == Entity.INSTANCE_TUNING else ClientTuning
-        row = model.objects.select_for_update().filter(pk=int(change.entity_id)).first()
-        if row is None:
-            raise _conflict(change, None)
-        current = getattr(row, change.field)
-        if current != change.new_value:
-            raise _conflict(change, current)
+        row = _unchanged_since(change, model.objects.select_for_update().filter(pk=int(change.entity_id)).first())
         if entity == Entity.INSTANCE_TUNING:
             instance_tuning_update(changes={change.field: change.old_value}, agent_type=row.agent_type,
                                    _rollback_of=change, **common)
@@ -499,19 +505,9 @@ def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason:
                 _example_create(client=client, fields=approved_example_validate(old), pk=int(change.entity_id),
                                 created_by_id=created_by, rollback_of=change, **common)
         else:  # a field of a rule
-            if obj is None:
-                raise _conflict(change, None)
-            current = getattr(obj, change.field)
-            if current != change.new_value:
-                raise _conflict(change, current)
-            client_rule_update(rule=obj, changes={change.field: change.old_value}, _rollback_of=change, **common)
+            client_rule_update(rule=_unchanged_since(change, obj), changes={change.field: change.old_value}, _rollback_of=change, **common)
     elif entity == Entity.CLIENT:
-        client = Client.objects.select_for_update().filter(pk=int(change.entity_id)).first()
-        if client is None:
-            raise _conflict(change, None)
-        current = getattr(client, change.field)
-        if current != change.new_value:
-            raise _conflict(change, current)
+        client = _unchanged_since(change, Client.objects.select_for_update().filter(pk=int(change.entity_id)).first())
         client_update(client=client, changes={change.field: change.old_value}, _rollback_of=change, **common)
     elif entity == Entity.CLIENT_ASSIGNMENT:
         value = change.new_value if action == Action.CREATE else change.old_value
