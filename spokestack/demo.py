@@ -10,7 +10,19 @@ from django_tenants.utils import schema_context
 from spokestack.tenancy.models import Domain, Instance
 from spokestack.tenancy.services import instance_provision
 
-from .demo_data import DEMO_CLIENT_TUNING, DEMO_ERP_AGENCY, DEMO_INSTANCES, DEMO_PASSWORD, PLATFORM_ADMIN, PLATFORM_HOST
+from .demo_data import (
+    DEMO_CLIENT_TUNING,
+    DEMO_ERP_AGENCY,
+    DEMO_INSTANCES,
+    DEMO_PASSWORD,
+    DEMO_SKILL_AGENT_TYPES,
+    DEMO_SKILL_DESCRIPTION,
+    DEMO_SKILL_INPUT_SCHEMA,
+    DEMO_SKILL_NAME,
+    DEMO_SKILL_PATH,
+    PLATFORM_ADMIN,
+    PLATFORM_HOST,
+)
 
 
 @transaction.atomic
@@ -26,7 +38,8 @@ def _platform() -> None:
 
 def seed_demo(*, erp_url: str = "") -> list[str]:
     """Create what is missing; return a line per thing created. With `erp_url`, point every demo
-    instance at the sample ERP there (its port changes from one `make run` to the next)."""
+    instance at the sample ERP there (its port changes from one `make run` to the next), and give
+    it the demo's webhook skill on that ERP."""
     from spokestack.sample_erp import DEMO_API_KEYS
     from spokestack.tenancy.services import instance_set_erp
     from tuning.models import Client
@@ -50,7 +63,30 @@ def seed_demo(*, erp_url: str = "") -> list[str]:
         if erp_url:
             instance = Instance.objects.get(schema_name=demo.schema)
             instance_set_erp(instance=instance, base_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
+            with schema_context(demo.schema):
+                created += seed_demo_skill(demo, erp_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
     return created
+
+
+def seed_demo_skill(demo, *, erp_url: str, api_key: str) -> list[str]:
+    """The competitor-check webhook skill on the sample ERP, once; later seeds only follow the
+    ERP to its new URL. Made through the skills services, so it is validated (the URL by the
+    egress rules: loopback only for the ports the launcher allows), its secrets are sealed and
+    the change is logged like any skill's."""
+    from skills.models import Skill
+    from skills.services import skill_create, skill_update
+
+    url = erp_url.rstrip("/") + DEMO_SKILL_PATH
+    skill = Skill.objects.filter(name=DEMO_SKILL_NAME).first()
+    if skill is None:
+        skill_create(actor=None, name=DEMO_SKILL_NAME, description=DEMO_SKILL_DESCRIPTION,
+                     input_schema=DEMO_SKILL_INPUT_SCHEMA, agent_types=list(DEMO_SKILL_AGENT_TYPES),
+                     webhook_url=url, auth_type=Skill.AuthType.API_KEY, auth_header="X-Api-Key",
+                     auth_secret=api_key, enabled=True)
+        return [f"skill {DEMO_SKILL_NAME} of {demo.name}"]
+    if skill.webhook_url != url:
+        skill_update(actor=None, skill=skill, changes={"webhook_url": url})
+    return []
 
 
 def _demo_tuning(demo) -> list[str]:

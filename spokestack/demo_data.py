@@ -57,3 +57,20 @@ DEMO_CLIENT_TUNING = {
 
 # The sample ERP's demo keys per agency (spokestack.sample_erp.DEMO_API_KEYS).
 DEMO_ERP_AGENCY = {"alpha": "alpha", "beta": "beta", "gamma": "gamma"}
+
+# The demo's webhook skill, one per instance for the copy agent, served by the sample ERP
+# (`POST /hooks/competitor-check`, authenticated with the agency's ERP key). Its description
+# shares words with Alpha's copy task, so the offline model calls it in that demo run.
+DEMO_SKILL_NAME = "competitor_check"
+DEMO_SKILL_PATH = "/hooks/competitor-check"
+DEMO_SKILL_AGENT_TYPES = ("copy",)
+DEMO_SKILL_DESCRIPTION = (
+    "Check draft copy (captions, headlines, posts) against the agency's ERP for names of the "
+    "client's competitors before saving it. Returns the competitors found in the text; rewrite "
+    "the copy if any are named.")
+DEMO_SKILL_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {"text": {"type": "string", "description": "The copy to check.", "minLength": 1,
+                            "maxLength": 10000}},
+    "required": ["text"],
+}

@@ -25,10 +25,20 @@ Contract, briefly:
   `latency_ms` delays every response, `failures` maps a path prefix to an HTTP status that
   is returned instead (nothing is written), `allow_reset` enables `POST /_reset`.
 * With a data directory, writes survive a restart (`state.json`, rewritten after each write).
+* `POST /hooks/competitor-check` is a webhook skill target (the demo seeds a `competitor_check`
+  skill per agency pointing at it): it takes the skills executor's body `{"input": {"text": ...},
+  "context": {...}}`, authenticated like every endpoint by the agency's `X-Api-Key` (the skill's
+  API-key auth), and answers which competitors of the agency's clients the text names. It
+  checks the Standard Webhooks signature (`webhook-id`, `webhook-timestamp`,
+  `webhook-signature`) only for agencies given a `whsec_` secret in `webhook_secrets`: the
+  platform creates each skill's signing secret itself and shows it once, so the ERP that
+  `make run` starts does not know it and does not verify signatures (tests configure it).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -56,6 +66,7 @@ MAX_BODY_BYTES = 1_000_000
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 STATE_FILE = "state.json"
 STATE_VERSION = 1
+WEBHOOK_TOLERANCE_S = 5 * 60  # as skills.signing: a delivery older or newer than this is refused
 
 
 def _phrase(status: int) -> str:
@@ -84,11 +95,14 @@ class ErpConfig:
     allow_reset: bool = False
     data_dir: Path | None = None
     quiet: bool = True
+    webhook_secrets: dict[str, str] = field(default_factory=dict)  # agency -> whsec_ secret to verify with
 
     def __post_init__(self) -> None:
-        unknown = set(self.api_keys) - set(data.AGENCIES)
+        unknown = (set(self.api_keys) | set(self.webhook_secrets)) - set(data.AGENCIES)
         if unknown:
             raise ValueError(f"unknown agencies {sorted(unknown)}; known: {sorted(data.AGENCIES)}")
+        for secret in self.webhook_secrets.values():
+            _webhook_key(secret)  # a malformed secret fails at start, not on the first delivery
         if len(set(self.api_keys.values())) != len(self.api_keys) or not all(self.api_keys.values()):
             raise ValueError("every agency needs its own non-empty API key")
         for prefix, status in self.failures.items():
@@ -109,6 +123,33 @@ class ErpConfig:
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
                 return status
         return None
+
+
+def _webhook_key(secret: str) -> bytes:
+    try:
+        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a webhook secret must be whsec_ followed by base64") from None
+
+
+def verify_webhook_signature(secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> None:
+    """Standard Webhooks verification, as `skills.signing.verify` does it (restated here: the
+    sample ERP uses the standard library only). Raises a 401 ErpError when the delivery is not
+    signed with `secret`, or is not recent."""
+    try:
+        msg_id = headers.get("webhook-id") or ""
+        timestamp = int(headers.get("webhook-timestamp") or "")
+        signatures = (headers.get("webhook-signature") or "").split()
+    except ValueError:
+        msg_id, timestamp, signatures = "", 0, []
+    if not msg_id or not signatures:
+        raise ErpError(401, "bad_signature", "Send the webhook-id, webhook-timestamp and webhook-signature headers.")
+    if abs((time.time() if now is None else now) - timestamp) > WEBHOOK_TOLERANCE_S:
+        raise ErpError(401, "bad_signature", "The webhook timestamp is too old or in the future.")
+    digest = hmac.new(_webhook_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(digest).decode("ascii")
+    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        raise ErpError(401, "bad_signature", "The webhook signature does not match.")
 
 
 # --- the writable collections -----------------------------------------------------------------
@@ -298,6 +339,17 @@ class ErpStore:
             self._save()
         return record, False
 
+    def competitors_named(self, agency: str, text: str) -> tuple[list[dict[str, str]], list[str]]:
+        """(the competitors of the agency's clients that `text` names, whole words in any case;
+        every competitor checked)."""
+        found, checked = [], []
+        for client in self._seed[agency]["clients"]:
+            for name in client["competitors"]:
+                checked.append(name)
+                if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE):
+                    found.append({"competitor": name, "client": client["slug"]})
+        return found, sorted(checked)
+
 
 # --- the application: routing, auth, switches --------------------------------------------------
 
@@ -351,6 +403,7 @@ class SampleErpApp:
                 (r"/(?P<kind>briefs|drafts|plans)", {"GET": self.list_records, "POST": self.create_record}, True),
                 (rf"/(?P<kind>briefs|drafts|plans)/{collection}", {"GET": self.get_record}, True),
                 (r"/writes", {"GET": self.writes}, True),
+                (r"/hooks/competitor-check", {"POST": self.competitor_check}, True),
                 (r"/_reset", {"POST": self.reset}, True),
             ]
         ]
@@ -457,6 +510,19 @@ class SampleErpApp:
         record, replayed = self.store.create(request.agency, request.params["kind"], request.json(),
                                              path=request.path, idempotency_key=key)
         return 201, record, ({"Idempotent-Replayed": "true"} if replayed else {})
+
+    def competitor_check(self, request: Request) -> tuple[int, Any]:
+        """The demo's webhook skill: which known competitors of the agency's clients a text names."""
+        secret = self.config.webhook_secrets.get(request.agency)
+        if secret:
+            verify_webhook_signature(secret, request.headers, request.body)
+        body = request.json()
+        skill_input = body.get("input") if isinstance(body, dict) else None
+        text = skill_input.get("text") if isinstance(skill_input, dict) else None
+        if not isinstance(text, str):
+            raise ErpError(400, "invalid", 'Send the skill call body {"input": {"text": "..."}, "context": {...}}.')
+        found, checked = self.store.competitors_named(request.agency, text)
+        return 200, {"ok": not found, "competitors_found": found, "checked": checked}
 
     def writes(self, request: Request) -> tuple[int, Any]:
         return 200, self.store.write_log(request.agency)
@@ -572,7 +638,8 @@ def make_server(*, host: str = "127.0.0.1", port: int = 0, config: ErpConfig | N
 def start_sample_erp(port: int = 0, *, host: str = "127.0.0.1", api_keys: Mapping[str, str] | None = None,
                      data_dir: str | Path | None = None, latency_ms: int = 0,
                      failures: Mapping[str, int] | None = None, allow_reset: bool = False,
-                     quiet: bool = True) -> tuple[SampleErpServer, str]:
+                     quiet: bool = True, webhook_secrets: Mapping[str, str] | None = None,
+                     ) -> tuple[SampleErpServer, str]:
     """Serve in a background thread; returns (server, base_url). Port 0 picks a free port.
 
     `api_keys` maps agency slug -> key (default: `data.DEMO_API_KEYS`). Stop with `server.stop()`
@@ -580,7 +647,8 @@ def start_sample_erp(port: int = 0, *, host: str = "127.0.0.1", api_keys: Mappin
     """
     config = ErpConfig(api_keys=dict(api_keys) if api_keys is not None else dict(data.DEMO_API_KEYS),
                        latency_ms=latency_ms, failures=dict(failures or {}), allow_reset=allow_reset,
-                       data_dir=Path(data_dir) if data_dir else None, quiet=quiet)
+                       data_dir=Path(data_dir) if data_dir else None, quiet=quiet,
+                       webhook_secrets=dict(webhook_secrets or {}))
     server = make_server(host=host, port=port, config=config)
     server.start_in_thread()
     return server, server.base_url

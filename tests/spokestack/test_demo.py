@@ -6,7 +6,8 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from spokestack.demo import demo_credentials, seed_demo
-from spokestack.demo_data import DEMO_INSTANCES, DEMO_PASSWORD
+from spokestack.demo_data import DEMO_INSTANCES, DEMO_PASSWORD, DEMO_SKILL_NAME
+from spokestack.sample_erp import DEMO_API_KEYS
 from spokestack.tenancy.models import Instance
 
 
@@ -18,6 +19,25 @@ def seeded(live_db):
         instance.delete(force_drop=True)
 
 
+def assert_one_demo_skill(url):
+    """Each instance has exactly one demo skill: an enabled copy webhook on the ERP, keyed with
+    the agency's ERP key, secrets sealed."""
+    from skills.models import Skill
+
+    for demo in DEMO_INSTANCES:
+        with schema_context(demo.schema):
+            skill = Skill.objects.get(name=DEMO_SKILL_NAME)
+            assert Skill.objects.count() == 1 and skill.enabled and skill.agent_types == ["copy"]
+            assert skill.execution_type == "webhook" and skill.webhook_url == url
+            assert skill.auth_type == "api_key" and skill.auth_header == "X-Api-Key"
+            assert skill.auth_secret.reveal() == DEMO_API_KEYS[demo.schema]
+            assert skill.signing_secret.reveal().startswith("whsec_")
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT auth_secret FROM skills_skill")
+                (stored,) = cursor.fetchone()
+            assert stored and DEMO_API_KEYS[demo.schema] not in stored, "the key is stored encrypted"
+
+
 def test_seed_demo_creates_the_guides_agencies_once(seeded):
     from agents.catalog import platform_tier
     from agents.registry import get_spec
@@ -25,6 +45,7 @@ def test_seed_demo_creates_the_guides_agencies_once(seeded):
     from tuning.models import Client
 
     assert len([line for line in seeded if line.startswith("instance ")]) == 3
+    assert len([line for line in seeded if line.startswith(f"skill {DEMO_SKILL_NAME} ")]) == 3
     for demo in DEMO_INSTANCES:
         instance = Instance.objects.get(schema_name=demo.schema)
         assert instance.domains.get().domain == demo.host and instance.erp_base_url == "https://erp.example.com"
@@ -36,6 +57,9 @@ def test_seed_demo_creates_the_guides_agencies_once(seeded):
             prompt = assemble_prompt(platform=platform_tier(get_spec("copy")), client=first)
             assert "Never" in prompt.tier_bytes(3).decode()
     assert seed_demo(erp_url="https://erp.example.com") == [], "a second seed creates nothing"
+    assert_one_demo_skill("https://erp.example.com/hooks/competitor-check")
+    assert seed_demo(erp_url="https://erp2.example.com/") == [], "a new ERP URL creates nothing either"
+    assert_one_demo_skill("https://erp2.example.com/hooks/competitor-check")
     credentials = demo_credentials()
     assert [c["host"] for c in credentials] == [d.host for d in DEMO_INSTANCES]
     assert all(c["token"].startswith("ss_") and c["task"] for c in credentials)

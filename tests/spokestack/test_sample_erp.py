@@ -259,6 +259,58 @@ def test_reset_exists_only_when_allowed(erp):
         server.stop()
 
 
+# --- the demo's webhook skill target -----------------------------------------------------------
+
+
+def hook_body(text):
+    return {"input": {"text": text}, "context": {"instance": "alpha", "run_id": None, "client_id": 1, "user_id": None}}
+
+
+def test_competitor_check_names_the_agencys_competitors_in_the_text(erp):
+    status, payload, _ = call(erp, "POST", "/hooks/competitor-check",
+                              body=hook_body("Softer than oud luxe, and not a Barbour jacket."))
+    assert status == 200
+    assert payload["competitors_found"] == [{"competitor": "Oud Luxe", "client": "desert-bloom-cosmetics"}]
+    assert payload["ok"] is False and "Falcon Bank" in payload["checked"] and "Barbour" not in payload["checked"]
+    beta = call(erp, "POST", "/hooks/competitor-check", key=BETA, body=hook_body("Not a Barbour jacket."))[1]
+    assert beta["competitors_found"] == [{"competitor": "Barbour", "client": "thames-outfitters"}]
+    clean = call(erp, "POST", "/hooks/competitor-check", body=hook_body("Glow gently through the holy month."))[1]
+    assert clean["ok"] is True and clean["competitors_found"] == []
+    assert writes(erp)["count"] == 0, "a check writes nothing"
+
+
+def test_competitor_check_needs_a_key_and_the_skill_call_body(erp):
+    assert call(erp, "POST", "/hooks/competitor-check", key=None, body=hook_body("x"))[0] == 401
+    assert call(erp, "GET", "/hooks/competitor-check")[0] == 405
+    for body in ({"text": "Oud Luxe"}, {"input": {"text": 5}}, {"input": "Oud Luxe"}, [1]):
+        status, payload, _ = call(erp, "POST", "/hooks/competitor-check", body=body)
+        assert status == 400 and '{"input": {"text"' in payload["error"]["message"], body
+
+
+def test_competitor_check_verifies_the_signature_when_it_knows_the_secret():
+    from skills.signing import new_webhook_secret, signature_headers
+
+    secret = new_webhook_secret()
+    server, base_url = start_sample_erp(webhook_secrets={"alpha": secret})
+    try:
+        raw = json.dumps(hook_body("Sahara Glow")).encode()
+        signed = signature_headers(secret, msg_id="msg_1", body=raw)
+        status, payload, _ = call(base_url, "POST", "/hooks/competitor-check", raw=raw, headers=signed)
+        assert status == 200 and payload["competitors_found"][0]["competitor"] == "Sahara Glow"
+        wrong = signature_headers(new_webhook_secret(), msg_id="msg_1", body=raw)
+        stale = signature_headers(secret, msg_id="msg_1", body=raw, timestamp=1_000_000)
+        altered = signature_headers(secret, msg_id="msg_1", body=raw + b" ")
+        for headers in (wrong, stale, altered, {}):
+            status, payload, _ = call(base_url, "POST", "/hooks/competitor-check", raw=raw, headers=headers)
+            assert status == 401 and payload["error"]["code"] == "bad_signature", headers
+        # an agency without a configured secret is not verified (the make run ERP knows none)
+        assert call(base_url, "POST", "/hooks/competitor-check", key=BETA, raw=raw)[0] == 200
+    finally:
+        server.stop()
+    with pytest.raises(ValueError, match="whsec_"):
+        start_sample_erp(webhook_secrets={"alpha": "whsec_not base64!"})
+
+
 # --- test switches, persistence, lifecycle --------------------------------------------------
 
 
