@@ -274,7 +274,15 @@ def fill_schema(schema: dict, ctx: _Context, name: str = "") -> Any:
         required = [k for k in schema.get("required", []) if k in properties]
         # Only what the schema requires: optional inputs have defaults the tool knows better
         # (the run's client, the client's market) than a guess from the task's words.
-        return {key: fill_schema(properties[key], ctx, key) for key in required}
+        value = {key: fill_schema(properties[key], ctx, key) for key in required}
+        # A map (e.g. a budget split per channel) still needs its minProperties entries: keys from
+        # propertyNames, values from additionalProperties.
+        entries, names = schema.get("additionalProperties"), (schema.get("propertyNames") or {}).get("enum", [])
+        for key in names:
+            if len(value) >= schema.get("minProperties", 0) or not isinstance(entries, dict):
+                break
+            value.setdefault(key, fill_schema(entries, ctx, key))
+        return value
     if kind == "array":
         items = schema.get("items", {"type": "string"})
         count = max(1, schema.get("minItems", 1))

@@ -268,3 +268,18 @@ def test_the_offline_model_serves_many_threads_at_once():
     with ThreadPoolExecutor(max_workers=16) as pool:
         names = list(pool.map(one, range(64)))
     assert names == ["query_past_projects"] * 64
+
+
+def test_the_offline_model_fills_every_core_tool_with_input_its_schema_accepts():
+    """The demo runs on the offline model: a core tool must never be called with input it refuses."""
+    from jsonschema import Draft202012Validator
+
+    from agents.registry import agent_types, get_spec, versions
+
+    ctx = offline_model._Context(task="Plan a $50,000 Q1 campaign for Hudson Cloud in the US", client="Hudson Cloud")
+    for agent_type in agent_types():
+        for version in versions(agent_type):
+            for tool in get_spec(agent_type, version).tools:
+                value = fill_schema(dict(tool.input_schema), ctx)
+                errors = [e.message for e in Draft202012Validator(tool.input_schema).iter_errors(value)]
+                assert not errors, (agent_type, version, tool.name, value, errors)
