@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from spokestack.admin_site import LandingPanel, instance_admin
+from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError
 from tuning.selectors import clients_visible_to
 
@@ -47,7 +47,9 @@ class RunAgentForm(forms.Form):
 
 
 @admin.register(AgentRun, site=instance_admin)
-class AgentRunAdmin(admin.ModelAdmin):
+class AgentRunAdmin(ReadOnlyAdmin):
+    """Runs start from the "Run an agent" page or the API; services own every change."""
+
     list_display = ["short_id", "agent_type", "agent_version", "client", "badge", "created_by", "created_at",
                     "duration", "cost"]
     list_filter = ["status", "agent_type", "client", "simulated"]
@@ -60,14 +62,6 @@ class AgentRunAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return runs_visible_to(actor=request.user)
 
-    def has_add_permission(self, request):
-        return False  # runs start from the "Run an agent" page or the API
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Run", ordering="created_at")
     def short_id(self, run):
@@ -154,7 +148,7 @@ class DecisionForm(forms.Form):
 
 
 @admin.register(ApprovalRequest, site=instance_admin)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(ReadOnlyAdmin):
     """The approval queue: pending first; a request's page shows the exact call and decides it."""
 
     list_display = ["tool_name", "client", "rule", "status", "run_link", "created_at", "expires_at", "decided_by"]
@@ -172,14 +166,6 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return may_approve(request.user)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         if "status__exact" not in request.GET and not request.GET.get("all"):

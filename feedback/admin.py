@@ -4,6 +4,7 @@ the count of pending suggestions on the landing page."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,7 +17,7 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from spokestack.admin_site import LandingPanel, instance_admin
+from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError, NotAllowed, NotFound
 from tuning.admin import ClientPanel, register_client_panel
 from tuning.governance import can_write_tier3
@@ -34,8 +35,24 @@ def _back(request, default: str) -> str:
     return default
 
 
+def _posted(request, back: str, call: Callable[[], object], *, done: Callable[[], str]) -> HttpResponseRedirect:
+    """An admin form's service call: NotFound → 404, NotAllowed → 403, any other refusal → its message;
+    on success the `done` message. Back to `back` either way."""
+    try:
+        call()
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except NotAllowed as exc:
+        raise PermissionDenied(exc.message) from exc
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done())
+    return HttpResponseRedirect(back)
+
+
 @admin.register(Feedback, site=instance_admin)
-class FeedbackAdmin(admin.ModelAdmin):
+class FeedbackAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "verdict", "client", "agent_type", "author", "rating", "current", "reason"]
     list_filter = ["verdict", "category", "current", "agent_type"]
     list_select_related = ["client", "author"]
@@ -45,14 +62,6 @@ class FeedbackAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return selectors.feedback_visible_to(actor=request.user)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         return [path("give/<uuid:run_id>/", self.admin_site.admin_view(require_POST(self.give_view)),
@@ -62,25 +71,16 @@ class FeedbackAdmin(admin.ModelAdmin):
         """The run page's Approve / Reject / Correct forms post here."""
         back = _back(request, reverse("instance_admin:agents_agentrun_change", args=[run_id]))
         data = request.POST
-        try:
-            services.feedback_give(actor=request.user, run_id=run_id, verdict=data.get("verdict", ""),
-                                   artifact_id=data.get("artifact_id") or None,
-                                   corrected_text=data.get("corrected_text", ""), reason=data.get("reason", ""),
-                                   category=data.get("category", ""), comment=data.get("comment", ""),
-                                   rating=data.get("rating") or None)
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-        except NotAllowed as exc:
-            raise PermissionDenied(exc.message) from exc
-        except DomainError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Feedback recorded: {Verdict(data['verdict']).label.lower()}.")
-        return HttpResponseRedirect(back)
+        return _posted(request, back, lambda: services.feedback_give(
+            actor=request.user, run_id=run_id, verdict=data.get("verdict", ""),
+            artifact_id=data.get("artifact_id") or None, corrected_text=data.get("corrected_text", ""),
+            reason=data.get("reason", ""), category=data.get("category", ""), comment=data.get("comment", ""),
+            rating=data.get("rating") or None),
+            done=lambda: f"Feedback recorded: {Verdict(data['verdict']).label.lower()}.")
 
 
 @admin.register(Suggestion, site=instance_admin)
-class SuggestionAdmin(admin.ModelAdmin):
+class SuggestionAdmin(ReadOnlyAdmin):
     """The queue: pending suggestions with their evidence, Apply / Dismiss, and Analyze now."""
 
     list_display = ["id", "client", "kind", "text", "confidence", "evidence_count", "status", "auto_applied"]
@@ -89,14 +89,6 @@ class SuggestionAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return selectors.suggestions_visible_to(actor=request.user)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -130,18 +122,9 @@ class SuggestionAdmin(admin.ModelAdmin):
 
     def _decide(self, request, suggestion_id: int, decide, done: str):
         back = _back(request, reverse("instance_admin:feedback_suggestion_changelist"))
-        try:
-            suggestion = selectors.suggestion_get(actor=request.user, suggestion_id=suggestion_id)
-            decide(actor=request.user, suggestion=suggestion)
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-        except NotAllowed as exc:
-            raise PermissionDenied(exc.message) from exc
-        except DomainError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Suggestion #{suggestion_id} {done}.")
-        return HttpResponseRedirect(back)
+        return _posted(request, back, lambda: decide(
+            actor=request.user, suggestion=selectors.suggestion_get(actor=request.user, suggestion_id=suggestion_id)),
+            done=lambda: f"Suggestion #{suggestion_id} {done}.")
 
     def apply_view(self, request, suggestion_id: int):
         return self._decide(request, suggestion_id, services.suggestion_apply, "applied: it is now a client rule")

@@ -22,6 +22,20 @@ class LandingPanel:
     order: int = 100
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """An admin page over records that only services write (runs, audit entries, feedback, …):
+    nothing is added, changed or deleted through it."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 class InstanceAdminSite(admin.AdminSite):
     site_title = "SpokeStack"
     index_title = "Overview"

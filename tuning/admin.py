@@ -26,7 +26,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from guardian.shortcuts import get_users_with_perms
 
 from spokestack.accounts.roles import Role
-from spokestack.admin_site import instance_admin
+from spokestack.admin_site import ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError, NotAllowed, NotFound
 
 from . import selectors, services
@@ -658,7 +658,7 @@ def _history(request, site, *, title: str, changes, client: Client | None = None
 
 
 @admin.register(TuningChange, site=instance_admin)
-class TuningChangeAdmin(admin.ModelAdmin):
+class TuningChangeAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "who", "what", "client_name", "values", "rollback_button"]
     list_display_links = ["id"]
     list_filter = ["tier", "entity", "action"]
@@ -669,14 +669,6 @@ class TuningChangeAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return selectors.tuning_changes_visible_to(actor=request.user)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Who", ordering="actor_label")
     def who(self, obj) -> str:

@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from agents.registry import agent_types, get_spec
-from spokestack.admin_site import instance_admin
+from spokestack.admin_site import ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError
 
 from . import selectors, services
@@ -18,17 +18,9 @@ from .models import AgentVersionConfig, SandboxSession, UpdateNotification
 
 
 @admin.register(AgentVersionConfig, site=instance_admin)
-class AgentVersionsAdmin(admin.ModelAdmin):
+class AgentVersionsAdmin(ReadOnlyAdmin):
     """The changelist is the agents dashboard; every change goes through the services."""
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         view = self.admin_site.admin_view
