@@ -71,23 +71,26 @@ def test_the_key_client_is_a_real_sdk_client_on_the_configured_base_url(live_api
     assert get_client() is client
 
 
-def test_the_client_is_made_once_per_process_even_under_threads(live_api):
-    clients = []
-    barrier = threading.Barrier(8)
+def test_threads_share_a_bounded_set_of_clients_and_each_thread_keeps_its_own(live_api):
+    from agents.model import POOL_SHARDS
+
+    seen = []
+    barrier = threading.Barrier(POOL_SHARDS * 2)
 
     def fetch():
         barrier.wait()
-        clients.append(get_client())
+        seen.append((get_client(), get_client()))
 
     reset_client()
-    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    threads = [threading.Thread(target=fetch) for _ in range(POOL_SHARDS * 2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len({id(c) for c in clients}) == 1
+    assert all(first is again for first, again in seen)
+    assert len({id(first) for first, _ in seen}) == POOL_SHARDS  # made once per shard, however many threads
     reset_client()
-    assert get_client() is not clients[0]
+    assert all(get_client() is not first for first, _ in seen)
 
 
 def test_scripted_turns_stream_through_the_sdk_and_the_request_is_recorded(live_api, marker):

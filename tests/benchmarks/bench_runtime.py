@@ -7,7 +7,9 @@ Messages API, and the sample ERP.
 * concurrent_runs_efficiency: 200 runs at once, 2 s per model turn, 3 turns per run, one
   worker process: ideal makespan (6 s) / measured makespan, in a worker that has run such a
   burst before (the first burst is reported as _cold); pg_connections_max and the worker's CPU
-  per run alongside.
+  per run alongside. concurrent_sdk_only_efficiency is the same burst's model calls alone, in a
+  process of their own with nothing of the platform around them (sdk_only.py): the ceiling on
+  this machine; concurrent_runs_efficiency_vs_sdk_only is the platform's share of it.
 * stream_latency_*: an event persisted by the worker → received by a websocket client.
 * prompt_prefix_stable: two runs of one agent × client with different tasks send
   byte-identical tools + system blocks (1.0) or not (0.0).
@@ -65,6 +67,7 @@ class Stack:
         env = {**test_env(), "ANTHROPIC_API_KEY": "sk-ant-bench-not-a-real-key", "ANTHROPIC_BASE_URL": self.model.base_url,
                "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": str(self.erp.server_port),
                "DATABASE_POOL_MAX_SIZE": "20"}
+        self.env = env
         self.worker = WorkerProcess(env, "bench", concurrency=CONCURRENT_RUNS + 8).start()
         self.daphne, self.port = start_daphne(env, "bench")
         self.host = "bench-runtime.localhost"
@@ -168,6 +171,34 @@ def _burst(stack: Stack) -> tuple[float, float, list[str]]:
     return makespan, (_cpu_seconds(stack.worker.process.pid) - cpu_before) * 1000 / CONCURRENT_RUNS, run_ids
 
 
+def _sdk_only(stack: Stack) -> tuple[float, float]:
+    """(makespan s, CPU ms per run) of the burst's model calls alone, with the request the
+    platform sends (sdk_only.py), in a process that has made such a burst before."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from tests.processes import ROOT
+
+    marker = f"[sdk-template-{uuid.uuid4().hex[:6]}]"
+    stack.script_tool_turns(marker, tool_turns=0)
+    stack.wait_finished([stack.execute(f"Headline {marker}")])
+    request = stack.model.requests(marker)[0]
+    rounds = [[f"[sdk-{r}-{n}-{uuid.uuid4().hex[:6]}]" for n in range(CONCURRENT_RUNS)] for r in range(2)]
+    for marker in (m for markers in rounds for m in markers):
+        stack.script_tool_turns(marker, tool_turns=2, delay=TURN_LATENCY_S)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as spec:
+        json.dump({"template": {k: request[k] for k in ("model", "max_tokens", "system", "tools")},
+                   "rounds": rounds}, spec)
+        spec.flush()
+        done = subprocess.run([sys.executable, "-m", "tests.benchmarks.sdk_only", spec.name], env=stack.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise RuntimeError(f"sdk_only failed: {done.stderr[-2000:]}")
+    warm = json.loads(done.stdout.strip().splitlines()[-1])
+    return warm["makespan_s"], warm["cpu_ms_per_run"]
+
+
 def concurrency(stack: Stack) -> dict[str, float]:
     """Two bursts of CONCURRENT_RUNS runs: the first meets a worker that has not had that many
     runs yet (it starts its threads, HTTP and database connections: reported as _cold), the
@@ -200,11 +231,14 @@ def concurrency(stack: Stack) -> dict[str, float]:
         turns = AgentRun.objects.filter(pk__in=run_ids).values_list("iterations", flat=True)
         assert set(turns) == {3}, set(turns)
     connection.close()
+    sdk_makespan, sdk_cpu_ms = _sdk_only(stack)
     ideal = 3 * TURN_LATENCY_S
     return {"concurrent_runs": CONCURRENT_RUNS, "concurrent_runs_makespan_s": makespan,
             "concurrent_runs_ideal_makespan_s": ideal, "concurrent_runs_efficiency": ideal / makespan,
             "concurrent_runs_efficiency_cold": ideal / cold_makespan, "pg_connections_max": peak[0],
-            "worker_cpu_ms_per_run": cpu_ms, "worker_cpu_ms_per_run_cold": cold_cpu_ms}
+            "worker_cpu_ms_per_run": cpu_ms, "worker_cpu_ms_per_run_cold": cold_cpu_ms,
+            "concurrent_sdk_only_efficiency": ideal / sdk_makespan, "sdk_only_cpu_ms_per_run": sdk_cpu_ms,
+            "concurrent_runs_efficiency_vs_sdk_only": sdk_makespan / makespan}
 
 
 def stream_latency(stack: Stack) -> dict[str, float]:
