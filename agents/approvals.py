@@ -20,7 +20,6 @@ import logging
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
@@ -43,9 +42,15 @@ MAX_NOTE_CHARS = 2000
 
 
 def approval_sla() -> timedelta:
-    schema = connection.schema_name
-    hours = settings.APPROVAL_SLA_HOURS_BY_INSTANCE.get(schema, settings.APPROVAL_SLA_HOURS)
-    return timedelta(hours=float(hours))
+    """The current instance's approval SLA (`Instance.approval_sla_hours`, set by platform staff).
+    Workers see a change within CELERY_TASK_TENANT_CACHE_SECONDS (their cached instance)."""
+    from spokestack.tenancy.models import Instance
+
+    hours = getattr(connection.tenant, "approval_sla_hours", None)
+    if hours is None:  # a schema_context (FakeTenant): read the row
+        hours = Instance.objects.filter(schema_name=connection.schema_name).values_list(
+            "approval_sla_hours", flat=True).first()
+    return timedelta(hours=hours or Instance._meta.get_field("approval_sla_hours").default)
 
 
 def approval_rule_for(*, tool_name: str, patterns: tuple[str, ...], platform_patterns: tuple[str, ...] = (),
@@ -239,7 +244,7 @@ def approval_outcome(approval: ApprovalRequest) -> tuple[str, str]:
         return "fail", (f"A person rejected this call to {approval.tool_name}: {note}. It was not made; "
                         "do not call it again with the same input, adapt to the reason instead.")
     if approval.status == ApprovalStatus.EXPIRED:
-        hours = settings.APPROVAL_SLA_HOURS_BY_INSTANCE.get(connection.schema_name, settings.APPROVAL_SLA_HOURS)
+        hours = round((approval.expires_at - approval.created_at).total_seconds() / 3600)  # the SLA it was given
         return "fail", (f"No one approved this call to {approval.tool_name} within {hours:g} h, so it was not made. "
                         "Finish without it and say that it still needs approval.")
     return "wait", ""

@@ -277,10 +277,7 @@ LOGGING = {
 # --- skills and approvals ---------------------------------------------------------------
 # Where skills.services reads core tool names from (skills never import agents).
 SKILL_CORE_TOOLS_PROVIDER = "agents.skilltools.core_tool_names"
-# How long a tool call waits for a person's approval before it fails (hours), per instance
-# schema in APPROVAL_SLA_HOURS_BY_INSTANCE, else APPROVAL_SLA_HOURS.
-APPROVAL_SLA_HOURS = float(env("APPROVAL_SLA_HOURS", "24"))
-APPROVAL_SLA_HOURS_BY_INSTANCE: dict[str, float] = {}
+# How long a tool call waits for approval is the instance's own (Instance.approval_sla_hours).
 CELERY_BEAT_SCHEDULE["expire-approvals"] = {"task": "agents.expire_approvals", "schedule": 300.0}
 
 # --- versions ---------------------------------------------------------------------------

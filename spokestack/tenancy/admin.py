@@ -44,7 +44,8 @@ class InstanceChangeForm(forms.ModelForm):
 
     class Meta:
         model = Instance
-        fields = ["name", "tier", "status", "suspended_reason", "region", "language", "timezone", "erp_base_url"]
+        fields = ["name", "tier", "status", "suspended_reason", "region", "language", "timezone", "erp_base_url",
+                  "approval_sla_hours"]
 
         @staticmethod
         def formfield_callback(field, **kwargs):
@@ -87,7 +88,8 @@ class InstanceAdmin(admin.ModelAdmin):
         if obj is None:
             return ["name", "domain", "admin_email", "schema_name", "tier", "region", "language", "timezone"]
         return ["name", "schema_name", "tier", "status", "suspended_reason", "region", "language", "timezone",
-                "created_at", "erp_base_url", "erp_api_key_status", "erp_api_key_new", "erp_api_key_clear"]
+                "created_at", "erp_base_url", "erp_api_key_status", "erp_api_key_new", "erp_api_key_clear",
+                "approval_sla_hours"]
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "erp_api_key_status"] if obj else []

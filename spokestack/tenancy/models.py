@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
 from spokestack.secrets import EncryptedSecretField
+
+MAX_APPROVAL_SLA_HOURS = 720  # 30 days
 
 
 class Instance(TenantMixin):
@@ -36,6 +39,10 @@ class Instance(TenantMixin):
     # The agency's ERP, reached by core tools through spokestack.erp (set by instance_set_erp).
     erp_base_url = models.URLField(max_length=500, blank=True, help_text="Base URL of the agency's ERP API.")
     erp_api_key = EncryptedSecretField(bound_to="schema_name", help_text="Sent as X-Api-Key; write-only.")
+    approval_sla_hours = models.PositiveIntegerField(
+        default=24, validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVAL_SLA_HOURS)],
+        help_text="How long a tool call that needs approval waits for a decision before it fails (1–720 h). "
+                  "Applies to requests made after the change.")
 
     # Schemas are created by provisioning (cloned) and dropped only on an explicit delete.
     auto_create_schema = True

@@ -172,7 +172,8 @@ def test_expiry_fails_the_call_with_a_message(gated, admin_a, client_a, scripted
     run = start(admin_a, client_a, "appr-late")
     execute_run(run_id=str(run.pk), worker="w1")
     assert approvals_expire() == 0
-    ApprovalRequest.objects.update(expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    ApprovalRequest.objects.update(expires_at=timezone.now() - timezone.timedelta(seconds=1),  # 24 h later
+                                   created_at=timezone.now() - timezone.timedelta(hours=24, seconds=1))
     assert approvals_expire() == 1
     assert ApprovalRequest.objects.get().status == ApprovalStatus.EXPIRED
     run.refresh_from_db()
@@ -295,11 +296,35 @@ def test_the_beat_task_expires_requests_in_every_instance(waiting, settings):
     assert AgentRun.objects.get().status == RunStatus.QUEUED
 
 
-def test_the_sla_is_per_instance(gated, admin_a, client_a, scripted, settings):
-    settings.APPROVAL_SLA_HOURS_BY_INSTANCE = {connection.schema_name: 2}
+def test_the_sla_is_per_instance(gated, admin_a, client_a, scripted, instance_a, instance_b):
+    from spokestack.tenancy.models import Instance
+
+    Instance.objects.filter(pk=instance_a.pk).update(approval_sla_hours=2)
+    connection.set_tenant(Instance.objects.get(pk=instance_a.pk))  # as a worker's task loads it
     marker = f"appr-sla-{uuid.uuid4().hex[:8]}"
-    scripted.script(marker, [tool_turn(("toolu_sla", "save_draft", DRAFT)), text_turn()])
+    scripted.script(marker, [tool_turn(("toolu_sla", "save_draft", DRAFT)), text_turn("It still needs approval.")])
     run = start(admin_a, client_a, marker)
     execute_run(run_id=str(run.pk), worker="w1")
     approval = ApprovalRequest.objects.get()
     assert abs((approval.expires_at - approval.created_at).total_seconds() - 7200) < 5
+    assert Instance.objects.get(pk=instance_b.pk).approval_sla_hours == 24  # b keeps its own
+
+    # the message names the SLA the request was given, even after the instance's changes
+    Instance.objects.filter(pk=instance_a.pk).update(approval_sla_hours=48)
+    ApprovalRequest.objects.update(expires_at=timezone.now() - timezone.timedelta(seconds=1),
+                                   created_at=timezone.now() - timezone.timedelta(hours=2, seconds=1))
+    assert approvals_expire() == 1
+    assert execute_run(run_id=str(run.pk), worker="w2") == RunStatus.SUCCEEDED
+    result = scripted.requests(marker)[-1]["messages"][-1]["content"][0]
+    assert "within 2 h" in result["content"]
+
+
+def test_the_sla_is_read_from_the_instance_row_in_a_schema_context(in_a, instance_a):
+    from django_tenants.utils import schema_context
+
+    from agents.approvals import approval_sla
+    from spokestack.tenancy.models import Instance
+
+    Instance.objects.filter(pk=instance_a.pk).update(approval_sla_hours=5)
+    with schema_context(instance_a.schema_name):
+        assert approval_sla() == timezone.timedelta(hours=5)

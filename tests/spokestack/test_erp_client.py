@@ -162,6 +162,7 @@ def platform_client(db, client):
 def _change_form_data(instance, **overrides):
     return {"name": instance.name, "tier": instance.tier, "status": instance.status, "suspended_reason": "",
             "region": "", "language": "en", "timezone": "UTC", "erp_base_url": "", "erp_api_key_new": "",
+            "approval_sla_hours": str(instance.approval_sla_hours),
             "domains-TOTAL_FORMS": "0", "domains-INITIAL_FORMS": "0", **overrides}
 
 
@@ -195,3 +196,17 @@ def test_a_204_answer_is_none(erp):
     instance, server = erp
     server.route("/api/briefs/4/archive", Reply(204))
     assert ErpClient.for_instance(instance).post("/briefs/4/archive", idempotency_key="k-1") is None
+
+
+def test_platform_staff_set_an_instance_approval_sla_within_bounds(platform_client):
+    instance = Instance.objects.get(schema_name="tenant_a")
+    url = f"/admin/tenancy/instance/{instance.pk}/change/"
+    refused = platform_client.post(url, _change_form_data(instance, approval_sla_hours="0"), HTTP_HOST="localhost")
+    assert refused.status_code == 200 and "greater than or equal to 1" in refused.content.decode()
+    too_long = platform_client.post(url, _change_form_data(instance, approval_sla_hours="721"), HTTP_HOST="localhost")
+    assert too_long.status_code == 200 and "less than or equal to 720" in too_long.content.decode()
+    assert Instance.objects.get(pk=instance.pk).approval_sla_hours == 24
+    saved = platform_client.post(url, _change_form_data(instance, approval_sla_hours="72"), HTTP_HOST="localhost")
+    assert saved.status_code == 302
+    assert Instance.objects.get(pk=instance.pk).approval_sla_hours == 72
+    assert Instance.objects.get(schema_name="tenant_b").approval_sla_hours == 24
