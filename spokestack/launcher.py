@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import glob
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -210,6 +211,14 @@ def services(profile: str, *, fast: bool = False, reset: bool = False) -> Iterat
         yield env
         return
     home = STATE / profile
+    running = _running_services(home)
+    if running is not None:
+        if reset:
+            raise SystemExit(f"the {profile} profile's servers are in use by launcher pid {running['pid']}: "
+                             "stop it before --reset")
+        log(f"using the servers of the launcher already running ({running['pid']}), starting none")
+        yield {"DATABASE_URL": running["DATABASE_URL"], "REDIS_URL": running["REDIS_URL"]}
+        return
     if reset and home.exists():
         log(f"--reset: removing {home}")
         link = home / "pg"
@@ -223,10 +232,30 @@ def services(profile: str, *, fast: bool = False, reset: bool = False) -> Iterat
         postgres.start()
         redis.start()
         env = {"DATABASE_URL": postgres.url, "REDIS_URL": redis.url}
+        (home / SERVICES_FILE).write_text(json.dumps({"pid": os.getpid(), **env}))
         yield env
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            (home / SERVICES_FILE).unlink()
         redis.stop()
         postgres.stop()
+
+
+SERVICES_FILE = "services.json"  # the servers a live launcher started for its profile
+
+
+def _running_services(home: Path) -> dict | None:
+    """The servers another launcher of this profile started and still runs (its pid alive, its
+    PostgreSQL answering), so that `exec` next to `make run` shares them instead of stopping
+    them; None when there is none (a file left by a killed launcher is ignored)."""
+    try:
+        running = json.loads((home / SERVICES_FILE).read_text())
+        os.kill(int(running["pid"]), 0)
+        port = int(running["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return running
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
 
 
 def _manage(*args: str, env: dict[str, str]) -> None:

@@ -40,7 +40,7 @@ class Instance(TenantMixin):
     erp_base_url = models.URLField(max_length=500, blank=True, help_text="Base URL of the agency's ERP API.")
     erp_api_key = EncryptedSecretField(bound_to="schema_name", help_text="Sent as X-Api-Key; write-only.")
     approval_sla_hours = models.PositiveIntegerField(
-        default=24, validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVAL_SLA_HOURS)],
+        "approval SLA (hours)", default=24, validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVAL_SLA_HOURS)],
         help_text="How long a tool call that needs approval waits for a decision before it fails (1–720 h). "
                   "Applies to requests made after the change.")
 

@@ -14,6 +14,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='instance',
             name='approval_sla_hours',
-            field=models.PositiveIntegerField(default=24, help_text='How long a tool call that needs approval waits for a decision before it fails (1–720 h). Applies to requests made after the change.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(720)]),
+            field=models.PositiveIntegerField(default=24, verbose_name='approval SLA (hours)', help_text='How long a tool call that needs approval waits for a decision before it fails (1–720 h). Applies to requests made after the change.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(720)]),
         ),
     ]
