@@ -44,13 +44,13 @@ MAX_NOTE_CHARS = 2000
 def approval_sla() -> timedelta:
     """The current instance's approval SLA (`Instance.approval_sla_hours`, set by platform staff).
     Workers see a change within CELERY_TASK_TENANT_CACHE_SECONDS (their cached instance)."""
-    from spokestack.tenancy.models import Instance
+    from spokestack.tenancy.models import DEFAULT_APPROVAL_SLA_HOURS, Instance
 
     hours = getattr(connection.tenant, "approval_sla_hours", None)
     if hours is None:  # a schema_context (FakeTenant): read the row
         hours = Instance.objects.filter(schema_name=connection.schema_name).values_list(
             "approval_sla_hours", flat=True).first()
-    return timedelta(hours=hours or Instance._meta.get_field("approval_sla_hours").default)
+    return timedelta(hours=hours or DEFAULT_APPROVAL_SLA_HOURS)
 
 
 def approval_rule_for(*, tool_name: str, patterns: tuple[str, ...], platform_patterns: tuple[str, ...] = (),

@@ -11,7 +11,6 @@ from datetime import timedelta
 from celery.signals import worker_process_init, worker_ready
 from celery.utils.log import get_task_logger
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, schema_context
 
 from spokestack.celery import app
 
@@ -66,19 +65,21 @@ def notify_approvers(*, approval_id: str) -> bool:
 def reap_stale_runs() -> int:
     """Hand runs whose worker died (running, lease expired) or whose enqueue was lost (queued for
     over a minute) to a worker again, in every instance. Runs every 30 s from beat."""
-    from spokestack.tenancy.models import Instance
+    from spokestack.tenancy.selectors import in_each_instance
 
     from .models import AgentRun, RunStatus
 
     now = timezone.now()
-    requeued = 0
-    for schema in Instance.objects.exclude(schema_name=get_public_schema_name()).values_list("schema_name", flat=True):
-        with schema_context(schema):
-            stale = AgentRun.objects.filter(status=RunStatus.RUNNING, lease_until__lt=now) | AgentRun.objects.filter(
-                status=RunStatus.QUEUED, created_at__lt=now - QUEUED_GRACE, lease_until__isnull=True)
-            for run_id in stale.values_list("pk", flat=True):
-                run_agent.delay(run_id=str(run_id))
-                requeued += 1
+
+    def requeue(schema: str) -> int:
+        stale = AgentRun.objects.filter(status=RunStatus.RUNNING, lease_until__lt=now) | AgentRun.objects.filter(
+            status=RunStatus.QUEUED, created_at__lt=now - QUEUED_GRACE, lease_until__isnull=True)
+        run_ids = list(stale.values_list("pk", flat=True))
+        for run_id in run_ids:
+            run_agent.delay(run_id=str(run_id))
+        return len(run_ids)
+
+    requeued = in_each_instance(requeue, what="re-queuing stale runs")
     if requeued:
         logger.warning("re-queued %d stale run(s)", requeued)
     return requeued
@@ -88,14 +89,11 @@ def reap_stale_runs() -> int:
 def expire_approvals() -> int:
     """Fail the tool calls whose approval request outlived the instance's SLA, in every instance,
     and queue their runs again so the model hears about it. Runs every 5 minutes from beat."""
-    from spokestack.tenancy.models import Instance
+    from spokestack.tenancy.selectors import in_each_instance
 
     from .approvals import approvals_expire
 
-    expired = 0
-    for schema in Instance.objects.exclude(schema_name=get_public_schema_name()).values_list("schema_name", flat=True):
-        with schema_context(schema):
-            expired += approvals_expire()
+    expired = in_each_instance(lambda schema: approvals_expire(), what="approval expiry")
     if expired:
         logger.info("expired %d approval request(s)", expired)
     return expired

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery.utils.log import get_task_logger
-from django_tenants.utils import get_public_schema_name, schema_context
+from django_tenants.utils import schema_context
 
 from spokestack.celery import app
 
@@ -28,14 +28,15 @@ def analyze_client(*, schema: str, client_id: int, agent_type: str = "") -> int 
           public=True)
 def analyze_all_instances() -> int:
     """Beat: analyse every client with feedback, in every instance (one model request per client)."""
-    from spokestack.tenancy.models import Instance
+    from spokestack.tenancy.selectors import in_each_instance
     from tuning.models import Client
 
-    done = 0
-    for schema in Instance.objects.exclude(schema_name=get_public_schema_name()).values_list("schema_name", flat=True):
-        with schema_context(schema):
-            for client_id in Client.objects.filter(feedback__isnull=False).distinct().values_list("pk", flat=True):
-                analyze_client.delay(schema=schema, client_id=client_id)
-                done += 1
+    def queue(schema: str) -> int:
+        client_ids = list(Client.objects.filter(feedback__isnull=False).distinct().values_list("pk", flat=True))
+        for client_id in client_ids:
+            analyze_client.delay(schema=schema, client_id=client_id)
+        return len(client_ids)
+
+    done = in_each_instance(queue, what="queuing feedback analysis")
     logger.info("queued feedback analysis for %d client(s)", done)
     return done

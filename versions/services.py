@@ -321,7 +321,7 @@ def release_notify_instance(*, agent_type: str, version: str, previous_version: 
 def release_fanout_run(*, fanout_id: int, inline: bool = False) -> ReleaseFanout | None:
     """The fan-out job: list the instance schemas (all, or the job's own list) and split them into
     batches, each a Celery task of its own (`inline` runs them here, for tests and commands)."""
-    from spokestack.tenancy.models import Instance
+    from spokestack.tenancy.selectors import instances_qs
 
     public = get_public_schema_name()
     with schema_context(public):
@@ -329,7 +329,7 @@ def release_fanout_run(*, fanout_id: int, inline: bool = False) -> ReleaseFanout
         if not claimed:
             return None
         fanout = ReleaseFanout.objects.get(pk=fanout_id)
-        instances = Instance.objects.exclude(schema_name__in=[public, settings.TENANT_BASE_SCHEMA]).order_by("pk")
+        instances = instances_qs().order_by("pk")
         if fanout.schemas is not None:
             instances = instances.filter(schema_name__in=fanout.schemas)
         schemas = list(instances.values_list("schema_name", flat=True))

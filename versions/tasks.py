@@ -4,8 +4,6 @@ sandbox sessions (public, platform-wide tasks: they iterate the instance schemas
 from __future__ import annotations
 
 from celery.utils.log import get_task_logger
-from django.conf import settings
-from django_tenants.utils import get_public_schema_name, schema_context
 
 from spokestack.celery import app
 
@@ -30,18 +28,11 @@ def release_fanout_batch(*, fanout_id: int, schemas: list[str]) -> None:
 def expire_sandboxes() -> int:
     """End the sandbox sessions past their 24 hours, in every instance. Runs every 10 minutes from
     beat; until it does, the services already refuse an expired session."""
-    from spokestack.tenancy.models import Instance
+    from spokestack.tenancy.selectors import in_each_instance
 
     from .services import sandboxes_expire
 
-    expired = 0
-    schemas = Instance.objects.exclude(schema_name__in=[get_public_schema_name(), settings.TENANT_BASE_SCHEMA])
-    for schema in schemas.values_list("schema_name", flat=True):
-        try:  # one broken instance must not keep the others' sessions alive
-            with schema_context(schema):
-                expired += sandboxes_expire()
-        except Exception:
-            logger.exception("sandbox expiry failed for %s", schema)
+    expired = in_each_instance(lambda schema: sandboxes_expire(), what="sandbox expiry")
     if expired:
         logger.info("expired %d sandbox session(s)", expired)
     return expired

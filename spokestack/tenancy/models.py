@@ -8,6 +8,7 @@ from django_tenants.models import DomainMixin, TenantMixin
 
 from spokestack.secrets import EncryptedSecretField
 
+DEFAULT_APPROVAL_SLA_HOURS = 24
 MAX_APPROVAL_SLA_HOURS = 720  # 30 days
 
 
@@ -40,7 +41,7 @@ class Instance(TenantMixin):
     erp_base_url = models.URLField(max_length=500, blank=True, help_text="Base URL of the agency's ERP API.")
     erp_api_key = EncryptedSecretField(bound_to="schema_name", help_text="Sent as X-Api-Key; write-only.")
     approval_sla_hours = models.PositiveIntegerField(
-        "approval SLA (hours)", default=24, validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVAL_SLA_HOURS)],
+        "approval SLA (hours)", default=DEFAULT_APPROVAL_SLA_HOURS, validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVAL_SLA_HOURS)],
         help_text="How long a tool call that needs approval waits for a decision before it fails (1–720 h). "
                   "Applies to requests made after the change.")
 

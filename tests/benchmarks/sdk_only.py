@@ -19,6 +19,7 @@ import resource
 import sys
 import threading
 import time
+from pathlib import Path
 
 
 def _cpu_seconds() -> float:
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> int:
     from agents.model import get_client
 
     get_client()  # imported and built before the clock starts, as the worker's warm-up does
-    spec = json.loads(open(argv[0]).read())
+    spec = json.loads(Path(argv[0]).read_text())
     errors: list[BaseException] = []
 
     def run(marker: str) -> None:

@@ -105,3 +105,25 @@ def test_migrate_skips_up_to_date_schemas_and_migrates_stale_ones(live_instance,
         from django.contrib.sessions.models import Session
 
         assert Session.objects.count() == 0  # the table is back
+
+
+def test_beat_work_runs_in_every_instance_and_one_failing_instance_does_not_stop_the_others(db, caplog):
+    from django.db import connection
+
+    from spokestack.tenancy.selectors import in_each_instance
+
+    seen = []
+
+    def work(schema):
+        seen.append((schema, connection.schema_name))
+        if schema == "tenant_a":
+            raise RuntimeError("broken instance")
+        return 1
+
+    total = in_each_instance(work, what="test work")
+    schemas = [schema for schema, _ in seen]
+    assert {"tenant_a", "tenant_b"} <= set(schemas)
+    assert "public" not in schemas and "instance_template" not in schemas
+    assert all(schema == current for schema, current in seen)  # run inside the instance's schema
+    assert total == len(schemas) - 1
+    assert "test work failed in instance tenant_a" in caplog.text
