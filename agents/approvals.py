@@ -26,11 +26,13 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from spokestack.accounts.roles import Role
 from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from spokestack.tasks import enqueue_on_commit
 from tuning.governance import MANAGE, client_relations, roles_of, sees_every_client
 
 from .events import event_append
@@ -173,14 +175,15 @@ def _resume_if_ready(run: AgentRun) -> bool:
         return False
     if ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING).exists():
         return False
+    # requeued_at: the reaper leaves the run to this enqueue for a minute, then queues it itself
+    # (when the broker was down as the decision committed).
     if not AgentRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_APPROVAL).update(
-            status=RunStatus.QUEUED, lease_until=None, lease_owner=""):
+            status=RunStatus.QUEUED, lease_until=None, lease_owner="", requeued_at=Now()):
         return False
     event_append(run_id=run.pk, type="run.approval_resumed", payload={})
     from .tasks import run_agent
 
-    run_id = str(run.pk)
-    transaction.on_commit(lambda: run_agent.delay(run_id=run_id))
+    enqueue_on_commit(run_agent, run_id=str(run.pk))
     return True
 
 

@@ -7,6 +7,7 @@ they saw, so a viewer that reconnects, or misses a nudge, still sees every event
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.db import connection, transaction
 
 from spokestack.realtime import group_send
 
+logger = logging.getLogger(__name__)
 RUN_GROUP = "run"
 TERMINAL_EVENTS = {"run.succeeded", "run.failed", "run.cancelled"}
 
@@ -46,6 +48,10 @@ def event_append(*, run_id: uuid.UUID | str, type: str, payload: dict[str, Any] 
 
 def nudge(*, schema: str, run_id: uuid.UUID | str, seq: int, type: str) -> None:
     """Tell live viewers to read the log. Nudges need no order (viewers read by seq) and a lost
-    one costs a viewer at most one keep-alive interval, so only the last one of a run is awaited."""
-    group_send(schema, *run_group_parts(run_id), message={"type": "run.nudge", "seq": seq, "event": type},
-               wait=type in TERMINAL_EVENTS)
+    one costs a viewer at most one keep-alive interval, so only the last one of a run is awaited.
+    The channel layer being down loses the nudge, never the event or the run's progress."""
+    try:
+        group_send(schema, *run_group_parts(run_id), message={"type": "run.nudge", "seq": seq, "event": type},
+                   wait=type in TERMINAL_EVENTS)
+    except Exception:  # noqa: BLE001 - viewers read the log; a lost nudge only delays them
+        logger.warning("could not nudge the viewers of run %s (seq %s)", run_id, seq)

@@ -40,11 +40,11 @@ from .services import (
     FinishedCall,
     LeaseLost,
     StartedCall,
-    lease_seconds,
+    call_idempotency_key,
+    new_claim_token,
     release_connection,
     run_claim,
     run_finish,
-    run_renew_lease,
     run_write,
 )
 from .watcher import watcher as run_watcher
@@ -210,13 +210,41 @@ class RunLoop:
             self._write()
 
     def _cancelled(self) -> bool:
-        """Whether a cancel was asked for (the process's watcher reads the flags: no I/O here)."""
+        """Whether a cancel was asked for (the process's watcher reads the flags: no I/O here).
+        LeaseLost when the heartbeat found the run held by another execution: stop at once."""
+        if run_watcher.lost(self.run.pk):
+            raise LeaseLost(str(self.run.pk))
         return self.run.cancel_requested or run_watcher.cancelled(self.run.pk)
 
     # --- the loop ---------------------------------------------------------------------
 
+    def _account_interrupted_turn(self) -> None:
+        """A resumed run whose last turn was cut off (its worker died mid-stream) records that turn:
+        one `turn.interrupted` event that tells viewers to drop the turn's text (it is answered
+        again now) and counts its usage, estimated from what was sent and streamed (the provider's
+        own figures never arrived), marked as estimated."""
+        from .model import Usage, cost_usd
+        from .models import RunEvent
+
+        run = self.run
+        last = (RunEvent.objects.filter(run=run, type__in=("turn.started", "turn.finished", "turn.interrupted"))
+                .order_by("-seq").values_list("seq", "type").first())
+        if last is None or last[1] != "turn.started":
+            return
+        streamed = RunEvent.objects.filter(run=run, seq__gt=last[0], type__in=("text.delta", "tool.requested"))
+        text = sum(len(e.payload.get("text", "")) for e in streamed if e.type == "text.delta")
+        tools = sum(e.type == "tool.requested" for e in streamed)
+        sent = len(json.dumps([self.prompt.system, self.prompt.tools, run.messages], default=str))
+        usage = Usage(input_tokens=sent // 4, output_tokens=text // 4 + 30 * tools)
+        cost = cost_usd(self.spec.model, usage)
+        self._write(events=[("turn.interrupted", {
+            "iteration": run.iterations + 1, "discard_from_seq": last[0], "usage": usage.__dict__, "cost_usd": cost,
+            "estimated": True, "model": self.spec.model})], usage=usage.__dict__, cost_usd=cost)
+
     def execute(self) -> str:
         run = self.run
+        if getattr(run, "resumed", False):
+            self._account_interrupted_turn()
         messages = list(run.messages) or [_task_message(run)]
         unsaved = not run.messages  # the task message is saved with the first turn's start
         # Tool results need no checkpoint of their own: completed calls are rows that a resumed
@@ -297,20 +325,12 @@ class RunLoop:
             tools=self.prompt.tools, messages=messages, max_tokens=self.prompt.max_tokens,
             temperature=self.prompt.temperature, metadata={"user_id": f"run-{run.pk}"})
         stream = _StreamEvents(lambda events: self._write(events=events))
-        renewed = [time.monotonic()]
-
-        def should_cancel() -> bool:
-            now = time.monotonic()
-            if now - renewed[0] >= lease_seconds() / 3:  # a long answer must not look like a dead worker
-                renewed[0] = now
-                run_renew_lease(run_id=run.pk, worker=self.worker)
-                release_connection()
-            return self._cancelled()
-
         release_connection()
         try:
+            # The lease is the process heartbeat's (agents/watcher.py): a model silent for longer
+            # than the lease does not make this execution look dead.
             turn = call_model(request, callbacks=StreamCallbacks(
-                on_text=stream.add_text, on_tool_input=stream.add_tool_input, should_cancel=should_cancel))
+                on_text=stream.add_text, on_tool_input=stream.add_tool_input, should_cancel=self._cancelled))
         except BaseException:
             stream.flush()
             raise
@@ -337,6 +357,9 @@ class RunLoop:
         if tool is None:
             return "unknown"
         return "invalid" if next(_validator(tool).iter_errors(arguments), None) else ""
+
+    def _key(self, block: dict) -> str:
+        return call_idempotency_key(run_id=self.run.pk, name=block["name"], arguments=block.get("input") or {})
 
     def _side_effect(self, name: str) -> bool:
         tool, skill = self.tools.get(name), self.skills.get(name)
@@ -406,7 +429,7 @@ class RunLoop:
                 rule = self._approval_rule(block["name"]) if not self._input_problem(block) else ""
                 row = ToolCall.objects.create(
                     run=run, tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
-                    side_effect=self._side_effect(block["name"]), idempotency_key=f"{run.pk}:{block['id']}",
+                    side_effect=self._side_effect(block["name"]), idempotency_key=self._key(block),
                     iteration=run.iterations, status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED,
                     attempts=0 if rule else 1)
                 if rule:
@@ -458,7 +481,7 @@ class RunLoop:
             return outcome(f"Invalid input for {tool.name}: {problems}. Fix the input and call it again.", True)
         context = ToolContext(
             instance=instance, run_id=str(self.run.pk), tool_use_id=block["id"],
-            idempotency_key=f"{self.run.pk}:{block['id']}", client=self.run.client,
+            idempotency_key=self._key(block), client=self.run.client,
             specialization=self.prompt.specialization, rules=self.rules, sandbox=self.run.sandbox)
         try:
             return outcome(tool.handler(context, arguments), False)
@@ -478,7 +501,7 @@ class RunLoop:
 
         run = self.run
         context = SkillContext(instance=instance.schema_name, run_id=str(run.pk), client_id=run.client_id,
-                               user_id=run.created_by_id, idempotency_key=f"{run.pk}:{block['id']}",
+                               user_id=run.created_by_id, idempotency_key=self._key(block),
                                sandbox=run.sandbox)
         try:
             result = skill_execute(skill=self.skills[block["name"]], arguments=block.get("input") or {},
@@ -514,24 +537,50 @@ def _truncate(result: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"… [truncated {len(text) - limit} characters]"
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says a dependency (the database) is unavailable, not that the run is wrong."""
+    import psycopg
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError))
+
+
 def execute_run(*, run_id: str, worker: str) -> str:
-    """Claim the run and drive it to a terminal status (or until it is taken away)."""
-    run = run_claim(run_id=run_id, worker=worker)
+    """Claim the run for one execution and drive it to a terminal status (or until it is taken
+    away). `worker` names the process; the claim token is new for every execution, so a second
+    delivery of the task, to this process or another, is refused while this one holds the lease.
+
+    A database outage never fails the run: the execution stops without writing, its lease runs
+    out, and agents.reap_stale_runs hands the run to a worker again, which resumes it from its
+    last checkpoint."""
+    token = new_claim_token(worker)
+    try:
+        run = run_claim(run_id=run_id, worker=token)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        logger.warning("run %s not started: the database is unavailable (%s); it will be re-queued", run_id, exc)
+        return "interrupted"
     if run is None:
         return "skipped"
     spec = get_spec(run.agent_type, run.agent_version)
     if spec is None:
         run_finish(run=run, status="failed", error=f"{run.agent_type} {run.agent_version} is no longer available.")
         return "failed"
-    run_watcher.watch(run.pk, connection.schema_name)
+    run_watcher.watch(run.pk, connection.schema_name, owner=token)
     try:
-        return RunLoop(run, spec, worker).execute()
+        return RunLoop(run, spec, token).execute()
     except LeaseLost:
-        logger.warning("run %s was taken over by another worker; %s stops", run_id, worker)
+        logger.warning("run %s was taken over by another execution; %s stops", run_id, token)
         return "lost"
     except Exception as exc:
+        if is_outage(exc):
+            logger.warning("!!! run %s interrupted: the database is unavailable (%s); it resumes from its last "
+                           "checkpoint when its lease runs out", run_id, exc)
+            return "interrupted"
         logger.exception("run %s crashed", run_id)
         run_finish(run=run, status="failed", error=f"The platform failed while running the agent ({exc.__class__.__name__}).")
         raise
     finally:
         run_watcher.forget(run.pk)
+        release_connection()

@@ -58,8 +58,11 @@ class AgentRun(models.Model):
 
     messages = models.JSONField(default=list, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
-    lease_owner = models.CharField(max_length=120, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=120, blank=True,
+                                   help_text="The claim token of the execution holding the run (one per execution).")
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="Set from the database's clock only.")
+    requeued_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                       help_text="When the reaper last queued the run again (cleared by a claim).")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -7,22 +7,25 @@ whoever read the row last.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from spokestack.errors import Conflict, InvalidInput, NotAllowed
+from spokestack.tasks import Enqueued, enqueue_on_commit
 from tuning.governance import can_view_client, roles_of
 from tuning.models import Client
 
@@ -36,6 +39,7 @@ MAX_TASK_BYTES = 100_000
 MAX_METADATA_BYTES = 16_000
 SPECIALIZATION_KEYS = {"language", "region", "vertical"}
 RUNNER_ROLES = {"instance_admin", "instance_manager", "account_manager"}
+logger = logging.getLogger(__name__)
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
@@ -77,6 +81,15 @@ def run_version_for(agent_type: str) -> str:
 class CreatedRun:
     run: AgentRun
     replayed: bool  # an earlier request with the same Idempotency-Key created it
+    enqueued: Enqueued | None = None  # sent False: the broker was down; the reaper starts the run
+
+
+def _replay(existing: AgentRun, *, agent_type: str, task: str, client: Client | None) -> CreatedRun:
+    same = (existing.agent_type, existing.task, existing.client_id) == (agent_type, task, getattr(client, "pk", None))
+    if not same:
+        raise Conflict("Idempotency-Key was already used for a different request; use a new key.",
+                       details={"run_id": str(existing.pk)})
+    return CreatedRun(run=existing, replayed=True)
 
 
 @transaction.atomic
@@ -132,32 +145,41 @@ def run_create(
             raise InvalidInput("Idempotency-Key: at most 200 characters.")
         existing = AgentRun.objects.filter(created_by=actor, idempotency_key=idempotency_key).first()
         if existing is not None:
-            same = (existing.agent_type, existing.task, existing.client_id) == (agent_type, task, getattr(client, "pk", None))
-            if not same:
-                raise Conflict("Idempotency-Key was already used for a different request; use a new key.",
-                               details={"run_id": str(existing.pk)})
-            return CreatedRun(run=existing, replayed=True)
+            return _replay(existing, agent_type=agent_type, task=task, client=client)
 
     run = AgentRun(agent_type=agent_type, agent_version=version, client=client, created_by=actor, task=task,
                    metadata=metadata, specialization=specialization, sandbox=sandbox, idempotency_key=idempotency_key)
-    run.full_clean()
-    run.save()
+    # The key's uniqueness is decided by the database, not by a check that races: concurrent
+    # requests with one key all insert, one wins, the others wait for it and replay its run.
+    run.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            run.save()
+    except IntegrityError:
+        existing = AgentRun.objects.filter(created_by=actor, idempotency_key=idempotency_key).first()
+        if not idempotency_key or existing is None:
+            raise
+        return _replay(existing, agent_type=agent_type, task=task, client=client)
     event_append(run_id=run.pk, type="run.queued", payload={
         "agent_type": agent_type, "agent_version": version, "client_id": getattr(client, "pk", None),
         "sandbox": sandbox})
     from .tasks import run_agent
 
-    transaction.on_commit(lambda: run_agent.delay(run_id=str(run.pk)))
-    return CreatedRun(run=run, replayed=False)
+    return CreatedRun(run=run, replayed=False, enqueued=enqueue_on_commit(run_agent, run_id=str(run.pk)))
 
 
 def run_cancel(*, actor: AbstractUser | None, run: AgentRun) -> AgentRun:
     """Ask a run to stop. A queued run stops at once; a running one at the next step or delta."""
     if run.is_finished:
         raise Conflict(f"The run already {run.status}; there is nothing to cancel.", details={"status": run.status})
+    # The row is the cancel: the worker's heartbeat reads it within a couple of seconds. The
+    # cache flag only makes it quicker, and a cache outage must not lose or fail the cancel.
     AgentRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-    cache.set(cancel_flag_key(run.pk), True, timeout=24 * 3600)
-    flags_changed()
+    try:
+        cache.set(cancel_flag_key(run.pk), True, timeout=24 * 3600)
+        flags_changed()
+    except Exception:  # noqa: BLE001 - best effort: the database flag stands
+        logger.warning("cancel of run %s: the cache is unavailable; the worker reads the database flag", run.pk)
     with transaction.atomic():
         stopped = AgentRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL]).update(
             status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled before it ran further.")
@@ -179,17 +201,33 @@ def release_connection() -> None:
 
 
 def lease_seconds() -> int:
-    return int(getattr(settings, "RUN_LEASE_SECONDS", 30))
+    return int(getattr(settings, "RUN_LEASE_SECONDS", 10))
 
 
+def call_idempotency_key(*, run_id: uuid.UUID | str, name: str, arguments: Any) -> str:
+    """The idempotency key a tool call sends to the system it writes to: bound to the run and to
+    what the call asks for, not to the model's tool_use id. A model that asks for the same write
+    again (after an "outcome unknown" answer, or in a second execution of the run) sends the same
+    key, so the receiving system writes it once."""
+    canonical = json.dumps([name, arguments], sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return f"{run_id}:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
+
+
+def new_claim_token(worker: str) -> str:
+    """The owner of one execution of a run: unique per execution, not per process, so a second
+    delivery of the run's task to the same process cannot write as the first."""
+    return f"{worker}/{uuid.uuid4().hex[:12]}"
+
+
+# Lease times come from the database's clock only (now() + the lease), never a worker's.
 _CLAIM_SQL = """
 WITH claimed AS (
     UPDATE agents_agentrun run
-       SET status = 'running', lease_owner = %(worker)s, lease_until = %(lease_until)s,
-           started_at = COALESCE(run.started_at, now()), last_seq = run.last_seq + 1
+       SET status = 'running', lease_owner = %(worker)s, lease_until = now() + make_interval(secs => %(lease)s),
+           requeued_at = NULL, started_at = COALESCE(run.started_at, now()), last_seq = run.last_seq + 1
       FROM (SELECT id, started_at FROM agents_agentrun WHERE id = %(run)s::uuid FOR UPDATE) AS before
      WHERE run.id = before.id AND run.status IN ('queued', 'running')
-       AND (run.lease_until IS NULL OR run.lease_until < now() OR run.lease_owner = %(worker)s)
+       AND (run.lease_until IS NULL OR run.lease_until < now())
  RETURNING run.*, before.started_at IS NOT NULL AS resumed
 ), event AS (
     INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
@@ -203,19 +241,40 @@ SELECT * FROM claimed
 
 
 def run_claim(*, run_id: uuid.UUID | str, worker: str) -> AgentRun | None:
-    """Take the run for this worker (one statement, with its run.started or run.resumed event):
-    it must be queued or running with an expired (or our own) lease. None when the run is gone,
-    finished, or another live worker holds it. The run's `resumed` says whether it ran before."""
-    params = {"run": str(run_id), "worker": worker, "lease_until": timezone.now() + timedelta(seconds=lease_seconds())}
+    """Take the run for one execution (`worker` is its claim token, see new_claim_token), in one
+    statement with its run.started or run.resumed event: it must be queued, or running with an
+    expired lease. None when the run is gone, finished, or any execution holds a live lease on it,
+    this process's included. The run's `resumed` says whether it ran before."""
+    params = {"run": str(run_id), "worker": worker, "lease": lease_seconds()}
     run = next(iter(AgentRun.objects.raw(_CLAIM_SQL, params)), None)
     if run is not None:
         _nudge_after(run_id=run.pk, seq=run.last_seq, type="run.resumed" if run.resumed else "run.started")
     return run
 
 
-def run_renew_lease(*, run_id: uuid.UUID | str, worker: str) -> bool:
-    return bool(AgentRun.objects.filter(pk=run_id, lease_owner=worker, status=RunStatus.RUNNING).update(
-        lease_until=timezone.now() + timedelta(seconds=lease_seconds())))
+_RENEW_SQL = """
+WITH held AS (
+    SELECT * FROM unnest(%(runs)s::uuid[], %(owners)s::text[]) AS held(id, owner)
+), renewed AS (
+    UPDATE {table} run SET lease_until = now() + make_interval(secs => %(lease)s)
+      FROM held
+     WHERE run.id = held.id AND run.lease_owner = held.owner AND run.status = 'running'
+ RETURNING run.id
+)
+SELECT run.id::text, run.cancel_requested, run.id IN (SELECT id FROM renewed)
+  FROM {table} run JOIN held ON run.id = held.id
+"""
+
+
+def run_leases_renew(*, schema: str, owners: dict[str, str], cursor: psycopg.Cursor) -> dict[str, bool | None]:
+    """The heartbeat: renew the leases of the runs this process holds in `schema` ({run id: claim
+    token}) in one statement, on `cursor` (the watcher's own connection, outside the pool, so a
+    busy pool cannot starve it). Returns {run id: cancel requested} for the runs still held by
+    those executions, and None for a run that another execution holds now, or that is no longer
+    running. A run the connection cannot see (not committed yet) is left out."""
+    statement = psycopg.sql.SQL(_RENEW_SQL).format(table=psycopg.sql.Identifier(schema, "agents_agentrun"))
+    cursor.execute(statement, {"lease": lease_seconds(), "runs": list(owners), "owners": list(owners.values())})
+    return {run_id: cancel if renewed else None for run_id, cancel, renewed in cursor.fetchall()}
 
 
 class LeaseLost(Exception):
@@ -246,7 +305,7 @@ _WRITE_SQL = """
 WITH run AS (
     UPDATE agents_agentrun
        SET last_seq = last_seq + %(n_events)s,
-           lease_until = %(lease_until)s,
+           lease_until = now() + make_interval(secs => %(lease)s),
            messages = COALESCE(%(messages)s::jsonb, messages),
            iterations = iterations + %(iterations)s,
            tool_calls_count = tool_calls_count + %(tool_calls)s,
@@ -268,9 +327,10 @@ WITH run AS (
     INSERT INTO agents_toolcall (run_id, tool_use_id, name, input, status, result, is_error, side_effect,
                                  idempotency_key, iteration, attempts, started_at)
     SELECT %(run)s::uuid, c.tool_use_id, c.name, c.input::jsonb, 'started', NULL, false, c.side_effect,
-           %(run)s::text || ':' || c.tool_use_id, %(iteration)s, 1, now()
+           c.idempotency_key, %(iteration)s, 1, now()
       FROM run, unnest(%(start_ids)s::text[], %(start_names)s::text[], %(start_inputs)s::text[],
-                       %(start_side_effects)s::boolean[]) AS c(tool_use_id, name, input, side_effect)
+                       %(start_side_effects)s::boolean[], %(start_keys)s::text[])
+                AS c(tool_use_id, name, input, side_effect, idempotency_key)
         ON CONFLICT (run_id, tool_use_id) DO NOTHING
  RETURNING id, tool_use_id
 ), finished AS (
@@ -313,7 +373,7 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
     usage = usage or {}
     params = {
         "run": str(run.pk), "worker": worker, "n_events": len(events),
-        "lease_until": timezone.now() + timedelta(seconds=lease_seconds()),
+        "lease": lease_seconds(),
         "messages": None if messages is None else _json(messages),
         "iterations": iterations_delta, "tool_calls": tool_calls_delta, "cost_usd": Decimal(str(cost_usd)),
         **{field: usage.get(field, 0) for field in USAGE_FIELDS},
@@ -323,6 +383,7 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
         "start_ids": [c.tool_use_id for c in start_calls], "start_names": [c.name for c in start_calls],
         "start_inputs": [_json(c.input) for c in start_calls],
         "start_side_effects": [c.side_effect for c in start_calls],
+        "start_keys": [call_idempotency_key(run_id=run.pk, name=c.name, arguments=c.input) for c in start_calls],
         "done_ids": [c.id for c in finish_calls], "done_results": [None if c.result is None else _json(c.result)
                                                                    for c in finish_calls],
         "done_errors": [c.is_error for c in finish_calls], "done_ms": [c.duration_ms for c in finish_calls],
@@ -362,7 +423,7 @@ WITH run AS (
     UPDATE agents_agentrun
        SET status = %(status)s::text, output = %(output)s, error = %(error)s, finished_at = now(), lease_until = NULL,
            lease_owner = '', last_seq = last_seq + 1
-     WHERE id = %(run)s::uuid AND status = 'running'
+     WHERE id = %(run)s::uuid AND status = 'running' AND lease_owner = %(worker)s
  RETURNING last_seq, finished_at, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
            cost_usd, iterations, simulated
 ), event AS (
@@ -381,9 +442,11 @@ SELECT * FROM run
 
 def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "") -> bool:
     """Move a running run to a terminal status, with its terminal event, in one statement. False
-    when it was not running any more (e.g. cancelled meanwhile): the first terminal transition wins."""
+    when it was not running any more (e.g. cancelled meanwhile: the first terminal transition
+    wins) or another execution holds it now (only the lease owner, `run.lease_owner`, finishes)."""
     assert status in TERMINAL_STATUSES
-    row = _execute_prepared(_FINISH_SQL, {"run": str(run.pk), "status": str(status), "output": output,
+    row = _execute_prepared(_FINISH_SQL, {"run": str(run.pk), "worker": run.lease_owner, "status": str(status),
+                                          "output": output,
                                           "error": error, "type": f"run.{status}"})
     if row is None:
         return False

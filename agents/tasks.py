@@ -10,7 +10,6 @@ from datetime import timedelta
 
 from celery.signals import worker_process_init, worker_ready
 from celery.utils.log import get_task_logger
-from django.utils import timezone
 
 from spokestack.celery import app
 
@@ -61,22 +60,42 @@ def notify_approvers(*, approval_id: str) -> bool:
     return approval_notify(approval_id=approval_id)
 
 
-@app.task(name="agents.reap_stale_runs", ignore_result=True, soft_time_limit=120, time_limit=180, public=True)
+# Runs whose lease expired (their worker died) or whose enqueue was lost, queued again at most
+# once per expired lease, and once per REQUEUE_RETRY after that in case that message was lost too.
+_REAP_SQL = """
+UPDATE agents_agentrun SET requeued_at = now()
+ WHERE ((status = 'running' AND lease_until < now())
+        OR (status = 'queued' AND lease_until IS NULL AND created_at < now() - make_interval(secs => %(grace)s)))
+   AND (requeued_at IS NULL OR requeued_at < now() - make_interval(secs => %(retry)s)
+        OR (status = 'running' AND requeued_at < lease_until))
+RETURNING id::text
+"""
+REQUEUE_RETRY = timedelta(seconds=60)
+
+
+@app.task(name="agents.reap_stale_runs", ignore_result=True, soft_time_limit=60, time_limit=90, public=True)
 def reap_stale_runs() -> int:
     """Hand runs whose worker died (running, lease expired) or whose enqueue was lost (queued for
-    over a minute) to a worker again, in every instance. Runs every 30 s from beat."""
+    over a minute, never claimed) to a worker again, in every instance.
+
+    Beat sends this every few seconds on its own queue (`maintenance`, so it never waits behind
+    runs) with an expiry, so copies that piled up during an outage are dropped rather than run
+    in a row. Each run is marked in the statement that selects it: however many copies run, a run
+    is queued again once per expired lease."""
+    from django.db import connection, transaction
+
     from spokestack.tenancy.selectors import in_each_instance
 
-    from .models import AgentRun, RunStatus
-
-    now = timezone.now()
-
     def requeue(schema: str) -> int:
-        stale = AgentRun.objects.filter(status=RunStatus.RUNNING, lease_until__lt=now) | AgentRun.objects.filter(
-            status=RunStatus.QUEUED, created_at__lt=now - QUEUED_GRACE, lease_until__isnull=True)
-        run_ids = list(stale.values_list("pk", flat=True))
-        for run_id in run_ids:
-            run_agent.delay(run_id=str(run_id))
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_REAP_SQL, {"grace": QUEUED_GRACE.total_seconds(),
+                                           "retry": REQUEUE_RETRY.total_seconds()})
+                run_ids = [row[0] for row in cursor.fetchall()]
+            # Queued in the same transaction: if the broker refuses, the marks roll back and the
+            # next reaper tries again.
+            for run_id in run_ids:
+                run_agent.apply_async(kwargs={"run_id": run_id})
         return len(run_ids)
 
     requeued = in_each_instance(requeue, what="re-queuing stale runs")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name
 from tenant_schemas_celery.task import TenantTask
 
@@ -27,6 +30,46 @@ class InstanceTask(TenantTask):
                 f"Task {self.name} was queued without an instance schema; queue it from inside the instance."
             )
         return super().__call__(*args, **kwargs)
+
+
+logger = logging.getLogger(__name__)
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    import kombu.exceptions
+    import redis.exceptions
+
+    return (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)
+
+
+@dataclass
+class Enqueued:
+    """What came of an enqueue after commit: `sent` is None until the transaction commits."""
+
+    sent: bool | None = None
+
+
+def enqueue_on_commit(task: Any, **kwargs: Any) -> Enqueued:
+    """Queue `task(**kwargs)` once the current transaction commits.
+
+    What was committed stands whatever the broker does: when it is unreachable the failure is
+    logged, `sent` turns False and the request still answers (saying so); the row the task is
+    about carries its own recovery (a queued run is started by agents.reap_stale_runs). A request
+    never answers 5xx after committing, which would invite a retry that does the work twice."""
+    outcome = Enqueued()
+
+    def send() -> None:
+        try:
+            task.apply_async(kwargs=kwargs)
+        except _broker_errors():
+            logger.warning("!!! the broker is unavailable: %s(%s) was not queued; it will be recovered", task.name,
+                           kwargs, exc_info=True)
+            outcome.sent = False
+        else:
+            outcome.sent = True
+
+    transaction.on_commit(send)
+    return outcome
 
 
 def worker_probe_key(probe_id: str) -> str:

@@ -202,14 +202,24 @@ CELERY_TASK_TIME_LIMIT = 1800
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Periodic upkeep has a queue of its own, so it never waits behind a backlog of runs; workers
+# consume every queue listed here unless started with -Q.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {"celery": {}, "maintenance": {}}
+CELERY_TASK_ROUTES = {"agents.reap_stale_runs": {"queue": "maintenance"}}
+REAPER_INTERVAL_S = float(env("REAPER_INTERVAL_S", "5"))
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-runs": {"task": "agents.reap_stale_runs", "schedule": 30.0},
+    # Expires before the next one is due: copies queued while no worker listened are dropped.
+    "reap-stale-runs": {"task": "agents.reap_stale_runs", "schedule": REAPER_INTERVAL_S,
+                        "options": {"queue": "maintenance", "expire_seconds": REAPER_INTERVAL_S}},
     "analyze-feedback": {"task": "feedback.analyze_all_instances",
                          "schedule": float(env("FEEDBACK_ANALYSIS_INTERVAL_S", "86400"))},
 }
-# A worker renews its lease on a run at every step; a run whose lease expired while running
-# is handed to another worker by agents.reap_stale_runs.
-RUN_LEASE_SECONDS = int(env("RUN_LEASE_SECONDS", "60"))
+# Each worker process renews the leases of the runs it holds every lease / 5 seconds (its
+# heartbeat, agents/watcher.py), so a lease never runs out under a live worker and can be short:
+# a dead worker's runs are handed to another by agents.reap_stale_runs within lease + reaper
+# interval.
+RUN_LEASE_SECONDS = int(env("RUN_LEASE_SECONDS", "10"))
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -5,7 +5,15 @@ import pytest
 from django.db import connection
 
 from agents.models import AgentRun, RunEvent, ToolCall
-from agents.services import FinishedCall, LeaseLost, StartedCall, run_claim, run_finish, run_write
+from agents.services import (
+    FinishedCall,
+    LeaseLost,
+    StartedCall,
+    call_idempotency_key,
+    run_claim,
+    run_finish,
+    run_write,
+)
 
 
 @pytest.fixture
@@ -25,7 +33,8 @@ def test_a_step_is_recorded_whole_with_its_events_in_order(running):
                         start_calls=[StartedCall(tool_use_id="toolu_1", name="check_brand_rules",
                                                  input={"text": "Glow"}, side_effect=False)])
     call = ToolCall.objects.get(pk=started["toolu_1"])
-    assert (call.status, call.idempotency_key, call.iteration) == ("started", f"{running.pk}:toolu_1", 1)
+    key = call_idempotency_key(run_id=running.pk, name="check_brand_rules", arguments={"text": "Glow"})
+    assert (call.status, call.idempotency_key, call.iteration) == ("started", key, 1)
 
     run_write(run=running, worker="w1", events=[("tool.finished", {"tool_use_id": "toolu_1"}),
                                                 ("turn.started", {"iteration": 2})],

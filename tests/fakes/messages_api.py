@@ -26,7 +26,8 @@ Each request whose messages contain a marker consumes that marker's next turn, r
 "retry_after_s", default 0.001, so the SDK's retries do not sleep), "error_message", "model"
 (the model reported; default: the model asked for), "mid_stream_error" (an SSE `error` event of
 that type after the first delta), "mid_stream_disconnect" (the connection drops after the first
-delta). Requests without a scripted turn left get the offline model's
+delta), "silent_s" (the server says nothing at all, not even headers, for that long first: a
+model that is slow to start answering). Requests without a scripted turn left get the offline model's
 answer (`agents.offline_model.respond`), or a 500 with `default="error"`.
 
 Latency is real waiting in the server thread, spread over the stream's events.
@@ -265,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
                                 {"retry-after-ms": str(int(1000 * float(turn.get("retry_after_s", 0.001))) or 1)})
                 return marker
             reply = api._reply(body, marker, turn, index)
+            time.sleep(float(turn.get("silent_s", 0)))
             mid_stream_error = turn.get("mid_stream_error")
             if turn.get("mid_stream_disconnect"):
                 mid_stream_error = "disconnect"
