@@ -4,8 +4,9 @@ the call for the skill's metrics, and return something a model can read.
 Webhook calls POST `{"input": …, "context": {"instance", "run_id", "client_id", "user_id"}}`,
 signed per Standard Webhooks through `skills.signing.deliver_webhook` (egress policy, retries on
 timeouts and 5xx with the same webhook-id, derived from the tool call's idempotency key so a
-redelivered run sends the same id). In a sandbox run nothing is sent: the outcome records what
-would have been. The auth secret is revealed only while the headers are built; the request
+redelivered run sends the same id; a call still unanswered after the retries reaches the model
+as "outcome unknown", not as a failure). In a sandbox run nothing is sent: the outcome records
+what would have been. The auth secret is revealed only while the headers are built; the request
 this module describes back (`SkillOutcome.request`) has every secret masked.
 """
 
@@ -135,7 +136,8 @@ def _execute(skill: Skill, arguments: Any, context: SkillContext, egress: Egress
                                  msg_id=msg_id, headers=headers, egress=egress)
     except WebhookError as exc:
         return SkillOutcome(f"{skill.name}: {exc.message}", True, 0.0, request,
-                            {"status_code": exc.status_code, "error": exc.message, "attempts": exc.attempts})
+                            {"status_code": exc.status_code, "error": exc.message, "attempts": exc.attempts,
+                             "code": exc.code})
     finally:
         headers = signing = None  # noqa: F841 - drop the plaintext as soon as the call is made
     return SkillOutcome(answer.data, False, 0.0, request,

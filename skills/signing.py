@@ -9,7 +9,11 @@ and doubles as the receiver's idempotency key; the timestamp is fresh on each at
 Delivery goes through the egress client (address policy, timeouts, size cap); timeouts,
 connection failures, 429 and 5xx are retried with exponential backoff, and every failure
 ends as a `WebhookError` whose message a model can read (never the secret, never the URL's
-path or query).
+path or query). A delivery that may have been acted on but was never answered (a timeout
+after sending, a connection cut, a gateway timeout) and that no later attempt settles ends
+as "outcome unknown" (`webhook_outcome_unknown`), never as a failure to try again: a model
+told "failed" calls again with other input, and a new webhook-id defeats the receiver's
+deduplication.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spokestack.egress import (
+    UNSETTLED_RESEND_STATUSES,
     EgressBadResponse,
     EgressClient,
     EgressConnectionError,
@@ -142,8 +147,10 @@ def deliver_webhook(
 
     Retries (up to `attempts` in all, sleeping `backoff`·2ⁿ with jitter, capped) on timeouts,
     connection failures, 408/425/429 and 5xx, always with the same `webhook-id`. A 4xx, a
-    redirect, a non-JSON answer or a refused address fails at once. `headers` carries the
-    skill's auth (bearer / API key); it is sent as is and never appears in an error.
+    redirect, a non-JSON answer or a refused address fails at once. Once an attempt may have
+    been acted on unanswered, only the receiver's verdict (2xx, or a 4xx other than 409 "still
+    in progress") settles it; otherwise the error is `webhook_outcome_unknown`. `headers`
+    carries the skill's auth (bearer / API key); it is sent as is and never appears in an error.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
@@ -152,6 +159,7 @@ def deliver_webhook(
     body = encode_payload(payload)
     started = time.monotonic()
     last_error: WebhookError | None = None
+    lost: EgressError | None = None  # the first attempt that may have been acted on, unanswered
     for attempt in range(1, attempts + 1):
         if attempt > 1:
             delay = min(max_backoff, backoff * 2 ** (attempt - 2))
@@ -161,37 +169,62 @@ def deliver_webhook(
         try:
             response = egress.request("POST", url, content=body, headers=send, require_json=True,
                                       follow_redirects=False, timeout=timeout)
-        except EgressTimeout:
-            last_error = WebhookError(f"The webhook did not answer within {timeout:g} s.", attempts=attempt,
-                                      code="webhook_timeout")
-            continue
-        except EgressConnectionError as exc:
-            last_error = WebhookError(f"The webhook could not be reached: {exc.message}", attempts=attempt,
-                                      code="webhook_unreachable")
-            continue
-        except EgressHTTPError as exc:
-            if 300 <= exc.status_code < 400:
-                raise WebhookError(f"The webhook answered with a redirect (HTTP {exc.status_code}); configure "
-                                   "the final URL.", status_code=exc.status_code, attempts=attempt,
-                                   code="webhook_redirect") from None
-            error = WebhookError(f"The webhook answered HTTP {exc.status_code}{_reason(exc.body)}.",
-                                 status_code=exc.status_code, attempts=attempt, code="webhook_http_error")
-            if exc.status_code in RETRY_STATUSES:
+        except EgressError as exc:
+            error, retry = _failure(exc, timeout=timeout, attempt=attempt, after_lost=lost is not None)
+            lost = lost or (exc if exc.outcome_unknown else None)
+            if retry:
                 last_error = error
                 continue
+            if lost is not None and error.status_code is None:  # not the receiver's verdict
+                raise _outcome_unknown(lost, timeout=timeout, attempts=attempt) from None
             raise error from None
-        except EgressBadResponse as exc:
-            raise WebhookError(f"The webhook's answer is unusable: {exc.message} Skills must answer with JSON.",
-                               attempts=attempt, code="webhook_bad_response") from None
-        except EgressError as exc:
-            raise WebhookError(f"The webhook call was not made: {exc.message}", attempts=attempt,
-                               code=exc.code) from None
         return WebhookResult(data=response.json(), status_code=response.status_code, msg_id=msg_id,
                              attempts=attempt, elapsed_ms=(time.monotonic() - started) * 1000)
+    if lost is not None:
+        raise _outcome_unknown(lost, timeout=timeout, attempts=attempts)
     assert last_error is not None
     last_error.message = f"{last_error.message} Gave up after {attempts} attempt(s)."
     last_error.args = (last_error.message,)
     raise last_error
+
+
+def _failure(exc: EgressError, *, timeout: float, attempt: int, after_lost: bool) -> tuple[WebhookError, bool]:
+    """(the error one attempt ended with, whether to try again)."""
+    if isinstance(exc, EgressTimeout):
+        return WebhookError(f"The webhook did not answer within {timeout:g} s.", attempts=attempt,
+                            code="webhook_timeout"), True
+    if isinstance(exc, EgressConnectionError) or (exc.outcome_unknown and not isinstance(exc, EgressHTTPError)):
+        return WebhookError(f"The webhook could not be reached: {exc.message}", attempts=attempt,
+                            code="webhook_unreachable"), True
+    if isinstance(exc, EgressHTTPError):
+        if 300 <= exc.status_code < 400:
+            return WebhookError(f"The webhook answered with a redirect (HTTP {exc.status_code}); configure "
+                                "the final URL.", status_code=exc.status_code, attempts=attempt,
+                                code="webhook_redirect"), False
+        retry = exc.status_code in RETRY_STATUSES or (after_lost and exc.status_code in UNSETTLED_RESEND_STATUSES)
+        return WebhookError(f"The webhook answered HTTP {exc.status_code}{_reason(exc.body)}.",
+                            status_code=exc.status_code, attempts=attempt, code="webhook_http_error"), retry
+    if isinstance(exc, EgressBadResponse):
+        return WebhookError(f"The webhook's answer is unusable: {exc.message} Skills must answer with JSON.",
+                            attempts=attempt, code="webhook_bad_response"), False
+    return WebhookError(f"The webhook call was not made: {exc.message}", attempts=attempt, code=exc.code), False
+
+
+def _outcome_unknown(lost: EgressError, *, timeout: float, attempts: int) -> WebhookError:
+    """The model-facing error for a call the receiver may or may not have acted on. It never says
+    "failed" or "try again": either would make a model call again with other input."""
+    if isinstance(lost, EgressTimeout):
+        reason = f"no answer within {timeout:g} s"
+    elif isinstance(lost, EgressHTTPError):
+        reason = f"a gateway answered HTTP {lost.status_code}: it gave up waiting for the receiver"
+    else:
+        reason = "the connection was cut before it answered"
+    return WebhookError(f"The webhook's answer was lost ({reason}; {attempts} attempts with the same webhook-id), "
+                        "so the outcome is unknown: the receiver may or may not have acted on it. Calling this tool "
+                        "again with exactly the same input is safe: it sends the same webhook-id, which tells the "
+                        "receiver it is a repeat. Do not change the input to retry; if it stays unknown, tell the "
+                        "user the outcome is unknown.", attempts=attempts, code="webhook_outcome_unknown",
+                        status_code=lost.status_code if isinstance(lost, EgressHTTPError) else None)
 
 
 def _reason(body: bytes) -> str:

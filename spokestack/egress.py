@@ -76,20 +76,35 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(ipaddress.ip_address(a) for
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+GATEWAY_TIMEOUT = 504
+# Answers to a resend that still do not settle whether an earlier sending with the same
+# idempotency key was acted on: the server was busy or failing, or is still working on the
+# earlier one (409, as the IETF Idempotency-Key header draft says a server answers a
+# duplicate while the original is in progress). Any other answer is the server's verdict.
+UNSETTLED_RESEND_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 # --- errors -----------------------------------------------------------------------------
 
 
 class EgressError(Exception):
-    """An outbound request failed. `message` is safe to show a model or a user."""
+    """An outbound request failed. `message` is safe to show a model or a user.
+
+    `outcome_unknown` is True when the request may have reached the server but no answer says
+    what it did: a timeout while waiting for the answer, a connection cut after sending, an
+    answer cut off or malformed, a gateway timeout (504). The server may have acted on it, so a
+    caller must not report a side effect as not done; only a resend with the same idempotency
+    key can settle it. It is False when nothing was sent (refused by policy, the name did not
+    resolve, the connection or TLS handshake failed) or when the server's answer was read.
+    """
 
     code = "egress_error"
 
-    def __init__(self, message: str, *, origin: str = "") -> None:
+    def __init__(self, message: str, *, origin: str = "", outcome_unknown: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.origin = origin
+        self.outcome_unknown = outcome_unknown
 
 
 class EgressRefused(EgressError):
@@ -103,12 +118,15 @@ class EgressRefused(EgressError):
 
 
 class EgressConnectionError(EgressError):
-    """The host did not resolve or refused the connection (worth retrying later)."""
+    """The host did not resolve or refused the connection (worth retrying later), or the
+    connection broke after the request was sent (`outcome_unknown`)."""
 
     code = "egress_connection_error"
 
 
 class EgressTimeout(EgressError):
+    """No connection in time (nothing sent), or no answer in time (`outcome_unknown`)."""
+
     code = "egress_timeout"
 
 
@@ -130,7 +148,8 @@ class EgressHTTPError(EgressError):
 
     def __init__(self, message: str, *, status_code: int, body: bytes = b"", headers: Mapping[str, str] | None = None,
                  origin: str = "") -> None:
-        super().__init__(message, origin=origin)
+        # A gateway that gave up waiting does not know what the server behind it did.
+        super().__init__(message, origin=origin, outcome_unknown=status_code == GATEWAY_TIMEOUT)
         self.status_code = status_code
         self.body = body
         self.headers = dict(headers or {})
@@ -569,15 +588,23 @@ class EgressClient:
                     return EgressResponse(status_code=response.status_code, headers=response.headers, content=body,
                                           url=str(target.url.copy_with(query=None, fragment=None)),
                                           elapsed_ms=(time.monotonic() - started) * 1000)
+        # Before the connection is up nothing has been sent; after it, the server may have the
+        # request (a write error may come after part of it went out), so the outcome is unknown.
+        except (httpx2.ConnectTimeout, httpx2.PoolTimeout):
+            raise EgressTimeout(f"{origin} did not accept a connection in time.", origin=origin) from None
         except httpx2.TimeoutException:
-            raise EgressTimeout(f"{origin} did not answer in time.", origin=origin) from None
+            raise EgressTimeout(f"{origin} did not answer in time.", origin=origin, outcome_unknown=True) from None
         except httpx2.LocalProtocolError:
             raise EgressError(f"The request to {origin} could not be sent: a header value is invalid.",
                               origin=origin) from None
-        except httpx2.ProtocolError:
-            raise EgressBadResponse(f"{origin} sent a malformed HTTP response.", origin=origin) from None
-        except httpx2.TransportError:
+        except httpx2.ProtocolError:  # also a server that closes the connection without answering
+            raise EgressBadResponse(f"{origin} closed the connection without a valid HTTP response.", origin=origin,
+                                    outcome_unknown=True) from None
+        except (httpx2.ConnectError, httpx2.UnsupportedProtocol):
             raise EgressConnectionError(f"Could not connect to {origin}.", origin=origin) from None
+        except httpx2.TransportError:
+            raise EgressConnectionError(f"The connection to {origin} broke before it answered.", origin=origin,
+                                        outcome_unknown=True) from None
 
     def _too_large(self, origin: str) -> str:
         return f"{origin} sent a response over the {self.max_response_bytes // 1024} KiB limit."
@@ -592,7 +619,8 @@ class EgressClient:
         size = 0
         for chunk in response.iter_raw():
             if time.monotonic() > deadline:
-                raise EgressTimeout(f"{origin} did not finish its response in time.", origin=origin)
+                raise EgressTimeout(f"{origin} did not finish its response in time.", origin=origin,
+                                    outcome_unknown=True)
             if decoder is not None:
                 try:
                     chunk = decoder.decompress(chunk, self.max_response_bytes + 1 - size)

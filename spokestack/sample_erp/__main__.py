@@ -2,7 +2,8 @@
 
 Keys default to the documented demo keys (`data.DEMO_API_KEYS`); `--api-key alpha=KEY` (repeat
 per agency) replaces them. `--latency-ms`, `--fail PATH[=STATUS]` and `--allow-reset` are for
-tests of timeouts, HTTP errors and clean state.
+tests of timeouts, HTTP errors and clean state (with `--allow-reset`, `/_faults` makes answers
+come late or never; see `server.py`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fail", action="append", default=[], metavar="PATH[=STATUS]",
                         type=_failure,
                         help="answer requests under PATH with STATUS (default 503) and write nothing")
-    parser.add_argument("--allow-reset", action="store_true", help="enable POST /_reset (tests only)")
+    parser.add_argument("--allow-reset", action="store_true",
+                        help="enable POST /_reset and the answer faults of /_faults (tests only)")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     return parser.parse_args(argv)
 

@@ -23,7 +23,15 @@ Contract, briefly:
   log (one entry per real write) plus the replays, so tests can prove "exactly once".
 * Test switches, fixed at start (tests may change `server.app.config` between requests):
   `latency_ms` delays every response, `failures` maps a path prefix to an HTTP status that
-  is returned instead (nothing is written), `allow_reset` enables `POST /_reset`.
+  is returned instead (nothing is written), `allow_reset` enables `POST /_reset` and `/_faults`.
+* Answer faults, only with `allow_reset`, per agency (the key's), set over HTTP so a test can
+  reach an ERP that runs in another process: `POST /_faults {"path": "/drafts", "delay_ms":
+  1500, "drop": false, "times": 1}` makes requests under the path do their work at once (a
+  write is saved and its idempotency key recorded) and answer `delay_ms` later, or never
+  (`drop`: the connection is closed unanswered), as a slow ERP or one that dies after saving
+  would. `times` uses the fault up after that many requests (leave it out: every request), so
+  a retry can meet the first request still in flight and get its replay. `GET /_faults` lists
+  the agency's faults, `DELETE /_faults` clears them, `POST /_reset` clears everyone's.
 * With a data directory, writes survive a restart (`state.json`, rewritten after each write).
 * `POST /hooks/competitor-check` is a webhook skill target (the demo seeds a `competitor_check`
   skill per agency pointing at it): it takes the skills executor's body `{"input": {"text": ...},
@@ -67,6 +75,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 STATE_FILE = "state.json"
 STATE_VERSION = 1
 WEBHOOK_TOLERANCE_S = 5 * 60  # as skills.signing: a delivery older or newer than this is refused
+MAX_FAULT_DELAY_MS = 600_000
 
 
 def _phrase(status: int) -> str:
@@ -123,6 +132,49 @@ class ErpConfig:
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
                 return status
         return None
+
+
+class AnswerDropped(Exception):  # noqa: N818 - an instruction to the HTTP layer, not an error
+    """The request was handled; the HTTP layer must close the connection without answering."""
+
+
+@dataclass
+class AnswerFault:
+    """An answer fault (see the module docstring): requests under `path` are handled, then
+    answered `delay_ms` late, or never when `drop`. `times` counts the requests it has left."""
+
+    path: str
+    delay_ms: int = 0
+    drop: bool = False
+    times: int | None = None
+
+    @classmethod
+    def from_json(cls, body: Any) -> AnswerFault:
+        if not isinstance(body, dict):
+            raise ErpError(400, "invalid", "The body must be a JSON object.")
+        unknown = sorted(set(body) - {"path", "delay_ms", "drop", "times"})
+        if unknown:
+            raise ErpError(400, "invalid", f"Unknown field(s) {', '.join(unknown)}; allowed: path, delay_ms, drop, "
+                           "times.")
+        path, delay_ms, drop, times = (body.get("path"), body.get("delay_ms", 0), body.get("drop", False),
+                                       body.get("times"))
+        if not isinstance(path, str) or not path.startswith("/") or path.startswith("/_"):
+            raise ErpError(400, "invalid", "path: an endpoint path such as /drafts (test endpoints cannot be faulted).")
+        if not isinstance(delay_ms, int) or isinstance(delay_ms, bool) or not 0 <= delay_ms <= MAX_FAULT_DELAY_MS:
+            raise ErpError(400, "invalid", f"delay_ms: a whole number of milliseconds from 0 to {MAX_FAULT_DELAY_MS}.")
+        if not isinstance(drop, bool):
+            raise ErpError(400, "invalid", "drop: true or false.")
+        if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
+            raise ErpError(400, "invalid", "times: a whole number from 1, or leave it out for every request.")
+        if not delay_ms and not drop:
+            raise ErpError(400, "invalid", "Give delay_ms or drop: a fault that does neither changes nothing.")
+        return cls(path=path.rstrip("/") or "/", delay_ms=delay_ms, drop=drop, times=times)
+
+    def matches(self, path: str) -> bool:
+        return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "delay_ms": self.delay_ms, "drop": self.drop, "times": self.times}
 
 
 def _webhook_key(secret: str) -> bytes:
@@ -388,6 +440,8 @@ class SampleErpApp:
     def __init__(self, config: ErpConfig) -> None:
         self.config = config
         self.store = ErpStore(config.data_dir)
+        self._faults: dict[str, list[AnswerFault]] = {}  # agency -> its answer faults, first match wins
+        self._faults_lock = threading.Lock()
         collection = r"(?P<id>[^/]+)"
         # (path pattern, {method: handler}, needs an API key)
         self.routes: list[tuple[re.Pattern[str], dict[str, Handler], bool]] = [
@@ -405,13 +459,16 @@ class SampleErpApp:
                 (r"/writes", {"GET": self.writes}, True),
                 (r"/hooks/competitor-check", {"POST": self.competitor_check}, True),
                 (r"/_reset", {"POST": self.reset}, True),
+                (r"/_faults", {"GET": self.list_faults, "POST": self.add_fault, "DELETE": self.clear_faults}, True),
             ]
         ]
 
     def handle(self, request: Request) -> tuple[int, Any, dict[str, str]]:
-        """Route, authenticate, apply the test switches, call the handler."""
+        """Route, authenticate, apply the test switches, call the handler. Raises AnswerDropped
+        when an answer fault says the request is handled but never answered."""
         if self.config.latency_ms:
             time.sleep(self.config.latency_ms / 1000)
+        fault = None
         try:
             handler, request.params, needs_key = self._route(request)
             if needs_key:
@@ -421,15 +478,37 @@ class SampleErpApp:
             failure = self.config.failure_for(request.path)
             if failure is not None:
                 raise ErpError(failure, "injected_failure", f"{_phrase(failure)} (failure injected for {request.path}).")
+            fault = self._take_fault(request)
             status, payload, *headers = handler(request)
-            return status, payload, (headers[0] if headers else {})
+            answer = status, payload, (headers[0] if headers else {})
         except ErpError as exc:
-            return exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers
+            answer = exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers
+        if fault is not None:  # the work is done (a write saved, its key recorded); the answer is late or lost
+            time.sleep(fault.delay_ms / 1000)
+            if fault.drop:
+                raise AnswerDropped
+        return answer
+
+    def _take_fault(self, request: Request) -> AnswerFault | None:
+        """The agency's first fault for this path, used up by one request. Taken before the work,
+        so a repeat sent while this request is still sleeping is answered at once."""
+        if not request.agency or request.path.startswith("/_"):
+            return None
+        with self._faults_lock:
+            faults = self._faults.get(request.agency, [])
+            for fault in faults:
+                if fault.matches(request.path):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times == 0:
+                            faults.remove(fault)
+                    return fault
+        return None
 
     def _route(self, request: Request) -> tuple[Handler, dict[str, str], bool]:
         for pattern, methods, needs_key in self.routes:
             match = pattern.fullmatch(request.path)
-            if not match or (request.path == "/_reset" and not self.config.allow_reset):
+            if not match or (request.path.startswith("/_") and not self.config.allow_reset):
                 continue
             if request.method not in methods:
                 allowed = ", ".join(methods)
@@ -529,7 +608,25 @@ class SampleErpApp:
 
     def reset(self, request: Request) -> tuple[int, Any]:
         self.store.reset()
+        with self._faults_lock:
+            self._faults.clear()
         return 200, {"reset": True}
+
+    def list_faults(self, request: Request) -> tuple[int, Any]:
+        with self._faults_lock:
+            rows = [fault.as_dict() for fault in self._faults.get(request.agency, [])]
+        return 200, {"count": len(rows), "results": rows}
+
+    def add_fault(self, request: Request) -> tuple[int, Any]:
+        fault = AnswerFault.from_json(request.json())
+        with self._faults_lock:
+            self._faults.setdefault(request.agency, []).append(fault)
+            return 201, fault.as_dict()
+
+    def clear_faults(self, request: Request) -> tuple[int, Any]:
+        with self._faults_lock:
+            self._faults.pop(request.agency, None)
+        return self.list_faults(request)
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -564,6 +661,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             path = parts.path.rstrip("/") or "/"
             query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             status, payload, headers = app.handle(Request(method, path, query, self.headers, body))
+        except AnswerDropped:
+            self.close_connection = True  # closed with no status line: the client's answer is lost
+            return
         except ErpError as exc:
             status, payload, headers = exc.status, {"error": {"code": exc.code, "message": exc.message}}, {}
         except Exception:

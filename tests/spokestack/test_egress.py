@@ -275,6 +275,34 @@ def test_a_trickling_server_hits_the_overall_deadline(loopback_server, egress_lo
         EgressClient(read_timeout=0.5, total_timeout=0.6).get(f"{loopback_server.url}/trickle")
 
 
+def test_errors_say_whether_the_server_may_have_acted_on_the_request(loopback_server, egress_loopback):
+    """Nothing sent (refused connection): known. Sent and unanswered (a timeout, a connection closed
+    without an answer, a gateway timeout): unknown, so a write must not be reported as not done."""
+    from spokestack.sample_erp import DEMO_API_KEYS, start_sample_erp
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    erp, erp_url = start_sample_erp(allow_reset=True)
+    try:
+        egress_loopback(loopback_server.port, closed_port, erp.server_port)
+        loopback_server.route("/slow", Reply.json({}, delay=1.0))
+        loopback_server.route("/gateway", Reply.json({}, status=504))
+        key = {"X-Api-Key": DEMO_API_KEYS["alpha"]}
+        EgressClient().post(f"{erp_url}/_faults", json={"path": "/clients", "drop": True}, headers=key)
+        cases = [(f"http://127.0.0.1:{closed_port}/", EgressConnectionError, False),
+                 (f"{loopback_server.url}/slow", EgressTimeout, True),
+                 (f"{loopback_server.url}/gateway", EgressHTTPError, True),
+                 (f"{erp_url}/clients", EgressBadResponse, True)]
+        for url, kind, unknown in cases:
+            with pytest.raises(kind) as error:
+                EgressClient(read_timeout=0.2).get(url, headers=key)
+            assert error.value.outcome_unknown is unknown, url
+    finally:
+        erp.stop()
+    assert "closed the connection without a valid HTTP response" in error.value.message
+
+
 @pytest.mark.parametrize("shape", ["declared", "streamed", "gzip_bomb"])
 def test_responses_over_one_mebibyte_are_aborted(shape, loopback_server, egress_loopback):
     egress_loopback(loopback_server.port)

@@ -1,12 +1,18 @@
-"""The ERP client: the instance's URL and key, through the egress client, with errors a model can read."""
+"""The ERP client: the instance's URL and key, through the egress client, with errors a model can read,
+and writes whose answer was lost resent with the same idempotency key (the sample ERP's write log judges)."""
 
+import json
 import logging
+import socket
+import time
+import urllib.request
 
 import pytest
 
 from spokestack.egress import EgressClient
 from spokestack.erp import ErpClient, ErpError, ErpNotConfigured
 from spokestack.errors import InvalidInput
+from spokestack.sample_erp import DEMO_API_KEYS, start_sample_erp
 from spokestack.secrets import EncryptedSecret
 from spokestack.tenancy.models import Instance
 from spokestack.tenancy.services import instance_set_erp
@@ -210,3 +216,141 @@ def test_platform_staff_set_an_instance_approval_sla_within_bounds(platform_clie
     assert saved.status_code == 302
     assert Instance.objects.get(pk=instance.pk).approval_sla_hours == 72
     assert Instance.objects.get(schema_name="tenant_b").approval_sla_hours == 24
+
+
+# --- side effects whose outcome is unknown: resent with the same key, never reported as "not saved" ----
+
+
+DRAFT = {"client": "gulf-bank", "content": "Open an SME account in 10 minutes. Terms apply."}
+
+
+@pytest.fixture
+def sample(db, egress_loopback):
+    """Instance A pointed at its own sample ERP (real HTTP on loopback), whose write log is the judge."""
+    server, base_url = start_sample_erp(allow_reset=True)
+    egress_loopback(server.server_port)
+    instance = instance_set_erp(instance=Instance.objects.get(schema_name="tenant_a"), base_url=base_url,
+                                api_key=DEMO_API_KEYS["alpha"])
+    yield instance, base_url
+    server.stop()
+
+
+def erp_call(base_url, method, path, body=None):
+    """The sample ERP's own answer (its test endpoints and the write log), outside the client under test."""
+    request = urllib.request.Request(base_url + path, method=method, data=None if body is None else
+                                     json.dumps(body).encode(), headers={"X-Api-Key": DEMO_API_KEYS["alpha"],
+                                                                         "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def erp_writes(base_url):
+    """The write log. Late answers may still be sleeping in the ERP: their writes are logged already."""
+    return erp_call(base_url, "GET", "/writes")
+
+
+def assert_outcome_unknown(error, what="POST /drafts"):
+    assert error.code == "erp_outcome_unknown" and error.message.startswith(f"The ERP's answer to {what} was lost")
+    assert "may or may not have saved it" in error.message
+    for wrong in ("not saved", "was not saved", "try again later", "failed"):
+        assert wrong not in error.message.lower(), error.message
+
+
+def test_a_post_answered_after_the_timeout_is_resent_with_the_same_key_and_saved_once(sample):
+    instance, base_url = sample
+    erp_call(base_url, "POST", "/_faults", {"path": "/drafts", "delay_ms": 1500, "times": 1})
+    record = ErpClient.for_instance(instance, timeout=0.3).post("/drafts", DRAFT, idempotency_key="run-1:call-1")
+    log = erp_writes(base_url)
+    assert log["count"] == 1 and record["id"] == log["results"][0]["resource_id"]
+    assert [r["idempotency_key"] for r in log["replays"]] == ["run-1:call-1"] == [log["results"][0]["idempotency_key"]]
+
+
+def test_a_post_that_never_gets_an_answer_is_outcome_unknown_and_saved_once(sample):
+    instance, base_url = sample
+    erp_call(base_url, "POST", "/_faults", {"path": "/drafts", "delay_ms": 2000})
+    started = time.monotonic()
+    with pytest.raises(ErpError) as error:
+        ErpClient.for_instance(instance, timeout=0.3).post("/drafts", DRAFT, idempotency_key="run-1:call-2")
+    assert time.monotonic() - started <= 3 * 0.3 + 1.0, "the resends stay within about three timeouts"
+    assert_outcome_unknown(error.value)
+    assert "no answer within 0.3 s" in error.value.message and "3 attempts" in error.value.message
+    assert "exactly the same input is safe" in error.value.message
+    log = erp_writes(base_url)
+    assert log["count"] == 1 and len(log["replays"]) == 2
+
+
+def test_a_connection_cut_after_the_write_is_resent_and_saved_once(sample):
+    instance, base_url = sample
+    erp_call(base_url, "POST", "/_faults", {"path": "/drafts", "drop": True, "times": 1})
+    record = ErpClient.for_instance(instance, timeout=2).post("/drafts", DRAFT, idempotency_key="run-1:call-3")
+    log = erp_writes(base_url)
+    assert log["count"] == 1 and len(log["replays"]) == 1 and record["id"] == log["results"][0]["resource_id"]
+
+
+def test_connections_that_keep_being_cut_are_outcome_unknown(sample):
+    instance, base_url = sample
+    erp_call(base_url, "POST", "/_faults", {"path": "/drafts", "drop": True})
+    with pytest.raises(ErpError) as error:
+        ErpClient.for_instance(instance, timeout=2).post("/drafts", DRAFT, idempotency_key="run-1:call-4")
+    assert_outcome_unknown(error.value)
+    assert "the connection was cut before the ERP answered" in error.value.message
+    assert erp_writes(base_url)["count"] == 1
+
+
+def test_a_post_without_a_key_is_never_resent(sample):
+    instance, base_url = sample
+    erp_call(base_url, "POST", "/_faults", {"path": "/drafts", "delay_ms": 800})
+    with pytest.raises(ErpError) as error:
+        ErpClient.for_instance(instance, timeout=0.2).post("/drafts", DRAFT)
+    assert_outcome_unknown(error.value)
+    assert "not sent again" in error.value.message and "could save it twice" in error.value.message
+    assert "is safe" not in error.value.message
+    log = erp_writes(base_url)
+    assert log["count"] == 1 and log["replays"] == []
+
+
+def test_a_get_that_times_out_is_not_resent_and_keeps_its_message(erp):
+    instance, server = erp
+    server.route("/api/slow", Reply.json({}, delay=1.0))
+    with pytest.raises(ErpError) as error:
+        ErpClient.for_instance(instance, timeout=0.2).get("/slow")
+    assert error.value.code == "erp_timeout"
+    assert error.value.message == "The ERP did not answer GET /slow within 0.2 s; try again later."
+    assert len(server.requests) == 1
+
+
+def test_a_post_that_could_not_connect_is_not_resent_nothing_was_sent(db, egress_loopback):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    egress_loopback(port)
+    instance = instance_set_erp(instance=Instance.objects.get(schema_name="tenant_a"),
+                                base_url=f"http://127.0.0.1:{port}", api_key=API_KEY)
+    with pytest.raises(ErpError) as error:
+        ErpClient.for_instance(instance).post("/drafts", DRAFT, idempotency_key="run-1:call-5")
+    assert error.value.code == "erp_unreachable"
+    assert error.value.message == "The ERP could not be reached for POST /drafts; try again later."
+
+
+def test_a_gateway_timeout_is_resent_and_in_progress_conflicts_wait_for_the_first(erp):
+    """504 from a gateway: the ERP behind it may have saved. A resend that meets the first request
+    still in progress gets 409 (the IETF Idempotency-Key draft); the next one gets the replay."""
+    instance, server = erp
+    replies = iter([Reply.json({"detail": "upstream timed out"}, status=504),
+                    Reply.json({"detail": "a request with this key is in progress"}, status=409),
+                    Reply.json({"id": 7}, status=201, headers={"Idempotent-Replayed": "true"})])
+    server.route("/api/drafts", lambda request: next(replies))
+    assert ErpClient.for_instance(instance, timeout=1).post("/drafts", DRAFT, idempotency_key="k-9") == {"id": 7}
+    assert [r.headers["idempotency-key"] for r in server.requests] == ["k-9"] * 3
+    assert [r.body for r in server.requests] == [server.requests[0].body] * 3
+
+
+def test_an_erp_that_refuses_the_resend_settles_the_outcome(erp):
+    """A 4xx answer to the resend is the ERP judging the same request again: not saved, for a reason it gives."""
+    instance, server = erp
+    replies = iter([Reply.json({}, status=504), Reply.json({"detail": "client is archived"}, status=422)])
+    server.route("/api/drafts", lambda request: next(replies))
+    with pytest.raises(ErpError) as error:
+        ErpClient.for_instance(instance, timeout=1).post("/drafts", DRAFT, idempotency_key="k-10")
+    assert error.value.code == "erp_http_error" and error.value.status_code == 422
+    assert error.value.message == "The ERP answered POST /drafts with HTTP 422: client is archived."

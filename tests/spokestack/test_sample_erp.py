@@ -1,6 +1,8 @@
 """The sample ERP over real loopback HTTP: auth, per-agency isolation, filters, benchmarks,
-idempotent writes and the write log, errors, injected latency and failures, persistence, CLI."""
+idempotent writes and the write log, errors, injected latency, failures and late or dropped answers,
+persistence, CLI."""
 
+import http.client
 import json
 import os
 import signal
@@ -8,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -15,7 +18,7 @@ import pytest
 
 from spokestack.sample_erp import DEMO_API_KEYS, start_sample_erp
 
-from ..conftest import ROOT
+from ..conftest import ROOT, wait_for
 
 ALPHA, BETA, GAMMA = DEMO_API_KEYS["alpha"], DEMO_API_KEYS["beta"], DEMO_API_KEYS["gamma"]
 
@@ -379,3 +382,66 @@ def test_the_command_line_serves_until_sigterm(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "spokestack.sample_erp", "--port", "0", "--api-key", "delta=k"],
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown agencies" in bad.stderr
+
+
+# --- answer faults: the work is done, the answer comes late or never ------------------------
+
+
+def test_a_late_answer_writes_at_once_and_a_repeat_in_flight_gets_the_replay(erp):
+    status, fault, _ = call(erp, "POST", "/_faults", body={"path": "/drafts", "delay_ms": 1500, "times": 1})
+    assert status == 201 and fault == {"path": "/drafts", "delay_ms": 1500, "drop": False, "times": 1}
+    first = []
+    slow = threading.Thread(target=lambda: first.append(call(erp, "POST", "/drafts", body=DRAFT,
+                                                             headers={"Idempotency-Key": "late-1"})))
+    started = time.monotonic()
+    slow.start()
+    wait_for(lambda: writes(erp)["count"] == 1, timeout=1.0)  # written before the answer
+    assert not first, "the answer is still on its way"
+    again = call(erp, "POST", "/drafts", body=DRAFT, headers={"Idempotency-Key": "late-1"})
+    assert time.monotonic() - started < 1.2, "the fault was used up by the first request"
+    slow.join(5)
+    assert time.monotonic() - started >= 1.5
+    assert first[0][0] == again[0] == 201 and first[0][1] == again[1] and again[2]["Idempotent-Replayed"] == "true"
+    log = writes(erp)
+    assert log["count"] == 1 and [r["idempotency_key"] for r in log["replays"]] == ["late-1"]
+    assert call(erp, "GET", "/_faults")[1] == {"count": 0, "results": []}
+
+
+def test_a_dropped_answer_writes_and_closes_the_connection_unanswered(erp):
+    call(erp, "POST", "/_faults", body={"path": "/drafts", "drop": True, "times": 1})
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError, urllib.error.URLError)):
+        call(erp, "POST", "/drafts", body=DRAFT, headers={"Idempotency-Key": "cut-1"})
+    assert writes(erp)["count"] == 1
+    status, record, headers = call(erp, "POST", "/drafts", body=DRAFT, headers={"Idempotency-Key": "cut-1"})
+    assert status == 201 and headers["Idempotent-Replayed"] == "true"
+    assert writes(erp)["count"] == 1 and record["id"] == writes(erp)["results"][0]["resource_id"]
+
+
+def test_faults_are_per_agency_listed_cleared_and_validated(erp):
+    call(erp, "POST", "/_faults", body={"path": "/clients", "delay_ms": 400})
+    call(erp, "POST", "/_faults", key=BETA, body={"path": "/plans", "drop": True})
+    started = time.monotonic()
+    assert call(erp, "GET", "/clients", key=BETA)[0] == 200 and time.monotonic() - started < 0.3
+    for _ in range(2):  # without `times`, every request
+        started = time.monotonic()
+        assert call(erp, "GET", "/clients")[0] == 200 and time.monotonic() - started >= 0.4
+    assert call(erp, "GET", "/_faults")[1]["results"] == [{"path": "/clients", "delay_ms": 400, "drop": False,
+                                                          "times": None}]
+    assert call(erp, "DELETE", "/_faults")[:2] == (200, {"count": 0, "results": []})
+    assert call(erp, "GET", "/_faults", key=BETA)[1]["count"] == 1
+    call(erp, "POST", "/_reset")  # a reset clears every agency's faults too
+    assert call(erp, "GET", "/_faults", key=BETA)[1]["count"] == 0
+    for body, problem in [({"path": "clients", "delay_ms": 5}, "path"), ({"path": "/_reset", "drop": True}, "path"),
+                          ({"path": "/drafts"}, "delay_ms or drop"), ({"path": "/drafts", "delay_ms": -1}, "delay_ms"),
+                          ({"path": "/drafts", "delay_ms": 600_001}, "delay_ms"),
+                          ({"path": "/drafts", "drop": "yes"}, "drop"), ({"path": "/drafts", "drop": True, "times": 0},
+                                                                       "times"),
+                          ({"path": "/drafts", "drop": True, "colour": 1}, "colour"), ([1], "object")]:
+        status, payload, _ = call(erp, "POST", "/_faults", body=body)
+        assert status == 400 and problem in payload["error"]["message"], body
+    assert call(erp, "POST", "/_faults", key=None, body={"path": "/drafts", "drop": True})[0] == 401
+    server, base_url = start_sample_erp()
+    try:
+        assert call(base_url, "POST", "/_faults", body={"path": "/drafts", "drop": True})[0] == 404
+    finally:
+        server.stop()
