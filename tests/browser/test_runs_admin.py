@@ -71,3 +71,58 @@ def test_run_an_agent_from_the_admin_and_watch_it_stream(live_instance, celery_w
     landing = page.inner_text("#content-main")
     assert "Media buying" in landing or "media_buying" in landing
     assert "Desert Bloom Cosmetics" in landing and "Succeeded" in landing
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_a_run_resumed_after_its_worker_died_shows_the_cut_off_turn_once(live_instance, celery_worker, daphne_server,
+                                                                        fake_model, page):
+    """The worker dies mid-answer; the run resumes elsewhere and answers that turn again. The live
+    page drops the cut-off text (turn.interrupted) instead of showing it twice, and counts the
+    interrupted turn's estimated usage."""
+    import time
+
+    from agents.models import AgentRun, RunEvent
+    from agents.tasks import reap_stale_runs
+
+
+    instance = live_instance.instance
+    marker = "[browser-resume]"
+    fake_model.script(marker, [
+        {"content": [{"type": "text", "text": "Glow gently this Ramadan, " * 40}], "stop_reason": "end_turn",
+         "delay_s": 6.0},
+    ], by_position=True)
+    base = f"http://{instance.domains.get().domain}:{daphne_server}"
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", live_instance.admin.email)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.goto(f"{base}/admin/agents/agentrun/run/")
+    page.select_option("#id_agent_type", "copy")
+    page.fill("#id_task", f"Write a long Ramadan caption {marker}")
+    page.click("#run-agent-form input[type=submit]")
+    page.wait_for_function("document.getElementById('run-output').textContent.includes('Glow gently')",
+                           timeout=20_000)
+    with schema_context(instance.schema_name):
+        run = AgentRun.objects.get(task__contains=marker)
+    celery_worker.kill()  # mid-answer
+    celery_worker.start()
+    time.sleep(3.5)  # the dead worker's lease (RUN_LEASE_SECONDS=3) runs out
+    with schema_context("public"):
+        reap_stale_runs.delay()
+    page.wait_for_selector(".run-status[data-status=succeeded]", timeout=40_000)
+
+    with schema_context(instance.schema_name):
+        interrupted = RunEvent.objects.get(run=run, type="turn.interrupted")
+        final = AgentRun.objects.get(pk=run.pk)
+    assert interrupted.payload["estimated"] and interrupted.payload["usage"]["input_tokens"] > 0
+    assert final.input_tokens > interrupted.payload["usage"]["input_tokens"], "both turns are counted"
+    shown = page.inner_text("#run-output")
+    assert shown.count("Glow gently this Ramadan,") == 40, "the answer once, without the cut-off first take"
+    page.screenshot(path=str(SCREENSHOTS / "run-resumed.png"), full_page=True)
+
+    page.reload()  # a replay from the log shows the same
+    page.wait_for_function("document.getElementById('run-output').textContent.includes('Glow gently')",
+                           timeout=10_000)
+    time.sleep(0.5)
+    assert page.inner_text("#run-output").count("Glow gently this Ramadan,") == 40
