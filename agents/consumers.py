@@ -1,5 +1,11 @@
 """`ws/runs/<id>/`: the same events as the SSE endpoint, with the same replay-from-seq rule
-(`?after=<seq>`). The socket closes after the terminal event."""
+(`?after=<seq>`). The socket closes after the terminal event.
+
+When the database stays unreachable (agents/streaming.py), the last message is
+`{"type": "reconnect", "last_seq", "dependency", "message"}` and the socket closes with 1013
+("try again later", RFC 6455's registry): reconnect with `?after=<last_seq>`. A connection that
+cannot look the run up for the same reason is accepted and closed with that code at once.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from spokestack.errors import NotFound
-from spokestack.realtime import WS_CLOSE_UNAUTHENTICATED, instance_sync_to_async
+from spokestack.outages import DEPENDENCY_ERRORS, dependency_of
+from spokestack.realtime import WS_CLOSE_TRY_AGAIN_LATER, WS_CLOSE_UNAUTHENTICATED, instance_sync_to_async
 
-from .streaming import run_event_stream
+from .streaming import StreamInterrupted, run_event_stream
 
 WS_CLOSE_NOT_FOUND = 4404
 WS_CLOSE_BAD_REQUEST = 4400
@@ -32,6 +39,14 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         except NotFound:
             await self.close(code=WS_CLOSE_NOT_FOUND)
             return
+        except DEPENDENCY_ERRORS as exc:
+            if dependency_of(exc) is None:
+                raise
+            # Accepted first: a handshake refused before it is accepted reaches the client as a
+            # bare HTTP 403, which does not say "try again".
+            await self.accept()
+            await self.close(code=WS_CLOSE_TRY_AGAIN_LATER)
+            return
         after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", ["0"])[0]
         if not after.isdigit():
             await self.close(code=WS_CLOSE_BAD_REQUEST)
@@ -41,6 +56,10 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def _pump(self, instance, run_id: str, after: int) -> None:
         async for event in run_event_stream(instance=instance, run_id=run_id, after_seq=after):
+            if isinstance(event, StreamInterrupted):
+                await self.send_json(event.as_dict(resume=f"?after={event.last_seq}"))
+                await self.close(code=WS_CLOSE_TRY_AGAIN_LATER)
+                return
             if event is not None:
                 await self.send_json(event.as_dict())
         await self.close()

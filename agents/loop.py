@@ -31,6 +31,7 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from spokestack.erp import ErpError
+from spokestack.outages import dependency_of
 
 from .events import event_append
 from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbacks, call_model
@@ -537,27 +538,19 @@ def _truncate(result: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"… [truncated {len(text) - limit} characters]"
 
 
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` says a dependency (the database) is unavailable, not that the run is wrong."""
-    import psycopg
-    from django.db import InterfaceError, OperationalError
-
-    return isinstance(exc, (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError))
-
-
 def execute_run(*, run_id: str, worker: str) -> str:
     """Claim the run for one execution and drive it to a terminal status (or until it is taken
     away). `worker` names the process; the claim token is new for every execution, so a second
     delivery of the task, to this process or another, is refused while this one holds the lease.
 
-    A database outage never fails the run: the execution stops without writing, its lease runs
+    A dependency's outage (the database, Redis) never fails the run: the execution stops without writing, its lease runs
     out, and agents.reap_stale_runs hands the run to a worker again, which resumes it from its
     last checkpoint."""
     token = new_claim_token(worker)
     try:
         run = run_claim(run_id=run_id, worker=token)
     except Exception as exc:
-        if not is_outage(exc):
+        if dependency_of(exc) is None:
             raise
         logger.warning("run %s not started: the database is unavailable (%s); it will be re-queued", run_id, exc)
         return "interrupted"
@@ -574,9 +567,9 @@ def execute_run(*, run_id: str, worker: str) -> str:
         logger.warning("run %s was taken over by another execution; %s stops", run_id, token)
         return "lost"
     except Exception as exc:
-        if is_outage(exc):
-            logger.warning("!!! run %s interrupted: the database is unavailable (%s); it resumes from its last "
-                           "checkpoint when its lease runs out", run_id, exc)
+        if dependency_of(exc) is not None:
+            logger.warning("!!! run %s interrupted: the %s is unavailable (%s); it resumes from its last "
+                           "checkpoint when its lease runs out", run_id, dependency_of(exc), exc)
             return "interrupted"
         logger.exception("run %s crashed", run_id)
         run_finish(run=run, status="failed", error=f"The platform failed while running the agent ({exc.__class__.__name__}).")

@@ -76,6 +76,7 @@ class RunWatcher:
         self._owners: dict[str, str] = {}  # run id → the claim token of the execution holding it
         self._lost: set[str] = set()
         self._heartbeat_conn: psycopg.Connection | None = None
+        self._outages: set[str] = set()  # "cache", "database": logged once per outage
         self._cancelled: set[str] = set()
         self._watched: set[str] = set()
         self._markers: dict[str, object] = {}  # schema → the CHANGED_KEY value last seen
@@ -142,7 +143,7 @@ class RunWatcher:
                         self._markers[schema] = marker
                         self._read(schema, run_ids)
                 except Exception:  # noqa: BLE001 - a cache outage must not stop the watcher; runs go on
-                    logger.warning("could not read the run flags of %s", schema, exc_info=True)
+                    self._failing("cache", f"could not read the run flags of {schema}")
 
     def heartbeat(self, by_schema: dict[str, list[str]], owned: dict[str, str]) -> None:
         """Renew the leases of the runs held here; learn of cancels and of runs taken over."""
@@ -158,10 +159,10 @@ class RunWatcher:
             except psycopg.Error:
                 # The database is down: nothing to renew. The runs' own writes fail too and leave
                 # them to their leases; this thread keeps trying, on a new connection.
-                logger.warning("heartbeat: could not renew the leases of %d run(s) in %s", len(owners), schema,
-                               exc_info=True)
+                self._failing("database", f"heartbeat: could not renew the leases of {len(owners)} run(s) in {schema}")
                 self._drop_connection()
                 continue
+            self._recovered("database")
             with self._lock:
                 for run_id, owner in owners.items():
                     if self._owners.get(run_id) != owner:
@@ -172,6 +173,18 @@ class RunWatcher:
                         self._lost.add(run_id)
                     elif alive[run_id]:
                         self._cancelled.add(run_id)
+
+    def _failing(self, dependency: str, what: str) -> None:
+        """Log an outage once when it starts (the watcher retries ten times a second)."""
+        if dependency not in self._outages:
+            self._outages.add(dependency)
+            logger.warning("!!! %s (the %s is unavailable); retrying quietly until it is back", what, dependency,
+                           exc_info=True)
+
+    def _recovered(self, dependency: str) -> None:
+        if dependency in self._outages:
+            self._outages.discard(dependency)
+            logger.warning("the %s is back: run flags and leases are read again", dependency)
 
     def _connection(self) -> psycopg.Connection:
         if self._heartbeat_conn is None or self._heartbeat_conn.closed:
@@ -197,8 +210,9 @@ class RunWatcher:
             with schema_context(schema):
                 flags = cache.get_many([key for pair in keys.values() for key in pair])
         except Exception:  # noqa: BLE001 - a cache outage must not stop runs: they go on unwatched
-            logger.warning("could not read the run flags of %s", schema, exc_info=True)
+            self._failing("cache", f"could not read the run flags of {schema}")
             return
+        self._recovered("cache")
         with self._lock:
             for run_id, (cancel_key, watch_key) in keys.items():
                 if run_id not in self._runs:

@@ -7,7 +7,11 @@ import os
 
 from tenant_schemas_celery.app import CeleryApp as TenantAwareCeleryApp
 
+from spokestack import celery_resilience
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spokestack.settings.dev")
+# A Redis outage with tasks in flight must not stop the worker (issue #12; kombu#970).
+celery_resilience.install()
 
 
 class SpokeStackCelery(TenantAwareCeleryApp):

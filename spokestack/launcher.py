@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -275,6 +276,84 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@dataclass
+class Child:
+    """A process `make run` started, and whether it is started again when it exits."""
+
+    name: str
+    cmd: tuple[str, ...]
+    env: dict[str, str]
+    restart: bool
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    quick_exits: int = 0  # exits in a row, each before `stable_after` seconds of uptime
+    restart_at: float | None = None  # when an exited child is due to be started again
+
+
+class Supervisor:
+    """The processes of `make run`.
+
+    A child started with `restart=True` (the Celery worker and beat) is started again when it
+    exits, after 1 s, 2 s, 4 s … at most 30 s while it keeps exiting within a minute of starting
+    (after a minute of uptime the next restart waits 1 s again), with a loud log line: a broker or
+    database outage can end them, and the rest of the platform stays useful meanwhile. Any other
+    child exiting (daphne, the sample ERP: a port taken, a broken import, nothing that a restart
+    fixes and nothing an outage causes) is returned by `poll` so that the caller stops everything.
+    """
+
+    def __init__(self, *, cwd: Path = ROOT, backoff_start: float = 1.0, backoff_max: float = 30.0,
+                 stable_after: float = 60.0) -> None:
+        self.cwd = cwd
+        self.backoff_start, self.backoff_max, self.stable_after = backoff_start, backoff_max, stable_after
+        self.children: list[Child] = []
+
+    def start(self, name: str, *cmd: str, env: dict[str, str], restart: bool = False) -> Child:
+        child = Child(name=name, cmd=cmd, env=env, restart=restart)
+        self.children.append(child)
+        self._spawn(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        child.process = subprocess.Popen(child.cmd, env=child.env, cwd=self.cwd,  # noqa: S603 - our own commands
+                                         start_new_session=True)
+        child.started_at, child.restart_at = time.monotonic(), None
+
+    def poll(self) -> Child | None:
+        """Start again the children that are due; return a child whose exit stops everything."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    self._spawn(child)
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            if not child.restart:
+                return child
+            uptime = now - child.started_at
+            child.quick_exits = child.quick_exits + 1 if uptime < self.stable_after else 1
+            delay = min(self.backoff_start * 2 ** (child.quick_exits - 1), self.backoff_max)
+            child.restart_at = now + delay
+            log(f"!!! {child.name} exited with code {code} after {uptime:.1f} s; "
+                f"restarting it in {delay:g} s (exit {child.quick_exits} in a row)")
+        return None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM to every child's process group, SIGKILL to those still there after `timeout`."""
+        running = [c.process for c in self.children if c.process is not None and c.process.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in running:
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+
+
 def run(args: argparse.Namespace) -> int:
     """Command 1: the platform with a seeded demo, until Ctrl-C."""
     from spokestack import demo_runner
@@ -290,46 +369,42 @@ def run(args: argparse.Namespace) -> int:
         _manage("migrate", "--noinput", env=env)
         _manage("sync_agent_versions", env=env)
         _manage("seed_demo", "--erp-url", f"http://127.0.0.1:{erp_port}", "--credentials", str(credentials), env=env)
-        children: list[subprocess.Popen] = []
+        supervisor = Supervisor()
         bindir = Path(sys.executable).parent
-
-        def spawn(*cmd: str, extra: dict[str, str] | None = None) -> None:
-            children.append(subprocess.Popen(cmd, env={**env, **(extra or {})}, cwd=ROOT,  # noqa: S603
-                                             start_new_session=True))
-
         try:
-            spawn(sys.executable, "-m", "spokestack.sample_erp", "--port", str(erp_port), "--quiet",
-                  "--data-dir", str(STATE / "run" / "erp"))
-            spawn(str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(args.port), "spokestack.asgi:application")
+            supervisor.start("sample ERP", sys.executable, "-m", "spokestack.sample_erp", "--port", str(erp_port),
+                             "--quiet", "--data-dir", str(STATE / "run" / "erp"), env=env)
+            supervisor.start("daphne", str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(args.port),
+                             "spokestack.asgi:application", env=env)
             # Agent runs wait on the model most of the time: many of them share one process on
             # threads, and a small connection pool keeps PostgreSQL's connection count low.
-            spawn(str(bindir / "celery"), "-A", "spokestack", "worker", "--loglevel", "INFO", "--pool", "threads",
-                  "--concurrency", env.get("SPOKESTACK_WORKER_CONCURRENCY", "64"), "--hostname", "worker@%h",
-                  extra={"DATABASE_POOL_MAX_SIZE": env.get("DATABASE_POOL_MAX_SIZE", "20")})
-            spawn(str(bindir / "celery"), "-A", "spokestack", "beat", "--loglevel", "INFO",
-                  "--schedule", str(STATE / "run" / "celerybeat-schedule"))
+            supervisor.start("Celery worker", str(bindir / "celery"), "-A", "spokestack", "worker", "--loglevel",
+                             "INFO", "--pool", "threads", "--concurrency",
+                             env.get("SPOKESTACK_WORKER_CONCURRENCY", "64"), "--hostname", "worker@%h",
+                             env={**env, "DATABASE_POOL_MAX_SIZE": env.get("DATABASE_POOL_MAX_SIZE", "20")},
+                             restart=True)
+            supervisor.start("Celery beat", str(bindir / "celery"), "-A", "spokestack", "beat", "--loglevel", "INFO",
+                             "--schedule", str(STATE / "run" / "celerybeat-schedule"), env=env, restart=True)
             wait_for_port(args.port, timeout=60)
             wait_for_port(erp_port, timeout=30)
             demo_runner.announce(port=args.port, env=env)
-            demo_runner.run_demos(port=args.port, credentials=credentials)
-            log("demo runs done; the platform keeps running until Ctrl-C")
-            while all(child.poll() is None for child in children):
+            # The demo runs stream from a thread of their own, so that the supervisor keeps
+            # restarting the worker while they wait on it.
+            demos = threading.Thread(target=demo_runner.run_demos, name="demo-runs", daemon=True,
+                                     kwargs={"port": args.port, "credentials": credentials})
+            demos.start()
+            while (stopped := supervisor.poll()) is None:
+                if demos is not None and not demos.is_alive():
+                    log("demo runs done; the platform keeps running until Ctrl-C")
+                    demos = None
                 time.sleep(0.5)
-            failed = [c for c in children if c.poll() is not None]
-            log(f"a process exited ({failed[0].args[0]}, code {failed[0].returncode}); stopping the rest")
+            log(f"{stopped.name} exited (code {stopped.process.returncode}); stopping the rest")
             return 1
         except Stop as stop:
             log(f"{stop}: stopping every process started here")
             return 0
         finally:
-            for child in children:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(child.pid, signal.SIGKILL)
+            supervisor.stop()
 
 
 def test(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ WS_CLOSE_UNKNOWN_INSTANCE = 4404
 WS_CLOSE_SUSPENDED = 4403
 WS_CLOSE_UNAUTHENTICATED = 4401
 WS_CLOSE_FORBIDDEN_ORIGIN = 4400
+WS_CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: a dependency is down; reconnect in a few seconds
 
 
 def group_name(schema: str, *parts: str | int) -> str:
@@ -160,11 +161,23 @@ class InstanceScopeMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             return await self.app(scope, receive, send)
-        instance = await _instance_for_host(_header(scope, b"host"))
+        from spokestack.outages import DEPENDENCY_ERRORS, dependency_of
+
+        try:
+            instance = await _instance_for_host(_header(scope, b"host"))
+            if instance is not None and instance.is_active:
+                user = await instance_sync_to_async(instance)(_authenticate)(scope)
+        except DEPENDENCY_ERRORS as exc:
+            if dependency_of(exc) is None:
+                raise
+            # Accepted, then closed with "try again later": a close before the accept reaches the
+            # client as a bare 403, which says "you may not" rather than "not now".
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            return await send({"type": "websocket.close", "code": WS_CLOSE_TRY_AGAIN_LATER})
         if instance is None:
             return await send({"type": "websocket.close", "code": WS_CLOSE_UNKNOWN_INSTANCE})
         if not instance.is_active:
             return await send({"type": "websocket.close", "code": WS_CLOSE_SUSPENDED})
-        user = await instance_sync_to_async(instance)(_authenticate)(scope)
         scope = {**scope, "instance": instance, "user": user}
         return await self.app(scope, receive, send)

@@ -12,6 +12,8 @@ from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name
 from tenant_schemas_celery.task import TenantTask
 
+from spokestack.outages import REDIS_ERRORS
+
 
 class MissingInstanceSchema(RuntimeError):
     pass
@@ -35,13 +37,6 @@ class InstanceTask(TenantTask):
 logger = logging.getLogger(__name__)
 
 
-def _broker_errors() -> tuple[type[BaseException], ...]:
-    import kombu.exceptions
-    import redis.exceptions
-
-    return (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)
-
-
 @dataclass
 class Enqueued:
     """What came of an enqueue after commit: `sent` is None until the transaction commits."""
@@ -61,7 +56,7 @@ def enqueue_on_commit(task: Any, **kwargs: Any) -> Enqueued:
     def send() -> None:
         try:
             task.apply_async(kwargs=kwargs)
-        except _broker_errors():
+        except REDIS_ERRORS + (OSError,):
             logger.warning("!!! the broker is unavailable: %s(%s) was not queued; it will be recovered", task.name,
                            kwargs, exc_info=True)
             outcome.sent = False

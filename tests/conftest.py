@@ -236,7 +236,7 @@ def api():
 
 # --- real processes ---------------------------------------------------------------------
 
-from .processes import WorkerProcess, start_daphne, stop_process, test_env  # noqa: E402
+from .processes import WorkerProcess, process_env, start_daphne, stop_process  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -275,7 +275,7 @@ def worker_webhook():
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, sample_erp, fake_model, worker_webhook):
     ports = f"{sample_erp[0].server_port},{worker_webhook.port}"
-    env = {**test_env(), "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key", "ANTHROPIC_BASE_URL": fake_model.base_url,
+    env = {**process_env(), "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key", "ANTHROPIC_BASE_URL": fake_model.base_url,
            "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": ports,
            "DATABASE_POOL_MAX_SIZE": "10", "RUN_LEASE_SECONDS": "3"}
     worker = WorkerProcess(env, "test").start()
@@ -286,7 +286,7 @@ def celery_worker(django_db_setup, sample_erp, fake_model, worker_webhook):
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup):
     """daphne serving spokestack.asgi on a free loopback port; yields the port."""
-    process, port = start_daphne(test_env(), "test")
+    process, port = start_daphne(process_env(), "test")
     yield port
     stop_process(process)
 

@@ -26,6 +26,7 @@ class TcpProxy:
         self.port = 0
         self._listener: socket.socket | None = None
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
+        self._accepted_at: dict[tuple[socket.socket, socket.socket], int] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self.accepted = 0
@@ -37,13 +38,24 @@ class TcpProxy:
         return self
 
     def cut(self) -> None:
-        """The dependency goes away: reset every connection, refuse new ones."""
+        """The dependency goes away: refuse new connections, reset every open one, newest first.
+
+        The order is fixed because it matters to what is tested: which of a Celery worker's
+        broker sockets reports the reset first decided whether kombu 5.7.0 crashed (its newest,
+        the remote-control pub/sub connection, while a BRPOP is pending: it crashed every time;
+        see spokestack/celery_resilience.py)."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            # shutdown() first: it wakes the accept() blocked on the socket and stops listening at
+            # once; close() alone leaves the socket listening until that accept() returns, so the
+            # next connection would be accepted (not refused) and restore() could not bind.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 listener.close()
         with self._lock:
-            pairs, self._pairs = self._pairs, set()
+            pairs = sorted(self._pairs, key=lambda pair: self._accepted_at.get(pair, -1), reverse=True)
+            self._pairs, self._accepted_at = set(), {}
         for pair in pairs:
             for sock in pair:
                 with contextlib.suppress(OSError):
@@ -113,6 +125,7 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._pairs.add(pair)
+                self._accepted_at[pair] = self.accepted
                 self.accepted += 1
             threading.Thread(target=self._pump, args=(pair,), name="tcp-proxy-pump", daemon=True).start()
 
@@ -137,6 +150,7 @@ class TcpProxy:
             selector.close()
             with self._lock:
                 self._pairs.discard(pair)
+                self._accepted_at.pop(pair, None)
             for sock in pair:
                 with contextlib.suppress(OSError):
                     sock.close()

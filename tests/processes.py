@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".spokestack" / "test"
 
 
-def test_env() -> dict[str, str]:
+def process_env() -> dict[str, str]:
     from django.conf import settings
 
     db = settings.DATABASES["default"]
@@ -62,9 +62,10 @@ class WorkerProcess:
     """A real Celery worker subprocess (threads pool, DB pool) on the private Redis and the test
     database, with the fake Messages API as its model and the sample ERP allowed on loopback."""
 
-    def __init__(self, env: dict[str, str], name: str, concurrency: int = 16) -> None:
+    def __init__(self, env: dict[str, str], name: str, concurrency: int = 16, queues: str = "") -> None:
         self.env, self.name, self.process, self.generation = env, name, None, 0
         self.concurrency = concurrency
+        self.queues = queues  # comma-separated, as `celery worker -Q`; empty: the default queue
 
     def start(self) -> WorkerProcess:
         from spokestack.celery import app
@@ -76,7 +77,8 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "spokestack", "worker", "--loglevel", "INFO", "--pool", "threads",
              "--concurrency", str(self.concurrency), "--hostname", f"{self.name}-{self.generation}-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             *(["--queues", self.queues] if self.queues else [])],
             env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         hostname = f"{self.name}-{self.generation}-{os.getpid()}@{socket.gethostname()}"
         deadline = time.monotonic() + 60
@@ -94,9 +96,18 @@ class WorkerProcess:
         self.process.wait(10)
         self.log.close()
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
             self.log.close()
 
 
+def database_url(*, port: int | None = None) -> str:
+    """The test database's URL, optionally on another port (a `TcpProxy` in front of it)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST']}:{port or db['PORT']}/{db['NAME']}"

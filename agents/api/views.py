@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 from django.http import StreamingHttpResponse
@@ -21,7 +22,7 @@ from ..models import ApprovalStatus, RunStatus
 from ..registry import agent_types, get_spec
 from ..selectors import run_get, runs_visible_to
 from ..services import run_cancel, run_create, run_version_for
-from ..streaming import run_event_stream
+from ..streaming import StreamInterrupted, run_event_stream
 from .serializers import (
     AgentSerializer,
     ApprovalSerializer,
@@ -31,10 +32,14 @@ from .serializers import (
     RunSerializer,
 )
 
+logger = logging.getLogger(__name__)
+
 ExecuteAccepted = inline_serializer("ExecuteAccepted", {
     "run_id": serializers.UUIDField(), "status": serializers.CharField(), "status_url": serializers.CharField(),
     "events_url": serializers.CharField(), "websocket_url": serializers.CharField(),
-    "replayed": serializers.BooleanField()})
+    "replayed": serializers.BooleanField(),
+    "note": serializers.CharField(required=False, help_text="Present when the job queue was unavailable: the run "
+                                  "is saved and starts when the queue recovers.")})
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -64,12 +69,27 @@ def _links(request, run_id) -> dict:
 
 async def _sse(instance, run_id: str, after_seq: int) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
-    async for event in run_event_stream(instance=instance, run_id=run_id, after_seq=after_seq):
-        if event is None:
-            yield b": keep-alive\n\n"
-            continue
-        data = json.dumps(event.as_dict(), ensure_ascii=False, default=str)
-        yield f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+    last = after_seq
+    try:
+        async for event in run_event_stream(instance=instance, run_id=run_id, after_seq=after_seq):
+            if event is None:
+                yield b": keep-alive\n\n"
+                continue
+            if isinstance(event, StreamInterrupted):
+                # The last event: a dependency stayed down. `id:` is what an EventSource sends back
+                # as Last-Event-ID when it reconnects (after `retry:`), also when nothing came before.
+                data = json.dumps(event.as_dict(resume=f"Last-Event-ID: {event.last_seq}"), ensure_ascii=False)
+                yield f"id: {event.last_seq}\nevent: reconnect\ndata: {data}\n\n".encode()
+                return
+            data = json.dumps(event.as_dict(), ensure_ascii=False, default=str)
+            last = event.seq
+            yield f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+    except Exception:
+        # Never a stream that hangs: the client is told, and may reconnect from what it saw.
+        logger.exception("the event stream of run %s failed", run_id)
+        data = json.dumps({"last_seq": last, "message": "The stream failed on the server; reconnect with "
+                           f"Last-Event-ID: {last}."})
+        yield f"id: {last}\nevent: error\ndata: {data}\n\n".encode()
 
 
 def sse_response(request, run_id: str, after_seq: int) -> StreamingHttpResponse:
@@ -109,8 +129,11 @@ class ExecuteView(APIView):
         run = created.run
         if data.get("stream"):
             return sse_response(request, str(run.pk), 0)
-        return Response({"run_id": str(run.pk), "status": run.status, "replayed": created.replayed,
-                         **_links(request, run.pk)}, status=status.HTTP_202_ACCEPTED)
+        body = {"run_id": str(run.pk), "status": run.status, "replayed": created.replayed, **_links(request, run.pk)}
+        if created.enqueued is not None and created.enqueued.sent is False:
+            body["note"] = ("The run is saved but the job queue is unavailable right now: it starts within a minute "
+                            "of the queue's recovery. Do not send the request again.")
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class RunStatusView(APIView):

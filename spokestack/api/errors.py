@@ -10,8 +10,10 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from spokestack.errors import DomainError
+from spokestack.outages import RETRY_AFTER_SECONDS, dependency_of, outage_message
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,14 @@ def _first_message(detail) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    dependency = dependency_of(exc)
+    if dependency is not None:
+        set_rollback()
+        request = context.get("request")
+        logger.warning("%s %s: %s unavailable, answered 503 (%s: %s)", request.method if request else "",
+                       request.path if request else "", dependency, exc.__class__.__name__, exc)
+        return Response(error_body("unavailable", outage_message(dependency), {"dependency": dependency}),
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail)

@@ -12,7 +12,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from spokestack.outages import RETRY_AFTER_SECONDS
+
 WORKER_PROBE_TIMEOUT = 3.0
+# Liveness answers without the database (InstanceMiddleware lets it through a failed instance
+# lookup); readiness is where dependencies are checked.
+LIVENESS_PATH = "/api/v1/health"
 
 
 def check_database() -> str:
@@ -94,6 +99,6 @@ class ReadinessView(APIView):
             return Response(
                 {"error": {"code": "not_ready", "message": f"Failing check(s): {', '.join(failing)}.",
                            "details": checks}},
-                status=503,
+                status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         return Response({"status": "ready", "checks": checks})

@@ -42,7 +42,11 @@ def database_from_url(url: str) -> dict:
         "CONN_HEALTH_CHECKS": True,
         # Workers run many agent loops on threads and give their connection back before every
         # model call: a per-process pool caps the connections PostgreSQL sees (0 = no pool).
-        "OPTIONS": {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 60}} if pool_size else {},
+        # Waits are short: while PostgreSQL is down a request answers 503 within seconds and a
+        # run is interrupted (to resume from its checkpoint), rather than each hanging a minute.
+        "OPTIONS": {"connect_timeout": int(env("DATABASE_CONNECT_TIMEOUT", "5")),
+                    **({"pool": {"min_size": 1, "max_size": pool_size,
+                                 "timeout": float(env("DATABASE_POOL_TIMEOUT", "5"))}} if pool_size else {})},
     }
 
 
@@ -112,6 +116,9 @@ SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
+    # Outermost: answers 503 instead of the 500 of a request that met a database or Redis
+    # outage anywhere below, the instance lookup included (spokestack/outages.py).
+    "spokestack.outages.DependencyOutageMiddleware",
     "spokestack.tenancy.middleware.InstanceMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -174,12 +181,15 @@ CACHES = {
         # Keys carry the schema, so one instance never reads another's entries.
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        # A hung Redis fails a cache call in seconds (503), instead of holding the request.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [redis_url(2)]},
+        # No read timeout: a subscription waits on its socket for as long as nobody publishes.
+        "CONFIG": {"hosts": [{"address": redis_url(2), "socket_connect_timeout": 2}]},
     }
 }
 
@@ -220,6 +230,22 @@ CELERY_BEAT_SCHEDULE = {
 # a dead worker's runs are handed to another by agents.reap_stale_runs within lease + reaper
 # interval.
 RUN_LEASE_SECONDS = int(env("RUN_LEASE_SECONDS", "10"))
+
+# --- Broker outages (issue #12) -----------------------------------------------------------
+# Enqueueing fails fast when Redis is down or hangs, instead of holding the request: connecting
+# and every broker command time out in seconds (without a socket timeout a hung Redis held
+# `.delay()` for good), and a publish is tried three times over about half a second before
+# kombu's OperationalError reaches the caller (spokestack.outages answers it with a 503).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS |= {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25,
+                                    "interval_max": 0.25}
+# A worker that loses the broker keeps its runs in flight going; they acknowledge their messages
+# once it has reconnected (spokestack/celery_resilience.py keeps that from crashing the worker).
+# True would only try to cancel them: the threads pool cannot, and a run is never failed for an
+# outage.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# --- end of broker outages ----------------------------------------------------------------
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -262,6 +288,9 @@ EGRESS_ALLOW_LOOPBACK = env_bool("EGRESS_ALLOW_LOOPBACK", False)
 EGRESS_LOOPBACK_PORTS = [int(port) for port in env_list("EGRESS_LOOPBACK_PORTS", "")]
 EGRESS_CONNECT_TIMEOUT = float(env("EGRESS_CONNECT_TIMEOUT", "5"))
 EGRESS_READ_TIMEOUT = float(env("EGRESS_READ_TIMEOUT", "15"))
+# How long a tool waits for the instance's ERP; a keyed write whose answer is lost is sent again
+# with the same key within 3× this (spokestack/erp.py).
+ERP_TIMEOUT_S = float(env("ERP_TIMEOUT_S", "10"))
 # Keys for credentials at rest, comma-separated, the first one current (spokestack.secrets).
 # Empty outside production: a key derived from SECRET_KEY is used instead.
 SPOKESTACK_SECRET_KEYS = env_list("SPOKESTACK_SECRET_KEYS", "")
@@ -273,9 +302,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"outages": {"()": "spokestack.outages.OutageLogFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
+        "django.request": {"filters": ["outages"]},
         "django.db.backends": {"level": "WARNING"},
         # httpx2 logs every request's full URL at INFO, query string included: tokens in
         # webhook URLs must not reach the logs. spokestack.egress logs the origin only.

@@ -39,14 +39,14 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 class Stack:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "runtime", concurrency: int = CONCURRENT_RUNS + 8) -> None:
         from django.conf import settings
 
         from spokestack.accounts.services import api_token_create
         from spokestack.sample_erp import DEMO_API_KEYS, start_sample_erp
         from spokestack.tenancy.services import instance_provision, instance_set_erp
         from tests.fakes.messages_api import FakeMessagesApi
-        from tests.processes import WorkerProcess, start_daphne, test_env
+        from tests.processes import WorkerProcess, process_env, start_daphne
         from tuning.services import client_create
 
         self.erp, erp_url = start_sample_erp(port=0)
@@ -55,8 +55,8 @@ class Stack:
         settings.EGRESS_LOOPBACK_PORTS = [self.erp.server_port]
         self.model = FakeMessagesApi()
         self.model.start()
-        provisioned = instance_provision(name="Bench Runtime", domain="bench-runtime.localhost",
-                                         admin_email="admin@bench.example", schema_name="bench_runtime")
+        provisioned = instance_provision(name=f"Bench {name}", domain=f"bench-{name}.localhost",
+                                         admin_email="admin@bench.example", schema_name=f"bench_{name}")
         self.instance = provisioned.instance
         instance_set_erp(instance=self.instance, base_url=erp_url, api_key=DEMO_API_KEYS["alpha"])
         with schema_context(self.instance.schema_name):
@@ -64,13 +64,13 @@ class Stack:
             self.token = api_token_create(user=provisioned.admin, name="bench").raw
             self.admin = provisioned.admin
         connection.close()
-        env = {**test_env(), "ANTHROPIC_API_KEY": "sk-ant-bench-not-a-real-key", "ANTHROPIC_BASE_URL": self.model.base_url,
+        env = {**process_env(), "ANTHROPIC_API_KEY": "sk-ant-bench-not-a-real-key", "ANTHROPIC_BASE_URL": self.model.base_url,
                "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": str(self.erp.server_port),
                "DATABASE_POOL_MAX_SIZE": "20"}
         self.env = env
-        self.worker = WorkerProcess(env, "bench", concurrency=CONCURRENT_RUNS + 8).start()
-        self.daphne, self.port = start_daphne(env, "bench")
-        self.host = "bench-runtime.localhost"
+        self.worker = WorkerProcess(env, f"bench-{name}", concurrency=concurrency).start()
+        self.daphne, self.port = start_daphne(env, f"bench-{name}")
+        self.host = f"bench-{name}.localhost"
 
     def close(self) -> None:
         from tests.processes import stop_process

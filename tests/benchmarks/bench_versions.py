@@ -38,7 +38,7 @@ def run() -> dict:
     from skills.models import Skill
     from spokestack.tenancy.models import Instance
     from spokestack.tenancy.services import instance_provision
-    from tests.processes import WorkerProcess, test_env
+    from tests.processes import WorkerProcess, process_env
     from versions.catalog.models import CatalogVersion
     from versions.models import UpdateNotification
     from versions.services import catalog_sync, version_config_update
@@ -68,7 +68,7 @@ def run() -> dict:
     provision_s = time.monotonic() - provision_started
     connection.set_schema_to_public()
 
-    worker = WorkerProcess({**test_env(), "DATABASE_POOL_MAX_SIZE": "10"}, "bench-versions", concurrency=4).start()
+    worker = WorkerProcess({**process_env(), "DATABASE_POOL_MAX_SIZE": "10"}, "bench-versions", concurrency=4).start()
     try:
         def release(only: list[str]) -> float:
             CatalogVersion.objects.filter(agent_type__in=["media_buying", "rfp"]).delete()

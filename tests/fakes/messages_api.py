@@ -69,14 +69,16 @@ class FakeMessagesApi:
     """A scriptable Messages API on 127.0.0.1 (see the module docstring)."""
 
     def __init__(self, latency_s: float = 0.0, default: str = "offline", host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, record: bool = True) -> None:
         if default not in ("offline", "error"):
             raise ValueError("default is 'offline' or 'error'")
         self.latency_s = latency_s
+        self.record = record  # keep request bodies for requests(); off for long soaks
         self.default = default
         self._address = (host, port)
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[dict]] = defaultdict(deque)
+        self._positional: dict[str, list[dict]] = {}
         self._served: dict[str, int] = defaultdict(int)
         self._requests: list[dict] = []
         self._raw: list[bytes] = []
@@ -87,12 +89,19 @@ class FakeMessagesApi:
 
     # --- scripting and inspection ---------------------------------------------------------
 
-    def script(self, marker: str, turns: list[dict]) -> FakeMessagesApi:
-        """Queue `turns` for requests whose messages contain `marker` (appended to any queued)."""
+    def script(self, marker: str, turns: list[dict], *, by_position: bool = False) -> FakeMessagesApi:
+        """Queue `turns` for requests whose messages contain `marker` (appended to any queued).
+
+        With `by_position`, nothing is consumed: a request gets the turn at its conversation's
+        position (how many assistant turns it already holds), as a model answers the same
+        conversation the same way. A run interrupted mid-turn and resumed is asked that turn again."""
         if not marker:
             raise ValueError("a marker must be a non-empty string")
         with self._lock:
-            self._scripts[marker].extend(dict(turn) for turn in turns)
+            if by_position:
+                self._positional[marker] = [dict(turn) for turn in turns]
+            else:
+                self._scripts[marker].extend(dict(turn) for turn in turns)
         return self
 
     def pending(self, marker: str) -> int:
@@ -175,8 +184,14 @@ class FakeMessagesApi:
     def _next_turn(self, body: dict, raw: bytes) -> tuple[str, dict | None, int]:
         text = json.dumps(body.get("messages", []), ensure_ascii=False)
         with self._lock:
-            self._requests.append(body)
-            self._raw.append(raw)
+            if self.record:
+                self._requests.append(body)
+                self._raw.append(raw)
+            for marker, turns in self._positional.items():
+                if marker in text:
+                    position = sum(m.get("role") == "assistant" for m in body.get("messages", []))
+                    self._served[marker] += 1
+                    return marker, turns[min(position, len(turns) - 1)], position
             for marker, queue in self._scripts.items():
                 if marker in text and queue:
                     index = self._served[marker]

@@ -1,11 +1,14 @@
 """The launcher shares a running profile's servers instead of stopping them (`exec` next to
 `make run` used to stop the demo's PostgreSQL)."""
 
+import itertools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -58,3 +61,87 @@ def test_a_file_left_by_a_dead_launcher_or_a_stopped_server_is_ignored(home, lis
     assert launcher._running_services(home) is None
     (home / launcher.SERVICES_FILE).write_text("{not json")
     assert launcher._running_services(home) is None
+
+
+
+# --- make run's supervisor: the worker and beat are restarted, the rest stops everything -----
+
+# Each start appends its time to the file named by argv[1]; the child then exits with code 3 at
+# once, except the start numbered argv[2] (from 0), which first stays up for argv[3] seconds.
+CHILD = """
+import sys, time
+from pathlib import Path
+starts = Path(sys.argv[1])
+number = len(starts.read_text().splitlines()) if starts.exists() else 0
+with starts.open("a") as f:
+    f.write(f"{time.time()}\\n")
+if number == int(sys.argv[2]):
+    time.sleep(float(sys.argv[3]))
+sys.exit(3)
+"""
+
+
+def child(starts, *, stays_up: int = -1, for_s: float = 0.0) -> tuple[str, ...]:
+    return (sys.executable, "-c", CHILD, str(starts), str(stays_up), str(for_s))
+
+
+def start_times(starts) -> list[float]:
+    return [float(line) for line in starts.read_text().splitlines()] if starts.exists() else []
+
+
+def supervise(supervisor, *, starts, count: int, timeout: float = 15.0):
+    """Poll as `make run` does (more often) until `count` starts; returns a child that stopped everything."""
+    deadline = time.monotonic() + timeout
+    try:
+        while len(start_times(starts)) < count:
+            assert time.monotonic() < deadline, f"{len(start_times(starts))} starts of {count} in {timeout} s"
+            stopped = supervisor.poll()
+            if stopped is not None:
+                return stopped
+            time.sleep(0.01)
+    finally:
+        supervisor.stop()
+    return None
+
+
+def restarts(out: str) -> list[str]:
+    """The loud lines, each reduced to its delay ("0.25 s")."""
+    return [line.split("restarting it in ")[1].split(" (")[0] for line in out.splitlines() if "!!!" in line]
+
+
+def test_an_exiting_worker_is_restarted_with_a_doubling_capped_backoff_and_a_loud_line(tmp_path, capsys):
+    starts = tmp_path / "starts"
+    supervisor = launcher.Supervisor(backoff_start=0.25, backoff_max=1.0, stable_after=60)
+    supervisor.start("Celery worker", *child(starts), env=dict(os.environ), restart=True)
+    assert supervise(supervisor, starts=starts, count=5) is None
+    out = capsys.readouterr().out
+    assert restarts(out)[:4] == ["0.25 s", "0.5 s", "1 s", "1 s"]
+    assert "[spokestack] !!! Celery worker exited with code 3 after " in out
+    times = start_times(starts)[:5]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    for gap, delay in zip(gaps, [0.25, 0.5, 1.0, 1.0], strict=True):
+        assert delay - 0.05 < gap < delay + 0.7, gaps  # the last two at most 1 s: capped, not 2 s
+
+
+def test_the_backoff_starts_over_once_a_child_stayed_up(tmp_path, capsys):
+    starts = tmp_path / "starts"
+    supervisor = launcher.Supervisor(backoff_start=0.1, backoff_max=10, stable_after=0.5)
+    # Exits at once twice, then stays up 0.8 s (past stable_after) before exiting, then at once again.
+    supervisor.start("Celery beat", *child(starts, stays_up=2, for_s=0.8), env=dict(os.environ), restart=True)
+    assert supervise(supervisor, starts=starts, count=5) is None
+    assert restarts(capsys.readouterr().out)[:4] == ["0.1 s", "0.2 s", "0.1 s", "0.2 s"]
+
+
+def test_daphne_or_the_erp_exiting_stops_everything_and_is_not_restarted(tmp_path, capsys):
+    starts = tmp_path / "starts"
+    supervisor = launcher.Supervisor(backoff_start=0.1)
+    worker = supervisor.start("Celery worker", sys.executable, "-c", "import time; time.sleep(60)",
+                              env=dict(os.environ), restart=True)
+    supervisor.start("daphne", *child(starts, stays_up=0, for_s=0.3), env=dict(os.environ))
+    stopped = supervise(supervisor, starts=starts, count=2, timeout=10)
+    assert stopped is not None and stopped.name == "daphne" and stopped.process.returncode == 3
+    assert len(start_times(starts)) == 1 and restarts(capsys.readouterr().out) == []
+    # supervise() stopped the supervisor, as `make run` does: the worker is gone with its group.
+    assert worker.process.returncode == -signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.killpg(worker.process.pid, 0)
