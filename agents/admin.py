@@ -9,11 +9,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from spokestack.accounts import policy
 from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError
-from tuning.selectors import clients_visible_to
 
-from .approvals import approval_decide, approvals_visible_to, can_decide, may_approve, pending_for
+from .approvals import approval_decide, approvals_visible_to, can_decide, pending_for
 from .models import AgentRun, ApprovalRequest, ApprovalStatus, RunStatus
 from .registry import agent_types, get_spec
 from .selectors import runs_visible_to
@@ -43,13 +43,14 @@ class RunAgentForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["agent_type"].choices = [
             (t, f"{get_spec(t).title} ({t} {run_version_for(t)})") for t in agent_types()]
-        self.fields["client"].queryset = clients_visible_to(actor=user)
+        self.fields["client"].queryset = policy.clients_for(user, "run.create")
 
 
 @admin.register(AgentRun, site=instance_admin)
 class AgentRunAdmin(ReadOnlyAdmin):
     """Runs start from the "Run an agent" page or the API; services own every change."""
 
+    view_action = "run.view"
     list_display = ["short_id", "agent_type", "agent_version", "client", "badge", "created_by", "created_at",
                     "duration", "cost"]
     list_filter = ["status", "agent_type", "client", "simulated"]
@@ -62,6 +63,8 @@ class AgentRunAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         return runs_visible_to(actor=request.user)
 
+    def has_cancel_permission(self, request) -> bool:
+        return self.allows(request, "run.cancel")
 
     @admin.display(description="Run", ordering="created_at")
     def short_id(self, run):
@@ -79,7 +82,7 @@ class AgentRunAdmin(ReadOnlyAdmin):
     def cost(self, run):
         return f"${run.cost_usd:.4f}"
 
-    @admin.action(description="Cancel the selected runs")
+    @admin.action(description="Cancel the selected runs", permissions=["cancel"])
     def cancel_runs(self, request, queryset):
         cancelled = 0
         for run in queryset:
@@ -91,14 +94,16 @@ class AgentRunAdmin(ReadOnlyAdmin):
         messages.success(request, f"Asked {cancelled} run(s) to stop.")
 
     def get_urls(self):
-        return [path("run/", self.admin_site.admin_view(self.run_agent_view), name="agents_agentrun_run"),
+        return [path("run/", self.policy_view(self.run_agent_view, "run.create"), name="agents_agentrun_run"),
                 *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {**(extra_context or {}),
-                                                  "run_agent_url": reverse("instance_admin:agents_agentrun_run")})
+        may_run = self.allows(request, "run.create")
+        return super().changelist_view(request, {**(extra_context or {}), "run_agent_url": reverse(
+            "instance_admin:agents_agentrun_run") if may_run else None})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.require(request, self.view_action)
         run = self.get_object(request, object_id)
         if run is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
@@ -127,11 +132,14 @@ class AgentRunAdmin(ReadOnlyAdmin):
 
 
 def _recent_runs(request) -> dict:
+    may_run = policy.allows(request.user, "run.create")
     return {"runs": runs_visible_to(actor=request.user).order_by("-created_at")[:8],
-            "run_agent_url": reverse("instance_admin:agents_agentrun_run")}
+            "run_agent_url": reverse("instance_admin:agents_agentrun_run") if may_run else None}
 
 
 def _agents(request) -> dict:
+    if not policy.allows(request.user, "agent.view"):
+        return {"agents": []}
     return {"agents": [get_spec(t, run_version_for(t)) for t in agent_types()]}
 
 
@@ -151,6 +159,7 @@ class DecisionForm(forms.Form):
 class ApprovalRequestAdmin(ReadOnlyAdmin):
     """The approval queue: pending first; a request's page shows the exact call and decides it."""
 
+    view_action = "approval.view"
     list_display = ["tool_name", "client", "rule", "status", "run_link", "created_at", "expires_at", "decided_by"]
     list_filter = ["status", "tool_name"]
     search_fields = ["tool_name", "rendered_input", "rule"]
@@ -159,13 +168,6 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return approvals_visible_to(actor=request.user)
-
-    def has_module_permission(self, request):
-        return may_approve(request.user)
-
-    def has_view_permission(self, request, obj=None):
-        return may_approve(request.user)
-
 
     def changelist_view(self, request, extra_context=None):
         if "status__exact" not in request.GET and not request.GET.get("all"):
@@ -182,10 +184,13 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
                            approval.run.agent_type, str(approval.run_id)[:8])
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.require(request, self.view_action)
         approval = self.get_object(request, object_id)
         if approval is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         form = DecisionForm(request.POST or None)
+        if request.method == "POST":
+            self.require(request, "approval.decide", approval.client_id)
         if request.method == "POST" and form.is_valid():
             approve = "_approve" in request.POST
             try:
@@ -203,7 +208,7 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
 
 
 def _approvals(request) -> dict:
-    if not may_approve(request.user):
+    if not policy.allows(request.user, "approval.view"):
         return {"pending": None}
     pending = pending_for(actor=request.user)
     return {"pending": pending.count(), "oldest": pending.order_by("created_at")[:5],

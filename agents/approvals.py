@@ -30,10 +30,10 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from spokestack.accounts.roles import Role
-from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from spokestack.accounts import policy
+from spokestack.accounts.roles import roles_of
+from spokestack.errors import Conflict, InvalidInput, NotFound
 from spokestack.tasks import enqueue_on_commit
-from tuning.governance import MANAGE, client_relations, roles_of, sees_every_client
 
 from .events import event_append
 from .models import AgentRun, ApprovalRequest, ApprovalStatus, RunStatus, ToolCall
@@ -72,32 +72,21 @@ def approval_rule_for(*, tool_name: str, patterns: tuple[str, ...], platform_pat
 
 
 def can_decide(actor: AbstractUser | None, approval: ApprovalRequest) -> bool:
-    """Instance admins and managers decide every request; account managers those of their clients."""
-    if sees_every_client(actor):
-        return True
-    if approval.client is None or Role.ACCOUNT_MANAGER not in roles_of(actor):
-        return False
-    return MANAGE in client_relations(actor, approval.client)
+    """Policy `approval.decide` on the request's client, for a request the actor sees
+    (`approvals_visible_to`: a request without a client only those who act on every client)."""
+    return policy.allows(actor, "approval.decide", approval.client_id)
 
 
 def may_approve(actor: AbstractUser | None) -> bool:
-    """Whether the actor holds an approver role at all (which requests, `approvals_visible_to` says)."""
-    return sees_every_client(actor) or Role.ACCOUNT_MANAGER in roles_of(actor)
+    """Whether the actor's role sees approval requests at all (which ones, `approvals_visible_to` says)."""
+    return policy.allows(actor, "approval.view")
 
 
 def approvals_visible_to(*, actor: AbstractUser | None) -> QuerySet[ApprovalRequest]:
     approvals = ApprovalRequest.objects.select_related("run", "client", "decided_by", "tool_call")
-    if sees_every_client(actor):
+    if policy.acts_on_every_client(actor, "approval.view"):
         return approvals
-    if Role.ACCOUNT_MANAGER not in roles_of(actor):
-        return approvals.none()
-    from guardian.shortcuts import get_objects_for_user
-
-    from tuning.models import Client
-
-    managed = get_objects_for_user(actor, [f"tuning.{MANAGE}"], klass=Client, accept_global_perms=False,
-                                   with_superuser=False)
-    return approvals.filter(client__in=managed)
+    return approvals.filter(client__in=policy.clients_for(actor, "approval.view"))
 
 
 def approval_get(*, actor: AbstractUser | None, approval_id: uuid.UUID | str) -> ApprovalRequest:
@@ -109,14 +98,18 @@ def approval_get(*, actor: AbstractUser | None, approval_id: uuid.UUID | str) ->
 
 
 def approvers_for(client) -> list[AbstractUser]:
-    """Who is told about a new request: admins and managers, and the client's account managers."""
+    """Who is told about a new request: whoever may decide it (policy `approval.decide`): the roles
+    that act on every client, and the client's assigned people of the scoped roles."""
+    deciders = policy.rule("approval.decide").roles
     users = get_user_model().objects.filter(is_active=True)
-    people = list(users.filter(groups__name__in=[Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER]).distinct())
+    people = list(users.filter(groups__name__in=sorted(deciders - set(policy.SCOPED_ROLES))).distinct())
     if client is not None:
         from guardian.shortcuts import get_users_with_perms
 
-        managers = get_users_with_perms(client, only_with_perms_in=[MANAGE], with_group_users=False)
-        people += [u for u in managers if u.is_active and Role.ACCOUNT_MANAGER in roles_of(u) and u not in people]
+        for role in sorted(deciders & set(policy.SCOPED_ROLES)):
+            assigned = get_users_with_perms(client, only_with_perms_in=[policy.SCOPED_ROLES[role]],
+                                            with_group_users=False)
+            people += [u for u in assigned if u.is_active and role in roles_of(u) and u not in people]
     return people
 
 
@@ -193,9 +186,9 @@ def approval_decide(*, actor: AbstractUser | None, approval_id: uuid.UUID | str,
     Approval runs exactly that call in a new task; rejection gives the note to the model."""
     if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
         raise InvalidInput(f"note: text of at most {MAX_NOTE_CHARS} characters.")
+    policy.require(actor, "approval.decide")
     approval = approval_get(actor=actor, approval_id=approval_id)
-    if not can_decide(actor, approval):
-        raise NotAllowed("Your role does not allow you to decide this approval request.")
+    policy.require(actor, "approval.decide", approval.client_id)
     status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=approval.run_id)
@@ -265,6 +258,10 @@ def pending_for(*, actor: AbstractUser | None) -> QuerySet[ApprovalRequest]:
 
 
 def _publish(*, schema: str, approval_id) -> None:
+    """Tell the `ws/events/` subscribers of `approvals`; each socket passes the message on only
+    when its viewer may see `client_id` (spokestack/consumers.py). `pending` counts the pending
+    requests of that client alone: an instance-wide count would tell about clients the viewer
+    may not see."""
     try:
         from spokestack.realtime import publish_instance_event
 
@@ -272,7 +269,8 @@ def _publish(*, schema: str, approval_id) -> None:
         publish_instance_event(schema, "approvals", {
             "approval_id": str(approval.pk), "status": approval.status, "tool": approval.tool_name,
             "run_id": str(approval.run_id), "client_id": approval.client_id,
-            "pending": ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count()})
+            "pending": ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING,
+                                                      client_id=approval.client_id).count()})
     except Exception:  # noqa: BLE001 - a notification must never fail the decision or the run
         logger.warning("could not publish approval %s", approval_id, exc_info=True)
 

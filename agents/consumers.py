@@ -1,10 +1,19 @@
 """`ws/runs/<id>/`: the same events as the SSE endpoint, with the same replay-from-seq rule
 (`?after=<seq>`). The socket closes after the terminal event.
 
-When the database stays unreachable (agents/streaming.py), the last message is
-`{"type": "reconnect", "last_seq", "dependency", "message"}` and the socket closes with 1013
-("try again later", RFC 6455's registry): reconnect with `?after=<last_seq>`. A connection that
-cannot look the run up for the same reason is accepted and closed with that code at once.
+The socket ends early, with a last message saying why, then a close code:
+
+* the database stays unreachable (agents/streaming.py): `{"type": "reconnect", "reason":
+  "unavailable", "last_seq", "dependency", "message"}`, close 1013 ("try again later", RFC 6455's
+  registry): reconnect with `?after=<last_seq>` in a few seconds. A connection that cannot look
+  the run up for the same reason is accepted and closed with that code at once;
+* the socket lived STREAM_MAX_SECONDS: `{"type": "reconnect", "reason": "max_lifetime", ...}`,
+  close 4000: reconnect now with `?after=<last_seq>`;
+* the viewer's token was revoked or expired, their session ended or their account was
+  deactivated (close 4401), or they lost their role or their access to the run (close 4403):
+  `{"type": "error", "code", "message", "last_seq"}`, within STREAM_RECHECK_SECONDS;
+* the user already holds STREAM_MAX_PER_USER streams and sockets: accepted, `{"type": "error",
+  "code": "throttled", ...}`, close 4429.
 """
 
 from __future__ import annotations
@@ -17,15 +26,25 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from spokestack.errors import NotFound
 from spokestack.outages import DEPENDENCY_ERRORS, dependency_of
-from spokestack.realtime import WS_CLOSE_TRY_AGAIN_LATER, WS_CLOSE_UNAUTHENTICATED, instance_sync_to_async
+from spokestack.realtime import (
+    WS_CLOSE_RECONNECT,
+    WS_CLOSE_TRY_AGAIN_LATER,
+    WS_CLOSE_UNAUTHENTICATED,
+    StreamViewer,
+    TooManyStreams,
+    instance_sync_to_async,
+)
 
-from .streaming import StreamInterrupted, run_event_stream
+from .streaming import StreamExpired, StreamInterrupted, StreamRefused, run_event_stream
 
 WS_CLOSE_NOT_FOUND = 4404
 WS_CLOSE_BAD_REQUEST = 4400
 
 
 class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+    viewer: StreamViewer | None = None
+    pump: asyncio.Task | None = None
+
     async def connect(self) -> None:
         user, instance = self.scope["user"], self.scope["instance"]
         if not user.is_authenticated:
@@ -51,22 +70,37 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if not after.isdigit():
             await self.close(code=WS_CLOSE_BAD_REQUEST)
             return
+        try:
+            self.viewer = await instance_sync_to_async(instance)(StreamViewer.open)(
+                user=user, credentials=self.scope.get("credentials"))
+        except TooManyStreams as exc:
+            await self.accept()  # so that the client gets the reason and the code, not a bare 403
+            await self.send_json(exc.refusal.as_dict())
+            await self.close(code=exc.refusal.close_code)
+            return
         await self.accept()
         self.pump = asyncio.create_task(self._pump(instance, str(run.pk), int(after)))
 
     async def _pump(self, instance, run_id: str, after: int) -> None:
-        async for event in run_event_stream(instance=instance, run_id=run_id, after_seq=after):
-            if isinstance(event, StreamInterrupted):
+        async for event in run_event_stream(instance=instance, run_id=run_id, after_seq=after, viewer=self.viewer):
+            if isinstance(event, StreamInterrupted | StreamExpired):
                 await self.send_json(event.as_dict(resume=f"?after={event.last_seq}"))
-                await self.close(code=WS_CLOSE_TRY_AGAIN_LATER)
+                await self.close(code=WS_CLOSE_TRY_AGAIN_LATER if isinstance(event, StreamInterrupted)
+                                 else WS_CLOSE_RECONNECT)
+                return
+            if isinstance(event, StreamRefused):
+                await self.send_json(event.as_dict())
+                await self.close(code=event.refusal.close_code)
                 return
             if event is not None:
                 await self.send_json(event.as_dict())
         await self.close()
 
     async def disconnect(self, code) -> None:
-        pump = getattr(self, "pump", None)
+        pump = self.pump
         if pump is not None and not pump.done():
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+        if self.viewer is not None:
+            await instance_sync_to_async(self.scope["instance"])(self.viewer.release)()

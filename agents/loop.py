@@ -26,11 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from spokestack.erp import ErpError
+from spokestack.hygiene import removed_note, scrub_unstorable
 from spokestack.outages import dependency_of
 
 from .events import event_append
@@ -91,6 +92,7 @@ class _Outcome:
     result: Any
     is_error: bool
     duration_ms: float
+    removed: int = 0  # characters PostgreSQL cannot store, removed from the result (spokestack.hygiene)
 
 
 class _StreamEvents:
@@ -175,6 +177,7 @@ class RunLoop:
                                       specialization=run.specialization,
                                       extra_tools=[s.definition() for s in self.skills.values()])
         self.tools = {t.name: t for t in spec.tools if t.name not in set(self.prompt.disabled_tools)}
+        self.client_scope = _client_scope(run)
         self.rules = tuple(rule.as_dict() for rule in self.prompt.rules)
         # Time spent waiting for a person's approval does not count against the time limit
         # (a run that has not run before has had no approvals).
@@ -281,7 +284,8 @@ class RunLoop:
             usage = turn.usage.__dict__
             events = [*streamed, ("turn.finished", {
                 "iteration": run.iterations + 1, "stop_reason": turn.stop_reason, "model": turn.model,
-                "used_fallback": turn.used_fallback, "usage": usage, "cost_usd": turn.cost_usd})]
+                "used_fallback": turn.used_fallback, "usage": usage, "cost_usd": turn.cost_usd,
+                **({"removed_characters": turn.removed} if turn.removed else {})})]
             events += [("tool.started", {"tool_use_id": c.tool_use_id, "name": c.name, "input": c.input})
                        for c in start_calls]
             self._started = self._write(
@@ -428,18 +432,30 @@ class RunLoop:
             fresh = row is None
             if fresh:
                 rule = self._approval_rule(block["name"]) if not self._input_problem(block) else ""
-                row = ToolCall.objects.create(
-                    run=run, tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
-                    side_effect=self._side_effect(block["name"]), idempotency_key=self._key(block),
-                    iteration=run.iterations, status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED,
-                    attempts=0 if rule else 1)
+                # The gated call and its request are one transaction: a worker that dies between
+                # them can leave neither, never a call on hold with nobody asked.
+                with transaction.atomic():
+                    row = ToolCall.objects.create(
+                        run=run, tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
+                        side_effect=self._side_effect(block["name"]), idempotency_key=self._key(block),
+                        iteration=run.iterations,
+                        status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED,
+                        attempts=0 if rule else 1)
+                    if rule:
+                        approval_request_create(run=run, tool_call=row, rule=rule)
                 if rule:
-                    approval_request_create(run=run, tool_call=row, rule=rule)
                     waiting = True
                     continue
             elif row.status == ToolCallStatus.AWAITING_APPROVAL:
                 approval = getattr(row, "approval", None)
-                action, message = approval_outcome(approval) if approval is not None else ("run", "")
+                if approval is None:
+                    # Fail closed: a call held for approval with no request on record (left by an
+                    # earlier version that wrote them apart) is asked for now, never run.
+                    approval_request_create(run=run, tool_call=row, rule=self._approval_rule(block["name"])
+                                            or "held for approval (the request was missing)")
+                    waiting = True
+                    continue
+                action, message = approval_outcome(approval)
                 if action == "wait":
                     waiting = True
                     continue
@@ -462,8 +478,11 @@ class RunLoop:
         tool: ToolSpec | None = self.tools.get(block["name"])
         arguments = block.get("input") or {}
 
-        def outcome(result: Any, is_error: bool) -> _Outcome:
-            return _Outcome(result, is_error, round((time.perf_counter() - started) * 1000, 2))
+        def outcome(result: Any, is_error: bool, removed: int = 0) -> _Outcome:
+            # What a tool, the ERP or a webhook answered is kept minus what cannot be stored, and
+            # marked: a U+0000 in an answer must not fail the step's write (and the run with it).
+            result, scrubbed = scrub_unstorable(result)
+            return _Outcome(result, is_error, round((time.perf_counter() - started) * 1000, 2), removed + scrubbed)
 
         if block["name"] in self.skills:
             try:
@@ -483,7 +502,8 @@ class RunLoop:
         context = ToolContext(
             instance=instance, run_id=str(self.run.pk), tool_use_id=block["id"],
             idempotency_key=self._key(block), client=self.run.client,
-            specialization=self.prompt.specialization, rules=self.rules, sandbox=self.run.sandbox)
+            specialization=self.prompt.specialization, rules=self.rules, sandbox=self.run.sandbox,
+            client_scope=None if self.client_scope is None else frozenset(self.client_scope))
         try:
             return outcome(tool.handler(context, arguments), False)
         except ToolError as exc:
@@ -503,17 +523,20 @@ class RunLoop:
         run = self.run
         context = SkillContext(instance=instance.schema_name, run_id=str(run.pk), client_id=run.client_id,
                                user_id=run.created_by_id, idempotency_key=self._key(block),
-                               sandbox=run.sandbox)
+                               sandbox=run.sandbox,
+                               client_ids=None if self.client_scope is None else frozenset(self.client_scope.values()))
         try:
             result = skill_execute(skill=self.skills[block["name"]], arguments=block.get("input") or {},
                                    context=context)
         except Exception as exc:  # noqa: BLE001 - a broken skill must not crash the run
             logger.exception("skill %s failed in run %s", block["name"], run.pk)
             return outcome(f"{block['name']} failed unexpectedly ({exc.__class__.__name__}).", True)
-        return outcome(result.result, result.is_error)
+        return outcome(result.result, result.is_error, result.removed)
 
     def _record(self, block: dict, call_id: int, outcome: _Outcome) -> None:
         """Stage what came of a call: it is written with the step's next statement."""
+        if outcome.removed:
+            outcome.result = _marked(outcome.result, outcome.removed)
         self._staged_calls.append(FinishedCall(id=call_id, result=outcome.result, is_error=outcome.is_error,
                                                duration_ms=outcome.duration_ms))
         kind = ARTIFACT_KINDS.get(block["name"])
@@ -525,12 +548,34 @@ class RunLoop:
                 data=outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result}))
         self._staged_events.append(("tool.finished", {
             "tool_use_id": block["id"], "name": block["name"], "is_error": outcome.is_error,
-            "duration_ms": outcome.duration_ms, "output": _truncate(outcome.result, 4000)}))
+            "duration_ms": outcome.duration_ms, "output": _truncate(outcome.result, 4000),
+            **({"removed_characters": outcome.removed} if outcome.removed else {})}))
 
     @staticmethod
     def _result_block(tool_use_id: str, result: Any, is_error: bool) -> dict:
         return {"type": "tool_result", "tool_use_id": tool_use_id, "is_error": is_error,
                 "content": _truncate(result, TOOL_RESULT_MAX_CHARS)}
+
+
+def _marked(result: Any, removed: int) -> Any:
+    """A result some characters were removed from, saying so (to the model and the run's viewers)."""
+    note = removed_note(removed)
+    if isinstance(result, dict):
+        return {**result, "_note": note}
+    return f"{result} {note}" if isinstance(result, str) else {"result": result, "_note": note}
+
+
+def _client_scope(run: AgentRun) -> dict[str, int] | None:
+    """The clients a run's tools may name ({slug: id}): those its creator may see. None when the
+    creator sees every client (or the run was started by the platform itself). A run for one
+    client is bound to it anyway (agents/tools/common.py)."""
+    from tuning.governance import sees_every_client
+    from tuning.selectors import clients_visible_to
+
+    creator = run.created_by
+    if creator is None or sees_every_client(creator):
+        return None
+    return dict(clients_visible_to(actor=creator).values_list("slug", "pk"))
 
 
 def _truncate(result: Any, limit: int) -> str:

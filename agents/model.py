@@ -35,6 +35,7 @@ import httpx2
 from django.conf import settings
 
 from agents import offline_model
+from spokestack.hygiene import scrub_unstorable
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ class ModelTurn:
     simulated: bool  # answered by the offline model
     cost_usd: float
     fallback_reason: str = ""  # why the primary model was not used (empty when it answered)
+    # Characters PostgreSQL cannot store (U+0000, lone surrogates) that the model wrote, removed
+    # from `content` (and from the text deltas given to `on_text`) before anything stores them.
+    removed: int = 0
 
 
 # --- prices -------------------------------------------------------------------------------
@@ -321,7 +325,7 @@ class _Turn:
             delta, block = event.delta, self.blocks[event.index]
             if delta.type == "text_delta":
                 block["text"] = block.get("text", "") + delta.text
-                callbacks.on_text(delta.text)
+                callbacks.on_text(scrub_unstorable(delta.text)[0])
             elif delta.type == "input_json_delta":
                 self.tool_json.setdefault(event.index, []).append(delta.partial_json)
                 callbacks.on_tool_input(block.get("id", ""), block.get("name", ""), delta.partial_json)
@@ -390,17 +394,18 @@ def _failure(error: Exception, model: str, attempt: int, models: list[str], reas
     if isinstance(error, httpx2.HTTPError):  # the connection broke or stalled in the middle of the stream
         return reason, ModelUnavailable(_redact(f"{model}'s stream broke off ({type(error).__name__}); "
                                                 "the turn was not completed"))
-    # ValueError: the SDK could not parse the model's tool input JSON
+    # ValueError: the SDK could not parse the model's tool input JSON (RecursionError: nested too deeply)
     return reason, ModelUnavailable(_redact(f"{model} returned a response that could not be read: {error}"))
 
 
-_CALL_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
+_CALL_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, ValueError, RecursionError)
 
 
 def _turn(parts: tuple[list[dict], str, Usage], model: str, attempt: int, simulated: bool, reason: str) -> ModelTurn:
     content, stop_reason, usage = parts
+    content, removed = scrub_unstorable(content)
     return ModelTurn(content=content, stop_reason=stop_reason, usage=usage, model=model, used_fallback=attempt > 0,
-                     simulated=simulated, cost_usd=cost_usd(model, usage), fallback_reason=reason)
+                     simulated=simulated, cost_usd=cost_usd(model, usage), fallback_reason=reason, removed=removed)
 
 
 def call_model(request: ModelRequest, *, callbacks: StreamCallbacks = StreamCallbacks()) -> ModelTurn:  # noqa: B008

@@ -34,12 +34,15 @@ class ToolContext:
     instance: Any  # spokestack.tenancy.models.Instance
     run_id: str
     tool_use_id: str
-    idempotency_key: str  # stable across redeliveries: "<run id>:<tool_use id>"
+    idempotency_key: str  # "<run id>:<hash of the call's name and input>" (agents.services.call_idempotency_key)
     client: Any | None = None  # tuning.models.Client
     specialization: Mapping[str, str] = field(default_factory=dict)
     rules: tuple[Mapping[str, str], ...] = ()  # the assembled client rules: {"kind": never|always|prefer|competitor, "text"}
     sandbox: bool = False  # side-effecting tools record what they would do and reach nothing
     erp_factory: Callable[[], Any] | None = None  # returns a spokestack.erp.ErpClient
+    # The slugs of the clients the run's creator may see; None: every client. A tool never reads
+    # or writes a client outside it (agents/tools/common.client_slug).
+    client_scope: frozenset[str] | None = None
 
     def erp(self):
         """The instance's ERP client. The run's database connection goes back to the pool first:

@@ -8,20 +8,21 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from spokestack.accounts import policy
 from spokestack.errors import NotFound
-from tuning.governance import sees_every_client
-from tuning.selectors import clients_visible_to
 
 from .models import AgentRun, RunEvent
 
 
 def runs_visible_to(*, actor: AbstractUser | None) -> QuerySet[AgentRun]:
     """Admins and managers see every run; account managers and client contacts the runs of their
-    clients, plus the runs they started themselves."""
+    clients, plus the runs they started themselves (policy `run.view`)."""
     runs = AgentRun.objects.select_related("client", "created_by")
-    if sees_every_client(actor):
+    if policy.acts_on_every_client(actor, "run.view"):
         return runs
-    return runs.filter(Q(client__in=clients_visible_to(actor=actor)) | Q(created_by=actor))
+    if not policy.allows(actor, "run.view"):
+        return runs.none()
+    return runs.filter(Q(client__in=policy.clients_for(actor, "run.view")) | Q(created_by=actor))
 
 
 def run_get(*, actor: AbstractUser | None, run_id: uuid.UUID | str) -> AgentRun:

@@ -24,9 +24,9 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from spokestack.errors import Conflict, InvalidInput, NotAllowed
+from spokestack.accounts import policy
+from spokestack.errors import Conflict, InvalidInput
 from spokestack.tasks import Enqueued, enqueue_on_commit
-from tuning.governance import can_view_client, roles_of
 from tuning.models import Client
 
 from .events import event_append, nudge
@@ -38,7 +38,6 @@ from .watcher import watcher as run_watcher
 MAX_TASK_BYTES = 100_000
 MAX_METADATA_BYTES = 16_000
 SPECIALIZATION_KEYS = {"language", "region", "vertical"}
-RUNNER_ROLES = {"instance_admin", "instance_manager", "account_manager"}
 logger = logging.getLogger(__name__)
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -84,11 +83,17 @@ class CreatedRun:
     enqueued: Enqueued | None = None  # sent False: the broker was down; the reaper starts the run
 
 
-def _replay(existing: AgentRun, *, agent_type: str, task: str, client: Client | None) -> CreatedRun:
-    same = (existing.agent_type, existing.task, existing.client_id) == (agent_type, task, getattr(client, "pk", None))
-    if not same:
-        raise Conflict("Idempotency-Key was already used for a different request; use a new key.",
-                       details={"run_id": str(existing.pk)})
+IDEMPOTENT_FIELDS = ("agent_type", "task", "client_id", "metadata", "specialization", "sandbox")
+
+
+def _replay(existing: AgentRun, request: dict[str, Any]) -> CreatedRun:
+    """The run an earlier request with the same Idempotency-Key created, when this request is the
+    same (every field of IDEMPOTENT_FIELDS); 409 naming the fields that differ otherwise."""
+    differ = [name for name in IDEMPOTENT_FIELDS if getattr(existing, name) != request[name]]
+    if differ:
+        raise Conflict(f"Idempotency-Key was already used for a request with another {', '.join(differ)}; send the "
+                       "same request to get its run, or use a new key for a new one.",
+                       details={"run_id": str(existing.pk), "fields": differ})
     return CreatedRun(run=existing, replayed=True)
 
 
@@ -106,8 +111,7 @@ def run_create(
     agent_version: str | None = None,
 ) -> CreatedRun:
     """Validate an execute request, create the run (queued) and enqueue it after commit."""
-    if actor is not None and not actor.is_superuser and not (roles_of(actor) & RUNNER_ROLES):
-        raise NotAllowed("Your role does not allow you to run agents.")
+    policy.require(actor, "run.create")
     if not isinstance(agent_type, str) or get_spec(agent_type) is None:
         from .registry import agent_types
 
@@ -130,8 +134,14 @@ def run_create(
         except (Client.DoesNotExist, ValueError, TypeError):
             raise InvalidInput(f"client_id: no client {client_id} in this instance.",
                                details={"client_id": client_id}) from None
-        if actor is not None and not can_view_client(actor, client):
+        if not policy.can_see_client(actor, client):
             raise InvalidInput(f"client_id: no client {client_id} in this instance.", details={"client_id": client_id})
+        policy.require(actor, "run.create", client)
+    elif not policy.acts_on_every_client(actor, "run.create"):
+        # Tools would take the client from the model's input: a person who acts for assigned
+        # clients only names one, and the run is bound to it.
+        raise InvalidInput("client_id: your role acts for the clients assigned to you; give one of their ids.",
+                           details={"client_id": "required"})
 
     version = agent_version or run_version_for(agent_type)
     if get_spec(agent_type, version) is None:
@@ -140,12 +150,14 @@ def run_create(
         raise InvalidInput(f"agent_type: the {agent_type} agent is disabled for this instance; an admin can enable it "
                            "in the instance tuning.", details={"agent_type": agent_type})
 
+    request = {"agent_type": agent_type, "task": task, "client_id": getattr(client, "pk", None), "metadata": metadata,
+               "specialization": specialization, "sandbox": sandbox}
     if idempotency_key:
         if len(idempotency_key) > 200:
             raise InvalidInput("Idempotency-Key: at most 200 characters.")
         existing = AgentRun.objects.filter(created_by=actor, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _replay(existing, agent_type=agent_type, task=task, client=client)
+            return _replay(existing, request)
 
     run = AgentRun(agent_type=agent_type, agent_version=version, client=client, created_by=actor, task=task,
                    metadata=metadata, specialization=specialization, sandbox=sandbox, idempotency_key=idempotency_key)
@@ -159,7 +171,7 @@ def run_create(
         existing = AgentRun.objects.filter(created_by=actor, idempotency_key=idempotency_key).first()
         if not idempotency_key or existing is None:
             raise
-        return _replay(existing, agent_type=agent_type, task=task, client=client)
+        return _replay(existing, request)
     event_append(run_id=run.pk, type="run.queued", payload={
         "agent_type": agent_type, "agent_version": version, "client_id": getattr(client, "pk", None),
         "sandbox": sandbox})
@@ -169,7 +181,10 @@ def run_create(
 
 
 def run_cancel(*, actor: AbstractUser | None, run: AgentRun) -> AgentRun:
-    """Ask a run to stop. A queued run stops at once; a running one at the next step or delta."""
+    """Ask a run to stop. A queued run stops at once; a running one at the next step or delta.
+    Who may: policy `run.cancel` on the run's client (a run without one: at the role level, since
+    only who may see the run reaches it)."""
+    policy.require(actor, "run.cancel", run.client_id)
     if run.is_finished:
         raise Conflict(f"The run already {run.status}; there is nothing to cancel.", details={"status": run.status})
     # The row is the cancel: the worker's heartbeat reads it within a couple of seconds. The

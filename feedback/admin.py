@@ -17,10 +17,10 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
+from spokestack.accounts import policy
+from spokestack.admin_site import InstanceModelAdmin, LandingPanel, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError, NotAllowed, NotFound
 from tuning.admin import ClientPanel, register_client_panel
-from tuning.governance import can_write_tier3
 from tuning.models import Client
 from tuning.selectors import client_get, clients_visible_to
 
@@ -53,6 +53,7 @@ def _posted(request, back: str, call: Callable[[], object], *, done: Callable[[]
 
 @admin.register(Feedback, site=instance_admin)
 class FeedbackAdmin(ReadOnlyAdmin):
+    view_action = "feedback.view"
     list_display = ["id", "created_at", "verdict", "client", "agent_type", "author", "rating", "current", "reason"]
     list_filter = ["verdict", "category", "current", "agent_type"]
     list_select_related = ["client", "author"]
@@ -62,9 +63,8 @@ class FeedbackAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         return selectors.feedback_visible_to(actor=request.user)
 
-
     def get_urls(self):
-        return [path("give/<uuid:run_id>/", self.admin_site.admin_view(require_POST(self.give_view)),
+        return [path("give/<uuid:run_id>/", self.policy_view(require_POST(self.give_view), "feedback.add"),
                      name="feedback_give"), *super().get_urls()]
 
     def give_view(self, request, run_id):
@@ -83,24 +83,27 @@ class FeedbackAdmin(ReadOnlyAdmin):
 class SuggestionAdmin(ReadOnlyAdmin):
     """The queue: pending suggestions with their evidence, Apply / Dismiss, and Analyze now."""
 
+    view_action = "suggestion.view"
     list_display = ["id", "client", "kind", "text", "confidence", "evidence_count", "status", "auto_applied"]
     list_select_related = ["client", "decided_by"]
 
     def get_queryset(self, request):
         return selectors.suggestions_visible_to(actor=request.user)
 
-
     def get_urls(self):
-        view = self.admin_site.admin_view
+        view = self.policy_view
         return [
-            path("<int:suggestion_id>/apply/", view(require_POST(self.apply_view)), name="feedback_suggestion_apply"),
-            path("<int:suggestion_id>/dismiss/", view(require_POST(self.dismiss_view)),
+            path("<int:suggestion_id>/apply/", view(require_POST(self.apply_view), "suggestion.decide"),
+                 name="feedback_suggestion_apply"),
+            path("<int:suggestion_id>/dismiss/", view(require_POST(self.dismiss_view), "suggestion.decide"),
                  name="feedback_suggestion_dismiss"),
-            path("analyze/<int:client_id>/", view(require_POST(self.analyze_view)), name="feedback_analyze"),
+            path("analyze/<int:client_id>/", view(require_POST(self.analyze_view), "analysis.run"),
+                 name="feedback_analyze"),
             *super().get_urls(),
         ]
 
     def changelist_view(self, request, extra_context=None):
+        self.require(request, self.view_action)
         rows = self.get_queryset(request)
         client = None
         if request.GET.get("client"):
@@ -114,7 +117,7 @@ class SuggestionAdmin(ReadOnlyAdmin):
         clients = [client] if client else list(clients_visible_to(actor=request.user).filter(
             feedback__isnull=False).distinct())
         for suggestion in pending:
-            suggestion.may_decide = can_write_tier3(request.user, suggestion.client)
+            suggestion.may_decide = policy.allows(request.user, "suggestion.decide", suggestion.client_id)
         return TemplateResponse(request, "admin/feedback/queue.html", {
             **self.admin_site.each_context(request), "title": "Suggested improvements", "opts": self.model._meta,
             "pending": pending, "decided": decided, "client": client, "clients": clients,
@@ -141,6 +144,7 @@ class SuggestionAdmin(ReadOnlyAdmin):
             client = client_get(actor=request.user, client_id=client_id)
         except NotFound as exc:
             raise Http404(exc.message) from exc
+        self.require(request, "analysis.run", client)
         schema = connection.schema_name
         transaction.on_commit(lambda: analyze_client.delay(schema=schema, client_id=client.pk))
         messages.success(request, f"Analysis of {client.name}'s feedback queued; refresh in a moment.")
@@ -148,7 +152,9 @@ class SuggestionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(FeedbackSettings, site=instance_admin)
-class FeedbackSettingsAdmin(admin.ModelAdmin):
+class FeedbackSettingsAdmin(InstanceModelAdmin):
+    view_action = "feedback_settings.view"
+    add_action = change_action = "feedback_settings.edit"
     list_display = ["__str__", "auto_apply", "auto_apply_min_confidence", "window_days"]
 
     def has_add_permission(self, request) -> bool:

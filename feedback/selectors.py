@@ -9,11 +9,9 @@ from django.contrib.auth.models import AbstractUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from spokestack.accounts.roles import roles_of
+from spokestack.accounts import policy
 from spokestack.errors import InvalidInput, NotFound
-from tuning.governance import can_view_client, require, sees_every_client
 from tuning.models import Client
-from tuning.selectors import clients_visible_to
 
 from .analysis import FeedbackItem
 from .models import Analysis, Feedback, FeedbackSettings, Suggestion, SuggestionStatus
@@ -24,19 +22,22 @@ def feedback_settings() -> FeedbackSettings:
 
 
 def feedback_visible_to(*, actor: AbstractUser | None) -> QuerySet[Feedback]:
+    """Policy `feedback.view`: every row, or the rows of the actor's clients plus their own."""
     rows = Feedback.objects.select_related("client", "author", "run")
-    if sees_every_client(actor):
+    if policy.acts_on_every_client(actor, "feedback.view"):
         return rows
-    return rows.filter(Q(client__in=clients_visible_to(actor=actor)) | Q(author=actor))
+    if not policy.allows(actor, "feedback.view"):
+        return rows.none()
+    return rows.filter(Q(client__in=policy.clients_for(actor, "feedback.view")) | Q(author=actor))
 
 
 def suggestions_visible_to(*, actor: AbstractUser | None, client: Client | None = None) -> QuerySet[Suggestion]:
     rows = Suggestion.objects.select_related("client", "decided_by")
     if client is not None:
         rows = rows.filter(client=client)
-    if sees_every_client(actor):
+    if policy.acts_on_every_client(actor, "suggestion.view"):
         return rows
-    return rows.filter(client__in=clients_visible_to(actor=actor))
+    return rows.filter(client__in=policy.clients_for(actor, "suggestion.view"))
 
 
 def suggestion_get(*, actor: AbstractUser | None, suggestion_id: int | str) -> Suggestion:
@@ -65,11 +66,6 @@ def latest_analysis(*, client: Client, agent_type: str = "") -> Analysis | None:
     return Analysis.objects.filter(client=client, agent_type=agent_type).order_by("-created_at", "-id").first()
 
 
-def may_analyse(actor: AbstractUser | None, client: Client) -> bool:
-    """Who may run a client's analysis may also read it: anyone with a role who sees the client."""
-    return actor is None or (can_view_client(actor, client) and (actor.is_superuser or bool(roles_of(actor))))
-
-
 def analysis_agent_type(value: Any) -> str:
     """'' (all agent types together) or an agent type the platform has; InvalidInput otherwise, so a
     typo is a 400 naming the choices rather than an empty analysis stored under a type nobody runs."""
@@ -87,5 +83,5 @@ def analysis_agent_type(value: Any) -> str:
 def analysis_latest_visible(*, actor: AbstractUser | None, client: Client, agent_type: Any = "") -> Analysis | None:
     """The newest stored analysis of the client for that agent type ('' is the one of all types), or
     None. Reading runs nothing and costs no model tokens; running one is `services.analysis_run`."""
-    require(may_analyse(actor, client), actor=actor, client=client, what="see this client's feedback analysis")
+    policy.require(actor, "analysis.view", client)
     return latest_analysis(client=client, agent_type=analysis_agent_type(agent_type))

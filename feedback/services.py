@@ -17,23 +17,18 @@ from django.utils import timezone
 
 from agents.models import Artifact
 from agents.selectors import run_get
-from spokestack.accounts.roles import Role
-from spokestack.errors import InvalidInput, NotAllowed, NotFound
+from spokestack.accounts import policy
+from spokestack.errors import InvalidInput, NotFound
 from tuning import services as tuning_services
-from tuning.governance import can_view_client, can_write_tier3, require, roles_of, sees_every_client
 from tuning.models import Client, RuleSource
 from tuning.selectors import client_tuning_get
 
 from . import analysis as patterns
 from .models import Analysis, Category, Feedback, FeedbackSettings, Suggestion, SuggestionStatus, Verdict
-from .selectors import analysis_agent_type, feedback_items, feedback_settings, may_analyse
+from .selectors import analysis_agent_type, feedback_items, feedback_settings
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 50_000
-
-
-def _has_role(actor: AbstractUser | None) -> bool:
-    return actor is None or actor.is_superuser or bool(roles_of(actor))
 
 
 @transaction.atomic
@@ -42,14 +37,9 @@ def feedback_give(*, actor: AbstractUser | None, run_id: Any, verdict: str, arti
                   rating: Any = None) -> Feedback:
     """Record one person's judgement of a run's output (or one artifact). A second judgement by the
     same person on the same output replaces the first, which is kept as history."""
-    if not _has_role(actor):
-        raise NotAllowed("Your account has no role in this instance.")
+    policy.require(actor, "feedback.add")
     run = run_get(actor=actor, run_id=run_id)
-    roles = roles_of(actor)
-    if actor is not None and not sees_every_client(actor) and Role.ACCOUNT_MANAGER not in roles:
-        # client contacts judge only their clients' runs (not merely runs they started)
-        if run.client is None or not can_view_client(actor, run.client):
-            raise NotFound("No such run in this instance.", details={"run_id": str(run_id)})
+    policy.require(actor, "feedback.add", run.client_id)
     artifact = None
     if artifact_id not in (None, ""):
         try:
@@ -123,14 +113,17 @@ def _model_patterns(items: list[patterns.FeedbackItem], client: Client,
                     "note": "No ANTHROPIC_API_KEY: the offline model answered, so model-based pattern finding "
                             "degraded to the deterministic result."}
     rules, note = patterns.parse_model_patterns(turn.content, agent_type)
-    return rules, {"requests": 1, "status": "ok", "note": note, "patterns": len(rules)}
+    model = {"requests": 1, "status": "ok", "note": note, "patterns": len(rules)}
+    if turn.removed:  # what PostgreSQL cannot store was taken out of the answer (agents.model)
+        model["removed_characters"] = turn.removed
+    return rules, model
 
 
 def analysis_run(*, client: Client, agent_type: str = "", actor: AbstractUser | None = None,
                  use_model: bool = True) -> Analysis:
     """Analyse the client's feedback, store the result and refresh the suggestions (idempotent).
     Makes one model request when there is enough feedback: only POSTs, the beat and "Analyze now" call it."""
-    require(may_analyse(actor, client), actor=actor, client=client, what="analyse this client's feedback")
+    policy.require(actor, "analysis.run", client)
     agent_type = analysis_agent_type(agent_type)
     items = feedback_items(client=client, agent_type=agent_type)
     result = patterns.deterministic_analysis(items, agent_type)
@@ -189,7 +182,7 @@ def suggestion_apply(*, actor: AbstractUser | None, suggestion: Suggestion, auto
     """Turn a pending suggestion into a client rule (with provenance), and record what was learned.
     The race between two deciders is decided by the database: only one pending -> applied update wins."""
     client = suggestion.client
-    require(can_write_tier3(actor, client), actor=actor, client=client, what="decide on this client's suggestions")
+    policy.require(actor, "suggestion.decide", client)
     if Suggestion.objects.filter(pk=suggestion.pk, status=SuggestionStatus.PENDING).update(
             status=SuggestionStatus.APPLIED, decided_by=actor, decided_at=timezone.now(), auto_applied=auto) != 1:
         suggestion.refresh_from_db()
@@ -220,8 +213,7 @@ def _summary(client: Client, learned: dict[str, str]) -> str:
 @transaction.atomic
 def suggestion_dismiss(*, actor: AbstractUser | None, suggestion: Suggestion, reason: str = "") -> Suggestion:
     """Dismiss a pending suggestion; it comes back only when later evidence outgrows today's."""
-    require(can_write_tier3(actor, suggestion.client), actor=actor, client=suggestion.client,
-            what="decide on this client's suggestions")
+    policy.require(actor, "suggestion.decide", suggestion.client)
     if Suggestion.objects.filter(pk=suggestion.pk, status=SuggestionStatus.PENDING).update(
             status=SuggestionStatus.DISMISSED, decided_by=actor, decided_at=timezone.now(),
             dismissed_evidence=suggestion.evidence_count) != 1:
@@ -236,8 +228,7 @@ def suggestion_dismiss(*, actor: AbstractUser | None, suggestion: Suggestion, re
 def feedback_settings_update(*, actor: AbstractUser | None, auto_apply: bool,
                              min_confidence: float | None = None) -> FeedbackSettings:
     """Auto-apply is the instance's choice: instance admins (or the system) only."""
-    if actor is not None and not actor.is_superuser and Role.INSTANCE_ADMIN not in roles_of(actor):
-        raise NotAllowed("Only instance admins may change auto-apply.")
+    policy.require(actor, "feedback_settings.edit")
     row = FeedbackSettings.objects.select_for_update().order_by("pk").first() or FeedbackSettings()
     row.auto_apply = bool(auto_apply)
     if min_confidence is not None:

@@ -13,8 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from spokestack.accounts.roles import can_read_tier2, can_write_tier2
-from spokestack.admin_site import instance_admin
+from spokestack.admin_site import InstanceModelAdmin, instance_admin
 from spokestack.errors import DomainError
 
 from .executor import SkillContext, skill_execute
@@ -69,7 +68,9 @@ class SkillTestForm(forms.Form):
 
 
 @admin.register(Skill, site=instance_admin)
-class SkillAdmin(admin.ModelAdmin):
+class SkillAdmin(InstanceModelAdmin):
+    view_action = "skill.view"
+    add_action = change_action = delete_action = "skill.edit"
     form = SkillForm
     list_display = ["name", "execution_type", "agent_list", "enabled", "requires_approval", "calls", "success_rate",
                     "p50", "p95", "last_error", "test_link"]
@@ -89,21 +90,6 @@ class SkillAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return skills_with_metrics(super().get_queryset(request))
-
-    def has_module_permission(self, request):
-        return can_read_tier2(request.user)
-
-    def has_view_permission(self, request, obj=None):
-        return can_read_tier2(request.user)
-
-    def has_add_permission(self, request):
-        return can_write_tier2(request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return can_write_tier2(request.user)
-
-    def has_delete_permission(self, request, obj=None):
-        return can_write_tier2(request.user)
 
     @admin.display(description="Agents")
     def agent_list(self, skill):
@@ -147,13 +133,10 @@ class SkillAdmin(admin.ModelAdmin):
         obj.pk, obj.name = saved.pk, saved.name
 
     def get_urls(self):
-        return [path("<int:skill_id>/test/", self.admin_site.admin_view(self.test_view), name="skills_skill_test"),
+        return [path("<int:skill_id>/test/", self.policy_view(self.test_view, "skill.test"), name="skills_skill_test"),
                 *super().get_urls()]
 
     def test_view(self, request, skill_id: int):
-        if not can_write_tier2(request.user):
-            return TemplateResponse(request, "admin/skills/test.html", {
-                **self.admin_site.each_context(request), "denied": True, "opts": self.opts}, status=403)
         skill = get_object_or_404(Skill, pk=skill_id)
         form = SkillTestForm(request.POST or None)
         outcome = None

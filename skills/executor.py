@@ -21,6 +21,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from spokestack.egress import EgressClient
+from spokestack.hygiene import scrub_unstorable
 from spokestack.secrets import MASK, SecretDecryptionError
 
 from .handlers import HANDLERS, SkillError
@@ -39,6 +40,9 @@ class SkillContext:
     idempotency_key: str = ""
     sandbox: bool = False
     test: bool = False
+    # The ids of the clients the run's creator may see; None: every client. Internal handlers
+    # never return or act on a client outside it.
+    client_ids: frozenset[int] | None = None
 
 
 @dataclass
@@ -49,6 +53,9 @@ class SkillOutcome:
     request: dict = field(default_factory=dict)  # what was (or would have been) sent, secrets masked
     response: dict | None = None
     simulated: bool = False
+    # Characters of the answer PostgreSQL cannot store (U+0000, lone surrogates), removed from
+    # `result` and `response`; when any were, `response["removed_characters"]` says so too.
+    removed: int = 0
 
 
 def message_id_for(idempotency_key: str) -> str:
@@ -92,6 +99,11 @@ def skill_execute(*, skill: Skill, arguments: Any, context: SkillContext,
     started = time.perf_counter()
     outcome = _execute(skill, arguments, context, egress)
     outcome.duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    outcome.result, outcome.removed = scrub_unstorable(outcome.result)
+    if outcome.response is not None:
+        outcome.response, _ = scrub_unstorable(outcome.response)
+        if outcome.removed:
+            outcome.response["removed_characters"] = outcome.removed
     status_code = (outcome.response or {}).get("status_code")
     SkillCall.objects.create(skill=skill, run_id=context.run_id or None, ok=not outcome.is_error,
                              simulated=outcome.simulated, test=context.test, duration_ms=outcome.duration_ms,

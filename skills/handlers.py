@@ -38,18 +38,30 @@ def _client_model():
     return apps.get_model("tuning", "Client")
 
 
-def _client_named(value: str):
+def _visible(context: Any):
+    """The clients the run's creator may see (`context.client_ids`; None: every client)."""
+    clients = _client_model().objects.all()
+    scope = getattr(context, "client_ids", None)
+    return clients if scope is None else clients.filter(pk__in=scope)
+
+
+def _client_named(value: str, context: Any):
     value = (value or "").strip()
     if not value:
         return None
-    return _client_model().objects.filter(Q(slug__iexact=value) | Q(name__iexact=value)).first()
+    return _visible(context).filter(Q(slug__iexact=value) | Q(name__iexact=value)).first()
 
 
 def check_conflicts(arguments: dict, context: Any) -> dict:
-    """Does this client compete with another client of the agency (same industry)?"""
-    client = _client_named(arguments.get("client", "")) if arguments.get("client") else None
+    """Does this client compete with another client of the agency (same industry)?
+
+    Names only clients the run's creator may see; the others that conflict are counted, not
+    named (the agency must know a conflict exists; the person need not learn whose)."""
+    client = _client_named(arguments.get("client", ""), context) if arguments.get("client") else None
+    if arguments.get("client") and client is None:
+        raise SkillError(f"There is no client '{arguments['client']}' this run may act for.")
     if client is None and getattr(context, "client_id", None):
-        client = _client_model().objects.filter(pk=context.client_id).first()
+        client = _visible(context).filter(pk=context.client_id).first()
     industry = arguments.get("industry") or (client.vertical if client else "")
     if not industry:
         raise SkillError("Name the client (slug or name) or the industry to check.")
@@ -59,14 +71,16 @@ def check_conflicts(arguments: dict, context: Any) -> dict:
     region = arguments.get("region") or ""
     if region:
         others = others.filter(region__iexact=region)
-    names = list(others.order_by("name").values("name", "slug", "region")[:50])
-    return {"client": client.name if client else None, "industry": industry, "conflict": bool(names),
-            "conflicting_clients": names}
+    visible = others & _visible(context)
+    names = list(visible.order_by("name").values("name", "slug", "region")[:50])
+    hidden = others.count() - visible.count()
+    return {"client": client.name if client else None, "industry": industry, "conflict": bool(names) or hidden > 0,
+            "conflicting_clients": names, "conflicting_clients_not_shown": hidden}
 
 
 def list_clients(arguments: dict, context: Any) -> dict:
-    """The agency's clients, optionally of one industry or region (names, slugs, industries)."""
-    clients = _client_model().objects.all()
+    """The agency's clients the run's creator may see, optionally of one industry or region."""
+    clients = _visible(context)
     if arguments.get("industry"):
         clients = clients.filter(vertical=arguments["industry"])
     if arguments.get("region"):

@@ -21,9 +21,9 @@ from django.db import connection, transaction
 from django.utils.module_loading import import_string
 from jsonschema import Draft202012Validator, SchemaError
 
-from spokestack.accounts.roles import can_write_tier2
+from spokestack.accounts import policy
 from spokestack.egress import EgressRefused, vet_url
-from spokestack.errors import InvalidInput, NotAllowed
+from spokestack.errors import InvalidInput
 from spokestack.secrets import EncryptedSecret
 
 from .handlers import HANDLERS
@@ -45,8 +45,7 @@ def core_tool_names() -> Mapping[str, frozenset[str]]:
 
 
 def _require_writer(actor: AbstractUser | None) -> None:
-    if not can_write_tier2(actor):
-        raise NotAllowed("Your role does not allow you to change skills; ask an instance admin.")
+    policy.require(actor, "skill.edit")
 
 
 def _check(skill: Skill, *, core_tools: Mapping[str, frozenset[str]], secret_given: bool) -> None:

@@ -7,11 +7,18 @@ to this module and never back.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.apps import apps
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import Http404, HttpRequest
+
+from spokestack.accounts import policy
+from spokestack.errors import NotAllowed, NotFound
 
 
 @dataclass(frozen=True)
@@ -22,18 +29,119 @@ class LandingPanel:
     order: int = 100
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """An admin page over records that only services write (runs, audit entries, feedback, …):
-    nothing is added, changed or deleted through it."""
+def client_of(obj) -> models.Model | int | None:
+    """The client an admin object belongs to (the object itself when it is a client, else its
+    `client_id`), or None."""
+    if obj is None:
+        return None
+    if obj._meta.label == "tuning.Client":
+        return obj
+    return getattr(obj, "client_id", None)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+
+class ClientScopedFilter(admin.RelatedFieldListFilter):
+    """The changelist filter of a foreign key to a client: only the clients the person may see."""
+
+    def field_choices(self, field, request, model_admin):
+        return [(client.pk, str(client)) for client in policy.visible_clients(request.user).order_by("name")]
+
+
+class PolicyPermissions:
+    """What a person may see and do on an admin page (or inline) is asked of the access policy
+    (`spokestack.accounts.policy`) with the actions the class names; an action left None is refused.
+    With an object, its client (`client_of`) is asked about."""
+
+    view_action: str | None = None
+    add_action: str | None = None
+    change_action: str | None = None
+    delete_action: str | None = None
+
+    def allows(self, request: HttpRequest, action: str | None, obj=None) -> bool:
+        return action is not None and policy.allows(request.user, action, client_of(obj))
+
+    @staticmethod
+    def require(request: HttpRequest, action: str, client=None) -> None:
+        """A refusal as the admin shows it: a 403 page, or a 404 page for a client the person may not see."""
+        try:
+            policy.require(request.user, action, client)
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except NotAllowed as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.allows(request, self.view_action)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.allows(request, self.view_action, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.allows(request, self.add_action, obj)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+        return self.allows(request, self.change_action, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+        return self.allows(request, self.delete_action, obj)
+
+
+class InstanceModelAdmin(PolicyPermissions, admin.ModelAdmin):
+    """The base of every instance admin page (DESIGN §10). Permissions come from the policy;
+    a refusal is a 403 page and an object the person may not see a 404 page (never Django's
+    redirect with a message, never a 500: `InstanceAdminSite.admin_view` turns a service's
+    NotAllowed and NotFound into them); filters on a client list only the visible clients; a
+    posted admin action the person may not use is refused, not ignored."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:  # ModelAdmin's signature has no obj
+        return self.allows(request, self.add_action)
+
+    def policy_view(self, view: Callable, action: str) -> Callable:
+        """A custom admin URL's view, allowed only to whom the policy gives `action` (role level;
+        the view and the services check the object's client)."""
+
+        @functools.wraps(view)
+        def checked(request, *args, **kwargs):
+            self.require(request, action)
+            return view(request, *args, **kwargs)
+
+        return self.admin_site.admin_view(checked)
+
+    def get_list_filter(self, request: HttpRequest):
+        Client = apps.get_model("tuning", "Client")
+        scoped = []
+        for entry in super().get_list_filter(request):
+            if isinstance(entry, str) and "__" not in entry:
+                field = self.model._meta.get_field(entry)
+                if field.is_relation and field.related_model is Client:
+                    entry = (entry, ClientScopedFilter)
+            scoped.append(entry)
+        return scoped
+
+    def get_object(self, request, object_id, from_field=None):
+        # A role that may not see these objects at all is refused (403) before any lookup (404).
+        self.require(request, self.view_action)
+        return super().get_object(request, object_id, from_field)
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404(f"No such {opts.verbose_name} (or not one you may see).")
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and request.POST.get("action"):
+            declared = {getattr(a, "__name__", a) for a in (self.actions or [])}
+            declared |= {name for name, _ in self.admin_site.actions}
+            if request.POST["action"] in declared and request.POST["action"] not in self.get_actions(request):
+                raise PermissionDenied("Your role does not allow this action.")
+        return super().changelist_view(request, extra_context)
+
+
+class InstanceInline(PolicyPermissions):
+    """The base of every inline on an instance admin page: as InstanceModelAdmin, asked about the
+    parent object's client."""
+
+
+class ReadOnlyAdmin(InstanceModelAdmin):
+    """An admin page over records that only services write (runs, audit entries, feedback, …):
+    nothing is added, changed or deleted through it; subclasses name their view_action."""
 
 
 class InstanceAdminSite(admin.AdminSite):
@@ -44,6 +152,20 @@ class InstanceAdminSite(admin.AdminSite):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._panels: list[LandingPanel] = []
+
+    def admin_view(self, view, cacheable=False):
+        """Every admin view: a service's refusal is a 403 page, a thing the person may not see a 404."""
+
+        @functools.wraps(view)
+        def refusals_as_pages(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except NotFound as exc:
+                raise Http404(exc.message) from exc
+            except NotAllowed as exc:
+                raise PermissionDenied(exc.message) from exc
+
+        return super().admin_view(refusals_as_pages, cacheable)
 
     def register_panel(self, panel: LandingPanel) -> None:
         self._panels.append(panel)

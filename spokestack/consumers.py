@@ -1,40 +1,193 @@
-"""Instance-wide live events (`ws/events/`): run status changes, pending approvals, notifications.
+"""Instance-wide live events (`ws/events/`): approval requests, as they are made and decided.
 
-A client picks topics; the group names are built from the handshake's instance, so a client on
-one instance's host can never join a group of another.
+A client subscribes to a topic; the group names are built from the handshake's instance, so a
+client on one instance's host can never join a group of another. Within the instance, every
+message goes only to the viewers who may see it (issue #13): each connection keeps the set of
+clients whose approval requests its user may see, the same answer as `GET /api/v1/approvals`,
+refreshed every STREAM_RECHECK_SECONDS together with a new proof of its credentials, and a
+message reaches it only when its `client_id` is in that set (a request without a client: only
+viewers who see every client). A subscription the user's role may not have is refused.
+
+There is one topic. `runs` and `notifications` were listed once but nothing was ever published
+on them: a subscriber waited for nothing. A run is followed on `ws/runs/<id>/` (or its SSE
+stream), and runs are listed with `GET /api/v1/agent/runs`, both scoped by the same access rules.
+
+Like every live connection, the socket counts against its user's STREAM_MAX_PER_USER, closes
+with 4401 or 4403 once its credentials or its user's role are gone, and closes after
+STREAM_MAX_SECONDS with a `reconnect` message and code 4000 (subscribe again after reconnecting,
+and list `GET /api/v1/approvals?status=pending` for what came in between).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .realtime import WS_CLOSE_UNAUTHENTICATED, group_name
+from .outages import DEPENDENCY_ERRORS, dependency_of
+from .realtime import (
+    WS_CLOSE_RECONNECT,
+    WS_CLOSE_UNAUTHENTICATED,
+    Refusal,
+    StreamViewer,
+    TooManyStreams,
+    forbidden,
+    group_name,
+    instance_sync_to_async,
+)
 
-EVENT_TOPICS = {"runs", "approvals", "notifications"}
+logger = logging.getLogger(__name__)
+
+APPROVALS = "approvals"
+EVENT_TOPICS = {APPROVALS}
+REMOVED_TOPICS = {
+    "runs": "follow a run on ws/runs/<run_id>/ (or GET /api/v1/agent/runs/<run_id>/events), and list runs "
+            "with GET /api/v1/agent/runs",
+    "notifications": "list update notifications with GET /api/v1/updates",
+}
+
+
+@dataclass(frozen=True)
+class ClientScope:
+    """Which clients' messages of a topic a viewer may receive."""
+
+    allowed: bool  # the viewer's role sees the topic at all
+    every: bool = False  # every client's, and those of no client
+    client_ids: frozenset[int] = frozenset()
+
+    def includes(self, client_id: int | None) -> bool:
+        return self.allowed and (self.every or (client_id is not None and client_id in self.client_ids))
+
+
+def approvals_scope(user) -> ClientScope:
+    """The clients whose approval requests `user` may see: what `approvals_visible_to` lets them
+    list. The sockets ask the access policy here and nowhere else, so that moving this to
+    `policy.clients_for(user, "approval.view")` is one change."""
+    from agents.approvals import can_decide, may_approve
+    from agents.models import ApprovalRequest
+    from tuning.governance import sees_every_client
+    from tuning.selectors import clients_visible_to
+
+    if sees_every_client(user):
+        return ClientScope(allowed=True, every=True)
+    if not may_approve(user):
+        return ClientScope(allowed=False)
+    return ClientScope(allowed=True, client_ids=frozenset(
+        client.pk for client in clients_visible_to(actor=user) if can_decide(user, ApprovalRequest(client=client))))
+
+
+SCOPES = {APPROVALS: approvals_scope}
 
 
 class InstanceEventsConsumer(AsyncJsonWebsocketConsumer):
+    viewer: StreamViewer | None = None
+    watcher: asyncio.Task | None = None
+
     async def connect(self) -> None:
-        if not self.scope["user"].is_authenticated:
+        user = self.scope["user"]
+        if not user.is_authenticated:
             await self.close(code=WS_CLOSE_UNAUTHENTICATED)
             return
         self.schema = self.scope["instance"].schema_name
-        self.joined: set[str] = set()
+        self.in_schema = instance_sync_to_async(self.scope["instance"])
+        self.joined: dict[str, str] = {}  # topic → group
+        try:
+            self.viewer = await self.in_schema(StreamViewer.open)(user=user, credentials=self.scope.get("credentials"))
+        except TooManyStreams as exc:
+            await self.accept()  # so that the client gets the reason and the code, not a bare 403
+            await self.send_json(exc.refusal.as_dict())
+            await self.close(code=exc.refusal.close_code)
+            return
+        self.scopes: dict[str, ClientScope] = await self.in_schema(self._scopes)(user)
         await self.accept()
+        self.watcher = asyncio.create_task(self._watch())
+
+    @staticmethod
+    def _scopes(user) -> dict[str, ClientScope]:
+        return {topic: scope_of(user) for topic, scope_of in SCOPES.items()}
 
     async def receive_json(self, content, **kwargs) -> None:
         topic = content.get("subscribe") if isinstance(content, dict) else None
+        if topic in REMOVED_TOPICS:
+            await self.send_json({"error": f"There is no {topic!r} topic: {REMOVED_TOPICS[topic]}."})
+            return
         if topic not in EVENT_TOPICS:
             await self.send_json({"error": f"Unknown topic {topic!r}; choose one of {sorted(EVENT_TOPICS)}."})
             return
+        if not self.scopes[topic].allowed:
+            await self.send_json({"error": f"Your role does not allow you to see {topic}."})
+            return
         group = group_name(self.schema, topic)
         await self.channel_layer.group_add(group, self.channel_name)
-        self.joined.add(group)
+        self.joined[topic] = group
         await self.send_json({"subscribed": topic})
 
+    async def _watch(self) -> None:
+        """Prove the credentials again and refresh the scopes every STREAM_RECHECK_SECONDS; end
+        the socket when they fail or when it reached STREAM_MAX_SECONDS."""
+        viewer = self.viewer
+        try:
+            while True:
+                await asyncio.sleep(viewer.seconds_to_next_duty())
+                if viewer.expired():
+                    await self.send_json({
+                        "type": "reconnect", "reason": "max_lifetime",
+                        "message": f"This socket reached its maximum lifetime ({viewer.max_seconds:g} s): reconnect "
+                                   "now and subscribe again; GET /api/v1/approvals?status=pending lists what is "
+                                   "waiting."})
+                    await self.close(code=WS_CLOSE_RECONNECT)
+                    return
+                if not viewer.check_due():
+                    continue
+                try:
+                    refusal, scopes = await self.in_schema(self._recheck)()
+                except DEPENDENCY_ERRORS as exc:
+                    if dependency_of(exc) is None:
+                        raise
+                    viewer.checked = time.monotonic()  # keep the last answer; try again next time
+                    continue
+                if refusal is not None:
+                    await self.send_json(refusal.as_dict())
+                    await self.close(code=refusal.close_code)
+                    return
+                self.scopes = scopes
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("the checks of a ws/events socket failed; it is closed")
+            await self.close(code=1011)
+
+    def _recheck(self) -> tuple[Refusal | None, dict[str, ClientScope]]:
+        user, refusal = self.viewer.recheck()
+        if refusal is not None:
+            return refusal, self.scopes
+        scopes = self._scopes(user)
+        lost = sorted(topic for topic in self.joined if not scopes[topic].allowed)
+        if lost:
+            return forbidden(f"This socket ended because your role no longer allows you to see {', '.join(lost)}."), \
+                scopes
+        return None, scopes
+
     async def disconnect(self, code) -> None:
-        for group in getattr(self, "joined", ()):
+        watcher = self.watcher
+        if watcher is not None and not watcher.done() and watcher is not asyncio.current_task():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        for group in getattr(self, "joined", {}).values():
             await self.channel_layer.group_discard(group, self.channel_name)
+        if self.viewer is not None:
+            await self.in_schema(self.viewer.release)()
 
     async def instance_event(self, message: dict) -> None:
-        await self.send_json({"topic": message["topic"], "data": message["data"]})
+        """Delivered only to a viewer who may see the message's client (fail closed: a topic
+        without a scope reaches nobody)."""
+        topic = message["topic"]
+        scope = self.scopes.get(topic)
+        if scope is None or not scope.includes(message["data"].get("client_id")):
+            return
+        await self.send_json({"topic": topic, "data": message["data"]})

@@ -4,10 +4,14 @@ A tenant-defined HTTP tool that a model can call is the platform's biggest SSRF 
 every request goes through `EgressClient`, which enforces DESIGN §7:
 
 * http and https only, no credentials in the URL;
-* the host is resolved once and refused if ANY address is loopback, private, link-local,
-  CGNAT, multicast, reserved, unspecified, not globally routable, or a cloud metadata
-  address, including IPv4-mapped / 6to4 / NAT64 / Teredo embeddings and the legacy
-  integer, octal, hex and short IPv4 spellings (`2130706433`, `0177.0.0.1`, `0x7f.1`, `127.1`);
+* the host is resolved once and refused if ANY address is a cloud metadata address or lies
+  in a row of `spokestack.egress_ranges` (every IANA special-purpose IPv4 and IPv6 block:
+  loopback, private, link-local, CGNAT, documentation, protocol assignments...; multicast;
+  all IPv6 outside 2000::/3), a table of the project's own, so the answer does not change
+  with the interpreter's `ipaddress` tables; IPv4-mapped / IPv4-compatible / 6to4 / NAT64 /
+  Teredo forms are also checked by the IPv4 address they carry, and the legacy integer,
+  octal, hex and short IPv4 spellings (`2130706433`, `0177.0.0.1`, `0x7f.1`, `127.1`) by
+  the address they mean;
 * the connection dials the address that was checked: the transport's network backend is
   pinned to the vetted addresses, so there is no second lookup to rebind, while the
   request keeps the original Host header and TLS SNI / certificate check;
@@ -47,6 +51,8 @@ import httpcore2
 import httpx2
 from django.conf import settings
 
+from spokestack.egress_ranges import MAPPED, address_range, embedded_ipv4, is_loopback
+
 logger = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -60,8 +66,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
 
 # Instance metadata services. Most sit in ranges refused anyway; they are named so the
-# refusal says what was hit, and the public-looking ones (Azure, Alibaba) are refused only
-# because they are listed here.
+# refusal says what was hit, and the public-looking one (Azure's wire server) is refused only
+# because it is listed here.
 METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle
     "169.254.169.253",  # AWS DNS resolver
@@ -73,9 +79,6 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(ipaddress.ip_address(a) for
     "fd00:ec2::254",  # AWS IMDS over IPv6
     "fd00:ec2::23",  # AWS EKS pod identity over IPv6
 ))
-CGNAT = ipaddress.ip_network("100.64.0.0/10")
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 GATEWAY_TIMEOUT = 504
 # Answers to a resend that still do not settle whether an earlier sending with the same
 # idempotency key was acted on: the server was busy or failing, or is still working on the
@@ -193,43 +196,32 @@ def parse_legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
 
 
 def blocked_reason(ip: IPAddress) -> str | None:
-    """Why the platform must not connect to `ip`, or None when it is a public address."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id:
-            return "an IPv6 address with a zone"
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if ip in NAT64 or ip in NAT64_LOCAL:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            inner = blocked_reason(embedded)
-            if inner:
-                return f"{inner} (embedded in an IPv6 address)"
-            if ip.ipv4_mapped:  # a mapped public address is that public address
-                return None
+    """Why the platform must not connect to `ip`, or None when it is a public address.
+
+    Decided by METADATA_ADDRESSES and the rows of `spokestack.egress_ranges` only, never by
+    `ipaddress`'s is_global / is_private, whose tables differ between Python releases. The
+    reason names the row ("a documentation address (3fff::/20: Documentation, RFC 9637)").
+    """
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        return "an IPv6 address with a zone"
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    if ip.is_unspecified:
-        return "an unspecified address"
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip in CGNAT:
-        return "a carrier-grade NAT address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_private:
-        return "a private address"
-    if ip.is_reserved or getattr(ip, "is_site_local", False):
-        return "a reserved address"
-    if not ip.is_global:
-        return "a non-public address"
-    return None
+    row = address_range(ip)
+    if row is None:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        for inner in embedded_ipv4(ip, row):
+            reason = blocked_reason(inner)
+            if reason:
+                return f"{reason}, embedded in an IPv6 address ({row.citation})"
+        if row.embedding == MAPPED:  # ::ffff:a.b.c.d is a.b.c.d: a mapped public address is that address
+            return None
+    return row.describe()
 
 
 def _loopback_allowed(ip: IPAddress, port: int) -> bool:
     """The development allowance: plain loopback (not mapped, not 0.0.0.0) on a listed port."""
-    return (bool(getattr(settings, "EGRESS_ALLOW_LOOPBACK", False)) and ip.is_loopback
+    return (bool(getattr(settings, "EGRESS_ALLOW_LOOPBACK", False)) and is_loopback(ip)
             and port in {int(p) for p in getattr(settings, "EGRESS_LOOPBACK_PORTS", ())})
 
 
@@ -554,6 +546,8 @@ class EgressClient:
                 response.json()
             except ValueError:
                 raise EgressBadResponse(f"{origin} answered with invalid JSON.", origin=origin) from None
+            except RecursionError:  # nested deeper than the interpreter parses
+                raise EgressBadResponse(f"{origin} answered with JSON nested too deeply.", origin=origin) from None
         return response
 
     def _resolve(self, host: str, port: int) -> Iterable[str]:

@@ -6,15 +6,25 @@ schema (session cookie for the admin, `Authorization: Bearer` for API clients), 
 database call a consumer makes goes through `instance_sync_to_async`, which sets the schema
 in the worker thread for that call. Group names always start with the schema, and only
 `group_name` builds them, so a consumer cannot name another instance's group.
+
+A live connection (a websocket, an SSE stream) is a `StreamViewer` (issue #13): it keeps the
+credentials it was opened with and proves them again every `STREAM_RECHECK_SECONDS` (a revoked
+or expired token, an ended session, a deactivated user or one left without a role ends it within
+that time), and it holds one of its user's `STREAM_MAX_PER_USER` places, counted in Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import math
 import os
 import threading
+import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import Any
@@ -26,9 +36,16 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 
+from spokestack.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
 WS_CLOSE_UNKNOWN_INSTANCE = 4404
 WS_CLOSE_SUSPENDED = 4403
-WS_CLOSE_UNAUTHENTICATED = 4401
+WS_CLOSE_UNAUTHENTICATED = 4401  # also: the credentials stopped being valid while the socket was open
+WS_CLOSE_FORBIDDEN = 4403  # the user may no longer see what the socket carries (a role or access removed)
+WS_CLOSE_TOO_MANY_STREAMS = 4429  # the user already holds STREAM_MAX_PER_USER streams and sockets
+WS_CLOSE_RECONNECT = 4000  # the socket reached STREAM_MAX_SECONDS: reconnect now (with ?after=<last_seq>)
 WS_CLOSE_FORBIDDEN_ORIGIN = 4400
 WS_CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: a dependency is down; reconnect in a few seconds
 
@@ -117,22 +134,250 @@ class _SessionRequest:
         self.session = session
 
 
-def _authenticate(scope: dict) -> Any:
+@dataclass(frozen=True)
+class Credentials:
+    """What a live connection's user proved who they are with, kept to prove it again: the raw
+    bearer token (already in the connection's headers) or the session key. Neither is logged."""
+
+    bearer: str = ""
+    session_key: str = ""
+    # A user the server itself put in the scope (a consumer mounted without
+    # InstanceScopeMiddleware, as tests do): read again by id, so deactivation still counts.
+    user_id: int | None = None
+
+    @classmethod
+    def from_headers(cls, *, authorization: str, cookie: str) -> Credentials:
+        """An Authorization header wins over the session cookie, as in the API; one that is not
+        `Bearer <token>` authenticates nobody."""
+        if authorization:
+            kind, _, raw = authorization.partition(" ")
+            return cls(bearer=raw.strip() if kind.lower() == "bearer" else "")
+        morsel = SimpleCookie(cookie).get(settings.SESSION_COOKIE_NAME)
+        return cls(session_key=morsel.value if morsel is not None else "")
+
+    def __repr__(self) -> str:
+        kind = "bearer" if self.bearer else "session" if self.session_key else "user" if self.user_id else "none"
+        return f"Credentials({kind})"
+
+
+def credentials_user(credentials: Credentials) -> Any:
+    """The user these credentials stand for now, in the current schema (AnonymousUser when the
+    token was revoked or expired, the session ended, or the user was deactivated)."""
     from django.contrib.auth import get_user
 
     from spokestack.accounts.services import api_token_authenticate
 
-    authorization = _header(scope, b"authorization")
-    if authorization:
-        kind, _, raw = authorization.partition(" ")
-        token = api_token_authenticate(raw=raw.strip()) if kind.lower() == "bearer" else None
+    if credentials.bearer:
+        token = api_token_authenticate(raw=credentials.bearer)
         return token.user if token else AnonymousUser()
-    cookies = SimpleCookie(_header(scope, b"cookie"))
-    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
-    if morsel is None:
-        return AnonymousUser()
-    engine = import_module(settings.SESSION_ENGINE)
-    return get_user(_SessionRequest(engine.SessionStore(morsel.value)))
+    if credentials.session_key:
+        engine = import_module(settings.SESSION_ENGINE)
+        return get_user(_SessionRequest(engine.SessionStore(credentials.session_key)))
+    if credentials.user_id is not None:
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().objects.filter(pk=credentials.user_id, is_active=True).first() or AnonymousUser()
+    return AnonymousUser()
+
+
+def _authenticate(scope: dict) -> tuple[Any, Credentials]:
+    credentials = Credentials.from_headers(authorization=_header(scope, b"authorization"),
+                                           cookie=_header(scope, b"cookie"))
+    return credentials_user(credentials), credentials
+
+
+# --- who may keep a live connection -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a live connection ends because of its viewer: the websocket close code (4401, 4403,
+    4429), a machine-readable code and a message that says what to do."""
+
+    close_code: int
+    code: str
+    message: str
+
+    def as_dict(self, **extra: Any) -> dict[str, Any]:
+        return {"type": "error", "code": self.code, "message": self.message, **extra}
+
+
+def _credentials_refusal(credentials: Credentials) -> Refusal:
+    """Why credentials that worked stopped working: revoked, expired, deactivated or ended."""
+    reason = "the session ended (signed out, or the password changed) or the account was deactivated"
+    if not credentials.session_key:
+        reason = "the account was deactivated"
+    if credentials.bearer:
+        from django.utils import timezone
+
+        from spokestack.accounts.models import ApiToken
+        from spokestack.accounts.services import _digest
+
+        token = ApiToken.objects.filter(digest=_digest(credentials.bearer)).values(
+            "revoked_at", "expires_at", "user__is_active").first()
+        if token is None:
+            reason = "the API token was deleted"
+        elif token["revoked_at"] is not None:
+            reason = "the API token was revoked"
+        elif not token["user__is_active"]:
+            reason = "the account was deactivated"
+        elif token["expires_at"] is not None and token["expires_at"] <= timezone.now():
+            reason = "the API token expired"
+        else:
+            reason = "the API token is no longer valid"
+    return Refusal(close_code=WS_CLOSE_UNAUTHENTICATED, code="not_authenticated",
+                   message=f"This stream ended because {reason}: reconnect with valid credentials.")
+
+
+NO_ROLE = Refusal(close_code=WS_CLOSE_FORBIDDEN, code="forbidden",
+                  message="This stream ended because your account no longer has a role in this instance.")
+
+
+def forbidden(message: str) -> Refusal:
+    return Refusal(close_code=WS_CLOSE_FORBIDDEN, code="forbidden", message=message)
+
+
+class TooManyStreams(DomainError):
+    """The user already holds STREAM_MAX_PER_USER live streams and sockets (429; close 4429)."""
+
+    status = 429
+    code = "throttled"
+
+    def __init__(self, *, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"You already have {limit} live event streams or sockets open, the most one user may hold at once: "
+            f"close one and retry. A stream that ended without closing frees its place within {retry_after} s.",
+            details={"retry_after": retry_after, "limit": "streams_per_user", "max": limit})
+        self.retry_after = retry_after
+
+    @property
+    def refusal(self) -> Refusal:
+        return Refusal(close_code=WS_CLOSE_TOO_MANY_STREAMS, code=self.code, message=self.message)
+
+
+# A place is a member of a sorted set per user, scored with the time its lease ends: a stream
+# renews it at every re-check, so a daphne that died leaves places that count for at most the
+# lease, and a crashed stream never leaks a count for good.
+_TAKE_PLACE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or ARGV[3]
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return false
+"""
+
+
+def _place_lease_seconds() -> int:
+    return max(60, math.ceil(4 * settings.STREAM_RECHECK_SECONDS))
+
+
+class StreamPlace:
+    """One of a user's STREAM_MAX_PER_USER places (call with the instance as the schema)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.member = uuid.uuid4().hex
+
+    @staticmethod
+    def _redis():
+        from django.core.cache import cache
+
+        return cache._cache.get_client(write=True)  # the cache's Redis (one pool per process)
+
+    @classmethod
+    def take(cls, user_id: int) -> StreamPlace | None:
+        """A place, or TooManyStreams; None when Redis is unavailable: the stream is not counted
+        then (it still ends at STREAM_MAX_SECONDS), rather than refused for the cap's sake."""
+        from django.core.cache import cache
+
+        from spokestack.outages import REDIS_ERRORS
+
+        place = cls(cache.make_key(f"stream-places:{user_id}"))
+        now, lease, limit = time.time(), _place_lease_seconds(), settings.STREAM_MAX_PER_USER
+        try:
+            oldest = cls._redis().eval(_TAKE_PLACE, 1, place.key, now, limit, now + lease, place.member, lease + 5)
+        except REDIS_ERRORS as exc:
+            logger.warning("live streams of user %s not counted: Redis unavailable (%s)", user_id, exc)
+            return None
+        if oldest is not None:
+            raise TooManyStreams(limit=limit, retry_after=max(1, math.ceil(float(oldest) - now)))
+        return place
+
+    def renew(self) -> None:
+        from spokestack.outages import REDIS_ERRORS
+
+        lease = _place_lease_seconds()
+        try:
+            self._redis().pipeline().zadd(self.key, {self.member: time.time() + lease}).expire(
+                self.key, lease + 5).execute()
+        except REDIS_ERRORS:
+            logger.info("could not renew a live stream's place (Redis unavailable); it lapses after %s s", lease)
+
+    def release(self) -> None:
+        from spokestack.outages import REDIS_ERRORS
+
+        try:
+            self._redis().zrem(self.key, self.member)
+        except REDIS_ERRORS:
+            logger.info("could not free a live stream's place (Redis unavailable); it lapses by itself")
+
+
+class StreamViewer:
+    """Who holds a live stream or socket: the user, the credentials to prove again, their place.
+
+    The async side asks `check_due()`, `expired()` and `seconds_to_next_duty()` (no I/O); the
+    sync side (`recheck`, `release`, in the instance's schema, e.g. through
+    `instance_sync_to_async`) does the reading.
+    """
+
+    def __init__(self, *, user_id: int, credentials: Credentials, place: StreamPlace | None) -> None:
+        self.user_id = user_id
+        self.credentials = credentials
+        self.place = place
+        self.recheck_seconds = settings.STREAM_RECHECK_SECONDS
+        self.max_seconds = settings.STREAM_MAX_SECONDS
+        self.started = time.monotonic()
+        self.checked = self.started  # opening it proved the credentials
+
+    @classmethod
+    def open(cls, *, user, credentials: Credentials | None) -> StreamViewer:
+        """Take one of the user's places (TooManyStreams when none is left). Without credentials
+        (a scope the server filled itself) the user is proven again by reading them by id."""
+        return cls(user_id=user.pk, credentials=credentials or Credentials(user_id=user.pk),
+                   place=StreamPlace.take(user.pk))
+
+    def check_due(self) -> bool:
+        return time.monotonic() - self.checked >= self.recheck_seconds
+
+    def expired(self) -> bool:
+        return time.monotonic() - self.started >= self.max_seconds
+
+    def seconds_to_next_duty(self) -> float:
+        """Until the next re-check or the end of the connection's life, whichever comes first."""
+        now = time.monotonic()
+        return max(0.0, min(self.checked + self.recheck_seconds, self.started + self.max_seconds) - now)
+
+    def recheck(self) -> tuple[Any, Refusal | None]:
+        """Prove the credentials again and renew the place: (the user as they are now, None), or
+        (None, why the connection must end). The caller checks its own object's visibility."""
+        from spokestack.accounts.roles import is_support, roles_of
+
+        self.checked = time.monotonic()
+        if self.place is not None:
+            self.place.renew()
+        user = credentials_user(self.credentials)
+        if not user.is_authenticated or user.pk != self.user_id:
+            return None, _credentials_refusal(self.credentials)
+        if not roles_of(user) and not is_support(user):
+            return None, NO_ROLE
+        return user, None
+
+    def release(self) -> None:
+        if self.place is not None:
+            self.place.release()
+            self.place = None
 
 
 class SameOriginValidator:
@@ -166,7 +411,7 @@ class InstanceScopeMiddleware:
         try:
             instance = await _instance_for_host(_header(scope, b"host"))
             if instance is not None and instance.is_active:
-                user = await instance_sync_to_async(instance)(_authenticate)(scope)
+                user, credentials = await instance_sync_to_async(instance)(_authenticate)(scope)
         except DEPENDENCY_ERRORS as exc:
             if dependency_of(exc) is None:
                 raise
@@ -179,5 +424,5 @@ class InstanceScopeMiddleware:
             return await send({"type": "websocket.close", "code": WS_CLOSE_UNKNOWN_INSTANCE})
         if not instance.is_active:
             return await send({"type": "websocket.close", "code": WS_CLOSE_SUSPENDED})
-        scope = {**scope, "instance": instance, "user": user}
+        scope = {**scope, "instance": instance, "user": user, "credentials": credentials}
         return await self.app(scope, receive, send)

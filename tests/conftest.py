@@ -143,6 +143,9 @@ def live_instance(django_db_setup, django_db_blocker):
     n = next(_live_counter)
     schema = f"live_{os.getpid()}_{n}"
     with django_db_blocker.unblock():
+        # An earlier test's request may have left the connection in an instance's schema, and
+        # instances are created from the public one.
+        connection.set_schema_to_public()
         result = instance_provision(name=f"Live {n}", domain=f"live{os.getpid()}-{n}.localhost",
                                     admin_email="admin@live.localhost", admin_password=PASSWORD, schema_name=schema)
         connection.set_schema_to_public()

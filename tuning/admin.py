@@ -26,20 +26,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from guardian.shortcuts import get_users_with_perms
 
 from spokestack.accounts.roles import Role
-from spokestack.admin_site import ReadOnlyAdmin, instance_admin
+from spokestack.admin_site import InstanceInline, InstanceModelAdmin, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError, NotAllowed, NotFound
 
 from . import selectors, services
 from .assembly import CatalogUnavailable, assemble_prompt, known_agent_types, platform_tier_for
-from .governance import (
-    ROLE_OBJECT_PERMISSION,
-    can_read_tier2,
-    can_view_client,
-    can_write_examples,
-    can_write_tier2,
-    can_write_tier3,
-    roles_of,
-)
+from .governance import ROLE_OBJECT_PERMISSION
 from .models import (
     ApprovedExample,
     Client,
@@ -164,7 +156,9 @@ FIELDSETS_TIER2 = [
 ]
 
 
-class PerAgentTuningInline(admin.StackedInline):
+class PerAgentTuningInline(InstanceInline, admin.StackedInline):
+    view_action = "instance_tuning.view"
+    add_action = change_action = "instance_tuning.edit"
     formfield_overrides = COMPACT_JSON
     model = InstanceTuning
     fk_name = "parent"
@@ -175,17 +169,11 @@ class PerAgentTuningInline(admin.StackedInline):
     verbose_name_plural = "Per-agent overrides (empty fields inherit the instance-wide value; lists add to it)"
     fieldsets = [(None, {"fields": ["agent_type"]}), *[(t, {**o, "classes": ["collapse"]}) for t, o in FIELDSETS_TIER2]]
 
-    def has_view_permission(self, request, obj=None) -> bool:
-        return can_read_tier2(request.user)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return can_write_tier2(request.user)
-
-    has_add_permission = has_change_permission
-
 
 @admin.register(InstanceTuning, site=instance_admin)
-class InstanceTuningAdmin(admin.ModelAdmin):
+class InstanceTuningAdmin(InstanceModelAdmin):
+    view_action = "instance_tuning.view"
+    change_action = "instance_tuning.edit"
     formfield_overrides = COMPACT_JSON
     form = InstanceTuningForm
     fieldsets = FIELDSETS_TIER2
@@ -195,28 +183,13 @@ class InstanceTuningAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(agent_type="")
 
-    def has_module_permission(self, request) -> bool:
-        return can_read_tier2(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return can_read_tier2(request.user)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return can_write_tier2(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     def changelist_view(self, request, extra_context=None):
         """There is one instance-wide row: go straight to it."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         row = InstanceTuning.objects.filter(agent_type="").first()
         if row is None:
-            if not can_write_tier2(request.user):
+            if not self.has_change_permission(request):
                 return TemplateResponse(request, "admin/tuning/empty.html", {
                     **self.admin_site.each_context(request), "title": "Instance tuning",
                     "message": "No instance tuning has been saved yet."})
@@ -254,10 +227,6 @@ class InstanceTuningAdmin(admin.ModelAdmin):
 
 
 # --- clients and tier 3 -------------------------------------------------------------------
-
-
-def _parent_client(obj) -> Client | None:
-    return obj if isinstance(obj, Client) else None
 
 
 class ClientTuningForm(forms.ModelForm):
@@ -328,31 +297,17 @@ class ApprovedExampleForm(forms.ModelForm):
         return cleaned
 
 
-class ClientScopedInline(admin.TabularInline):
+class ClientScopedInline(InstanceInline, admin.TabularInline):
+    """An inline of the client page: asked about the client (the parent object)."""
+
     extra = 0
-    write_check: Callable[..., bool] = staticmethod(can_write_tier3)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        client = _parent_client(obj)
-        return super().has_view_permission(request, obj) and (client is None or can_view_client(request.user, client))
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        client = _parent_client(obj)
-        return super().has_change_permission(request, obj) and (
-            client is None or type(self).write_check(request.user, client))
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        client = _parent_client(obj)
-        return super().has_add_permission(request, obj) and (
-            client is None or type(self).write_check(request.user, client))
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        client = _parent_client(obj)
-        return super().has_delete_permission(request, obj) and (
-            client is None or type(self).write_check(request.user, client))
+    view_action = "client.view"
 
 
 class ClientTuningInline(ClientScopedInline, admin.StackedInline):
+    # The whole tuning row: a client contact, who may change only preferences, sees it read-only
+    # (the API takes their preference changes).
+    add_action = change_action = "client_tuning.edit"
     formfield_overrides = COMPACT_JSON
     model = ClientTuning
     form = ClientTuningForm
@@ -372,6 +327,7 @@ class ClientTuningInline(ClientScopedInline, admin.StackedInline):
 
 
 class ContentRuleInline(ClientScopedInline):
+    add_action, change_action, delete_action = "client_rule.add", "client_rule.change", "client_rule.remove"
     model = ContentRule
     form = ContentRuleForm
     readonly_fields = ["source", "created_by"]
@@ -383,18 +339,17 @@ class ContentRuleInline(ClientScopedInline):
 
 
 class ApprovedExampleInline(ClientScopedInline):
+    # Existing examples are shown read-only (the form disables them); the formset is open to
+    # whoever may add one, and removing is its own action.
+    add_action = change_action = "example.add"
+    delete_action = "example.remove"
     model = ApprovedExample
     form = ApprovedExampleForm
-    write_check = staticmethod(can_write_examples)
     readonly_fields = ["created_by"]
     verbose_name_plural = "Approved examples"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Existing examples are shown read-only; adding and removing are separate permissions.
-        return self.has_add_permission(request, obj)
 
 
 class PreviewForm(forms.Form):
@@ -443,7 +398,12 @@ def assigned_users(client: Client, role: str):
 
 
 @admin.register(Client, site=instance_admin)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(InstanceModelAdmin):
+    view_action = "client.view"
+    add_action = "client.create"
+    # The page's form is open to whoever sees the client: its tuning, rules and examples are
+    # inlines that ask their own actions, details and assignments are fields that do.
+    change_action = "client.view"
     list_display = ["name", "vertical", "region", "language", "rules_count", "examples_count", "created_at"]
     list_filter = ["vertical", "region"]
     search_fields = ["name", "slug"]
@@ -479,31 +439,17 @@ class ClientAdmin(admin.ModelAdmin):
         readonly = [] if self._may_edit_details(request) else list(CLIENT_DETAILS)
         return readonly if self._may_assign(request) else readonly + list(ASSIGNMENT_FIELDS)
 
-    @staticmethod
-    def _may_assign(request) -> bool:
-        return bool(roles_of(request.user) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER}) or request.user.is_superuser
+    # No delete_action: clients are archived by the platform team; their audit trail stays whole.
 
-    @staticmethod
-    def _may_edit_details(request) -> bool:
-        return Role.INSTANCE_ADMIN in roles_of(request.user) or request.user.is_superuser
+    def _may_assign(self, request) -> bool:
+        return self.allows(request, "client.assign")
 
-    def has_view_permission(self, request, obj=None) -> bool:
-        return super().has_view_permission(request, obj) and (obj is None or can_view_client(request.user, obj))
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Changing a client's page means its tuning, rules or examples: the inlines check which.
-        if obj is None:
-            return bool(roles_of(request.user)) or request.user.is_superuser
-        return can_write_examples(request.user, obj)
-
-    def has_add_permission(self, request) -> bool:
-        return self._may_edit_details(request)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # clients are archived by the platform team; their audit trail stays whole
+    def _may_edit_details(self, request) -> bool:
+        return self.allows(request, "client.edit")
 
     def get_object(self, request, object_id, from_field=None):
         # Scoped like the changelist: a client you may not see does not exist for you.
+        self.require(request, self.view_action)
         try:
             return selectors.clients_visible_to(actor=request.user).get(pk=int(object_id))
         except (Client.DoesNotExist, ValueError):
@@ -585,6 +531,7 @@ class ClientAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def history_view(self, request, object_id, extra_context=None):
+        self.require(request, "audit.view")
         client = self.get_object(request, object_id)
         if client is None:
             raise Http404("No such client.")
@@ -592,7 +539,7 @@ class ClientAdmin(admin.ModelAdmin):
         return _history(request, self.admin_site, title=f"History of {client.name}", changes=changes, client=client)
 
     def get_urls(self):
-        custom = [path("preview/", self.admin_site.admin_view(self.preview_view), name="tuning_client_preview")]
+        custom = [path("preview/", self.policy_view(self.preview_view, "prompt.preview"), name="tuning_client_preview")]
         return custom + super().get_urls()
 
     def preview_view(self, request):
@@ -606,8 +553,8 @@ class ClientAdmin(admin.ModelAdmin):
             context["form"] = form
             if form.is_bound and form.is_valid():
                 client = form.cleaned_data["client"]
-                if not can_read_tier2(request.user) and not (client and can_write_tier3(request.user, client)):
-                    raise PermissionDenied("Pick one of your clients to preview its prompt.")
+                # Without a client the preview is tiers 1-2: instance_tuning.view.
+                self.require(request, "prompt.preview" if client else "instance_tuning.view", client)
                 platform = platform_tier_for(form.cleaned_data["agent_type"])
                 spec = {k: form.cleaned_data[k] for k in ("vertical", "region", "language") if form.cleaned_data[k]}
                 prompt = assemble_prompt(platform=platform, client=client, specialization=spec or None)
@@ -659,6 +606,7 @@ def _history(request, site, *, title: str, changes, client: Client | None = None
 
 @admin.register(TuningChange, site=instance_admin)
 class TuningChangeAdmin(ReadOnlyAdmin):
+    view_action = "audit.view"
     list_display = ["id", "created_at", "who", "what", "client_name", "values", "rollback_button"]
     list_display_links = ["id"]
     list_filter = ["tier", "entity", "action"]
@@ -668,7 +616,6 @@ class TuningChangeAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return selectors.tuning_changes_visible_to(actor=request.user)
-
 
     @admin.display(description="Who", ordering="actor_label")
     def who(self, obj) -> str:
@@ -699,7 +646,7 @@ class TuningChangeAdmin(ReadOnlyAdmin):
                            reverse("instance_admin:tuning_tuningchange_rollback", args=[obj.pk]))
 
     def get_urls(self):
-        custom = [path("<int:change_id>/rollback/", self.admin_site.admin_view(self.rollback_view),
+        custom = [path("<int:change_id>/rollback/", self.policy_view(self.rollback_view, "audit.rollback"),
                        name="tuning_tuningchange_rollback")]
         return custom + super().get_urls()
 

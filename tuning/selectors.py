@@ -6,26 +6,16 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import connection
 from django.db.models import Q, QuerySet
-from guardian.shortcuts import get_objects_for_user
 
-from spokestack.accounts.roles import Role
-from spokestack.errors import NotAllowed, NotFound
+from spokestack.accounts import policy
+from spokestack.errors import NotFound
 
-from .governance import CONTACT, MANAGE, can_read_tier2, roles_of, sees_every_client
 from .models import ApprovedExample, Client, ClientTuning, ContentRule, InstanceTuning, TuningChange
 
 
 def clients_visible_to(*, actor: AbstractUser | None) -> QuerySet[Client]:
     """Every client for admins and managers; the assigned ones for account managers and contacts."""
-    if sees_every_client(actor):
-        return Client.objects.all()
-    roles = roles_of(actor)
-    codenames = [perm for role, perm in ((Role.ACCOUNT_MANAGER, MANAGE), (Role.CLIENT_CONTACT, CONTACT))
-                 if role in roles]
-    if not codenames:
-        return Client.objects.none()
-    return get_objects_for_user(actor, [f"tuning.{c}" for c in codenames], klass=Client, any_perm=True,
-                                accept_global_perms=False, with_superuser=False)
+    return policy.visible_clients(actor)
 
 
 def client_get(*, actor: AbstractUser | None, client_id: int | str) -> Client:
@@ -54,8 +44,7 @@ def instance_tuning_rows(*, agent_type: str) -> list[InstanceTuning]:
 
 
 def instance_tuning_get(*, actor: AbstractUser | None, agent_type: str = "") -> InstanceTuning | None:
-    if not can_read_tier2(actor):
-        raise NotAllowed("Your role does not allow you to read the instance's tuning.")
+    policy.require(actor, "instance_tuning.view")
     return InstanceTuning.objects.filter(agent_type=agent_type).first()
 
 
@@ -82,13 +71,14 @@ def client_examples(*, client: Client) -> QuerySet[ApprovedExample]:
 
 
 def tuning_changes_visible_to(*, actor: AbstractUser | None, client: Client | None = None) -> QuerySet[TuningChange]:
-    """Admins and managers read the whole log; others only the entries of their clients."""
+    """Admins and managers read the whole log; account managers the entries of their clients;
+    whoever may not read the log (policy `audit.view`) nothing."""
     changes = TuningChange.objects.select_related("actor", "client")
     if client is not None:
         changes = changes.filter(client=client)
-    if sees_every_client(actor):
+    if policy.acts_on_every_client(actor, "audit.view"):
         return changes
-    return changes.filter(client__in=clients_visible_to(actor=actor))
+    return changes.filter(client__in=policy.clients_for(actor, "audit.view"))
 
 
 def tuning_change_get(*, actor: AbstractUser | None, change_id: int | str) -> TuningChange:

@@ -1,6 +1,6 @@
 """Writes for clients, tuning, rules, examples and assignments: the only write path.
 
-Every service checks the actor's rights (`tuning.governance`), validates (`tuning.precedence`),
+Every service checks the actor's rights (`spokestack.accounts.policy`), validates (`tuning.precedence`),
 writes, and records one `TuningChange` per changed field or object in the same transaction.
 `tuning_rollback` restores an entry's old value through these same services.
 """
@@ -16,19 +16,12 @@ from django.db import transaction
 from django.utils.text import slugify
 from guardian.shortcuts import assign_perm, remove_perm
 
-from spokestack.accounts.roles import Role
+from spokestack.accounts import policy
 from spokestack.errors import Conflict, InvalidInput, NotFound
 
 from . import audit
 from .assembly import get_platform_catalog, platform_tier_for
-from .governance import (
-    ROLE_OBJECT_PERMISSION,
-    can_write_examples,
-    can_write_tier2,
-    can_write_tier3,
-    require,
-    roles_of,
-)
+from .governance import ROLE_OBJECT_PERMISSION, roles_of
 from .models import (
     MAX_RULE_TEXT,
     Action,
@@ -44,7 +37,7 @@ from .models import (
     TuningChange,
     Vertical,
 )
-from .precedence import CLIENT_FIELDS, INSTANCE_FIELDS, check_instance_bounds, clean_changes
+from .precedence import CLIENT_CONTACT_FIELDS, CLIENT_FIELDS, INSTANCE_FIELDS, check_instance_bounds, clean_changes
 
 CLIENT_DETAIL_FIELDS = ("name", "slug", "vertical", "region", "language")
 BOUNDED_FIELDS = {"temperature", "max_tokens", "content_filters", "disabled_tools", "tool_config_overrides"}
@@ -65,8 +58,7 @@ def _full_clean(obj: Any, **kwargs) -> None:
 @transaction.atomic
 def client_create(*, name: str, vertical: str = Vertical.OTHER, region: str = "", language: str = "",
                   slug: str | None = None, actor: AbstractUser | None = None) -> Client:
-    require(actor is None or Role.INSTANCE_ADMIN in roles_of(actor) or actor.is_superuser, actor=actor, client=None,
-            what="create clients")
+    policy.require(actor, "client.create")
     slug = slug or slugify(name)[:60]
     if not slug:
         raise InvalidInput("name: give the client a name with at least one letter or digit.", details={"name": name})
@@ -87,8 +79,7 @@ def client_update(*, actor: AbstractUser | None, client: Client, changes: dict[s
     """Name, slug, vertical, region, language: instance admins only (vertical, region and language
     change every agent's specialization for the client, so each changed field is audited and can be
     rolled back like tuning)."""
-    require(actor is None or Role.INSTANCE_ADMIN in roles_of(actor) or actor.is_superuser, actor=actor,
-            client=client, what="change a client's details")
+    policy.require(actor, "client.edit", client)
     unknown = sorted(set(changes) - set(CLIENT_DETAIL_FIELDS))
     if unknown:
         raise InvalidInput(f"{unknown[0]}: is not a client field.", details={unknown[0]: ["unknown field"]})
@@ -112,15 +103,14 @@ def client_update(*, actor: AbstractUser | None, client: Client, changes: dict[s
 def client_assign(*, user: AbstractUser, client: Client, role: str, actor: AbstractUser | None = None,
                   reason: str = "", ticket: str = "", _rollback_of: TuningChange | None = None) -> Client:
     """Give an account manager or a client contact access to one client (a guardian object permission)."""
-    require(actor is None or bool(roles_of(actor) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER})
-            or actor.is_superuser, actor=actor, client=client, what="assign people to clients")
+    policy.require(actor, "client.assign", client)
     if role not in ROLE_OBJECT_PERMISSION:
         raise InvalidInput(f"role: '{role}' cannot be assigned to a client; use "
                            f"{' or '.join(ROLE_OBJECT_PERMISSION)}.", details={"role": [role]})
     if role not in roles_of(user):
         raise InvalidInput(f"user: {user.get_username()} does not have the role {role}.", details={"user": [user.pk]})
     codename = ROLE_OBJECT_PERMISSION[role]
-    if user.has_perm(f"tuning.{codename}", client):
+    if client.pk in policy.assigned_client_ids(user).get(codename, ()):
         return client
     assign_perm(f"tuning.{codename}", user, client)
     _forget_permissions(user)
@@ -134,8 +124,7 @@ def client_assign(*, user: AbstractUser, client: Client, role: str, actor: Abstr
 @transaction.atomic
 def client_unassign(*, user: AbstractUser, client: Client, role: str, actor: AbstractUser | None = None,
                     reason: str = "", ticket: str = "", _rollback_of: TuningChange | None = None) -> Client:
-    require(actor is None or bool(roles_of(actor) & {Role.INSTANCE_ADMIN, Role.INSTANCE_MANAGER})
-            or actor.is_superuser, actor=actor, client=client, what="assign people to clients")
+    policy.require(actor, "client.assign", client)
     if role not in ROLE_OBJECT_PERMISSION:
         raise InvalidInput(f"role: '{role}' cannot be assigned to a client.", details={"role": [role]})
     remove_perm(f"tuning.{ROLE_OBJECT_PERMISSION[role]}", user, client)
@@ -148,8 +137,7 @@ def client_unassign(*, user: AbstractUser, client: Client, role: str, actor: Abs
 
 
 def _forget_permissions(user: AbstractUser) -> None:
-    for attr in ("_spokestack_checker", "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
-        user.__dict__.pop(attr, None)
+    policy.forget(user)
 
 
 # --- tier 2 -----------------------------------------------------------------------------
@@ -174,7 +162,7 @@ def _all_client_ids() -> list[int]:
 def instance_tuning_wide_row(*, actor: AbstractUser | None) -> InstanceTuning:
     """The instance-wide row, created empty (every field inheriting, so nothing to audit) if missing:
     the admin edits it in place."""
-    require(can_write_tier2(actor), actor=actor, client=None, what="change the instance's tuning")
+    policy.require(actor, "instance_tuning.edit")
     return InstanceTuning.objects.get_or_create(agent_type="")[0]
 
 
@@ -187,7 +175,7 @@ def instance_tuning_update(*, actor: AbstractUser | None, changes: dict[str, Any
     A missing row is created; every changed field gets its own audit entry, whose old value for a
     new row is the field's "inherit" value, so a rollback returns exactly to inheriting.
     """
-    require(can_write_tier2(actor), actor=actor, client=None, what="change the instance's tuning")
+    policy.require(actor, "instance_tuning.edit")
     cleaned = instance_tuning_validate(agent_type=agent_type, changes=changes)
     row = InstanceTuning.objects.select_for_update().filter(agent_type=agent_type).first()
     if row is None:  # a new row starts with every field inheriting; only a real change creates it
@@ -223,13 +211,20 @@ def client_tuning_validate(*, agent_type: str, changes: dict[str, Any]) -> dict[
     return cleaned
 
 
+def client_tuning_action(changes: Any) -> str:
+    """The policy action a change of these client tuning fields needs: the client's own preferences
+    only is `preferences.edit` (a client contact may), anything else `client_tuning.edit`."""
+    fields = set(changes) if isinstance(changes, dict) else set()
+    return "preferences.edit" if fields and fields <= CLIENT_CONTACT_FIELDS else "client_tuning.edit"
+
+
 @transaction.atomic
 def client_tuning_update(*, actor: AbstractUser | None, client: Client, changes: dict[str, Any],
                          agent_type: str = "", reason: str = "", ticket: str = "",
                          _rollback_of: TuningChange | None = None) -> ClientTuning:
-    """Change tier-3 fields of a client's client-wide row or of one agent type's row."""
-    fields = list(changes) if isinstance(changes, dict) else None
-    require(can_write_tier3(actor, client, fields), actor=actor, client=client, what="change this client's tuning")
+    """Change tier-3 fields of a client's client-wide row or of one agent type's row. Changing only
+    the client's own preferences is its own action (a client contact may)."""
+    policy.require(actor, client_tuning_action(changes), client)
     cleaned = client_tuning_validate(agent_type=agent_type, changes=changes)
     row = ClientTuning.objects.select_for_update().filter(client=client, agent_type=agent_type).first()
     if row is None:  # as for instance tuning: only a real change creates the row
@@ -307,7 +302,7 @@ def content_rule_validate(data: Any, *, where: str = "") -> dict[str, Any]:
 def client_rules_add(*, actor: AbstractUser | None, client: Client, rules: list[dict[str, Any]], reason: str = "",
                      ticket: str = "") -> list[ContentRule]:
     """Add several rules at once: every one is valid, or none is added."""
-    require(can_write_tier3(actor, client), actor=actor, client=client, what="change this client's rules")
+    policy.require(actor, "client_rule.add", client)
     if not isinstance(rules, list) or not rules:
         raise InvalidInput("rules: send a non-empty list of rules.", details={"rules": ["non-empty list"]})
     cleaned = [content_rule_validate(rule, where=f"rules[{i}].") for i, rule in enumerate(rules)]
@@ -318,7 +313,7 @@ def client_rules_add(*, actor: AbstractUser | None, client: Client, rules: list[
 def client_rule_add(*, actor: AbstractUser | None, client: Client, kind: str, text: str, agent_type: str = "",
                     active: bool = True, source: str = RuleSource.MANUAL, source_reference: str | int | None = None,
                     reason: str = "", ticket: str = "") -> ContentRule:
-    require(can_write_tier3(actor, client), actor=actor, client=client, what="change this client's rules")
+    policy.require(actor, "client_rule.add", client)
     fields = content_rule_validate({"kind": kind, "text": text, "agent_type": agent_type, "active": active,
                                     "source": source, "source_reference": source_reference})
     return _rule_create(actor=actor, client=client, fields=fields, reason=reason, ticket=ticket)
@@ -342,7 +337,7 @@ def client_rule_update(*, actor: AbstractUser | None, rule: ContentRule, changes
                        ticket: str = "", _rollback_of: TuningChange | None = None) -> ContentRule:
     """Change a rule's kind, text, agent type or active flag (its source never changes)."""
     rule = ContentRule.objects.select_for_update().select_related("client").get(pk=rule.pk)
-    require(can_write_tier3(actor, rule.client), actor=actor, client=rule.client, what="change this client's rules")
+    policy.require(actor, "client_rule.change", rule.client)
     editable = {"kind", "text", "active", "agent_type"}
     unknown = sorted(set(changes) - editable)
     if unknown:
@@ -369,7 +364,7 @@ def client_rule_update(*, actor: AbstractUser | None, rule: ContentRule, changes
 def client_rule_remove(*, actor: AbstractUser | None, rule: ContentRule, reason: str = "", ticket: str = "",
                        _rollback_of: TuningChange | None = None) -> None:
     client = rule.client
-    require(can_write_tier3(actor, client), actor=actor, client=client, what="change this client's rules")
+    policy.require(actor, "client_rule.remove", client)
     snapshot = rule_snapshot(rule)
     rule_id = rule.pk
     if ContentRule.objects.filter(pk=rule_id).delete()[0] == 0:
@@ -402,7 +397,7 @@ def approved_example_validate(data: Any) -> dict[str, Any]:
 @transaction.atomic
 def client_example_add(*, actor: AbstractUser | None, client: Client, kind: str, text: str, context: str = "",
                        agent_type: str = "", reason: str = "", ticket: str = "") -> ApprovedExample:
-    require(can_write_examples(actor, client), actor=actor, client=client, what="add examples for this client")
+    policy.require(actor, "example.add", client)
     fields = approved_example_validate({"kind": kind, "text": text, "context": context, "agent_type": agent_type})
     return _example_create(actor=actor, client=client, fields=fields, reason=reason, ticket=ticket)
 
@@ -424,8 +419,7 @@ def _example_create(*, actor: AbstractUser | None, client: Client, fields: dict[
 def client_example_remove(*, actor: AbstractUser | None, example: ApprovedExample, reason: str = "",
                           ticket: str = "", _rollback_of: TuningChange | None = None) -> None:
     client = example.client
-    # Client contacts add examples; removing one is for the people who tune the client.
-    require(can_write_tier3(actor, client), actor=actor, client=client, what="remove examples for this client")
+    policy.require(actor, "example.remove", client)
     snapshot = example_snapshot(example)
     example_id = example.pk
     if ApprovedExample.objects.filter(pk=example_id).delete()[0] == 0:
@@ -465,6 +459,7 @@ def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason:
     """Restore the value an entry replaced, through the service that made it (so the same
     permission checks apply), and return the new entry. Refused with Conflict (409) when the
     object changed again since the entry."""
+    policy.require(actor, "audit.rollback", change.client_id)
     why = reason or f"Rollback of #{change.pk}"
     common = {"actor": actor, "reason": why, "ticket": ticket}
     entity, action = change.entity, change.action
@@ -497,11 +492,11 @@ def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason:
             old = dict(change.old_value)
             created_by = old.pop("created_by", None)
             if is_rule:
-                require(can_write_tier3(actor, client), actor=actor, client=client, what="change this client's rules")
+                policy.require(actor, "client_rule.add", client)
                 _rule_create(client=client, fields=content_rule_validate(old), pk=int(change.entity_id),
                              created_by_id=created_by, rollback_of=change, **common)
             else:
-                require(can_write_examples(actor, client), actor=actor, client=client, what="add examples")
+                policy.require(actor, "example.add", client)
                 _example_create(client=client, fields=approved_example_validate(old), pk=int(change.entity_id),
                                 created_by_id=created_by, rollback_of=change, **common)
         else:  # a field of a rule
@@ -515,7 +510,7 @@ def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason:
         client = Client.objects.filter(pk=change.client_id).first()
         if user is None or client is None:
             raise _conflict(change, "the user or the client was deleted")
-        holds = user.has_perm(f"tuning.{ROLE_OBJECT_PERMISSION[value['role']]}", client)
+        holds = client.pk in policy.assigned_client_ids(user).get(ROLE_OBJECT_PERMISSION[value["role"]], ())
         if holds != (action == Action.CREATE):
             raise _conflict(change, {"assigned": holds})
         if action == Action.CREATE:

@@ -21,29 +21,35 @@ from .models import AgentVersionConfig, SandboxSession, UpdateNotification
 class AgentVersionsAdmin(ReadOnlyAdmin):
     """The changelist is the agents dashboard; every change goes through the services."""
 
+    view_action = "version.view"
 
     def get_urls(self):
-        view = self.admin_site.admin_view
+        view = self.policy_view
         return [
-            path("update/<int:notification_id>/", view(self.update_view), name="versions_update"),
-            path("update/<int:notification_id>/<str:action>/", view(self.review_view), name="versions_review"),
-            path("sandbox/<uuid:session_id>/", view(self.sandbox_view), name="versions_sandbox"),
-            path("rollback/<str:agent_type>/", view(self.rollback_view), name="versions_rollback"),
-            path("submit-skill/<int:skill_id>/", view(self.submit_skill_view), name="versions_submit_skill"),
+            path("update/<int:notification_id>/", view(self.update_view, "version.view"), name="versions_update"),
+            path("update/<int:notification_id>/<str:action>/", view(self.review_view, "version.configure"),
+                 name="versions_review"),
+            path("sandbox/<uuid:session_id>/", view(self.sandbox_view, "sandbox.view"), name="versions_sandbox"),
+            path("rollback/<str:agent_type>/", view(self.rollback_view, "version.configure"),
+                 name="versions_rollback"),
+            path("submit-skill/<int:skill_id>/", view(self.submit_skill_view, "version.configure"),
+                 name="versions_submit_skill"),
             *super().get_urls(),
         ]
 
     def changelist_view(self, request, extra_context=None):
         from skills.selectors import skills_for_agent_type
 
+        self.require(request, self.view_action)
+        see_skills, see_sandboxes = self.allows(request, "skill.view"), self.allows(request, "sandbox.view")
         agents = []
         for agent_type in agent_types():
             state = selectors.version_state(actor=request.user, agent_type=agent_type)
             spec = get_spec(agent_type, state["current_version"])
-            skills = list(skills_for_agent_type(agent_type=agent_type, enabled_only=False))
+            skills = list(skills_for_agent_type(agent_type=agent_type, enabled_only=False)) if see_skills else []
             agents.append({"state": state, "title": spec.title, "status": "Active" if spec else "Unknown",
                            "skills": [{"skill": s, "report": services.skill_core_report(skill=s)} for s in skills]})
-        sessions = SandboxSession.objects.all()[:10]
+        sessions = SandboxSession.objects.all()[:10] if see_sandboxes else []
         context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Agents and versions",
                    "agents": agents, "sessions": sessions}
         return TemplateResponse(request, "admin/versions/dashboard.html", context)
@@ -76,6 +82,7 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
             return redirect(reverse("instance_admin:versions_agentversionconfig_changelist"))
         if request.method == "POST":
             decision = request.POST.get("decision")
+            self.require(request, "sandbox.run" if decision == "test" else "sandbox.decide")
             try:
                 if decision == "test":
                     services.sandbox_test_add(actor=request.user, session_id=session.pk, task=request.POST.get("task"))

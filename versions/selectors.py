@@ -10,10 +10,11 @@ from django.db.models import QuerySet
 from django_tenants.utils import get_public_schema_name
 
 from agents.registry import _semver_key, get_spec, versions
+from spokestack.accounts import policy
 
 from .catalog.models import CatalogVersion
 from .models import AgentVersionConfig, SandboxSession, UpdateNotification, VersionChange
-from .services import VIEW_PERM, known_agent_type, latest_released, require
+from .services import known_agent_type, latest_released
 
 
 def configured_version(agent_type: str) -> str | None:
@@ -37,7 +38,7 @@ def running_version(agent_type: str) -> str:
 
 
 def catalog_versions(*, actor: AbstractUser | None, agent_type: str) -> list[dict[str, Any]]:
-    require(actor, VIEW_PERM)
+    policy.require(actor, "version.view")
     known_agent_type(agent_type)
     rows = {r.version: r for r in CatalogVersion.objects.filter(agent_type=agent_type)}
     current = running_version(agent_type)
@@ -56,7 +57,7 @@ def catalog_versions(*, actor: AbstractUser | None, agent_type: str) -> list[dic
 
 
 def version_state(*, actor: AbstractUser | None, agent_type: str) -> dict[str, Any]:
-    require(actor, VIEW_PERM)
+    policy.require(actor, "version.view")
     known_agent_type(agent_type)
     config = AgentVersionConfig.objects.filter(agent_type=agent_type).first()
     current = running_version(agent_type)
@@ -86,7 +87,7 @@ def notification_dict(n: UpdateNotification) -> dict[str, Any]:
 
 
 def notifications(*, actor: AbstractUser | None, status: str | None = None) -> QuerySet[UpdateNotification]:
-    require(actor, VIEW_PERM)
+    policy.require(actor, "version.view")
     qs = UpdateNotification.objects.all()
     return qs.filter(status=status) if status else qs
 
@@ -94,7 +95,7 @@ def notifications(*, actor: AbstractUser | None, status: str | None = None) -> Q
 def sandbox_get(*, actor: AbstractUser | None, session_id: Any) -> SandboxSession:
     from spokestack.errors import NotFound
 
-    require(actor, VIEW_PERM)
+    policy.require(actor, "sandbox.view")
     try:
         session = SandboxSession.objects.filter(pk=session_id).first()
     except Exception:  # not a UUID

@@ -21,7 +21,8 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from agents.registry import _semver_key, agent_types, get_spec, versions
-from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from spokestack.accounts import policy
+from spokestack.errors import Conflict, InvalidInput, NotFound
 
 from .analysis import OPTIMIZATION_TAGS, SkillFacts, analyse_impact, notification_text, overlap
 from .catalog.models import CatalogVersion, CoreSubmission, ReleaseFanout
@@ -37,15 +38,6 @@ from .models import (
 log = logging.getLogger(__name__)
 SANDBOX_TTL = timedelta(hours=24)
 FANOUT_BATCH = 50
-CHANGE_PERM = "versions.change_agentversionconfig"
-VIEW_PERM = "versions.view_agentversionconfig"
-
-
-def require(actor: AbstractUser | None, perm: str) -> None:
-    """None is the system (tasks, commands); people need the permission in this instance."""
-    if actor is not None and not actor.has_perm(perm):
-        raise NotAllowed("Your role does not allow you to manage agent versions." if perm == CHANGE_PERM
-                         else "Your role does not allow you to see agent versions.")
 
 
 def known_agent_type(agent_type: str) -> str:
@@ -206,7 +198,7 @@ def version_config_update(*, actor: AbstractUser | None, agent_type: str, change
                           reason: str = "") -> AgentVersionConfig:
     """PUT /agents/{type}/version: pin (or unpin with null/""), policy, preferences, notifications.
     Pinning another version activates it (one history row)."""
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "version.configure")
     known_agent_type(agent_type)
     unknown = set(changes) - CONFIG_FIELDS
     if unknown:
@@ -254,7 +246,7 @@ def version_rollback(*, actor: AbstractUser | None, agent_type: str, version: An
                      force: bool = False) -> AgentVersionConfig:
     """Go back to an earlier version in one audited action. The instance is pinned there, so the
     next release does not move it again until the owner unpins or approves an update."""
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "version.configure")
     known_agent_type(agent_type)
     version = known_version(agent_type, version)
     if not isinstance(reason, str) or not reason.strip():
@@ -387,7 +379,7 @@ REVIEW_ACTIONS = ("approve", "reject", "sandbox", "defer")
 def notification_review(*, actor: AbstractUser | None, notification_id: int, action: Any,
                         reason: str = "") -> tuple[UpdateNotification, SandboxSession | None]:
     """approve (apply), reject (pin the current version), sandbox (open a session), defer."""
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "version.configure")
     if action not in REVIEW_ACTIONS:
         raise InvalidInput(f"action: choose one of {', '.join(REVIEW_ACTIONS)}.")
     notification = UpdateNotification.objects.filter(pk=notification_id).first()
@@ -441,7 +433,7 @@ def _sandbox_open(*, actor, config: AgentVersionConfig, test_version: str) -> Sa
 
 @transaction.atomic
 def sandbox_create(*, actor: AbstractUser | None, agent_type: Any, test_version: Any) -> SandboxSession:
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "sandbox.run")
     known_agent_type(agent_type)
     test_version = known_version(agent_type, test_version)
     config = AgentVersionConfig.objects.select_for_update().get(pk=config_get_or_create(agent_type=agent_type).pk)
@@ -464,7 +456,7 @@ def _session_for_change(session_id: Any) -> SandboxSession:
 def sandbox_test_add(*, actor: AbstractUser | None, session_id: Any, task: Any, client_id: Any = None) -> SandboxTest:
     """Run the task on both versions as sandbox runs (side-effecting tools simulated). The two
     runs are queued together after commit, so the workers execute them concurrently."""
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "sandbox.run")
     from agents.services import run_create
 
     session = _session_for_change(session_id)
@@ -494,7 +486,7 @@ def _notification_to(agent_type: str, version: str, status: str, actor) -> None:
 
 @transaction.atomic
 def sandbox_promote(*, actor: AbstractUser | None, session_id: Any, reason: str = "") -> AgentVersionConfig:
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "sandbox.decide")
     session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.PROMOTED)
     config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
     config = _activate(config=config, version=session.test_version, action=VersionChange.Action.PROMOTE, actor=actor,
@@ -507,7 +499,7 @@ def sandbox_promote(*, actor: AbstractUser | None, session_id: Any, reason: str 
 @transaction.atomic
 def sandbox_reject(*, actor: AbstractUser | None, session_id: Any, reason: str = "") -> AgentVersionConfig:
     """Reject the tested version: stay on the current one, pinned."""
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "sandbox.decide")
     if reason is None:
         reason = ""
     if not isinstance(reason, str):
@@ -528,7 +520,7 @@ def sandbox_reject(*, actor: AbstractUser | None, session_id: Any, reason: str =
 
 @transaction.atomic
 def sandbox_defer(*, actor: AbstractUser | None, session_id: Any) -> SandboxSession:
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "sandbox.decide")
     session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.DEFERRED)
     _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.DEFERRED, actor)
     return session
@@ -605,7 +597,7 @@ def skill_core_report(*, skill) -> dict:
 
 def skill_submit_core(*, actor: AbstractUser | None, skill, rationale: str = "") -> CoreSubmission:
     """Propose a skill for the core platform: a submission in the public schema with the report."""
-    require(actor, CHANGE_PERM)
+    policy.require(actor, "version.configure")
     report = skill_core_report(skill=skill)
     instance = connection.tenant
     with schema_context(get_public_schema_name()):

@@ -1,15 +1,52 @@
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import AgentRun, Artifact, ToolCall
 
 
+class AgentTypeField(serializers.CharField):
+    """An agent type of the catalog. The service validates it (naming the ones that exist); the
+    contract lists them, as of the code that serves it."""
+
+
+class AgentTypeFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = AgentTypeField
+
+    def map_serializer_field(self, auto_schema, direction):
+        from ..registry import agent_types
+
+        return {"type": "string", "enum": agent_types(),
+                "description": "GET /api/v1/agents lists those enabled for this instance."}
+
+
+SHORT_TEXT = {"type": "string", "maxLength": 40, "nullable": True}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class MetadataField(serializers.JSONField):
+    """Validated by the service (an object of at most a few kB)."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": False, "nullable": True,
+                      "properties": {"vertical": SHORT_TEXT, "region": SHORT_TEXT, "language": SHORT_TEXT}})
+class SpecializationField(serializers.JSONField):
+    """Validated by the service (agents.services._check_specialization)."""
+
+
 class ExecuteSerializer(serializers.Serializer):
-    agent_type = serializers.CharField(max_length=40)
-    task = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    client_id = serializers.IntegerField(required=False, allow_null=True)
-    metadata = serializers.JSONField(required=False, default=dict)
-    stream = serializers.BooleanField(required=False, default=False)
-    specialization = serializers.JSONField(required=False, default=dict)
+    """With an Idempotency-Key, a repeat with the same agent_type, task, client_id, metadata and
+    specialization returns the first run (`replayed: true`); any other value of those is 409."""
+
+    agent_type = AgentTypeField(max_length=40)
+    task = serializers.CharField(trim_whitespace=False, allow_blank=True, help_text="What the agent should do.")
+    client_id = serializers.IntegerField(required=False, allow_null=True,
+                                         help_text="The client the run is for (its tuning applies).")
+    metadata = MetadataField(required=False, default=dict, help_text="Your own references, kept on the run.")
+    stream = serializers.BooleanField(required=False, default=False,
+                                      help_text="Answer with the run's event stream instead of 202.")
+    specialization = SpecializationField(required=False, default=dict,
+                                         help_text="Overrides the client's vertical, region or language.")
 
 
 class ToolCallSerializer(serializers.ModelSerializer):
@@ -75,14 +112,14 @@ class ApprovalSerializer(serializers.Serializer):
     run_id = serializers.UUIDField()
     agent_type = serializers.CharField(source="run.agent_type")
     client_id = serializers.IntegerField(allow_null=True)
-    client = serializers.CharField(source="client.name", default=None)
+    client = serializers.CharField(source="client.name", default=None, allow_null=True)
     tool = serializers.CharField(source="tool_name")
     input = serializers.JSONField(source="tool_input")
     rendered_input = serializers.CharField()
     tool_use_id = serializers.CharField(source="tool_call.tool_use_id")
     rule = serializers.CharField()
     note = serializers.CharField()
-    decided_by = serializers.EmailField(source="decided_by.email", default=None)
+    decided_by = serializers.EmailField(source="decided_by.email", default=None, allow_null=True)
     decided_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField()
     created_at = serializers.DateTimeField()

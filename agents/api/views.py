@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
 
-from django.http import StreamingHttpResponse
-from django.utils.dateparse import parse_datetime
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from spokestack.errors import InvalidInput, NotAllowed
+from spokestack.api.errors import error_body
+from spokestack.api.params import choice_param, datetime_param, int_param, text_param
+from spokestack.api.schema import ServerSentEventSerializer
+from spokestack.api.views import InstanceApiView
+from spokestack.realtime import Credentials, StreamViewer, TooManyStreams, instance_sync_to_async
 
-from ..approvals import approval_decide, approvals_visible_to, may_approve
+from ..approvals import approval_decide, approvals_visible_to
 from ..models import ApprovalStatus, RunStatus
 from ..registry import agent_types, get_spec
-from ..selectors import run_get, runs_visible_to
+from ..selectors import events_after, run_get, runs_visible_to
 from ..services import run_cancel, run_create, run_version_for
-from ..streaming import StreamInterrupted, run_event_stream
+from ..streaming import StreamExpired, StreamInterrupted, StreamRefused, run_event_stream
 from .serializers import (
     AgentSerializer,
     ApprovalSerializer,
@@ -56,6 +59,11 @@ class EventStreamRenderer(BaseRenderer):
 
 
 STREAMING_RENDERERS = [JSONRenderer, EventStreamRenderer]
+EVENT_STREAM = EventStreamRenderer.media_type
+SSE_FORMAT = ("Server-Sent Events: `retry: 2000` first, then per event `id: <seq>`, `event: <type>` and `data: <JSON>` "
+              "(`{seq, type, payload, created_at}`; the types and payloads are listed in the README), a `: keep-alive` comment every "
+              "15 s, and the end after the run's terminal event (run.succeeded, run.failed, run.cancelled). A stream "
+              "cut short by an outage ends with a `reconnect` event; reconnect with Last-Event-ID.")
 
 
 def _links(request, run_id) -> dict:
@@ -67,56 +75,90 @@ def _links(request, run_id) -> dict:
     }
 
 
-async def _sse(instance, run_id: str, after_seq: int) -> AsyncIterator[bytes]:
+async def _sse(instance, run_id: str, after_seq: int, viewer: StreamViewer) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
     last = after_seq
+    stream = run_event_stream(instance=instance, run_id=run_id, after_seq=after_seq, viewer=viewer)
     try:
-        async for event in run_event_stream(instance=instance, run_id=run_id, after_seq=after_seq):
-            if event is None:
-                yield b": keep-alive\n\n"
-                continue
-            if isinstance(event, StreamInterrupted):
-                # The last event: a dependency stayed down. `id:` is what an EventSource sends back
-                # as Last-Event-ID when it reconnects (after `retry:`), also when nothing came before.
-                data = json.dumps(event.as_dict(resume=f"Last-Event-ID: {event.last_seq}"), ensure_ascii=False)
-                yield f"id: {event.last_seq}\nevent: reconnect\ndata: {data}\n\n".encode()
-                return
-            data = json.dumps(event.as_dict(), ensure_ascii=False, default=str)
-            last = event.seq
-            yield f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+        async with contextlib.aclosing(stream):  # its clean-up runs now, also when the viewer left
+            async for event in stream:
+                if event is None:
+                    yield b": keep-alive\n\n"
+                    continue
+                if isinstance(event, StreamInterrupted | StreamExpired):
+                    # The last event: a dependency stayed down, or the stream lived its time. `id:` is
+                    # what an EventSource sends back as Last-Event-ID when it reconnects (after
+                    # `retry:`), also when nothing came before.
+                    data = json.dumps(event.as_dict(resume=f"Last-Event-ID: {event.last_seq}"), ensure_ascii=False)
+                    yield f"id: {event.last_seq}\nevent: reconnect\ndata: {data}\n\n".encode()
+                    return
+                if isinstance(event, StreamRefused):
+                    # The viewer may no longer follow the run: an EventSource that reconnects gets the
+                    # 401 or 403 that says so, and stops.
+                    data = json.dumps(event.as_dict(), ensure_ascii=False)
+                    yield f"id: {event.last_seq}\nevent: error\ndata: {data}\n\n".encode()
+                    return
+                data = json.dumps(event.as_dict(), ensure_ascii=False, default=str)
+                last = event.seq
+                yield f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
     except Exception:
         # Never a stream that hangs: the client is told, and may reconnect from what it saw.
         logger.exception("the event stream of run %s failed", run_id)
         data = json.dumps({"last_seq": last, "message": "The stream failed on the server; reconnect with "
                            f"Last-Event-ID: {last}."})
         yield f"id: {last}\nevent: error\ndata: {data}\n\n".encode()
+    finally:
+        await instance_sync_to_async(instance)(viewer.release)()
 
 
-def sse_response(request, run_id: str, after_seq: int) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(_sse(request.tenant, str(run_id), after_seq), content_type="text/event-stream")
+def _stream_credentials(request) -> Credentials | None:
+    """What the request authenticated with, for the stream to prove again every few seconds."""
+    if request.auth is not None:  # BearerTokenAuthentication: the raw token is in the header
+        return Credentials.from_headers(authorization=request.headers.get("Authorization", ""), cookie="")
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    return Credentials(session_key=session_key) if session_key else None
+
+
+def sse_response(request, run_id: str, after_seq: int) -> StreamingHttpResponse | Response:
+    """The run's event stream, holding one of the user's STREAM_MAX_PER_USER places (429 when
+    none is left; after an execute, the run goes on and the answer says how to follow it)."""
+    try:
+        viewer = StreamViewer.open(user=request.user, credentials=_stream_credentials(request))
+    except TooManyStreams as exc:
+        message, details = exc.message, {**exc.details, "run_id": str(run_id)}
+        if request.method == "POST":
+            message += (f" The run {run_id} was started and goes on without you: follow it at "
+                        f"{_links(request, run_id)['events_url']} once you have closed a stream.")
+        return Response(error_body(exc.code, message, details), status=exc.status,
+                        headers={"Retry-After": str(exc.retry_after)})
+    response = StreamingHttpResponse(_sse(request.tenant, str(run_id), after_seq, viewer),
+                                     content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
 def _after_seq(request) -> int:
-    raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput("Last-Event-ID (or ?after=) must be the integer seq of the last event you saw.") from None
-    if value < 0:
-        raise InvalidInput("Last-Event-ID (or ?after=) cannot be negative.")
-    return value
+    wanted = "give the seq of the last event you saw, in ASCII digits (0 or more)."
+    header = request.headers.get("Last-Event-ID")
+    if header:
+        return int_param({"Last-Event-ID": header}, "Last-Event-ID", minimum=0, wanted=wanted)
+    return int_param(request.query_params, "after", minimum=0, wanted=wanted) or 0
 
 
-class ExecuteView(APIView):
+class ExecuteView(InstanceApiView):
+    action = "run.create"
     renderer_classes = STREAMING_RENDERERS
     @extend_schema(
         request=ExecuteSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-                                     description="Repeat a request safely: the same key returns the same run.")],
-        responses={202: ExecuteAccepted, 200: OpenApiResponse(description="text/event-stream when stream=true")},
+        parameters=[OpenApiParameter(
+            "Idempotency-Key", {"type": "string", "maxLength": 200}, OpenApiParameter.HEADER, required=False,
+            description="Repeat a request safely: your same key with the same agent_type, task, client_id, metadata "
+                        "and specialization returns the first run (replayed: true); with any other value it is 409 "
+                        "naming the fields that differ. Keys are per user.")],
+        responses={202: ExecuteAccepted, (200, EVENT_STREAM): OpenApiResponse(
+            ServerSentEventSerializer, description="With stream=true (or Accept: text/event-stream): the run's event stream, "
+            "as GET /agent/runs/{run_id}/events gives it.")},
         summary="Run an agent on a task. 202 with the run id, or the live event stream with stream=true.")
     def post(self, request):
         body = ExecuteSerializer(data=request.data)
@@ -127,7 +169,8 @@ class ExecuteView(APIView):
             metadata=data.get("metadata"), specialization=data.get("specialization"),
             idempotency_key=request.headers.get("Idempotency-Key", ""))
         run = created.run
-        if data.get("stream"):
+        # A client that asks for text/event-stream wants the stream, `stream` set or not.
+        if data.get("stream") or request.accepted_renderer.format == EventStreamRenderer.format:
             return sse_response(request, str(run.pk), 0)
         body = {"run_id": str(run.pk), "status": run.status, "replayed": created.replayed, **_links(request, run.pk)}
         if created.enqueued is not None and created.enqueued.sent is False:
@@ -136,33 +179,48 @@ class ExecuteView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-class RunStatusView(APIView):
+class RunStatusView(InstanceApiView):
+    action = "run.view"
+
     @extend_schema(responses=RunDetailSerializer, summary="A run's status, output, usage, tools and artifacts.")
     def get(self, request, run_id):
         run = run_get(actor=request.user, run_id=run_id)
         return Response(RunDetailSerializer(run).data)
 
 
-class RunCancelView(APIView):
-    @extend_schema(responses=RunSerializer, summary="Cancel a run. 409 when it already finished.")
+class RunCancelView(InstanceApiView):
+    action = "run.cancel"
+
+    @extend_schema(responses={202: RunSerializer}, summary="Cancel a run. 409 when it already finished.")
     def delete(self, request, run_id):
         run = run_cancel(actor=request.user, run=run_get(actor=request.user, run_id=run_id))
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
-class RunEventsView(APIView):
+class RunEventsView(InstanceApiView):
+    action = "run.view"
     renderer_classes = STREAMING_RENDERERS
     @extend_schema(
-        parameters=[OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False),
-                    OpenApiParameter("after", int, required=False)],
-        responses={200: OpenApiResponse(description="text/event-stream of the run's events")},
+        parameters=[OpenApiParameter("Last-Event-ID", {"type": "integer", "minimum": 0}, OpenApiParameter.HEADER,
+                                     required=False, description="The seq of the last event you saw (wins over after)."),
+                    OpenApiParameter("after", {"type": "integer", "minimum": 0}, required=False,
+                                     description="Replay the events after this seq (default 0: all of them).")],
+        responses={(200, EVENT_STREAM): OpenApiResponse(ServerSentEventSerializer, description=SSE_FORMAT),
+                   204: OpenApiResponse(description="The run has finished and there is no event after that seq: "
+                                                    "nothing more will come (an EventSource stops reconnecting).")},
         summary="Server-Sent Events of a run: replays after Last-Event-ID, follows live, closes after the end.")
     def get(self, request, run_id):
         run = run_get(actor=request.user, run_id=run_id)
-        return sse_response(request, str(run.pk), _after_seq(request))
+        after = _after_seq(request)
+        if run.is_finished and not events_after(run_id=run.pk, seq=after, limit=1):
+            # Past the terminal event a stream would wait for nothing until its maximum lifetime; an
+            # EventSource reconnecting after the end gets 204, which tells it to stop (the SSE spec).
+            return HttpResponse(status=status.HTTP_204_NO_CONTENT)
+        return sse_response(request, str(run.pk), after)
 
 
-class RunListView(ListAPIView):
+class RunListView(InstanceApiView, ListAPIView):
+    action = "run.view"
     serializer_class = RunSerializer
 
     @extend_schema(parameters=[
@@ -175,26 +233,22 @@ class RunListView(ListAPIView):
     def get_queryset(self):
         params = self.request.query_params
         runs = runs_visible_to(actor=self.request.user)
-        if params.get("status"):
-            if params["status"] not in RunStatus.values:
-                raise InvalidInput(f"status: choose one of {', '.join(RunStatus.values)}.")
-            runs = runs.filter(status=params["status"])
-        if params.get("agent_type"):
-            runs = runs.filter(agent_type=params["agent_type"])
-        if params.get("client_id"):
-            if not params["client_id"].isdigit():
-                raise InvalidInput("client_id: give the client's numeric id.")
-            runs = runs.filter(client_id=int(params["client_id"]))
+        if status_ := choice_param(params, "status", RunStatus.values):
+            runs = runs.filter(status=status_)
+        if agent_type := text_param(params, "agent_type"):
+            runs = runs.filter(agent_type=agent_type)
+        client_id = int_param(params, "client_id", minimum=1, wanted="give the client's id in ASCII digits, e.g. 12.")
+        if client_id is not None:
+            runs = runs.filter(client_id=client_id)
         for name, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
-            if params.get(name):
-                moment = parse_datetime(params[name])
-                if moment is None:
-                    raise InvalidInput(f"{name}: give an ISO 8601 date-time, e.g. 2026-11-21T09:00:00Z.")
+            if (moment := datetime_param(params, name)) is not None:
                 runs = runs.filter(**{lookup: moment})
         return runs.order_by("-created_at")
 
 
-class AgentListView(APIView):
+class AgentListView(InstanceApiView):
+    action = "agent.view"
+
     @extend_schema(responses=AgentSerializer(many=True), summary="Agents enabled for this instance, with tools.")
     def get(self, request):
         from tuning.assembly import assemble_prompt
@@ -216,7 +270,8 @@ class AgentListView(APIView):
         return Response(AgentSerializer(agents, many=True).data)
 
 
-class ApprovalListView(ListAPIView):
+class ApprovalListView(InstanceApiView, ListAPIView):
+    action = "approval.view"
     serializer_class = ApprovalSerializer
 
     @extend_schema(parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values)],
@@ -225,18 +280,14 @@ class ApprovalListView(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        if not may_approve(self.request.user):
-            raise NotAllowed("Your role does not allow you to see approval requests.")
         approvals = approvals_visible_to(actor=self.request.user)
-        wanted = self.request.query_params.get("status")
-        if wanted:
-            if wanted not in ApprovalStatus.values:
-                raise InvalidInput(f"status: choose one of {', '.join(ApprovalStatus.values)}.")
+        if wanted := choice_param(self.request.query_params, "status", ApprovalStatus.values):
             approvals = approvals.filter(status=wanted)
         return approvals.order_by("-created_at")
 
 
-class ApprovalDecisionView(APIView):
+class ApprovalDecisionView(InstanceApiView):
+    action = "approval.decide"
     approve = True
 
     @extend_schema(request=DecisionSerializer, responses=ApprovalSerializer,

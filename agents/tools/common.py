@@ -31,6 +31,11 @@ def client_slug(ctx: ToolContext, tool_input: dict) -> str:
     if not given:
         raise ToolError("This tool needs to know the client. Ask the user which client this is for, "
                         "then call it again with `client` set to the client's slug (e.g. 'gulf-bank').")
+    if ctx.client_scope is not None and given not in ctx.client_scope:
+        # The run's creator may not see that client (or it does not exist): the same answer for
+        # both, so the model learns nothing about clients outside the creator's reach.
+        raise ToolError(f"There is no client '{given}' this run may act for. Ask the user which of their "
+                        "clients this is for.")
     return given
 
 

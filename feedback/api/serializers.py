@@ -44,3 +44,23 @@ class SuggestionSerializer(serializers.ModelSerializer):
 
 class SuggestionIdsSerializer(serializers.Serializer):
     suggestion_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1)
+
+
+class AnalysisSerializer(serializers.Serializer):
+    """A stored feedback analysis, with the current state of the suggestions it made."""
+
+    id = serializers.IntegerField()
+    client = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    agent_type = serializers.CharField(help_text="Empty: every agent type's feedback.")
+    status = serializers.CharField(help_text="ok, or insufficient_data (too few feedback items; see message).")
+    metrics = serializers.DictField(help_text="Counts and rates of the feedback in the window.")
+    message = serializers.CharField(required=False)
+    approved_examples = serializers.ListField(child=serializers.CharField(), required=False)
+    model = serializers.DictField(required=False, help_text="The model request: requests, status, note, patterns.")
+    suggestion_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    suggestions = SuggestionSerializer(many=True)
+
+
+class DecidedSuggestionsSerializer(serializers.Serializer):
+    suggestions = SuggestionSerializer(many=True)

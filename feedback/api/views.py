@@ -7,13 +7,17 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.response import Response
 
+from spokestack.api.params import choice_param
 from spokestack.api.views import InstanceApiView
 from spokestack.errors import InvalidInput, NotFound
 from tuning.selectors import client_get
 
 from .. import selectors, services
+from ..models import SuggestionStatus
 from .serializers import (
     AnalysisRunSerializer,
+    AnalysisSerializer,
+    DecidedSuggestionsSerializer,
     FeedbackCreateSerializer,
     FeedbackSerializer,
     SuggestionIdsSerializer,
@@ -28,7 +32,9 @@ class FeedbackApiView(InstanceApiView):
 
 
 class FeedbackCreateView(FeedbackApiView):
-    @extend_schema(request=FeedbackCreateSerializer, responses=FeedbackSerializer,
+    action = "feedback.add"
+
+    @extend_schema(request=FeedbackCreateSerializer, responses={201: FeedbackSerializer},
                    summary="Approve, reject, correct or partially approve a run's output (or one artifact).")
     def post(self, request):
         data = self.body()
@@ -51,11 +57,12 @@ ANALYSIS_SHAPE = ("{id, client, created_at, status, metrics, patterns, model, su
 
 
 class ClientAnalysisView(FeedbackApiView):
-    """GET reads the latest stored analysis (no side effects, no model tokens); POST runs a new one.
-    Both need the same thing: a role and sight of the client (`selectors.may_analyse`)."""
+    """GET reads the latest stored analysis (no side effects, no model tokens); POST runs a new one."""
+
+    action = {"get": "analysis.view", "post": "analysis.run"}
 
     @extend_schema(parameters=[AGENT_TYPE_PARAM],
-                   responses={200: OpenApiResponse(description=ANALYSIS_SHAPE),
+                   responses={200: OpenApiResponse(AnalysisSerializer, description=ANALYSIS_SHAPE),
                               404: OpenApiResponse(description="No such client, or no analysis of it yet.")},
                    summary="The client's latest feedback analysis, as stored: runs nothing (POST runs one).")
     def get(self, request, client_id: int):
@@ -68,7 +75,7 @@ class ClientAnalysisView(FeedbackApiView):
         return Response(self._shown(client, analysis))
 
     @extend_schema(parameters=[AGENT_TYPE_PARAM], request=AnalysisRunSerializer,
-                   responses={201: OpenApiResponse(description=ANALYSIS_SHAPE)},
+                   responses={201: OpenApiResponse(AnalysisSerializer, description=ANALYSIS_SHAPE)},
                    summary="Analyse the client's feedback now (one model request): metrics, patterns, suggestions.")
     def post(self, request, client_id: int):
         client = client_get(actor=request.user, client_id=client_id)
@@ -95,16 +102,20 @@ class ClientAnalysisView(FeedbackApiView):
 
 
 class ClientSuggestionsView(FeedbackApiView):
-    @extend_schema(responses=SuggestionSerializer(many=True), summary="The client's suggestions (?status=pending).")
+    action = "suggestion.view"
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=SuggestionStatus.values)],
+                   responses=SuggestionSerializer(many=True), summary="The client's suggestions (?status=pending).")
     def get(self, request, client_id: int):
         client = client_get(actor=request.user, client_id=client_id)
         rows = selectors.suggestions_visible_to(actor=request.user, client=client)
-        if request.query_params.get("status"):
-            rows = rows.filter(status=request.query_params["status"])
+        if status_ := choice_param(request.query_params, "status", SuggestionStatus.values):
+            rows = rows.filter(status=status_)
         return Response(SuggestionSerializer(rows, many=True).data)
 
 
 class _DecideView(FeedbackApiView):
+    action = "suggestion.decide"
     decide = staticmethod(services.suggestion_apply)
 
     def post(self, request, client_id: int):
@@ -124,7 +135,8 @@ class _DecideView(FeedbackApiView):
 class ApplySuggestionsView(_DecideView):
     decide = staticmethod(services.suggestion_apply)
 
-    @extend_schema(request=SuggestionIdsSerializer, summary="Apply suggestions: each becomes a client rule.")
+    @extend_schema(request=SuggestionIdsSerializer, responses=DecidedSuggestionsSerializer,
+                   summary="Apply suggestions: each becomes a client rule.")
     def post(self, request, client_id: int):
         return super().post(request, client_id)
 
@@ -132,6 +144,7 @@ class ApplySuggestionsView(_DecideView):
 class DismissSuggestionsView(_DecideView):
     decide = staticmethod(services.suggestion_dismiss)
 
-    @extend_schema(request=SuggestionIdsSerializer, summary="Dismiss suggestions until new evidence arrives.")
+    @extend_schema(request=SuggestionIdsSerializer, responses=DecidedSuggestionsSerializer,
+                   summary="Dismiss suggestions until new evidence arrives.")
     def post(self, request, client_id: int):
         return super().post(request, client_id)

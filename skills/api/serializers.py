@@ -45,3 +45,19 @@ class SkillWriteSerializer(serializers.Serializer):
 class SkillTestSerializer(serializers.Serializer):
     input = serializers.JSONField(required=False, default=dict)
     client_id = serializers.IntegerField(required=False, allow_null=True)
+
+
+class SkillCreatedSerializer(SkillSerializer):
+    signing_secret = serializers.CharField(read_only=True, help_text="The whsec_ secret that signs this skill's "
+                                           "webhooks (Standard Webhooks): shown once, store it now.")
+
+    class Meta(SkillSerializer.Meta):
+        fields = [*SkillSerializer.Meta.fields, "signing_secret"]
+
+
+class SkillTestResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    error = serializers.JSONField(allow_null=True, help_text="The error the model would get; null when ok.")
+    duration_ms = serializers.FloatField()
+    request = serializers.DictField(help_text="What was (or would have been) sent, secrets masked.")
+    response = serializers.DictField(allow_null=True)

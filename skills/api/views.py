@@ -6,24 +6,24 @@ from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from spokestack.accounts.roles import can_read_tier2, can_write_tier2
-from spokestack.errors import NotAllowed, NotFound
+from spokestack.api.views import InstanceApiView
+from spokestack.errors import NotFound
 
 from ..executor import SkillContext, skill_execute
 from ..selectors import skill_get, skills_for_agent_type, skills_with_metrics
 from ..services import core_tool_names, skill_create, skill_delete, skill_update
-from .serializers import SkillSerializer, SkillTestSerializer, SkillWriteSerializer
+from .serializers import (
+    SkillCreatedSerializer,
+    SkillSerializer,
+    SkillTestResultSerializer,
+    SkillTestSerializer,
+    SkillWriteSerializer,
+)
 
 
-class SkillView(APIView):
-    """Fails closed: only instance admins and managers read skills, only admins change them."""
-
-    def initial(self, request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
-        if not can_read_tier2(request.user):
-            raise NotAllowed("Your role does not allow you to see skills.")
+class SkillView(InstanceApiView):
+    """Fails closed (InstanceApiView): policy `skill.view` to read, `skill.edit` to change."""
 
     def _skill(self, skill_id):
         skill = skill_get(skill_id=skill_id)
@@ -33,6 +33,8 @@ class SkillView(APIView):
 
 
 class AgentSkillsView(SkillView):
+    action = {"get": "skill.view", "post": "skill.edit"}
+
     @extend_schema(responses=SkillSerializer(many=True), summary="The skills offered to an agent type.")
     def get(self, request, agent_type: str):
         if agent_type not in core_tool_names():
@@ -40,7 +42,7 @@ class AgentSkillsView(SkillView):
         skills = skills_with_metrics(skills_for_agent_type(agent_type=agent_type, enabled_only=False)).order_by("name")
         return Response(SkillSerializer(skills, many=True).data)
 
-    @extend_schema(request=SkillWriteSerializer, responses={201: SkillSerializer},
+    @extend_schema(request=SkillWriteSerializer, responses={201: SkillCreatedSerializer},
                    summary="Create a skill for this agent type. The answer carries the whsec_ signing secret once.")
     def post(self, request, agent_type: str):
         body = SkillWriteSerializer(data=request.data)
@@ -55,6 +57,8 @@ class AgentSkillsView(SkillView):
 
 
 class SkillDetailView(SkillView):
+    action = {"get": "skill.view", "patch": "skill.edit", "delete": "skill.edit"}
+
     @extend_schema(responses=SkillSerializer, summary="A skill, with its metrics (secrets never shown).")
     def get(self, request, skill_id):
         return Response(SkillSerializer(self._skill(skill_id)).data)
@@ -74,12 +78,12 @@ class SkillDetailView(SkillView):
 
 
 class SkillTestView(SkillView):
-    @extend_schema(request=SkillTestSerializer, summary="Run a skill with sample input: the request made "
+    action = "skill.test"
+
+    @extend_schema(request=SkillTestSerializer, responses=SkillTestResultSerializer, summary="Run a skill with sample input: the request made "
                                                         "(secrets masked) and the response.")
     def post(self, request, skill_id):
         skill = self._skill(skill_id)
-        if not can_write_tier2(request.user):
-            raise NotAllowed("Your role does not allow you to test skills; ask an instance admin.")
         body = SkillTestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         outcome = skill_execute(skill=skill, arguments=body.validated_data["input"], context=SkillContext(

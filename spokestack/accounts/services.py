@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from spokestack.errors import Conflict, InvalidInput
 
+from . import policy
 from .models import ApiToken
 from .roles import STAFF_ROLES, Role
 
@@ -55,8 +56,16 @@ class IssuedToken:
     raw: str  # shown once, never stored
 
 
+def _require_token_rights(actor: AbstractUser | None, user: AbstractUser) -> None:
+    """Your own tokens: policy `token.create`; anyone else's: `user.manage`. None is the system."""
+    if actor is not None:
+        policy.require(actor, "token.create" if actor.pk == user.pk else "user.manage")
+
+
 @transaction.atomic
-def api_token_create(*, user: AbstractUser, name: str, expires_at: datetime | None = None) -> IssuedToken:
+def api_token_create(*, user: AbstractUser, name: str, expires_at: datetime | None = None,
+                     actor: AbstractUser | None = None) -> IssuedToken:
+    _require_token_rights(actor, user)
     if not name.strip():
         raise InvalidInput("Name the token after what will use it, e.g. 'ERP sync'.", details={"name": name})
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -86,7 +95,8 @@ def api_token_authenticate(*, raw: str) -> ApiToken | None:
     return token
 
 
-def api_token_revoke(*, token: ApiToken) -> ApiToken:
+def api_token_revoke(*, token: ApiToken, actor: AbstractUser | None = None) -> ApiToken:
+    _require_token_rights(actor, token.user)
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     token.refresh_from_db(fields=["revoked_at"])
     return token

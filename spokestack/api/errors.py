@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -14,6 +16,7 @@ from rest_framework.views import set_rollback
 
 from spokestack.errors import DomainError
 from spokestack.outages import RETRY_AFTER_SECONDS, dependency_of, outage_message
+from spokestack.throttles import throttled_error
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,11 @@ def _first_message(detail) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, a 400 page by default
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(error_body("too_large", f"The request body is larger than {limit} bytes, the limit; "
+                                   "send less (a long task can be shortened, or split into several runs).",
+                                   {"max_bytes": limit}), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     dependency = dependency_of(exc)
     if dependency is not None:
         set_rollback()
@@ -61,6 +69,10 @@ def exception_handler(exc, context):
         body = error_body("malformed_request", f"The request body could not be read: {exc.detail}")
     elif isinstance(exc, exceptions.NotAuthenticated):
         body = error_body("not_authenticated", "Send 'Authorization: Bearer <token>' with an API token of this instance.")
+    elif isinstance(exc, exceptions.Throttled):  # spokestack/throttles.py: always with Retry-After
+        message, details = throttled_error(exc, context.get("request"))
+        body = error_body("throttled", message, details)
+        response["Retry-After"] = str(details["retry_after"])
     else:
         code = getattr(exc, "default_code", "error")
         body = error_body(code, str(getattr(exc, "detail", exc)))

@@ -6,13 +6,15 @@ import time
 
 from django.conf import settings
 from django.db import connection
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from spokestack.outages import RETRY_AFTER_SECONDS
+
+from .schema import ErrorEnvelopeSerializer
 
 WORKER_PROBE_TIMEOUT = 3.0
 # Liveness answers without the database (InstanceMiddleware lets it through a failed instance
@@ -64,6 +66,10 @@ def check_model() -> str:
 READINESS_CHECKS = {"database": check_database, "redis": check_redis, "worker": check_worker, "model": check_model}
 
 HealthSerializer = inline_serializer("Health", {"status": serializers.CharField()})
+CheckSerializer = inline_serializer("ReadinessCheck", {
+    "ok": serializers.BooleanField(), "detail": serializers.CharField(), "ms": serializers.FloatField()})
+ReadySerializer = inline_serializer("Readiness", {
+    "status": serializers.CharField(), "checks": serializers.DictField(child=CheckSerializer)})
 
 
 class HealthView(APIView):
@@ -79,7 +85,10 @@ class ReadinessView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(summary="Readiness: database, Redis, a live Celery worker and the model configuration.")
+    @extend_schema(responses={200: ReadySerializer, 503: OpenApiResponse(
+                       ErrorEnvelopeSerializer, description="not_ready: details name each check (ok, detail, ms); "
+                       "or unavailable, as on every path.")},
+                   summary="Readiness: database, Redis, a live Celery worker and the model configuration.")
     def get(self, request):
         checks, failing = {}, []
         for name, check in READINESS_CHECKS.items():

@@ -1,4 +1,4 @@
-"""The base of every instance API view: it fails closed."""
+"""The base of every instance API view: it names its action and fails closed."""
 
 from __future__ import annotations
 
@@ -7,18 +7,35 @@ from typing import Any
 from rest_framework.exceptions import ParseError
 from rest_framework.views import APIView
 
-from spokestack.accounts.roles import roles_of
+from spokestack.accounts import policy
 from spokestack.errors import NotAllowed
 
 
 class InstanceApiView(APIView):
-    """A user of this instance without any role gets nothing from the endpoints built on this;
-    each service then checks what the role may do."""
+    """Every request must be allowed by the access policy (`spokestack.accounts.policy`) before
+    the handler runs: `action` names the policy row, one for the view or one per HTTP method
+    (`{"get": "run.view", "delete": "run.cancel"}`). A view that names none for a method refuses
+    everyone (fail closed). This is the role-level check; the services check the object's client
+    again, and the selectors scope what is found."""
+
+    action: str | dict[str, str] | None = None
+
+    def policy_action(self, request) -> str | None:
+        if isinstance(self.action, dict):
+            method = request.method.lower()
+            if method == "head":
+                method = "get"
+            elif method == "options":  # the schema of an endpoint is shown to whoever may read it
+                method = "get" if "get" in self.action else next(iter(self.action), "")
+            return self.action.get(method)
+        return self.action
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
-        if not request.user.is_superuser and not roles_of(request.user):
-            raise NotAllowed("Your account has no role in this instance.")
+        action = self.policy_action(request)
+        if action is None:
+            raise NotAllowed("This endpoint names no access rule, so it answers no one.")
+        policy.require(request.user, action)
 
     def body(self) -> dict[str, Any]:
         """The JSON object the client sent (a copy), or 400 when it sent something else."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +26,14 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as `120/min` (per s, min, hour or day); empty turns it off."""
+    value = env(name, default).strip()
+    if value and not re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must look like 120/min (per s, min, hour or day), or be empty (no limit).")
+    return value or None
 
 
 def database_from_url(url: str) -> dict:
@@ -82,6 +92,7 @@ SHARED_APPS = [
     "django_celery_beat",
     "channels",
     "guardian",
+    "axes",
     "spokestack.accounts",
     "versions.catalog",
 ]
@@ -91,6 +102,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.admin",
     "guardian",
+    "axes",
     "spokestack.accounts",
     "tuning",
     "skills",
@@ -119,6 +131,9 @@ MIDDLEWARE = [
     # Outermost: answers 503 instead of the 500 of a request that met a database or Redis
     # outage anywhere below, the instance lookup included (spokestack/outages.py).
     "spokestack.outages.DependencyOutageMiddleware",
+    # The JSON error envelope on every /api/ error, Django's own 404 and 500 included, and U+0000
+    # in a path, query string or header refused with 400 (spokestack/api/error_envelope.py).
+    "spokestack.api.error_envelope.ApiErrorEnvelopeMiddleware",
     "spokestack.tenancy.middleware.InstanceMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -128,6 +143,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: turns a sign-in that django-axes locked out into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 TEMPLATES = [
@@ -146,6 +163,9 @@ TEMPLATES = [
 ]
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out sign-in before any password is checked (spokestack/throttles.py).
+    # Every authenticate() call must pass the request, or it raises.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -182,7 +202,10 @@ CACHES = {
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
         # A hung Redis fails a cache call in seconds (503), instead of holding the request.
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        # One pool per process: under ASGI each request and stream is a context with its own
+        # cache object, and each held a Redis connection of its own (spokestack/cache.py).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2,
+                    "pool_class": "spokestack.cache.SharedConnectionPool"},
     }
 }
 CHANNEL_LAYERS = {
@@ -192,6 +215,13 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [{"address": redis_url(2), "socket_connect_timeout": 2}]},
     }
 }
+# Live event streams and sockets (SSE, ws/runs/, ws/events/; issue #13): each ends after
+# STREAM_MAX_SECONDS with a `reconnect` (resume with Last-Event-ID / ?after=), re-checks its
+# viewer's credentials and access every STREAM_RECHECK_SECONDS, and a user holds at most
+# STREAM_MAX_PER_USER at once (counted in Redis; a stream's place expires unless it is renewed).
+STREAM_MAX_SECONDS = float(env("STREAM_MAX_SECONDS", "1800"))
+STREAM_RECHECK_SECONDS = float(env("STREAM_RECHECK_SECONDS", "5"))
+STREAM_MAX_PER_USER = int(env("STREAM_MAX_PER_USER", "20"))
 
 CELERY_BROKER_URL = redis_url(0)
 CELERY_RESULT_BACKEND = None
@@ -257,10 +287,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "spokestack.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "spokestack.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The bearer scheme and every error an operation can answer, in the envelope (spokestack/api/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "spokestack.api.schema.ApiAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON that cannot be stored (U+0000) or is nested too deeply is a 400 (spokestack/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["spokestack.api.parsers.HygienicJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Abuse limits (spokestack/throttles.py), counted per instance; an empty variable turns one off.
+    # `auth_failures` is asked by BearerTokenAuthentication itself (it runs before any throttle).
+    "DEFAULT_THROTTLE_CLASSES": ["spokestack.throttles.ExecutePerUserThrottle",
+                                 "spokestack.throttles.ExecutePerAddressThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "auth_failures": env_rate("API_AUTH_FAILURE_RATE", "30/min"),
+        "execute_user": env_rate("API_EXECUTE_RATE_PER_USER", "120/min"),
+        "execute_address": env_rate("API_EXECUTE_RATE_PER_ADDRESS", "300/min"),
+    },
+    # Proxies in front of the web processes that append to X-Forwarded-For (0: the peer address
+    # is the client's). Also the sign-in lockout's address (spokestack.throttles.client_address).
+    "NUM_PROXIES": int(env("TRUSTED_PROXY_COUNT", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "SpokeStack API",
@@ -270,7 +314,45 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set that several serializers share (drf-spectacular would suffix a hash).
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "agents.models.RunStatus",
+        "UpdateStatusEnum": "versions.models.UpdateNotification.Status",
+        "RuleKindEnum": "tuning.models.RuleKind",
+        "RuleSourceEnum": "tuning.models.RuleSource",
+        "VerticalEnum": "tuning.models.Vertical",
+        "VerdictEnum": "feedback.models.Verdict",
+    },
 }
+
+# --- Sign-in lockout (issue #13; spokestack/throttles.py) ----------------------------------
+# django-axes on both admin sites, its failures stored in the schema of the instance whose
+# login page was used (axes is in SHARED_APPS and TENANT_APPS): LOGIN_FAILURE_LIMIT failures for
+# one login name, or from one address, lock sign-in for it until LOGIN_COOLOFF_SECONDS after the
+# last counted failure. LOGIN_LOCKOUT_BY lists what is counted separately; `a+b` counts a pair
+# (`username+ip_address`: only a name from one address, gentler on a shared office address).
+# The database handler, not the cache: failures live beside the users they guard (isolated like
+# auth itself, not by key prefix), sign-in keeps needing only PostgreSQL (no 503 and no lapse of
+# the lockout while Redis is down), and operators can list and reset them per instance.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(seconds=int(env("LOGIN_COOLOFF_SECONDS", "900")))
+_LOCKOUT_BY = [[name.strip() for name in item.split("+")]
+               for item in env_list("LOGIN_LOCKOUT_BY", "username,ip_address")]
+AXES_LOCKOUT_PARAMETERS = [names if len(names) > 1 else names[0] for names in _LOCKOUT_BY]
+if (AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME < timedelta(seconds=1) or not _LOCKOUT_BY
+        or not {name for names in _LOCKOUT_BY for name in names} <= {"username", "ip_address", "user_agent"}):
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_SECONDS must be at least 1, and LOGIN_LOCKOUT_BY "
+                               "a comma-separated list of username, ip_address, user_agent or pairs such as a+b.")
+# Attempts refused during a lockout are not recorded: the lockout ends on time, and a flood of
+# attempts writes nothing. A success does not clear failures either: anyone with an account
+# could otherwise clear the count of the address they guess from.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "spokestack.throttles.client_address"
+AXES_LOCKOUT_CALLABLE = "spokestack.throttles.login_lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in
+AXES_ENABLE_ADMIN = False  # its pages would go to Django's default admin site, which is not served
 
 # --- Tuning -----------------------------------------------------------------------------
 # Dotted path of a platform catalog used when no app registered one (tuning.assembly).

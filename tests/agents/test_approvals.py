@@ -242,7 +242,8 @@ def waiting(gated, admin_a, client_a, scripted):
 
 
 @pytest.mark.parametrize(("role", "list_status", "decide_status"), [
-    (None, 401, 401), ("client_contact", 403, 404), ("other_account_manager", 200, 404),
+    # A client contact may never decide (policy approval.decide): 403 whatever the request.
+    (None, 401, 401), ("client_contact", 403, 403), ("other_account_manager", 200, 404),
     ("account_manager", 200, 200), ("instance_manager", 200, 200), ("instance_admin", 200, 200)])
 @pytest.mark.parametrize("action", ["approve", "reject"])
 def test_permissions_on_every_approval_endpoint(waiting, make_user, assigned, api, role, list_status,
@@ -328,3 +329,26 @@ def test_the_sla_is_read_from_the_instance_row_in_a_schema_context(in_a, instanc
     Instance.objects.filter(pk=instance_a.pk).update(approval_sla_hours=5)
     with schema_context(instance_a.schema_name):
         assert approval_sla() == timezone.timedelta(hours=5)
+
+
+def test_a_gated_call_left_without_its_request_is_asked_for_on_resume_never_run(gated, admin_a, client_a, scripted):
+    """Fail closed: the state a worker killed between the held call and its request could leave
+    (before both were one transaction) — the run resumes, finds the call held with nobody asked,
+    asks, and waits. The call runs only after a decision."""
+    scripted.script("appr-orphan", [tool_turn(("toolu_o1", "save_draft", DRAFT)), text_turn("Saved.")])
+    run = start(admin_a, client_a, "appr-orphan")
+    assert execute_run(run_id=str(run.pk), worker="w1") == RunStatus.AWAITING_APPROVAL
+    ApprovalRequest.objects.filter(run=run).delete()  # the request never made it
+    AgentRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="dead",
+                                              lease_until="2000-01-01T00:00:00Z")
+
+    assert execute_run(run_id=str(run.pk), worker="w2") == RunStatus.AWAITING_APPROVAL
+    call = ToolCall.objects.get(run=run)
+    assert call.status == ToolCallStatus.AWAITING_APPROVAL and call.attempts == 0, "not run"
+    approval = ApprovalRequest.objects.get(run=run)
+    assert approval.status == ApprovalStatus.PENDING and approval.tool_call == call
+
+    approval_decide(actor=admin_a, approval_id=approval.pk, approve=True, note="ok")
+    assert execute_run(run_id=str(run.pk), worker="w3") == RunStatus.SUCCEEDED
+    call.refresh_from_db()
+    assert call.status == ToolCallStatus.SUCCEEDED and call.attempts == 1

@@ -209,3 +209,32 @@ def test_sse_clients_may_send_accept_event_stream(in_a, admin_a, api):
     execute_run(run_id=run_id, worker="test")
     response = client.get(f"/api/v1/agent/runs/{run_id}/events", HTTP_ACCEPT="text/event-stream")
     assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+
+
+def test_the_same_idempotency_key_with_other_metadata_or_specialization_is_409_naming_them(in_a, admin_a, api):
+    client = api(in_a, admin_a)
+    body = {"agent_type": "copy", "task": "One", "metadata": {"po": "42"}, "specialization": {"language": "en"}}
+    first = client.post("/api/v1/agent/execute", body, format="json", HTTP_IDEMPOTENCY_KEY="order-43")
+    assert first.status_code == 202
+    other = client.post("/api/v1/agent/execute", {**body, "metadata": {"po": "43"}, "specialization": {"language": "ar"}},
+                        format="json", HTTP_IDEMPOTENCY_KEY="order-43")
+    assert other.status_code == 409
+    error = other.json()["error"]
+    assert error["details"]["fields"] == ["metadata", "specialization"] and "metadata, specialization" in error["message"]
+    assert AgentRun.objects.count() == 1
+
+
+def test_an_execute_that_asks_for_an_event_stream_gets_the_stream(in_a, admin_a, api):
+    response = api(in_a, admin_a).post("/api/v1/agent/execute", {"agent_type": "copy", "task": "One"}, format="json",
+                                       HTTP_ACCEPT="text/event-stream")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/event-stream")
+    assert response.streaming
+
+
+def test_a_role_that_acts_for_assigned_clients_names_one_to_run_an_agent(in_a, assigned, client_a, api):
+    manager = assigned("account_manager", client_a)
+    response = execute(api(in_a, manager), agent_type="copy", task="Write a tagline.")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("client_id: your role acts for the clients assigned to you")
+    assert execute(api(in_a, manager), agent_type="copy", task="Write a tagline.",
+                   client_id=client_a.pk).status_code == 202

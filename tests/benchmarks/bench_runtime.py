@@ -66,7 +66,9 @@ class Stack:
         connection.close()
         env = {**process_env(), "ANTHROPIC_API_KEY": "sk-ant-bench-not-a-real-key", "ANTHROPIC_BASE_URL": self.model.base_url,
                "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": str(self.erp.server_port),
-               "DATABASE_POOL_MAX_SIZE": "20"}
+               "DATABASE_POOL_MAX_SIZE": "20",
+               # The benchmarks execute far beyond an API client's limits on purpose.
+               "API_EXECUTE_RATE_PER_USER": "", "API_EXECUTE_RATE_PER_ADDRESS": ""}
         self.env = env
         self.worker = WorkerProcess(env, f"bench-{name}", concurrency=concurrency).start()
         self.daphne, self.port = start_daphne(env, f"bench-{name}")

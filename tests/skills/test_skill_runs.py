@@ -152,3 +152,25 @@ def test_the_bearer_token_appears_nowhere(hook, admin_a, client_a, scripted, api
     leaks = [where for where, text in haystacks.items() if TOKEN in text or created.signing_secret in text]
     assert leaks == []
     assert {k.lower(): v for k, v in seen[0].headers.items()}["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_webhook_answer_with_a_nul_character_leaves_the_run_going_and_says_so(
+        in_a, loopback_server, egress_loopback, admin_a, client_a, scripted):
+    """PostgreSQL cannot store U+0000: the answer is kept without it, marked, and the run goes on
+    (it used to fail the step's write, and the run)."""
+    egress_loopback(loopback_server.port)
+    loopback_server.route("/crm-nul", Reply.json({"tier": "gold\u0000", "owner": "La\u0000yla"}))
+    skill_create(actor=None, name="crm_lookup", description="Look up a brand in the agency CRM.",
+                 input_schema=SCHEMA, agent_types=["copy"],
+                 webhook_url=f"http://127.0.0.1:{loopback_server.port}/crm-nul")
+    scripted.script("skill-nul", [tool_turn(("toolu_n1", "crm_lookup", {"brand": "Desert Bloom"})),
+                                  text_turn("Gold tier.")])
+    run = start(admin_a, client_a, "skill-nul")
+    assert execute_run(run_id=str(run.pk), worker="w1") == RunStatus.SUCCEEDED
+    call = ToolCall.objects.get(run=run)
+    assert call.result["tier"] == "gold" and call.result["owner"] == "Layla"
+    assert "2 character(s) that cannot be stored" in call.result["_note"]
+    finished = run.events.get(type="tool.finished")
+    assert finished.payload["removed_characters"] == 2
+    sent = scripted.requests("skill-nul")[1]["messages"][-1]["content"][0]["content"]
+    assert "cannot be stored" in sent and "\u0000" not in sent, "the model is told too"

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from spokestack import egress_ranges
 from spokestack.egress import (
     EgressBadResponse,
     EgressClient,
@@ -32,6 +33,7 @@ from spokestack.egress import (
     parse_legacy_ipv4,
     vet_url,
 )
+from spokestack.egress_ranges import ADDRESS_TABLE
 
 from ..conftest import ROOT
 from ..loopback_server import LoopbackServer, Reply
@@ -164,6 +166,159 @@ def test_public_addresses_pass(address):
                                      "198.18.0.1", "192.0.2.1", "fec0::1", "ff02::1"])
 def test_embedded_and_special_purpose_addresses_are_refused(address):
     assert blocked_reason(ipaddress.ip_address(address))
+
+
+# --- the special-purpose address table (issue 13, finding 7) -----------------------------
+
+# Every block of the two IANA special-purpose registries, written out here so that dropping a
+# row from the table fails a test instead of silently shrinking the parametrized cases below.
+IANA_IPV4_SPECIAL = [
+    "0.0.0.0/8", "0.0.0.0/32", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.0.0/29", "192.0.0.8/32", "192.0.0.9/32", "192.0.0.10/32", "192.0.0.170/32",
+    "192.0.0.171/32", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24", "192.88.99.2/32",
+    "192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
+    "255.255.255.255/32",
+]
+IANA_IPV6_SPECIAL = [
+    "::1/128", "::/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "100:0:0:1::/64",
+    "2001::/23", "2001::/32", "2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:2::/48", "2001:3::/32",
+    "2001:4:112::/48", "2001:10::/28", "2001:20::/28", "2001:30::/28", "2001:db8::/32", "2002::/16",
+    "2620:4f:8000::/48", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10",
+]
+# A public IPv4 address carried inside each IPv6 form that embeds one, so that the form's own
+# row is what refuses it (8.8.8.8; Teredo stores the client bit-inverted: f7f7:f7f7).
+PUBLIC_INSIDE = {
+    "64:ff9b::/96": "64:ff9b::808:808", "64:ff9b:1::/48": "64:ff9b:1::808:808", "2002::/16": "2002:808:808::1",
+    "2001::/32": "2001:0:808:808:8000:63bf:f7f7:f7f7", "::/96": "::808:808",
+}
+
+
+def _an_address_only_this_row_claims(row):
+    """An address inside `row` that no more specific row of the table claims (so the refusal
+    must name this row), for the embedding forms one that carries a public IPv4 address."""
+    if str(row.network) in PUBLIC_INSIDE:
+        return ipaddress.ip_address(PUBLIC_INSIDE[str(row.network)])
+    net = row.network
+    first, last = int(net.network_address), int(net.broadcast_address)
+    for value in (first + 1, first, last - 1, last, (first + last) // 2):
+        if not first <= value <= last:
+            continue
+        candidate = ipaddress.IPv6Address(value) if net.version == 6 else ipaddress.IPv4Address(value)
+        if not any(candidate in other.network and other.network.prefixlen > net.prefixlen
+                   for other in ADDRESS_TABLE if other.network.version == net.version):
+            return candidate
+    raise AssertionError(f"no address of {net} is left to its own row")
+
+
+def test_the_table_carries_every_iana_special_purpose_block_with_its_name_and_rfc():
+    rows = {str(row.network): row for row in ADDRESS_TABLE}
+    missing = [block for block in IANA_IPV4_SPECIAL + IANA_IPV6_SPECIAL if block not in rows]
+    assert missing == []
+    for row in ADDRESS_TABLE:
+        assert row.name and row.rfc.startswith("RFC "), row
+    assert egress_ranges.REGISTRY_REVISION  # the registry revision the table was transcribed from
+
+
+def test_ipv6_outside_global_unicast_and_ipv4_multicast_are_rows_too():
+    """Everything outside 2000::/3 (IANA IPv6 Address Space) is a row of the table."""
+    v6 = [row.network for row in ADDRESS_TABLE if row.network.version == 6]
+    covered = list(ipaddress.collapse_addresses([*v6, ipaddress.ip_network("2000::/3")]))
+    assert covered == [ipaddress.ip_network("::/0")]
+    assert ipaddress.ip_network("224.0.0.0/4") in {row.network for row in ADDRESS_TABLE}
+
+
+@pytest.mark.parametrize("row", ADDRESS_TABLE, ids=lambda row: str(row.network))
+def test_an_address_in_every_row_of_the_table_is_refused_naming_the_row(row, connects):
+    address = _an_address_only_this_row_claims(row)
+    if row.network == ipaddress.ip_network("::ffff:0:0/96"):
+        address = ipaddress.ip_address("::ffff:10.1.2.3")  # a mapped address is its IPv4 address
+        row = next(r for r in ADDRESS_TABLE if str(r.network) == "10.0.0.0/8")
+    resolve = resolver_from({"looks-public.example": [str(address)]})
+    with pytest.raises(EgressRefused) as refused:
+        vet_url("https://looks-public.example/hook", resolver=resolve)
+    assert refused.value.reason == "blocked_address"
+    assert f"resolves to {address}, which is" in refused.value.message
+    assert f"{row.network}: {row.name}, {row.rfc}" in refused.value.message
+    assert connects == []
+
+
+@pytest.mark.parametrize("address, row", [
+    ("192.0.0.1", "192.0.0.0/29: IPv4 Service Continuity Prefix"),
+    ("192.0.0.100", "192.0.0.0/24: IETF Protocol Assignments"),
+    ("192.0.0.9", "192.0.0.9/32: Port Control Protocol Anycast"),
+    ("192.0.0.10", "192.0.0.10/32: Traversal Using Relays around NAT Anycast"),
+    ("3fff::1", "3fff::/20: Documentation, RFC 9637"),
+    ("3fff:fff:ffff::1", "3fff::/20: Documentation, RFC 9637"),
+    ("5f00::1", "5f00::/16: Segment Routing (SRv6) SIDs"),
+    ("2620:4f:8000::53", "2620:4f:8000::/48: Direct Delegation AS112 Service"),
+    ("192.88.99.1", "192.88.99.0/24: Deprecated (6to4 Relay Anycast)"),
+])
+def test_the_findings_are_refused_whatever_the_interpreter_says(address, row):
+    """192.0.0.0/24 and 3fff::/20 passed on Python 3.11's own tables; the registry's globally
+    reachable anycast rows (PCP, TURN, AS112) are refused too: none is a place a webhook lives."""
+    reason = blocked_reason(ipaddress.ip_address(address))
+    assert reason and row in reason
+
+
+@pytest.mark.parametrize("inner, row", [
+    ("127.0.0.1", "127.0.0.0/8: Loopback"), ("10.0.0.1", "10.0.0.0/8: Private-Use"),
+    ("169.254.169.254", "cloud metadata"), ("192.0.0.100", "192.0.0.0/24: IETF Protocol Assignments"),
+    ("100.64.0.1", "100.64.0.0/10: Shared Address Space"), ("0.0.0.0", "0.0.0.0/32: This host on this network"),
+])
+@pytest.mark.parametrize("form", ["mapped", "6to4", "nat64", "nat64_local", "teredo", "compatible"])
+def test_ipv6_forms_of_a_refused_ipv4_address_are_refused_naming_it(inner, row, form):
+    v4 = int(ipaddress.IPv4Address(inner))
+    spelled = {
+        "mapped": (0xFFFF << 32) | v4,
+        "6to4": (0x2002 << 112) | (v4 << 80) | 1,
+        "nat64": (0x64FF9B << 96) | v4,
+        "nat64_local": (0x64FF9B0001 << 80) | v4,
+        "teredo": (0x20010000 << 96) | (int(ipaddress.IPv4Address("65.54.227.120")) << 64) | (v4 ^ 0xFFFFFFFF),
+        "compatible": v4,
+    }[form]
+    address = ipaddress.IPv6Address(spelled)
+    if address == ipaddress.IPv6Address("::"):  # 0.0.0.0 spelled IPv4-compatible is the unspecified address
+        row = "::/128: Unspecified Address"
+    reason = blocked_reason(address)
+    assert reason and row in reason, (address, reason)
+    assert "embedded in an IPv6 address" in reason or address == ipaddress.IPv6Address("::")
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "208.67.222.222", "168.63.129.17", "2606:4700:4700::1111",
+                                     "2001:4860:4860::8888", "2a00:1450:4001:82b::200e", "::ffff:8.8.8.8",
+                                     "192.0.1.1", "192.0.3.1", "2001:200::1"])
+def test_public_addresses_pass_the_vetting(address, connects):
+    resolve = resolver_from({"public.example": [address]})
+    target = vet_url("https://public.example/api", resolver=resolve)
+    assert target.addresses == (address,) and connects == []
+
+
+def test_the_verdict_does_not_depend_on_the_interpreter_address_tables(monkeypatch):
+    """With every ipaddress predicate answering 'public' the table still refuses, and with every
+    one answering 'not public' a public address still passes."""
+    predicates = ["is_private", "is_global", "is_reserved", "is_loopback", "is_link_local", "is_multicast",
+                  "is_unspecified", "is_site_local"]
+    for lie in (False, True):
+        for cls in (ipaddress.IPv4Address, ipaddress.IPv6Address):
+            for name in predicates:
+                if hasattr(cls, name):
+                    value = (not lie) if name == "is_global" else lie
+                    monkeypatch.setattr(cls, name, property(lambda self, v=value: v))
+        verdicts = {a: blocked_reason(ipaddress.ip_address(a)) for a in ("10.0.0.1", "::1", "3fff::1", "8.8.8.8",
+                                                                         "2606:4700:4700::1111")}
+        assert all(verdicts[a] for a in ("10.0.0.1", "::1", "3fff::1")), verdicts
+        assert verdicts["8.8.8.8"] is None and verdicts["2606:4700:4700::1111"] is None, verdicts
+
+
+def test_the_loopback_allowance_still_means_plain_loopback_only(settings):
+    settings.EGRESS_ALLOW_LOOPBACK, settings.EGRESS_LOOPBACK_PORTS = True, [8765]
+    for address in ("127.0.0.1", "127.9.9.9", "::1"):
+        assert vet_url(f"http://[{address}]:8765/" if ":" in address else f"http://{address}:8765/",
+                       resolver=None).addresses == (address,)
+    for url in ("http://127.0.0.1:8766/", "http://[::ffff:127.0.0.1]:8765/", "http://0.0.0.0:8765/",
+                "http://[::127.0.0.1]:8765/", "http://[64:ff9b::7f00:1]:8765/", "http://10.0.0.1:8765/"):
+        with pytest.raises(EgressRefused):
+            vet_url(url, resolver=None)
 
 
 # --- DNS ---------------------------------------------------------------------------------

@@ -106,13 +106,13 @@ def committed_token_a(live_db, instance_a):
 def test_websocket_on_a_only_hears_a(daphne_server, committed_token_a, instance_a, instance_b):
     async def scenario():
         ws = await _ws(daphne_server, HOST_A, headers={"Authorization": f"Bearer {committed_token_a}"})
-        await ws.send(json.dumps({"subscribe": "runs"}))
-        assert json.loads(await ws.recv()) == {"subscribed": "runs"}
-        await asyncio.to_thread(publish_instance_event, instance_b.schema_name, "runs", {"run": "of B"})
+        await ws.send(json.dumps({"subscribe": "approvals"}))
+        assert json.loads(await ws.recv()) == {"subscribed": "approvals"}
+        await asyncio.to_thread(publish_instance_event, instance_b.schema_name, "approvals", {"run": "of B"})
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.recv(), 0.5)
-        await asyncio.to_thread(publish_instance_event, instance_a.schema_name, "runs", {"run": "of A"})
-        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"topic": "runs", "data": {"run": "of A"}}
+        await asyncio.to_thread(publish_instance_event, instance_a.schema_name, "approvals", {"run": "of A"})
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"topic": "approvals", "data": {"run": "of A"}}
         await ws.close()
 
     run_async(scenario())

@@ -14,7 +14,23 @@ class ClientSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ClientUpdateSerializer(serializers.Serializer):
+    """The client fields a PATCH may change (only the ones sent change)."""
+
+    name = serializers.CharField(required=False)
+    slug = serializers.SlugField(required=False)
+    vertical = serializers.CharField(required=False)
+    region = serializers.CharField(required=False, allow_blank=True)
+    language = serializers.CharField(required=False, allow_blank=True)
+    reason = serializers.CharField(required=False, help_text="Why: kept in the audit log.")
+    ticket = serializers.CharField(required=False, help_text="A ticket reference for the audit log.")
+
+
+UPDATED_AT = "Null while there is no row yet (every field inherits)."
+
+
 class InstanceTuningSerializer(serializers.ModelSerializer):
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text=UPDATED_AT)
     reason = serializers.CharField(write_only=True, required=False, help_text="Why: kept in the audit log.")
     ticket = serializers.CharField(write_only=True, required=False, help_text="A ticket reference for the audit log.")
 
@@ -25,7 +41,19 @@ class InstanceTuningSerializer(serializers.ModelSerializer):
         extra_kwargs = {field: {"required": False} for field in INSTANCE_FIELDS}
 
 
+class AgentTuningSerializer(InstanceTuningSerializer):
+    """One agent type's tier-2 row, with what applies after precedence and the platform's bounds."""
+
+    effective = serializers.DictField(read_only=True, help_text="The values a run gets (tiers 1-2 merged).")
+    platform = serializers.DictField(read_only=True, help_text="The platform's bounds: max_temperature, "
+                                     "max_tokens_limit, content_filters, confirmation_patterns.")
+
+    class Meta(InstanceTuningSerializer.Meta):
+        fields = [*InstanceTuningSerializer.Meta.fields, "effective", "platform"]
+
+
 class ClientTuningSerializer(serializers.ModelSerializer):
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text=UPDATED_AT)
     reason = serializers.CharField(write_only=True, required=False)
     ticket = serializers.CharField(write_only=True, required=False)
 

@@ -9,19 +9,22 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from spokestack.accounts import policy
 from spokestack.api.pagination import Pagination
+from spokestack.api.params import int_param, text_param
 from spokestack.api.views import InstanceApiView
-from spokestack.errors import NotAllowed, NotFound
+from spokestack.errors import NotFound
 
 from .. import selectors, services
 from ..assembly import assemble_prompt, platform_tier_for
-from ..governance import can_read_tier2, can_write_tier3
 from ..models import ApprovedExample, ContentRule
 from ..precedence import CLIENT_FIELDS, EMPTY, INSTANCE_FIELDS, effective_instance
 from .serializers import (
+    AgentTuningSerializer,
     ApprovedExampleSerializer,
     ClientSerializer,
     ClientTuningSerializer,
+    ClientUpdateSerializer,
     ContentRuleCreateSerializer,
     ContentRuleSerializer,
     InstanceTuningSerializer,
@@ -52,6 +55,8 @@ def _instance_payload(row, agent_type: str) -> dict[str, Any]:
 
 
 class InstanceTuningView(TuningView):
+    action = {"get": "instance_tuning.view", "put": "instance_tuning.edit"}
+
     @extend_schema(responses=InstanceTuningSerializer, summary="The instance-wide tuning (tier 2).")
     def get(self, request):
         return Response(_instance_payload(selectors.instance_tuning_get(actor=request.user), ""))
@@ -65,7 +70,9 @@ class InstanceTuningView(TuningView):
 
 
 class AgentTuningView(TuningView):
-    @extend_schema(responses=InstanceTuningSerializer,
+    action = {"get": "instance_tuning.view", "put": "instance_tuning.edit"}
+
+    @extend_schema(responses=AgentTuningSerializer,
                    summary="One agent type's tier-2 overrides, and the effective values with the platform's bounds.")
     def get(self, request, agent_type: str):
         platform = platform_tier_for(agent_type)
@@ -85,23 +92,40 @@ class AgentTuningView(TuningView):
 
 
 class ClientListView(TuningView):
+    action = "client.view"
+    pagination_class = Pagination  # paged by hand; the attribute documents the envelope and its parameters
+
     @extend_schema(responses=ClientSerializer(many=True), summary="The clients you may see.")
     def get(self, request):
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.clients_visible_to(actor=request.user), request, view=self)
         return paginator.get_paginated_response(ClientSerializer(page, many=True).data)
 
 
 class ClientDetailView(TuningView):
+    action = {"get": "client.view", "patch": "client.edit"}
+
     @extend_schema(responses=ClientSerializer, summary="One client.")
     def get(self, request, client_id: int):
         return Response(ClientSerializer(self.client(client_id)).data)
+
+    @extend_schema(request=ClientUpdateSerializer, responses=ClientSerializer,
+                   summary="Change a client's name, slug, vertical, region or language (instance admins); audited.")
+    def patch(self, request, client_id: int):
+        client = self.client(client_id)
+        changes, audit = self.split(self.body())
+        return Response(ClientSerializer(services.client_update(actor=request.user, client=client, changes=changes,
+                                                                **audit)).data)
 
 
 AGENT_TYPE_PARAM = OpenApiParameter("agent_type", str, description="An agent type's own row; omit for client-wide.")
 
 
 class ClientTuningView(TuningView):
+    # Changing only the client's preferences is the lesser action; the service asks for
+    # client_tuning.edit when other fields change.
+    action = {"get": "client.view", "put": "preferences.edit"}
+
     @extend_schema(parameters=[AGENT_TYPE_PARAM], responses=ClientTuningSerializer, summary="A client's tier-3 tuning.")
     def get(self, request, client_id: int):
         client = self.client(client_id)
@@ -117,14 +141,17 @@ class ClientTuningView(TuningView):
     @extend_schema(parameters=[AGENT_TYPE_PARAM], request=ClientTuningSerializer, responses=ClientTuningSerializer,
                    summary="Change a client's tier-3 fields; only the fields sent change.")
     def put(self, request, client_id: int):
-        client = self.client(client_id)
         changes, audit = self.split(self.body())
+        policy.require(request.user, services.client_tuning_action(changes))  # which fields: before which client
+        client = self.client(client_id)
         row = services.client_tuning_update(actor=request.user, client=client, changes=changes,
                                             agent_type=request.query_params.get("agent_type", ""), **audit)
         return Response(ClientTuningSerializer(row).data)
 
 
 class ClientRulesView(TuningView):
+    action = {"get": "client.view", "post": "client_rule.add"}
+
     @extend_schema(responses=ContentRuleSerializer(many=True), summary="A client's always / never / prefer rules.")
     def get(self, request, client_id: int):
         return Response(ContentRuleSerializer(selectors.client_rules(client=self.client(client_id)), many=True).data)
@@ -143,6 +170,8 @@ class ClientRulesView(TuningView):
 
 
 class ClientRuleDetailView(TuningView):
+    action = {"patch": "client_rule.change", "delete": "client_rule.remove"}
+
     def rule(self, client_id: int, rule_id: int) -> ContentRule:
         rule = ContentRule.objects.filter(client=self.client(client_id), pk=rule_id).select_related("client").first()
         if rule is None:
@@ -165,6 +194,8 @@ class ClientRuleDetailView(TuningView):
 
 
 class ClientExamplesView(TuningView):
+    action = {"get": "client.view", "post": "example.add"}
+
     @extend_schema(responses=ApprovedExampleSerializer(many=True), summary="A client's approved examples.")
     def get(self, request, client_id: int):
         examples = selectors.client_examples(client=self.client(client_id))
@@ -181,6 +212,8 @@ class ClientExamplesView(TuningView):
 
 
 class ClientExampleDetailView(TuningView):
+    action = {"delete": "example.remove"}
+
     @extend_schema(responses={204: None}, summary="Remove an approved example.")
     def delete(self, request, client_id: int, example_id: int):
         example = ApprovedExample.objects.filter(client=self.client(client_id), pk=example_id).first()
@@ -192,25 +225,33 @@ class ClientExampleDetailView(TuningView):
 
 
 class AuditListView(TuningView):
+    action = "audit.view"
+    pagination_class = Pagination
+
     @extend_schema(responses=TuningChangeSerializer(many=True),
                    summary="The tuning audit log (admins and managers: all; others: their clients').")
     def get(self, request):
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.tuning_changes_visible_to(actor=request.user), request, view=self)
         return paginator.get_paginated_response(TuningChangeSerializer(page, many=True).data)
 
 
 class ClientAuditView(TuningView):
+    action = "audit.view"
+    pagination_class = Pagination
+
     @extend_schema(responses=TuningChangeSerializer(many=True), summary="The audit log of one client.")
     def get(self, request, client_id: int):
         client = self.client(client_id)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         changes = selectors.tuning_changes_visible_to(actor=request.user, client=client)
         page = paginator.paginate_queryset(changes, request, view=self)
         return paginator.get_paginated_response(TuningChangeSerializer(page, many=True).data)
 
 
 class RollbackView(TuningView):
+    action = "audit.rollback"
+
     @extend_schema(request=RollbackSerializer, responses={201: TuningChangeSerializer},
                    summary="Restore what an audit entry replaced; 409 with both values if it changed since.")
     def post(self, request, audit_id: int):
@@ -233,6 +274,8 @@ def preview_payload(prompt) -> dict[str, Any]:
 
 
 class PromptPreviewView(TuningView):
+    action = "prompt.preview"
+
     @extend_schema(
         parameters=[OpenApiParameter("client_id", int), OpenApiParameter("vertical", str),
                     OpenApiParameter("region", str), OpenApiParameter("language", str)],
@@ -241,13 +284,15 @@ class PromptPreviewView(TuningView):
     )
     def get(self, request, agent_type: str):
         platform = platform_tier_for(agent_type)
-        client_id = request.query_params.get("client_id")
-        client = self.client(client_id) if client_id else None
-        # Tier 2 shows in every preview: readers of tier 2, and account managers for their clients.
-        if not can_read_tier2(request.user) and not (client is not None and can_write_tier3(request.user, client)):
-            raise NotAllowed("Your role does not allow you to preview prompts"
-                             + ("." if client is not None else "; pick one of your clients with client_id."))
-        spec = {key: request.query_params[key] for key in ("vertical", "region", "language")
-                if request.query_params.get(key)}
+        client_id = int_param(request.query_params, "client_id", minimum=1,
+                              wanted="give the client's id in ASCII digits, e.g. 12.")
+        client = self.client(client_id) if client_id is not None else None
+        # Tier 2 shows in every preview; without a client, the preview is tiers 1-2 only.
+        if client is None:
+            policy.require(request.user, "instance_tuning.view")
+        else:
+            policy.require(request.user, "prompt.preview", client)
+        spec = {key: value for key in ("vertical", "region", "language")
+                if (value := text_param(request.query_params, key))}
         prompt = assemble_prompt(platform=platform, client=client, specialization=spec or None)
         return Response(preview_payload(prompt))

@@ -1,16 +1,32 @@
 """The version-control API on the instance host (issue 7 item 8). Thin: read, call, serialize.
-Permissions are checked by the services and selectors (the `actor` argument)."""
+Each view names its policy action (InstanceApiView); the services check it again."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from spokestack.api.params import choice_param
 from spokestack.api.views import InstanceApiView
 
 from .. import selectors, services
 from ..comparison import compare, session_dict
+from ..models import UpdateNotification
+from .serializers import (
+    AgentVersionsSerializer,
+    ComparisonSerializer,
+    ReasonSerializer,
+    ReviewedUpdateSerializer,
+    ReviewSerializer,
+    SandboxCreateSerializer,
+    SandboxSessionSerializer,
+    SandboxTestSerializer,
+    UpdateListSerializer,
+    VersionConfigSerializer,
+    VersionRollbackSerializer,
+    VersionStateSerializer,
+)
 
 
 class VersionsView(InstanceApiView):
@@ -29,18 +45,25 @@ def _session_id(session_id: str) -> str:
 
 
 class AgentVersionsView(VersionsView):
-    @extend_schema(summary="Released versions of an agent type, with release notes and changes.")
+    action = "version.view"
+
+    @extend_schema(responses=AgentVersionsSerializer,
+                   summary="Released versions of an agent type, with release notes and changes.")
     def get(self, request, agent_type: str):
         return Response({"agent_type": agent_type,
                          "versions": selectors.catalog_versions(actor=request.user, agent_type=agent_type)})
 
 
 class AgentVersionView(VersionsView):
-    @extend_schema(summary="This instance's version of an agent type: current, pinned, policy, history.")
+    action = {"get": "version.view", "put": "version.configure"}
+
+    @extend_schema(responses=VersionStateSerializer,
+                   summary="This instance's version of an agent type: current, pinned, policy, history.")
     def get(self, request, agent_type: str):
         return Response(selectors.version_state(actor=request.user, agent_type=agent_type))
 
-    @extend_schema(summary="Pin or unpin a version, set the update policy, optimization preferences, notifications.")
+    @extend_schema(request=VersionConfigSerializer, responses=VersionStateSerializer,
+                   summary="Pin or unpin a version, set the update policy, optimization preferences, notifications.")
     def put(self, request, agent_type: str):
         data = self.body()
         reason = str(data.pop("reason", "") or "")
@@ -49,7 +72,10 @@ class AgentVersionView(VersionsView):
 
 
 class RollbackView(VersionsView):
-    @extend_schema(summary="Roll back to an earlier version with a reason (force for a never-activated one).")
+    action = "version.configure"
+
+    @extend_schema(request=VersionRollbackSerializer, responses=VersionStateSerializer,
+                   summary="Roll back to an earlier version with a reason (force for a never-activated one).")
     def post(self, request, agent_type: str):
         data = self.body()
         services.version_rollback(actor=request.user, agent_type=agent_type, version=data.get("version"),
@@ -58,14 +84,22 @@ class RollbackView(VersionsView):
 
 
 class UpdatesView(VersionsView):
-    @extend_schema(summary="Update notifications of this instance (filter with ?status=pending).")
+    action = "version.view"
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=UpdateNotification.Status.values)],
+                   responses=UpdateListSerializer,
+                   summary="Update notifications of this instance (filter with ?status=pending).")
     def get(self, request):
-        rows = selectors.notifications(actor=request.user, status=request.query_params.get("status"))
+        wanted = choice_param(request.query_params, "status", UpdateNotification.Status.values)
+        rows = selectors.notifications(actor=request.user, status=wanted)
         return Response({"results": [selectors.notification_dict(n) for n in rows[:200]]})
 
 
 class ReviewView(VersionsView):
-    @extend_schema(summary="Review an update: approve, reject (pin current), sandbox or defer.")
+    action = "version.configure"
+
+    @extend_schema(request=ReviewSerializer, responses=ReviewedUpdateSerializer,
+                   summary="Review an update: approve, reject (pin current), sandbox or defer.")
     def post(self, request, notification_id: int):
         data = self.body()
         notification, session = services.notification_review(
@@ -78,7 +112,10 @@ class ReviewView(VersionsView):
 
 
 class SandboxCreateView(VersionsView):
-    @extend_schema(summary="Open a sandbox session: the current version against a test version, for 24 hours.")
+    action = "sandbox.run"
+
+    @extend_schema(request=SandboxCreateSerializer, responses={201: SandboxSessionSerializer},
+                   summary="Open a sandbox session: the current version against a test version, for 24 hours.")
     def post(self, request):
         data = self.body()
         session = services.sandbox_create(actor=request.user, agent_type=data.get("agent_type"),
@@ -87,14 +124,20 @@ class SandboxCreateView(VersionsView):
 
 
 class SandboxDetailView(VersionsView):
-    @extend_schema(summary="A sandbox session with every test and its side-by-side comparison.")
+    action = "sandbox.view"
+
+    @extend_schema(responses=SandboxSessionSerializer,
+                   summary="A sandbox session with every test and its side-by-side comparison.")
     def get(self, request, session_id: str):
         session = selectors.sandbox_get(actor=request.user, session_id=_session_id(session_id))
         return Response(session_dict(session))
 
 
 class SandboxTestView(VersionsView):
-    @extend_schema(summary="Run a task on both versions (sandbox runs, concurrently); returns the pending comparison.")
+    action = "sandbox.run"
+
+    @extend_schema(request=SandboxTestSerializer, responses={202: ComparisonSerializer},
+                   summary="Run a task on both versions (sandbox runs, concurrently); returns the pending comparison.")
     def post(self, request, session_id: str):
         data = self.body()
         test = services.sandbox_test_add(actor=request.user, session_id=_session_id(session_id),
@@ -103,7 +146,10 @@ class SandboxTestView(VersionsView):
 
 
 class SandboxPromoteView(VersionsView):
-    @extend_schema(summary="Promote the tested version: it becomes current, recorded in the history.")
+    action = "sandbox.decide"
+
+    @extend_schema(request=ReasonSerializer, responses=VersionStateSerializer,
+                   summary="Promote the tested version: it becomes current, recorded in the history.")
     def post(self, request, session_id: str):
         data = self.body()
         config = services.sandbox_promote(actor=request.user, session_id=_session_id(session_id),
@@ -112,7 +158,10 @@ class SandboxPromoteView(VersionsView):
 
 
 class SandboxRejectView(VersionsView):
-    @extend_schema(summary="Reject the tested version: stay on the current one, pinned, recorded in the history.")
+    action = "sandbox.decide"
+
+    @extend_schema(request=ReasonSerializer, responses=VersionStateSerializer,
+                   summary="Reject the tested version: stay on the current one, pinned, recorded in the history.")
     def post(self, request, session_id: str):
         data = self.body()
         config = services.sandbox_reject(actor=request.user, session_id=_session_id(session_id),
@@ -121,7 +170,10 @@ class SandboxRejectView(VersionsView):
 
 
 class SandboxDeferView(VersionsView):
-    @extend_schema(summary="Defer the decision: the session ends, the update stays open for a later review.")
+    action = "sandbox.decide"
+
+    @extend_schema(request=None, responses=SandboxSessionSerializer,
+                   summary="Defer the decision: the session ends, the update stays open for a later review.")
     def post(self, request, session_id: str):
         self.body()
         session = services.sandbox_defer(actor=request.user, session_id=_session_id(session_id))
