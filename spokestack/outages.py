@@ -25,7 +25,6 @@ from typing import Literal
 
 import psycopg
 import redis.exceptions
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.signals import got_request_exception
 from django.db import InterfaceError as DjangoInterfaceError
 from django.db import OperationalError as DjangoOperationalError
@@ -33,6 +32,8 @@ from django.dispatch import receiver
 from django.http import HttpResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
 from psycopg_pool import PoolTimeout
+
+from spokestack.middleware import ResponseMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -115,28 +116,10 @@ class OutageLogFilter(logging.Filter):
         return True
 
 
-class DependencyOutageMiddleware:
+class DependencyOutageMiddleware(ResponseMiddleware):
     """First in MIDDLEWARE: a request whose 500 came from a dependency's outage answers 503."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self._acall(request)
-        return self._answer(request, self.get_response(request))
-
-    async def _acall(self, request):
-        return self._answer(request, await self.get_response(request))
-
-    @staticmethod
-    def _answer(request, response):
+    def after(self, request, response):
         dependency = getattr(request, REQUEST_ATTRIBUTE, None)
         if dependency is None or response.status_code != 500:
             return response

@@ -18,11 +18,11 @@ here is still turned into the outage's 503 there.
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpResponse, JsonResponse
 
 from spokestack.hygiene import NUL
+from spokestack.middleware import ResponseMiddleware
 
 API_PREFIX = "/api/"
 CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
@@ -78,28 +78,11 @@ def carries_nul(request) -> str | None:
     return None
 
 
-class ApiErrorEnvelopeMiddleware:
-    sync_capable = True
-    async_capable = True
+class ApiErrorEnvelopeMiddleware(ResponseMiddleware):
+    """Refuses a path, query parameter or header that carries U+0000 (400), and answers every
+    HTML or plain-text error under /api/ with the JSON error envelope, its status and headers kept."""
 
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self._acall(request)
-        refused = self._refuse(request)
-        return refused or self._answer(request, self.get_response(request))
-
-    async def _acall(self, request):
-        refused = self._refuse(request)
-        return refused or self._answer(request, await self.get_response(request))
-
-    @staticmethod
-    def _refuse(request) -> HttpResponse | None:
+    def before(self, request) -> HttpResponse | None:
         where = carries_nul(request)
         if where is None:
             return None
@@ -110,8 +93,7 @@ class ApiErrorEnvelopeMiddleware:
         return refusal_response(request, status=error.status, code=error.code, message=error.message,
                                 details=error.details)
 
-    @staticmethod
-    def _answer(request, response: HttpResponse) -> HttpResponse:
+    def after(self, request, response: HttpResponse) -> HttpResponse:
         if (response.status_code < 400 or response.streaming or not request.path.startswith(API_PREFIX)
                 or not _is_page(response)):
             return response

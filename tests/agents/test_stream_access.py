@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from importlib import import_module
 from urllib.parse import urlsplit
 
 import psutil
@@ -30,6 +31,7 @@ import websockets
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.test import Client
 from django_tenants.utils import schema_context
 
 from agents.approvals import approval_request_create
@@ -310,6 +312,32 @@ def test_a_revoked_token_ends_its_sockets_and_streams_within_seconds(agency):
 
         refused = Sse(agency, f"/api/v1/agent/runs/{run.id}/events")
         assert (await refused.start())[0] == 401, "an EventSource that reconnects is refused, and stops"
+
+    run_async(scenario())
+
+
+def test_a_browser_socket_ends_when_its_session_does(agency):
+    """The admin's live page authenticates with its session: signing out ends the socket."""
+    run = agency.run(agency.bloom)
+    run.write("Glow")
+    with schema_context(agency.schema):
+        browser = Client()
+        browser.force_login(agency.admin)
+        session_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+
+    def sign_out() -> None:
+        with schema_context(agency.schema):
+            import_module(settings.SESSION_ENGINE).SessionStore(session_key).delete()
+
+    async def scenario():
+        ws = WebsocketCommunicator(application, f"/ws/runs/{run.id}/", headers=[
+            (b"host", agency.host.encode()), (b"origin", f"http://{agency.host}".encode()),
+            (b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_key}".encode())])
+        assert (await ws.connect(timeout=10))[0]
+        await ws.receive_json_from(timeout=5)
+        await asyncio.to_thread(sign_out)
+        messages, code, _ = await messages_until_closed(ws, timeout=CLOSED_WITHIN)
+        assert code == 4401 and "the session ended" in messages[-1]["message"]
 
     run_async(scenario())
 
