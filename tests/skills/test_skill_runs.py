@@ -154,11 +154,19 @@ def test_the_bearer_token_appears_nowhere(hook, admin_a, client_a, scripted, api
     assert {k.lower(): v for k, v in seen[0].headers.items()}["authorization"] == f"Bearer {TOKEN}"
 
 
-def test_a_webhook_answer_with_a_nul_character_leaves_the_run_going_and_says_so(
-        in_a, loopback_server, egress_loopback, admin_a, client_a, scripted):
+@pytest.fixture
+def nul_hook(in_a, loopback_server, egress_loopback):
+    # Allowed here, before `scripted` overrides settings: settings changed inside a test after
+    # `scripted` would be restored out of order and leak its API key into later tests.
+    egress_loopback(loopback_server.port)
+    return loopback_server
+
+
+def test_a_webhook_answer_with_a_nul_character_leaves_the_run_going_and_says_so(nul_hook, admin_a, client_a,
+                                                                                scripted):
     """PostgreSQL cannot store U+0000: the answer is kept without it, marked, and the run goes on
     (it used to fail the step's write, and the run)."""
-    egress_loopback(loopback_server.port)
+    loopback_server = nul_hook
     loopback_server.route("/crm-nul", Reply.json({"tier": "gold\u0000", "owner": "La\u0000yla"}))
     skill_create(actor=None, name="crm_lookup", description="Look up a brand in the agency CRM.",
                  input_schema=SCHEMA, agent_types=["copy"],
