@@ -15,6 +15,7 @@ awaiting approval with nothing pending queues it again, once, in a new task afte
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import logging
 import uuid
@@ -214,7 +215,8 @@ def approval_decide(*, actor: AbstractUser | None, approval_id: uuid.UUID | str,
 
 
 def approvals_expire(*, now=None) -> int:
-    """Fail every pending request past its SLA in the current schema; the call fails with a message."""
+    """Fail every pending request past its SLA in the current schema; the call fails with a message,
+    and the `ws/events/` subscribers who see the request's client hear that it expired."""
     now = now or timezone.now()
     expired = 0
     for approval_id, run_id in ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, expires_at__lt=now) \
@@ -228,6 +230,7 @@ def approvals_expire(*, now=None) -> int:
             expired += 1
             event_append(run_id=run_id, type="approval.expired", payload={"approval_id": str(approval_id)})
             _resume_if_ready(run)
+            transaction.on_commit(functools.partial(_publish, schema=connection.schema_name, approval_id=approval_id))
     return expired
 
 

@@ -14,6 +14,10 @@ The socket ends early, with a last message saying why, then a close code:
   `{"type": "error", "code", "message", "last_seq"}`, within STREAM_RECHECK_SECONDS;
 * the user already holds STREAM_MAX_PER_USER streams and sockets: accepted, `{"type": "error",
   "code": "throttled", ...}`, close 4429.
+
+A handshake is refused like the API's `GET /api/v1/agent/runs/<id>/events`: a role that may not see
+runs (policy `run.view`) gets `{"type": "error", "code": "forbidden", ...}` and close 4403; a run
+the user does not see (another client's included) close 4404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -24,14 +28,17 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from spokestack.errors import NotFound
+from spokestack.accounts import policy
+from spokestack.errors import NotAllowed, NotFound
 from spokestack.outages import DEPENDENCY_ERRORS, dependency_of
 from spokestack.realtime import (
+    WS_CLOSE_FORBIDDEN,
     WS_CLOSE_RECONNECT,
     WS_CLOSE_TRY_AGAIN_LATER,
     WS_CLOSE_UNAUTHENTICATED,
     StreamViewer,
     TooManyStreams,
+    forbidden,
     instance_sync_to_async,
 )
 
@@ -39,6 +46,15 @@ from .streaming import StreamExpired, StreamInterrupted, StreamRefused, run_even
 
 WS_CLOSE_NOT_FOUND = 4404
 WS_CLOSE_BAD_REQUEST = 4400
+
+
+def _visible_run(user, run_id: str):
+    """The run, asked as the API asks it: policy `run.view` for the role (NotAllowed: 4403), then
+    the run among those the user sees (NotFound: 4404, also for another client's run)."""
+    from .selectors import run_get
+
+    policy.require(user, "run.view")
+    return run_get(actor=user, run_id=run_id)
 
 
 class RunEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -50,11 +66,14 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if not user.is_authenticated:
             await self.close(code=WS_CLOSE_UNAUTHENTICATED)
             return
-        from .selectors import run_get
-
         run_id = self.scope["url_route"]["kwargs"]["run_id"]
         try:
-            run = await instance_sync_to_async(instance)(run_get)(actor=user, run_id=run_id)
+            run = await instance_sync_to_async(instance)(_visible_run)(user, run_id)
+        except NotAllowed as exc:
+            await self.accept()  # so that the client gets the reason, not a bare 403
+            await self.send_json(forbidden(exc.message).as_dict())
+            await self.close(code=WS_CLOSE_FORBIDDEN)
+            return
         except NotFound:
             await self.close(code=WS_CLOSE_NOT_FOUND)
             return

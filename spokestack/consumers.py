@@ -64,20 +64,16 @@ class ClientScope:
 
 
 def approvals_scope(user) -> ClientScope:
-    """The clients whose approval requests `user` may see: what `approvals_visible_to` lets them
-    list. The sockets ask the access policy here and nowhere else, so that moving this to
-    `policy.clients_for(user, "approval.view")` is one change."""
-    from agents.approvals import can_decide, may_approve
-    from agents.models import ApprovalRequest
-    from tuning.governance import sees_every_client
-    from tuning.selectors import clients_visible_to
+    """The clients whose approval requests `user` may see: policy `approval.view`, the same answer
+    as `GET /api/v1/approvals` (`agents.approvals.approvals_visible_to`)."""
+    from spokestack.accounts import policy
 
-    if sees_every_client(user):
+    if policy.acts_on_every_client(user, "approval.view"):
         return ClientScope(allowed=True, every=True)
-    if not may_approve(user):
+    if not policy.allows(user, "approval.view"):
         return ClientScope(allowed=False)
     return ClientScope(allowed=True, client_ids=frozenset(
-        client.pk for client in clients_visible_to(actor=user) if can_decide(user, ApprovalRequest(client=client))))
+        policy.clients_for(user, "approval.view").values_list("pk", flat=True)))
 
 
 SCOPES = {APPROVALS: approvals_scope}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import math
 import os
@@ -44,7 +45,8 @@ WS_CLOSE_UNKNOWN_INSTANCE = 4404
 WS_CLOSE_SUSPENDED = 4403
 WS_CLOSE_UNAUTHENTICATED = 4401  # also: the credentials stopped being valid while the socket was open
 WS_CLOSE_FORBIDDEN = 4403  # the user may no longer see what the socket carries (a role or access removed)
-WS_CLOSE_TOO_MANY_STREAMS = 4429  # the user already holds STREAM_MAX_PER_USER streams and sockets
+WS_CLOSE_TOO_MANY_STREAMS = 4429  # the user already holds STREAM_MAX_PER_USER streams and sockets, or
+# the address spent its failed-authentication budget (the handshake's error message says which)
 WS_CLOSE_RECONNECT = 4000  # the socket reached STREAM_MAX_SECONDS: reconnect now (with ?after=<last_seq>)
 WS_CLOSE_FORBIDDEN_ORIGIN = 4400
 WS_CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: a dependency is down; reconnect in a few seconds
@@ -180,10 +182,43 @@ def credentials_user(credentials: Credentials) -> Any:
     return AnonymousUser()
 
 
+class _Handshake:
+    """What the API's throttles read from a request (its META), for a websocket handshake."""
+
+    def __init__(self, scope: dict) -> None:
+        client = scope.get("client") or ("", 0)
+        self.META = {"REMOTE_ADDR": client[0] or "", "HTTP_X_FORWARDED_FOR": _header(scope, b"x-forwarded-for")}
+
+
+class HandshakeThrottled(DomainError):
+    """The handshake's address spent its failed-authentication budget (the API's `auth_failures`)."""
+
+    status = 429
+    code = "throttled"
+
+
 def _authenticate(scope: dict) -> tuple[Any, Credentials]:
+    """The handshake's user. A bearer token is counted as the API counts it: an address that spent
+    its budget of failed authentications (`AuthFailureThrottle`, shared with the API) is refused
+    before the token is looked up, and a token that authenticates no one spends one."""
+    from rest_framework.exceptions import Throttled
+
+    from spokestack.throttles import AuthFailureThrottle, throttled_error
+
     credentials = Credentials.from_headers(authorization=_header(scope, b"authorization"),
                                            cookie=_header(scope, b"cookie"))
-    return credentials_user(credentials), credentials
+    if not credentials.bearer:
+        return credentials_user(credentials), credentials
+    handshake, failures = _Handshake(scope), AuthFailureThrottle()
+    try:
+        failures.refuse_if_spent(handshake)
+    except Throttled as exc:
+        message, details = throttled_error(exc, handshake)
+        raise HandshakeThrottled(message, details=details) from None
+    user = credentials_user(credentials)
+    if not user.is_authenticated:
+        failures.record_failure()
+    return user, credentials
 
 
 # --- who may keep a live connection -----------------------------------------------------------
@@ -399,6 +434,16 @@ class SameOriginValidator:
         return await self.app(scope, receive, send)
 
 
+async def _accept_and_close(receive, send, code: int, message: dict | None = None) -> None:
+    """Accept, say why (optionally), close: a close before the accept reaches the client as a
+    bare HTTP 403, which says "you may not" rather than "not now" or "slow down"."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    if message is not None:
+        await send({"type": "websocket.send", "text": json.dumps(message)})
+    await send({"type": "websocket.close", "code": code})
+
+
 class InstanceScopeMiddleware:
     def __init__(self, app) -> None:
         self.app = app
@@ -412,14 +457,13 @@ class InstanceScopeMiddleware:
             instance = await _instance_for_host(_header(scope, b"host"))
             if instance is not None and instance.is_active:
                 user, credentials = await instance_sync_to_async(instance)(_authenticate)(scope)
+        except HandshakeThrottled as exc:
+            return await _accept_and_close(receive, send, WS_CLOSE_TOO_MANY_STREAMS, {
+                "type": "error", "code": exc.code, "message": exc.message, **exc.details})
         except DEPENDENCY_ERRORS as exc:
             if dependency_of(exc) is None:
                 raise
-            # Accepted, then closed with "try again later": a close before the accept reaches the
-            # client as a bare 403, which says "you may not" rather than "not now".
-            await receive()  # websocket.connect
-            await send({"type": "websocket.accept"})
-            return await send({"type": "websocket.close", "code": WS_CLOSE_TRY_AGAIN_LATER})
+            return await _accept_and_close(receive, send, WS_CLOSE_TRY_AGAIN_LATER)
         if instance is None:
             return await send({"type": "websocket.close", "code": WS_CLOSE_UNKNOWN_INSTANCE})
         if not instance.is_active:

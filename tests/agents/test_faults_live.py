@@ -283,6 +283,84 @@ def test_an_erp_that_answers_after_the_tool_s_timeout_gets_the_write_once(stack)
     assert_each_draft_written_once(stack, [marker])
 
 
+class HeldInsert:
+    """Hold every INSERT into one of an instance's tables (LOCK … IN SHARE MODE: reads go on) from
+    a connection of the test's own, straight to PostgreSQL, until released."""
+
+    def __init__(self, schema: str, table: str) -> None:
+        import psycopg
+
+        self.schema, self.table = schema, table
+        self.db = psycopg.connect(database_url())
+        self.db.execute(f'LOCK TABLE "{schema}"."{table}" IN SHARE MODE')  # noqa: S608 - test identifiers
+
+    def waiting_pid(self) -> int | None:
+        """The backend whose INSERT waits for the lock, if any (another connection's view)."""
+        import psycopg
+
+        with psycopg.connect(database_url(), autocommit=True) as probe:
+            row = probe.execute(
+                "SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s AND NOT l.granted", (self.schema, self.table)).fetchone()
+        return row[0] if row else None
+
+    def holds(self, pid: int, table: str, mode: str = "RowExclusiveLock") -> bool:
+        """Whether backend `pid`'s open transaction already wrote to `table` (holds `mode` on it)."""
+        import psycopg
+
+        with psycopg.connect(database_url(), autocommit=True) as probe:
+            return probe.execute(
+                "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE l.pid = %s AND n.nspname = %s AND c.relname = %s AND l.mode = %s AND l.granted",
+                (pid, self.schema, table, mode)).fetchone() is not None
+
+    def release(self) -> None:
+        self.db.rollback()
+        self.db.close()
+
+
+def test_a_worker_killed_between_a_gated_call_and_its_request_never_runs_the_call_unapproved(stack):
+    """Issue #13, finding 2, through the real parts: the worker has written the gated call's row
+    and is writing its approval request (held at the INSERT) when it is SIGKILLed. The run is taken
+    over after its lease; the call waits for a person, writes nothing, and runs once when approved."""
+    from tuning.services import instance_tuning_update
+
+    schema = stack["instance"].schema_name
+    with schema_context(schema):
+        instance_tuning_update(actor=None, changes={"require_approval_for": ["save_draft"]}, reason="legal review")
+    connection.set_schema_to_public()
+    marker = f"[gate-{uuid.uuid4().hex[:8]}]"
+    stack["model"].script(marker, save_draft_script(marker), by_position=True)
+    held = HeldInsert(schema, "agents_approvalrequest")
+    try:
+        run_id = execute(stack, f"Save a draft {marker}")
+        pid = wait_for(held.waiting_pid, timeout=30)
+        assert held.holds(pid, "agents_toolcall"), "the worker is between the gated call and its request"
+        stack["worker"].kill()
+    finally:
+        held.release()  # the dead worker's transaction ends: neither row is kept
+    with schema_context(schema):
+        assert not ToolCall.objects.filter(run_id=run_id).exists()
+    stack["worker"].start()
+    with Reaper(interval=0.5):
+        wait_for(lambda: runs(stack, [run_id])[0].status == "awaiting_approval", timeout=40)
+    time.sleep(LEASE_S)  # long enough for any second execution to run the call, were it allowed to
+    with schema_context(schema):
+        call = ToolCall.objects.select_related("approval").get(run_id=run_id)
+        types = list(RunEvent.objects.filter(run_id=run_id).values_list("type", flat=True))
+    assert call.status == "awaiting_approval" and call.approval.status == "pending"
+    assert "run.resumed" in types and "tool.started" not in types
+    assert call.idempotency_key not in {w["idempotency_key"] for w in erp_writes(stack)}, "nothing was written"
+
+    status, body, _ = api_call(stack, "POST", f"/api/v1/approvals/{call.approval.pk}/approve", {})
+    assert status == 200, body
+    wait_for(lambda: runs(stack, [run_id])[0].is_finished, timeout=40)
+    assert runs(stack, [run_id])[0].status == "succeeded"
+    assert_each_draft_written_once(stack, [marker])
+
+
 def _burst(stack, label: str, n: int, delay_s: float) -> tuple[list[str], list[str]]:
     markers = [f"[{label}-{i}-{uuid.uuid4().hex[:6]}]" for i in range(n)]
     for marker in markers:
