@@ -14,9 +14,10 @@ from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError
 
 from .approvals import approval_decide, approvals_visible_to, can_decide, pending_for
-from .models import AgentRun, ApprovalRequest, ApprovalStatus, RunStatus
+from .checks import SOURCES as CHECK_SOURCES
+from .models import AgentRun, ApprovalRequest, ApprovalStatus, ReviewStatus, RunStatus
 from .registry import agent_types, get_spec
-from .selectors import runs_visible_to
+from .selectors import REVIEW_FILTERS, runs_in_review, runs_visible_to
 from .services import run_cancel, run_create, run_version_for
 
 STATUS_COLOURS = {
@@ -46,14 +47,39 @@ class RunAgentForm(forms.Form):
         self.fields["client"].queryset = policy.clients_for(user, "run.create")
 
 
+class ReviewFilter(admin.SimpleListFilter):
+    """The review queue: outputs that broke a content filter or client rule, and every output of an
+    agent the instance audits, until someone gives feedback on them."""
+
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [(ReviewStatus.PENDING, "Needs review"), (ReviewStatus.REVIEWED, "Reviewed")]
+
+    def queryset(self, request, queryset):
+        return runs_in_review(queryset, self.value()) if self.value() in REVIEW_FILTERS else queryset
+
+
+def review_badge(run: AgentRun) -> str:
+    if run.review_status == ReviewStatus.PENDING:
+        return format_html('<span class="run-review" data-review="pending" title="{}" style="background:#fd7e14;'
+                           'color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">needs review</span>',
+                           run.review_reason)
+    if run.review_status == ReviewStatus.REVIEWED:
+        return format_html('<span class="run-review" data-review="reviewed" title="{}">reviewed</span>',
+                           run.review_reason)
+    return ""
+
+
 @admin.register(AgentRun, site=instance_admin)
 class AgentRunAdmin(ReadOnlyAdmin):
     """Runs start from the "Run an agent" page or the API; services own every change."""
 
     view_action = "run.view"
-    list_display = ["short_id", "agent_type", "agent_version", "client", "badge", "created_by", "created_at",
+    list_display = ["short_id", "agent_type", "agent_version", "client", "badge", "review", "created_by", "created_at",
                     "duration", "cost"]
-    list_filter = ["status", "agent_type", "client", "simulated"]
+    list_filter = ["status", ReviewFilter, "agent_type", "client", "simulated"]
     search_fields = ["task", "output", "agent_type"]
     list_select_related = ["client", "created_by"]
     date_hierarchy = "created_at"
@@ -73,6 +99,10 @@ class AgentRunAdmin(ReadOnlyAdmin):
     @admin.display(description="Status", ordering="status")
     def badge(self, run):
         return status_badge(run)
+
+    @admin.display(description="Review", ordering="review_status")
+    def review(self, run):
+        return review_badge(run)
 
     @admin.display(description="Duration")
     def duration(self, run):
@@ -110,6 +140,9 @@ class AgentRunAdmin(ReadOnlyAdmin):
         context = {**self.admin_site.each_context(request), "run": run, "opts": self.opts,
                    "title": f"{run.agent_type} run {str(run.pk)[:8]}", "badge": status_badge(run),
                    "tool_calls": run.tool_calls.all(), "artifacts": run.artifacts.all(),
+                   "check_violations": [{**v, "source_label": CHECK_SOURCES.get(v.get("source"), v.get("source"))}
+                                        for v in (run.checks or {}).get("violations", [])],
+                   "check_sources": CHECK_SOURCES,
                    "has_view_permission": True, "original": run}
         return TemplateResponse(request, self.change_form_template, context)
 

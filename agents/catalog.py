@@ -27,9 +27,10 @@ def _build_tier(spec: AgentSpec) -> PlatformTier:
         agent_type=spec.agent_type, version=spec.version, base_prompt=spec.base_prompt,
         tools=tuple(t.definition() for t in spec.tools),
         knowledge={kind: dict(entries) for kind, entries in spec.knowledge.items()},
-        max_temperature=spec.max_temperature, max_tokens_limit=spec.max_tokens_limit,
-        default_temperature=spec.temperature, default_max_tokens=spec.max_tokens,
+        max_effort=spec.max_effort, max_tokens_limit=spec.max_tokens_limit,
+        default_effort=spec.effort, default_max_tokens=spec.max_tokens,
         confirmation_patterns=tuple(spec.confirmation_patterns), content_filters=tuple(spec.content_filters),
+        tool_settings={t.name: t.settings_declaration() for t in spec.tools if t.settings},
     )
 
 

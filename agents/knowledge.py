@@ -16,6 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from tuning.specialization import lenient
+
+# The industries the ERP keeps benchmarks and past projects for (the tools' enums). Knowledge
+# covers more: every vertical, region and language `tuning.specialization` can yield.
 VERTICALS = ("beauty", "fashion", "food", "technology", "finance", "healthcare")
 REGIONS = ("GCC", "MENA", "EU", "US", "APAC")
 LANGUAGES = ("en", "ar", "fr", "de")
@@ -35,7 +39,8 @@ _VERTICAL = {
         "care. Sustainability words (eco, sustainable, green, circular) need proof the client can "
         "show (certificates, percentages) or they are greenwashing under the EU Green Claims rules and "
         "the UK CMA Green Claims Code. Drops and seasons (SS/AW), sizing clarity and returns policy "
-        "reduce friction; creator content and shoppable video outperform static catalogue images."
+        "reduce friction; creator content and shoppable video outperform static catalogue images. "
+        "Luxury: heritage, craft and scarcity over price; never discount-led or urgency language."
     ),
     "food": (
         "Food and beverage: appetite first (texture, temperature, provenance), then price and "
@@ -57,6 +62,15 @@ _VERTICAL = {
         "risk warning and 'terms and conditions apply' the regulator expects (FCA financial "
         "promotions and Consumer Duty, SEC/FINRA, CBUAE, SAMA). Sharia-compliant products use their "
         "own vocabulary (profit rate, not interest). Plain numbers, no jargon; trust beats urgency."
+    ),
+    "retail": (
+        "Retail and e-commerce: sell the offer the shopper can act on now — product, price, "
+        "availability, delivery and returns — with one clear call to action. Prices and discounts "
+        "must be real: a 'was' price needs a genuine prior selling period (EU Omnibus Directive: the "
+        "lowest price of the last 30 days), and 'free delivery' or 'sale' need their conditions shown. "
+        "Feed product titles and attributes for search and retail media; plan around Black Friday, "
+        "White Friday, 11.11, Ramadan and Eid, back to school and the holidays, and localise payment "
+        "options (cash on delivery, buy now pay later) per market."
     ),
     "healthcare": (
         "Healthcare: inform and reassure, never frighten. No cure or guaranteed-outcome claims, no "
@@ -146,11 +160,11 @@ KNOWLEDGE: Mapping[str, Mapping[str, str]] = MappingProxyType({
 
 def knowledge_for(specialization: Mapping[str, str]) -> dict[str, str]:
     """The paragraphs that apply to a specialization ({"vertical", "region", "language"}),
-    keyed by dimension; unknown or missing values contribute nothing."""
+    keyed by dimension, after the one normaliser (`tuning.specialization`: "gcc", "uae", "en-GB",
+    "e-commerce" …); unknown or missing values contribute nothing."""
     found = {}
     for dimension, table in KNOWLEDGE.items():
-        value = (specialization.get(dimension) or "").strip()
-        key = value.upper() if dimension == "region" else value.lower()
+        key = lenient(dimension, specialization.get(dimension))
         if key in table:
             found[dimension] = table[key]
     return found

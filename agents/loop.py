@@ -14,6 +14,9 @@ Invariants:
 * Tool problems (unknown tool, invalid input, a handler error, an ERP timeout) become
   `is_error` tool results the model can act on; only limits, cancellation and an unavailable
   model end a run early, each with a readable reason.
+* Every final output is checked (agents/checks.py) and the check recorded (`run.checked`) before
+  the run succeeds; per instance setting a violation flags the run for review or has the agent
+  revise once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,9 +38,10 @@ from spokestack.erp import ErpError
 from spokestack.hygiene import removed_note, scrub_unstorable
 from spokestack.outages import dependency_of
 
+from .checks import filter_rules, find_violations, review_reason, revision_request, rule_targets, run_check_record
 from .events import event_append
 from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbacks, call_model
-from .models import AgentRun, Artifact, RunStatus, ToolCall, ToolCallStatus
+from .models import AgentRun, Artifact, ReviewStatus, RunStatus, ToolCall, ToolCallStatus
 from .registry import AgentSpec, ToolContext, ToolError, ToolSpec, get_spec
 from .services import (
     FinishedCall,
@@ -178,7 +183,9 @@ class RunLoop:
                                       extra_tools=[s.definition() for s in self.skills.values()])
         self.tools = {t.name: t for t in spec.tools if t.name not in set(self.prompt.disabled_tools)}
         self.client_scope = _client_scope(run)
-        self.rules = tuple(rule.as_dict() for rule in self.prompt.rules)
+        # The content filters join the rules, so check_brand_rules checks what the final output is checked against.
+        self.rules = (*(rule.as_dict() for rule in self.prompt.rules),
+                      *filter_rules(spec.content_filters, self.prompt.content_filters))
         # Time spent waiting for a person's approval does not count against the time limit
         # (a run that has not run before has had no approvals).
         start = run.started_at or timezone.now()
@@ -285,7 +292,8 @@ class RunLoop:
             events = [*streamed, ("turn.finished", {
                 "iteration": run.iterations + 1, "stop_reason": turn.stop_reason, "model": turn.model,
                 "used_fallback": turn.used_fallback, "usage": usage, "cost_usd": turn.cost_usd,
-                **({"removed_characters": turn.removed} if turn.removed else {})})]
+                **({"removed_characters": turn.removed} if turn.removed else {}),
+                **self._over_limit(tool_uses)})]
             events += [("tool.started", {"tool_use_id": c.tool_use_id, "name": c.name, "input": c.input})
                        for c in start_calls]
             self._started = self._write(
@@ -299,8 +307,50 @@ class RunLoop:
                                     error="The answer was cut off at the max-tokens limit; raise max tokens in the "
                                           "instance tuning or ask for a shorter output.")
             output = _final_text(messages)
+            revision = self._check_output(output)
+            if revision is not None:  # the agent revises once; its next answer is checked again
+                messages = [*messages, revision]
+                continue
             Artifact.objects.create(run=run, kind="output", title=f"{run.agent_type} output", content=output)
             return self._finish("succeeded", output=output)
+
+    def _check_output(self, output: str) -> dict | None:
+        """Check the final output against every filter and rule (agents/checks.py) and record it on
+        the run and as `run.checked`. A violation flags the run for review, or, when the instance
+        says "revise" and the agent has not revised yet (and no limit is reached), returns the
+        message that asks it to revise once. `audit_all_outputs` puts every output in review."""
+        run, prompt = self.run, self.prompt
+        targets = rule_targets(self.rules)
+        violations = find_violations(output, targets)
+        earlier = run.checks if isinstance(run.checks, dict) else {}
+        revised = bool(earlier.get("revision_requested"))
+        checks: dict[str, Any] = {
+            "passed": not violations, "violations": violations, "on_rule_violation": prompt.on_rule_violation,
+            "checked": dict(sorted(Counter(t.source for t in targets).items())), "revised": revised}
+        if revised:
+            checks["violations_before_revision"] = earlier.get("violations", [])
+        if violations and prompt.on_rule_violation == "revise" and not revised:
+            limit = self._limit_reached()
+            if not limit:
+                self._flush()
+                run_check_record(run=run, worker=self.worker, checks={**checks, "revision_requested": True},
+                                 review_status="", review_reason="")
+                return revision_request(violations)
+            checks["revision_skipped"] = limit
+        reason = review_reason(violations, revised=revised, audit_all=prompt.audit_all_outputs)
+        self._flush()
+        run_check_record(run=run, worker=self.worker, checks=checks,
+                         review_status=ReviewStatus.PENDING if reason else ReviewStatus.NONE, review_reason=reason)
+        return None
+
+    def _over_limit(self, tool_uses: list[dict]) -> dict[str, str]:
+        """The turn's note when it asked for more calls than a turn may run (the rest are refused,
+        each with a tool result saying why, and the run goes on)."""
+        limit = self.spec.max_tool_calls_per_turn
+        if len(tool_uses) <= limit:
+            return {}
+        return {"tool_calls_over_limit": f"{len(tool_uses) - limit} of {len(tool_uses)} tool calls not run: at most "
+                                         f"{limit} per turn for {self.spec.agent_type}."}
 
     def _limit_reached(self) -> str:
         spec, run = self.spec, self.run
@@ -328,7 +378,7 @@ class RunLoop:
         request = ModelRequest(
             model=self.spec.model, fallback_model=self.spec.fallback_model, system=self.prompt.system,
             tools=self.prompt.tools, messages=messages, max_tokens=self.prompt.max_tokens,
-            temperature=self.prompt.temperature, metadata={"user_id": f"run-{run.pk}"})
+            effort=self.prompt.effort, metadata={"user_id": f"run-{run.pk}"})
         stream = _StreamEvents(lambda events: self._write(events=events))
         release_connection()
         try:
@@ -503,7 +553,8 @@ class RunLoop:
             instance=instance, run_id=str(self.run.pk), tool_use_id=block["id"],
             idempotency_key=self._key(block), client=self.run.client,
             specialization=self.prompt.specialization, rules=self.rules, sandbox=self.run.sandbox,
-            client_scope=None if self.client_scope is None else frozenset(self.client_scope))
+            client_scope=None if self.client_scope is None else frozenset(self.client_scope),
+            settings=self.prompt.tool_config.get(tool.name, {}))
         try:
             return outcome(tool.handler(context, arguments), False)
         except ToolError as exc:

@@ -68,7 +68,7 @@ class ModelRequest:
     tools: list[dict]  # sorted by name, cache_control on the last
     messages: list[dict]
     max_tokens: int
-    temperature: float  # recorded with the run; the SDK's Messages API (2.12) takes no temperature parameter
+    effort: str = ""  # output_config.effort (low … max); empty: the API's default
     metadata: dict[str, str] = field(default_factory=dict)  # e.g. {"run_id": …}; never sent as prompt text
 
 
@@ -305,6 +305,8 @@ def _stream_kwargs(request: ModelRequest, model: str) -> dict[str, Any]:
         kwargs["system"] = request.system
     if request.tools:
         kwargs["tools"] = request.tools
+    if request.effort:
+        kwargs["output_config"] = {"effort": request.effort}
     return kwargs
 
 

@@ -20,12 +20,20 @@ class RunStatus(models.TextChoices):
 TERMINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
+class ReviewStatus(models.TextChoices):
+    NONE = "", "Not in review"
+    PENDING = "pending", "Needs review"
+    REVIEWED = "reviewed", "Reviewed"
+
+
 class AgentRun(models.Model):
     """One execution of an agent on a task: a row with a state machine, owned by services.
 
     `messages` is the conversation checkpoint after the last completed step, so a task that is
     redelivered after its worker died resumes there. `lease_until` says a worker is working on
-    the run; a run whose lease expired while running is handed to another worker.
+    the run; a run whose lease expired while running is handed to another worker. `checks` and
+    `review_status` say whether the final output passed the deterministic check and whether a
+    person still has to look at it (agents/checks.py).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -55,6 +63,17 @@ class AgentRun(models.Model):
     cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0)
     iterations = models.PositiveIntegerField(default=0)
     tool_calls_count = models.PositiveIntegerField(default=0)
+
+    # The deterministic check of the final output (agents/checks.py) and the review queue it feeds.
+    checks = models.JSONField(default=dict, blank=True, editable=False,
+                              help_text="The output check: passed, violations [{source, rule, phrase, match, span}], "
+                                        "what was checked, whether the agent revised.")
+    review_status = models.CharField(max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.NONE,
+                                     blank=True, db_index=True, editable=False,
+                                     help_text="pending: waits for a person's feedback on the output.")
+    review_reason = models.TextField(blank=True, editable=False, help_text="Why the run needs review.")
+    reviewed_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                       help_text="When feedback took the run out of the review queue.")
 
     messages = models.JSONField(default=list, blank=True)
     last_seq = models.PositiveIntegerField(default=0)

@@ -8,6 +8,7 @@ Specs are immutable: a change to a prompt or a tool is a new version.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,10 @@ class ToolContext:
     # The slugs of the clients the run's creator may see; None: every client. A tool never reads
     # or writes a client outside it (agents/tools/common.client_slug).
     client_scope: frozenset[str] | None = None
+    # The tool's effective settings (its declared defaults overlaid with the instance's
+    # `tool_config_overrides`, AssembledPrompt.tool_config). A key missing here means its default
+    # (agents/tools/common.settings_of).
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def erp(self):
         """The instance's ERP client. The run's database connection goes back to the pool first:
@@ -60,6 +65,10 @@ class ToolContext:
 ToolHandler = Callable[[ToolContext, dict], Any]
 
 
+SETTING_TYPES = ("integer", "number", "boolean", "string")
+_SETTING_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     name: str
@@ -67,10 +76,26 @@ class ToolSpec:
     input_schema: Mapping[str, Any]  # JSON Schema (Draft 2020-12); input is validated before the handler runs
     handler: ToolHandler
     side_effect: bool = False  # writes outside the platform: idempotency key sent, simulated in sandbox mode
+    # The settings the handler honours, set per instance (tier 2, `tool_config_overrides`), never by
+    # the model: {key: {"type": integer|number|boolean|string, "minimum"/"maximum" (numbers) or "enum"
+    # (strings), "default", "description"}}. The handler reads them from `ToolContext.settings`.
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def definition(self) -> dict:
-        """The tool as the Messages API takes it."""
-        return {"name": self.name, "description": self.description, "input_schema": dict(self.input_schema)}
+        """The tool as the Messages API takes it. The settings' values never enter it (prompt
+        caching needs byte-stable tools); the description ends with the keys the tool honours."""
+        return {"name": self.name, "description": self.model_description(), "input_schema": dict(self.input_schema)}
+
+    def model_description(self) -> str:
+        if not self.settings:
+            return self.description
+        from tuning.precedence import describe_tool_settings
+
+        return f"{self.description} Agency settings: {describe_tool_settings(self.settings_declaration())}."
+
+    def settings_declaration(self) -> dict[str, dict]:
+        """The declared settings as plain data, for the assembler's platform tier."""
+        return {key: dict(spec) for key, spec in sorted(self.settings.items())}
 
 
 @dataclass(frozen=True)
@@ -107,8 +132,11 @@ class AgentSpec:
     knowledge: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # {"vertical"|"region"|"language": {key: text}}
     model: str = DEFAULT_MODEL
     fallback_model: str = FALLBACK_MODEL
-    temperature: float = 0.4
-    max_temperature: float = 1.0
+    # How much effort the model puts into an answer (the Messages API's `output_config.effort`,
+    # one of EFFORT_LEVELS); empty: the API's default. Tier 2 may lower it, never raise it past
+    # max_effort. (The SDK's Messages API takes no temperature: effort is the dial it has.)
+    effort: str = ""
+    max_effort: str = "high"
     max_tokens: int = 2048
     max_tokens_limit: int = 8192
     max_iterations: int = 25
@@ -137,8 +165,29 @@ def register(spec: AgentSpec) -> AgentSpec:
     names = [t.name for t in spec.tools]
     if len(names) != len(set(names)):
         raise ValueError(f"{spec.agent_type} {spec.version} declares a tool name twice")
+    for tool in spec.tools:
+        _check_settings(tool)
     versions[spec.version] = spec
     return spec
+
+
+def _check_settings(tool: ToolSpec) -> None:
+    """A declared setting is well formed and its default is one of its own values."""
+    from tuning.precedence import tool_setting_problem
+
+    for key, spec in tool.settings.items():
+        where = f"{tool.name}.{key}"
+        if not _SETTING_KEY.fullmatch(key):
+            raise ValueError(f"{where}: a setting key is lower_snake_case")
+        if spec.get("type") not in SETTING_TYPES or not str(spec.get("description", "")).strip() \
+                or "default" not in spec:
+            raise ValueError(f"{where}: a setting needs a type ({', '.join(SETTING_TYPES)}), a default and a "
+                             "description")
+        if spec["type"] == "string" and not spec.get("enum"):
+            raise ValueError(f"{where}: a text setting lists its values (enum)")
+        problem = tool_setting_problem(dict(spec), spec["default"])
+        if problem:
+            raise ValueError(f"{where}: the default {problem}")
 
 
 def _load_specs() -> None:

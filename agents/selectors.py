@@ -11,7 +11,9 @@ from django.db.models import Q, QuerySet
 from spokestack.accounts import policy
 from spokestack.errors import NotFound
 
-from .models import AgentRun, RunEvent
+from .models import AgentRun, ReviewStatus, RunEvent
+
+REVIEW_FILTERS = [ReviewStatus.PENDING.value, ReviewStatus.REVIEWED.value]
 
 
 def runs_visible_to(*, actor: AbstractUser | None) -> QuerySet[AgentRun]:
@@ -23,6 +25,13 @@ def runs_visible_to(*, actor: AbstractUser | None) -> QuerySet[AgentRun]:
     if not policy.allows(actor, "run.view"):
         return runs.none()
     return runs.filter(Q(client__in=policy.clients_for(actor, "run.view")) | Q(created_by=actor))
+
+
+def runs_in_review(runs: QuerySet[AgentRun], review: str) -> QuerySet[AgentRun]:
+    """The review queue ("pending": outputs that broke a rule, or of an agent the instance audits,
+    with no feedback yet) or the runs feedback took out of it ("reviewed"), among `runs` (already
+    scoped by runs_visible_to: an account manager's queue holds their clients' runs only)."""
+    return runs.filter(review_status=review)
 
 
 def run_get(*, actor: AbstractUser | None, run_id: uuid.UUID | str) -> AgentRun:

@@ -28,6 +28,7 @@ from spokestack.accounts import policy
 from spokestack.errors import Conflict, InvalidInput
 from spokestack.tasks import Enqueued, enqueue_on_commit
 from tuning.models import Client
+from tuning.specialization import normalise
 
 from .events import event_append, nudge
 from .models import TERMINAL_STATUSES, AgentRun, RunStatus
@@ -57,7 +58,8 @@ def _check_specialization(specialization: Any) -> dict[str, str]:
             continue
         if not isinstance(value, str) or len(value) > 40:
             raise InvalidInput(f"specialization.{key}: give a short text value such as 'beauty', 'GCC' or 'ar'.")
-        cleaned[key] = value
+        # One canonical form ("uae" -> GCC, "en-GB" -> en); unknown -> 400 listing the known values.
+        cleaned[key] = normalise(key, value, field=f"specialization.{key}")
     return cleaned
 
 
@@ -137,6 +139,10 @@ def run_create(
         if not policy.can_see_client(actor, client):
             raise InvalidInput(f"client_id: no client {client_id} in this instance.", details={"client_id": client_id})
         policy.require(actor, "run.create", client)
+        if client.archived_at is not None:
+            raise Conflict(f"client_id: {client.name} is archived (since {client.archived_at:%Y-%m-%d}), so it takes "
+                           "no new runs; its history stays readable. An instance admin can unarchive it.",
+                           details={"client_id": client.pk, "archived_at": client.archived_at.isoformat()})
     elif not policy.acts_on_every_client(actor, "run.create"):
         # Tools would take the client from the model's input: a person who acts for assigned
         # clients only names one, and the run is bound to it.

@@ -163,11 +163,10 @@ class FeedbackSettingsAdmin(InstanceModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         try:
             services.feedback_settings_update(actor=request.user, auto_apply=obj.auto_apply,
-                                              min_confidence=obj.auto_apply_min_confidence)
+                                              min_confidence=obj.auto_apply_min_confidence,
+                                              window_days=obj.window_days)
         except NotAllowed as exc:
             raise PermissionDenied(exc.message) from exc
-        FeedbackSettings.objects.filter(pk=FeedbackSettings.objects.order_by("pk").first().pk).update(
-            window_days=obj.window_days)
 
 
 # --- the client dashboard -----------------------------------------------------------------------

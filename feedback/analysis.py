@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tuning.assembly import LEGACY_LEARNED_KEY
+
 MIN_ITEMS = 10
 CORRECTION_MIN_COUNT, CORRECTION_MIN_CONFIDENCE = 3, 0.8
 APPROVAL_MIN_COUNT, APPROVAL_MIN_CONFIDENCE = 5, 0.7
@@ -379,3 +381,79 @@ def parse_model_patterns(content: list[dict[str, Any]], agent_type: str = "") ->
                                                  for e in pattern.get("examples", [])][:MAX_EXAMPLES]))
         return rules, block["input"].get("summary", "")
     return [], "The model did not call report_patterns; only the deterministic result is used."
+
+
+# --- what applied suggestions teach -------------------------------------------------------------
+
+# The guide's ClientTuning `learned_preferences` keys (§9.26), in the order the prompt shows them.
+# An applied suggestion is already a client rule in the prompt; what it adds here is the pattern's
+# short name (never the rule's text), so the prompt says each rule once.
+LEARNED_KEYS = ("rejected_patterns", "successful_approaches", "preferred_length", "confidence_score")
+LEARNED_SEPARATOR = "; "  # learned_preferences values are texts: a list is kept as "a; b; c"
+
+
+def is_legacy_learned_key(key: str) -> bool:
+    """Before learned preferences held the guide's structure, applying a suggestion stored a copy
+    of the rule's text under "<kind> (feedback #<id>)"."""
+    return bool(LEGACY_LEARNED_KEY.match(key))
+
+
+def learned_preference(signature: str, text: str) -> tuple[str, str] | None:
+    """(learned_preferences key, the pattern's short name) for one suggestion, from its signature;
+    None when the suggestion names no pattern beyond its rule (the model's rules are free text)."""
+    kind, _, rest = signature.partition(":")
+    source, _, value = rest.partition(":")
+    if kind == "never" and source == "theme" and value in THEMES:
+        return "rejected_patterns", THEMES[value][0]
+    if kind == "never" and source in ("phrase", "reason") and value:
+        return "rejected_patterns", f'"{value}"' if source == "phrase" else value
+    if kind == "always" and source == "phrase" and value:
+        return "successful_approaches", f'including "{value}"'
+    if kind == "prefer" and source == "word" and value:
+        return "successful_approaches", f'wording like "{value}"'
+    if kind == "prefer" and source == "length":
+        found = re.search(r"about (\d+) words", text)
+        return ("preferred_length", f"about {found.group(1)} words") if found else None
+    return None
+
+
+def learned_preferences(current: dict[str, Any], applied: list[tuple[str, str, float]]) -> dict[str, str]:
+    """The client's learned preferences given the suggestions applied now ((signature, text,
+    confidence), oldest first): the guide's keys are derived from them, keys a person added are
+    kept, and the legacy rule copies are dropped (their rules are in the prompt already)."""
+    learned = {key: value for key, value in current.items()
+               if key not in LEARNED_KEYS and not is_legacy_learned_key(key)}
+    derived: dict[str, list[str]] = defaultdict(list)
+    for signature, text, _ in applied:
+        found = learned_preference(signature, text)
+        if found is None:
+            continue
+        key, name = found
+        if key == "preferred_length":
+            derived[key] = [name]  # the latest length wins
+        elif name not in derived[key]:
+            derived[key].append(name)
+    for key in LEARNED_KEYS[:-1]:
+        if derived.get(key):
+            learned[key] = LEARNED_SEPARATOR.join(derived[key])
+    if applied:
+        learned["confidence_score"] = f"{sum(c for _, _, c in applied) / len(applied):.2f}"
+    return learned
+
+
+def feedback_summary(metrics: dict[str, Any]) -> str:
+    """The guide's feedback summary (§9.26: totals, approval rate, common corrections) as one text,
+    from an analysis's metrics. It names categories, never the rules the feedback led to."""
+    counts = metrics.get("counts") or {}
+    total = metrics.get("total") or 0
+    if not total:
+        return ""
+    rate = metrics.get("approval_rate")
+    text = (f"{total} output(s) judged: {counts.get('approved', 0)} approved, "
+            f"{counts.get('partially_approved', 0)} partially approved, {counts.get('corrected', 0)} corrected, "
+            f"{counts.get('rejected', 0)} rejected"
+            + (f" (approval rate {rate:.0%})" if rate is not None else "") + ".")
+    categories = [f"{c['category'].replace('_', ' ')} ({c['count']})" for c in metrics.get("top_categories") or []]
+    if categories:
+        text += " Most corrections concern: " + ", ".join(categories) + "."
+    return text

@@ -15,12 +15,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from agents.checks import run_review_close
 from agents.models import Artifact
 from agents.selectors import run_get
 from spokestack.accounts import policy
-from spokestack.errors import InvalidInput, NotFound
+from spokestack.errors import Conflict, InvalidInput, NotFound
+from tuning import audit
 from tuning import services as tuning_services
-from tuning.models import Client, RuleSource
+from tuning.models import Action, Client, Entity, RuleSource, Tier, TuningChange
 from tuning.selectors import client_tuning_get
 
 from . import analysis as patterns
@@ -36,7 +38,8 @@ def feedback_give(*, actor: AbstractUser | None, run_id: Any, verdict: str, arti
                   corrected_text: str = "", reason: str = "", category: str = "", comment: str = "",
                   rating: Any = None) -> Feedback:
     """Record one person's judgement of a run's output (or one artifact). A second judgement by the
-    same person on the same output replaces the first, which is kept as history."""
+    same person on the same output replaces the first, which is kept as history. A run waiting for
+    review (a broken content filter or rule, or an audited agent) leaves the review queue."""
     policy.require(actor, "feedback.add")
     run = run_get(actor=actor, run_id=run_id)
     policy.require(actor, "feedback.add", run.client_id)
@@ -84,6 +87,8 @@ def feedback_give(*, actor: AbstractUser | None, run_id: Any, verdict: str, arti
         raise InvalidInput(f"{field}: {' '.join(messages)}", details=exc.message_dict) from exc
     feedback.save()
     Feedback.objects.filter(pk__in=[p.pk for p in previous]).update(superseded_by=feedback)
+    # A person's judgement of the output is its review: the run leaves the review queue.
+    run_review_close(run=run)
     return feedback
 
 
@@ -102,7 +107,7 @@ def _model_patterns(items: list[patterns.FeedbackItem], client: Client,
         system=[{"type": "text", "text": "You analyse feedback on marketing copy and report recurring patterns "
                                          "as rules, only through the report_patterns tool."}],
         tools=[patterns.REPORT_TOOL], messages=[{"role": "user", "content": patterns.model_prompt(items, client.name)}],
-        max_tokens=2000, temperature=0.0, metadata={"purpose": "feedback_analysis", "client_id": str(client.pk)})
+        max_tokens=2000, metadata={"purpose": "feedback_analysis", "client_id": str(client.pk)})
     try:
         turn = call_model(request)
     except ModelUnavailable as exc:
@@ -180,34 +185,48 @@ def _auto_apply(suggestions: list[Suggestion]) -> None:
 @transaction.atomic
 def suggestion_apply(*, actor: AbstractUser | None, suggestion: Suggestion, auto: bool = False) -> Suggestion:
     """Turn a pending suggestion into a client rule (with provenance), and record what was learned.
+
+    Everything it changes is one audit group (the rule, the learned preferences, the feedback
+    summary, the suggestion's status), so rolling back any entry of it undoes the whole apply.
     The race between two deciders is decided by the database: only one pending -> applied update wins."""
     client = suggestion.client
     policy.require(actor, "suggestion.decide", client)
-    if Suggestion.objects.filter(pk=suggestion.pk, status=SuggestionStatus.PENDING).update(
-            status=SuggestionStatus.APPLIED, decided_by=actor, decided_at=timezone.now(), auto_applied=auto) != 1:
-        suggestion.refresh_from_db()
-        raise InvalidInput(f"Suggestion #{suggestion.pk} is already {suggestion.status}.",
-                           details={"suggestion_id": suggestion.pk, "status": suggestion.status})
-    how = "auto-applied (instance auto-apply)" if auto else "applied"
-    reason = (f"Feedback suggestion #{suggestion.pk} {how}: {suggestion.evidence_count} item(s) of evidence, "
-              f"confidence {suggestion.confidence:.2f}")
-    rule = tuning_services.client_rule_add(actor=actor, client=client, kind=suggestion.kind, text=suggestion.text,
-                                           agent_type=suggestion.agent_type, source=RuleSource.FEEDBACK_SUGGESTION,
-                                           source_reference=str(suggestion.pk), reason=reason)
-    Suggestion.objects.filter(pk=suggestion.pk).update(rule_id=rule.pk)
-    row = client_tuning_get(client=client, agent_type="")
-    learned = dict(row.learned_preferences) if row is not None else {}
-    learned[f"{suggestion.kind} (feedback #{suggestion.pk})"] = suggestion.text
-    summary = _summary(client, learned)
-    tuning_services.client_tuning_update(actor=actor, client=client, reason=reason,
-                                         changes={"learned_preferences": learned, "feedback_summary": summary})
+    with audit.group():
+        if Suggestion.objects.filter(pk=suggestion.pk, status=SuggestionStatus.PENDING).update(
+                status=SuggestionStatus.APPLIED, decided_by=actor, decided_at=timezone.now(),
+                auto_applied=auto) != 1:
+            suggestion.refresh_from_db()
+            raise InvalidInput(f"Suggestion #{suggestion.pk} is already {suggestion.status}.",
+                               details={"suggestion_id": suggestion.pk, "status": suggestion.status})
+        how = "auto-applied (instance auto-apply)" if auto else "applied"
+        reason = (f"Feedback suggestion #{suggestion.pk} {how}: {suggestion.evidence_count} item(s) of evidence, "
+                  f"confidence {suggestion.confidence:.2f}")
+        rule = tuning_services.client_rule_add(
+            actor=actor, client=client, kind=suggestion.kind, text=suggestion.text, agent_type=suggestion.agent_type,
+            source=RuleSource.FEEDBACK_SUGGESTION, source_reference=str(suggestion.pk), reason=reason)
+        Suggestion.objects.filter(pk=suggestion.pk).update(rule_id=rule.pk)
+        row = client_tuning_get(client=client, agent_type="")
+        applied = list(Suggestion.objects.filter(client=client, status=SuggestionStatus.APPLIED)
+                       .order_by("decided_at", "pk").values_list("signature", "text", "confidence"))
+        changes: dict[str, Any] = {"learned_preferences": patterns.learned_preferences(
+            dict(row.learned_preferences) if row is not None else {}, applied)}
+        latest = (Analysis.objects.filter(client=client, agent_type__in={suggestion.agent_type, ""})
+                  .order_by("-created_at", "-pk").first())
+        summary = patterns.feedback_summary(latest.result.get("metrics") or {}) if latest is not None else ""
+        if summary:
+            changes["feedback_summary"] = summary
+        tuning_services.client_tuning_update(actor=actor, client=client, reason=reason, changes=changes)
+        _status_recorded(actor=actor, suggestion=suggestion, old=SuggestionStatus.PENDING,
+                         new=SuggestionStatus.APPLIED, reason=reason)
     suggestion.refresh_from_db()
     return suggestion
 
 
-def _summary(client: Client, learned: dict[str, str]) -> str:
-    return f"{client.name}'s feedback taught {len(learned)} rule(s): " + "; ".join(
-        f"{key.split(' ')[0]}: {text}" for key, text in sorted(learned.items()))[:5000]
+def _status_recorded(*, actor: AbstractUser | None, suggestion: Suggestion, old: str, new: str, reason: str = "",
+                     ticket: str = "", rollback_of: TuningChange | None = None) -> TuningChange:
+    return audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.SUGGESTION, entity_id=suggestion.pk,
+                        action=Action.UPDATE, field="status", old=str(old), new=str(new), client=suggestion.client,
+                        agent_type=suggestion.agent_type, reason=reason, ticket=ticket, rollback_of=rollback_of)
 
 
 @transaction.atomic
@@ -220,23 +239,84 @@ def suggestion_dismiss(*, actor: AbstractUser | None, suggestion: Suggestion, re
         suggestion.refresh_from_db()
         raise InvalidInput(f"Suggestion #{suggestion.pk} is already {suggestion.status}.",
                            details={"suggestion_id": suggestion.pk, "status": suggestion.status})
+    _status_recorded(actor=actor, suggestion=suggestion, old=SuggestionStatus.PENDING,
+                     new=SuggestionStatus.DISMISSED, reason=reason or f"Feedback suggestion #{suggestion.pk} dismissed")
     suggestion.refresh_from_db()
     return suggestion
 
 
+@audit.rollback_handler(Entity.SUGGESTION)
 @transaction.atomic
-def feedback_settings_update(*, actor: AbstractUser | None, auto_apply: bool,
-                             min_confidence: float | None = None) -> FeedbackSettings:
-    """Auto-apply is the instance's choice: instance admins (or the system) only."""
+def suggestion_status_rollback(*, actor: AbstractUser | None, change: TuningChange, reason: str = "",
+                               ticket: str = "") -> Suggestion:
+    """Undo a decision's status entry: the suggestion is pending again (and can be decided anew).
+    Its rule, learned preferences and summary are entries of the same group, undone beside it by
+    `tuning_rollback`. Conflict (409) when the suggestion is gone or its status changed since."""
+    suggestion = (Suggestion.objects.select_for_update().select_related("client")
+                  .filter(pk=int(change.entity_id)).first())
+    current = suggestion.status if suggestion is not None else None
+    if current != change.new_value:
+        raise Conflict(
+            f"Feedback suggestion #{change.entity_id} is now {current or 'deleted'}, not {change.new_value} as entry "
+            f"#{change.pk} left it, so it cannot be rolled back blindly. Decide on it directly instead.",
+            details={"audit_id": change.pk, "field": "status", "current": current, "expected": change.new_value,
+                     "restore": change.old_value})
+    policy.require(actor, "suggestion.decide", suggestion.client)
+    Suggestion.objects.filter(pk=suggestion.pk).update(status=change.old_value, decided_by=None, decided_at=None,
+                                                       auto_applied=False, rule_id=None)
+    _status_recorded(actor=actor, suggestion=suggestion, old=change.new_value, new=change.old_value, reason=reason,
+                     ticket=ticket, rollback_of=change)
+    suggestion.refresh_from_db()
+    return suggestion
+
+
+FEEDBACK_SETTINGS_FIELDS = ("auto_apply", "auto_apply_min_confidence", "window_days")
+
+
+@transaction.atomic
+def feedback_settings_update(*, actor: AbstractUser | None, auto_apply: bool | None = None,
+                             min_confidence: float | None = None, window_days: int | None = None,
+                             reason: str = "", ticket: str = "",
+                             _rollback_of: TuningChange | None = None) -> FeedbackSettings:
+    """Auto-apply is the instance's choice: instance admins (or the system) only. A None leaves the
+    setting as it is; every changed setting is one audit entry (entity `feedback_settings`)."""
     policy.require(actor, "feedback_settings.edit")
     row = FeedbackSettings.objects.select_for_update().order_by("pk").first() or FeedbackSettings()
-    row.auto_apply = bool(auto_apply)
+    before = {f: getattr(row, f) for f in FEEDBACK_SETTINGS_FIELDS}
+    if auto_apply is not None:
+        row.auto_apply = bool(auto_apply)
     if min_confidence is not None:
+        if isinstance(min_confidence, bool) or not isinstance(min_confidence, int | float):
+            raise InvalidInput("min_confidence: give a number from 0.5 to 1.0.",
+                               details={"auto_apply_min_confidence": [str(min_confidence)]})
         row.auto_apply_min_confidence = float(min_confidence)
+    if window_days is not None:
+        row.window_days = window_days
     try:
         row.full_clean()
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise InvalidInput(f"{field}: {' '.join(messages)}", details=exc.message_dict) from exc
+    changed = [f for f in FEEDBACK_SETTINGS_FIELDS if getattr(row, f) != before[f]]
+    if row.pk is not None and not changed:
+        return row
     row.save()
+    # Auto-apply decides whether suggestions reach every client's prompts: tier-2 configuration.
+    affected = list(Client.objects.order_by("pk").values_list("pk", flat=True))
+    for field in changed:
+        audit.record(actor=actor, tier=Tier.INSTANCE, entity=Entity.FEEDBACK_SETTINGS, entity_id=row.pk,
+                     action=Action.UPDATE, field=field, old=before[field], new=getattr(row, field), reason=reason,
+                     ticket=ticket, affected_clients=affected, rollback_of=_rollback_of)
     return row
+
+
+@audit.rollback_handler(Entity.FEEDBACK_SETTINGS)
+def _feedback_settings_rollback(*, change: TuningChange, actor: AbstractUser | None, reason: str,
+                                ticket: str) -> None:
+    """Restore one setting through `feedback_settings_update` (409 when it changed since)."""
+    tuning_services._unchanged_since(change, FeedbackSettings.objects.select_for_update().filter(
+        pk=int(change.entity_id)).first())
+    argument = {"auto_apply": "auto_apply", "auto_apply_min_confidence": "min_confidence",
+                "window_days": "window_days"}[change.field]
+    feedback_settings_update(actor=actor, reason=reason, ticket=ticket, _rollback_of=change,
+                             **{argument: change.old_value})

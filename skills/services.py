@@ -1,5 +1,10 @@
 """Writes for skills. The only write path: keyword-only, validated, permission-checked.
 
+Every create, change (enabling and disabling included) and delete writes audit entries
+(`tuning.audit`, entity `skill`: one per changed field, before and after) in the same
+transaction; a secret is recorded as changed, never by value. `_skill_rollback` undoes an
+entry through these same services.
+
 A skill's name must not collide with a core tool of any agent type it attaches to, in any
 registered version of that agent type. `skills` does not import `agents`: the core tool names
 come from the provider named by `settings.SKILL_CORE_TOOLS_PROVIDER` (agents.skilltools), or
@@ -23,8 +28,11 @@ from jsonschema import Draft202012Validator, SchemaError
 
 from spokestack.accounts import policy
 from spokestack.egress import EgressRefused, vet_url
-from spokestack.errors import InvalidInput
+from spokestack.errors import InvalidInput, NotFound
 from spokestack.secrets import EncryptedSecret
+from tuning import audit
+from tuning.models import Action, Client, Entity, Tier, TuningChange
+from tuning.services import _conflict, _unchanged_since
 
 from .handlers import HANDLERS
 from .models import MAX_DESCRIPTION_CHARS, NAME_PATTERN, Skill
@@ -153,37 +161,118 @@ class CreatedSkill:
     signing_secret: str  # whsec_…: shown once, to the person who created the skill
 
 
+# What the audit log keeps of a skill: every editable field but the secret, which is recorded as
+# set or not (and as replaced when a new one is given), never by value.
+AUDITED_FIELDS = tuple(f for f in EDITABLE_FIELDS if f != "auth_secret")
+SECRET_SET = "(set, not shown)"  # noqa: S105 - a label, not a secret
+SECRET_REPLACED = "(replaced, not shown)"  # noqa: S105
+
+
+def skill_snapshot(skill: Skill) -> dict[str, Any]:
+    return {**{f: getattr(skill, f) for f in AUDITED_FIELDS}, "auth_secret": SECRET_SET if skill.auth_secret else None}
+
+
+def _record(*, actor: AbstractUser | None, skill: Skill, action: str, field: str = "", old: Any = None,
+            new: Any = None, reason: str, ticket: str, rollback_of: TuningChange | None) -> None:
+    # A skill is tier-2 configuration: it can reach every client's runs of its agent types.
+    agent_types = list(skill.agent_types or [])
+    audit.record(actor=actor, tier=Tier.INSTANCE, entity=Entity.SKILL, entity_id=skill.pk, action=action, field=field,
+                 old=old, new=new, agent_type=agent_types[0] if len(agent_types) == 1 else "", reason=reason,
+                 ticket=ticket, rollback_of=rollback_of,
+                 affected_clients=list(Client.objects.order_by("pk").values_list("pk", flat=True)))
+
+
 @transaction.atomic
 def skill_create(*, actor: AbstractUser | None, core_tools: Mapping[str, frozenset[str]] | None = None,
-                 **fields: Any) -> CreatedSkill:
+                 reason: str = "", ticket: str = "", **fields: Any) -> CreatedSkill:
     """Create a skill. Returns the per-skill signing secret once; it is never shown again."""
+    return _create(actor=actor, core_tools=core_tools, fields=fields, reason=reason, ticket=ticket)
+
+
+def _create(*, actor: AbstractUser | None, core_tools: Mapping[str, frozenset[str]] | None, fields: Mapping[str, Any],
+            reason: str, ticket: str, pk: int | None = None, rollback_of: TuningChange | None = None) -> CreatedSkill:
     _require_writer(actor)
-    skill = Skill()
+    skill = Skill(pk=pk)
     secret_given = _apply(skill, fields)
     _check(skill, core_tools=core_tools if core_tools is not None else core_tool_names(), secret_given=secret_given)
     signing = new_webhook_secret()
     skill.signing_secret = EncryptedSecret.seal(signing, schema=connection.schema_name)
-    skill.save()
+    skill.save(force_insert=True)
+    _record(actor=actor, skill=skill, action=Action.CREATE, new=skill_snapshot(skill), reason=reason, ticket=ticket,
+            rollback_of=rollback_of)
     logger.info("skill %s created by %s", skill.name, getattr(actor, "email", "system"))
     return CreatedSkill(skill=skill, signing_secret=signing)
 
 
 @transaction.atomic
 def skill_update(*, actor: AbstractUser | None, skill: Skill, changes: Mapping[str, Any],
-                 core_tools: Mapping[str, frozenset[str]] | None = None) -> Skill:
-    """Change a skill. The secret stays as it is unless a new one is given (write-only)."""
+                 core_tools: Mapping[str, frozenset[str]] | None = None, reason: str = "", ticket: str = "",
+                 _rollback_of: TuningChange | None = None) -> Skill:
+    """Change a skill (enable or disable it with `enabled`). The secret stays as it is unless a new
+    one is given (write-only). One audit entry per field whose value changed."""
     _require_writer(actor)
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    before = skill_snapshot(skill)
     secret_given = _apply(skill, changes)
     _check(skill, core_tools=core_tools if core_tools is not None else core_tool_names(), secret_given=secret_given)
+    after = skill_snapshot(skill)
+    if secret_given and before["auth_secret"]:
+        after["auth_secret"] = SECRET_REPLACED
+    changed = [f for f in (*AUDITED_FIELDS, "auth_secret") if before[f] != after[f]]
+    if not changed:
+        return skill
     skill.save()
-    logger.info("skill %s changed by %s: %s", skill.name, getattr(actor, "email", "system"),
-                ", ".join(sorted(changes)))
+    for field in changed:
+        _record(actor=actor, skill=skill, action=Action.UPDATE, field=field, old=before[field], new=after[field],
+                reason=reason, ticket=ticket, rollback_of=_rollback_of)
+    logger.info("skill %s changed by %s: %s", skill.name, getattr(actor, "email", "system"), ", ".join(changed))
     return skill
 
 
 @transaction.atomic
-def skill_delete(*, actor: AbstractUser | None, skill: Skill) -> None:
+def skill_delete(*, actor: AbstractUser | None, skill: Skill, reason: str = "", ticket: str = "",
+                 _rollback_of: TuningChange | None = None) -> None:
     _require_writer(actor)
+    skill_id = skill.pk
+    skill = Skill.objects.select_for_update().filter(pk=skill_id).first()
+    if skill is None:
+        raise NotFound("No such skill in this instance.", details={"skill_id": str(skill_id)})
+    snapshot = skill_snapshot(skill)
     logger.info("skill %s deleted by %s", skill.name, getattr(actor, "email", "system"))
     skill.delete()
+    skill.pk = skill_id
+    _record(actor=actor, skill=skill, action=Action.DELETE, old=snapshot, reason=reason, ticket=ticket,
+            rollback_of=_rollback_of)
+
+
+@audit.rollback_handler(Entity.SKILL)
+def _skill_rollback(*, change: TuningChange, actor: AbstractUser | None, reason: str, ticket: str) -> None:
+    """Undo one skill entry through the services above (so `skill.edit` is asked again). Refused with
+    Conflict (409) when the skill changed since the entry, and with InvalidInput (400) where the log
+    cannot restore it: a secret (never kept in the log) or a deleted webhook skill (its signing
+    secret, which its receiver verifies, died with it)."""
+    skill = Skill.objects.select_for_update().filter(pk=int(change.entity_id)).first()
+    current = skill_snapshot(skill) if skill is not None else None
+    if change.action == Action.CREATE:
+        if current != change.new_value:
+            raise _conflict(change, current)
+        skill_delete(actor=actor, skill=skill, reason=reason, ticket=ticket, _rollback_of=change)
+    elif change.action == Action.DELETE:
+        if skill is not None:
+            raise _conflict(change, current)
+        old = dict(change.old_value)
+        if old.get("execution_type") != Skill.ExecutionType.INTERNAL:
+            raise InvalidInput(f"Entry #{change.pk}: a deleted webhook skill cannot be restored: its signing secret "
+                               "(and any auth secret) are not kept in the log, so its receiver could not verify "
+                               "it. Create the skill again with the settings in the entry.",
+                               details={"audit_id": change.pk, "restore": old})
+        old.pop("auth_secret", None)
+        _create(actor=actor, core_tools=None, fields=old, reason=reason, ticket=ticket, pk=int(change.entity_id),
+                rollback_of=change)
+    elif change.field == "auth_secret":
+        raise InvalidInput(f"Entry #{change.pk}: a skill's secret is never kept in the log, so it cannot be "
+                           "restored; set it again on the skill.", details={"audit_id": change.pk})
+    else:
+        skill_update(actor=actor, skill=_unchanged_since(change, skill), changes={change.field: change.old_value}, reason=reason, ticket=ticket,
+                     _rollback_of=change)
+

@@ -30,6 +30,7 @@ from spokestack.admin_site import InstanceInline, InstanceModelAdmin, ReadOnlyAd
 from spokestack.errors import DomainError, NotAllowed, NotFound
 
 from . import selectors, services
+from .api import auditlog
 from .assembly import CatalogUnavailable, assemble_prompt, known_agent_types, platform_tier_for
 from .governance import ROLE_OBJECT_PERMISSION
 from .models import (
@@ -145,14 +146,14 @@ class InstanceTuningForm(forms.ModelForm):
 
 
 FIELDSETS_TIER2 = [
-    ("Availability", {"fields": ["enabled", "audit_all_outputs"]}),
+    ("Availability and review", {"fields": ["enabled", "audit_all_outputs", "on_rule_violation"]}),
     ("Instructions", {"fields": ["prompt_extension", "instruction_overrides", "brand_voice",
                                  "terminology_use", "terminology_avoid", "output_preferences"]}),
     ("Behaviour (0–100 dials become concrete instructions)", {"fields": ["behaviour_params", "traits"]}),
     ("Specialization", {"fields": ["default_vertical", "default_region", "default_language", "vertical_knowledge"]}),
     ("Tools and guardrails (may restrict the platform, never relax it)",
      {"fields": ["disabled_tools", "tool_config_overrides", "require_approval_for", "content_filters",
-                 "temperature", "max_tokens"]}),
+                 "effort", "max_tokens"]}),
 ]
 
 
@@ -604,18 +605,77 @@ def _history(request, site, *, title: str, changes, client: Client | None = None
 # --- the audit log ----------------------------------------------------------------------------
 
 
+class ActorFilter(admin.SimpleListFilter):
+    """Who made the change: the people (and the system) that appear in the entries this person may
+    read, so the choices name nobody from another client's entries."""
+
+    title = "who"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        seen = model_admin.get_queryset(request).order_by().values_list("actor_id", "actor_label").distinct()
+        people = sorted({(str(pk), label) for pk, label in seen if pk is not None}, key=lambda p: p[1].lower())
+        return [*people, ("system", "system")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "system":
+            return queryset.filter(actor__isnull=True)
+        if value and value.isascii() and value.isdigit():
+            return queryset.filter(actor_id=int(value))
+        return queryset
+
+
 @admin.register(TuningChange, site=instance_admin)
 class TuningChangeAdmin(ReadOnlyAdmin):
+    """Every configuration change of the instance, filterable by entity, who, client and date, and
+    exportable as CSV or JSON (the buttons export every entry the filters match; the actions the
+    selected ones), in the same format as the API's export."""
+
     view_action = "audit.view"
     list_display = ["id", "created_at", "who", "what", "client_name", "values", "rollback_button"]
     list_display_links = ["id"]
-    list_filter = ["tier", "entity", "action"]
+    list_filter = ["entity", ActorFilter, "client", ("created_at", admin.DateFieldListFilter), "tier", "action"]
     search_fields = ["field", "client_label", "actor_label", "reason", "ticket"]
     list_select_related = ["actor", "client"]
     readonly_fields = [f.name for f in TuningChange._meta.fields]
+    actions = ["export_selected_csv", "export_selected_json"]
 
     def get_queryset(self, request):
         return selectors.tuning_changes_visible_to(actor=request.user)
+
+    def changelist_view(self, request, extra_context=None):
+        query = request.GET.copy()
+        for name in ("p", "e", "format"):
+            query.pop(name, None)
+        base = reverse("instance_admin:tuning_tuningchange_export")
+        exports = [(fmt.upper(), f"{base}?{query.urlencode()}{'&' if query else ''}format={fmt}")
+                   for fmt in auditlog.EXPORT_FORMATS]
+        return super().changelist_view(request, {**(extra_context or {}), "audit_exports": exports})
+
+    def export_view(self, request) -> HttpResponse:
+        """Every entry the changelist's filters (and search) match, as a CSV or JSON file."""
+        fmt = request.GET.get("format")
+        if fmt not in auditlog.EXPORT_FORMATS:
+            messages.error(request, f"Export as {' or '.join(auditlog.EXPORT_FORMATS)}.")
+            return HttpResponseRedirect(reverse("instance_admin:tuning_tuningchange_changelist"))
+        query = request.GET.copy()
+        query.pop("format")
+        request.GET = query
+        try:
+            changelist = self.get_changelist_instance(request)
+        except admin.options.IncorrectLookupParameters:
+            messages.error(request, "Those filters are not valid; choose them again from the list.")
+            return HttpResponseRedirect(reverse("instance_admin:tuning_tuningchange_changelist"))
+        return auditlog.export_response(changelist.get_queryset(request), fmt)
+
+    @admin.action(description="Export the selected entries as CSV")
+    def export_selected_csv(self, request, queryset):
+        return auditlog.export_response(queryset, "csv")
+
+    @admin.action(description="Export the selected entries as JSON")
+    def export_selected_json(self, request, queryset):
+        return auditlog.export_response(queryset, "json")
 
     @admin.display(description="Who", ordering="actor_label")
     def who(self, obj) -> str:
@@ -647,7 +707,8 @@ class TuningChangeAdmin(ReadOnlyAdmin):
 
     def get_urls(self):
         custom = [path("<int:change_id>/rollback/", self.policy_view(self.rollback_view, "audit.rollback"),
-                       name="tuning_tuningchange_rollback")]
+                       name="tuning_tuningchange_rollback"),
+                  path("export/", self.policy_view(self.export_view, "audit.view"), name="tuning_tuningchange_export")]
         return custom + super().get_urls()
 
     def rollback_view(self, request, change_id: int) -> HttpResponse:
@@ -660,9 +721,13 @@ class TuningChangeAdmin(ReadOnlyAdmin):
         except NotFound as exc:
             raise Http404(exc.message) from exc
         if request.method != "POST":
+            group = list(TuningChange.objects.filter(group=change.group).order_by("-id")) if change.group else []
+            others = len(group) - 1
+            title = (f"Roll back entry #{change.pk} and the {'other entry' if others == 1 else f'{others} other entries'}"
+                     " of its change?" if group else f"Roll back entry #{change.pk}?")
             return TemplateResponse(request, "admin/tuning/rollback_confirm.html", {
-                **self.admin_site.each_context(request), "title": f"Roll back entry #{change.pk}?",
-                "change": change, "next": back, "opts": self.model._meta})
+                **self.admin_site.each_context(request), "title": title, "change": change, "group": group,
+                "next": back, "opts": self.model._meta})
         try:
             entry = services.tuning_rollback(actor=request.user, change=change, reason=request.POST.get("reason", ""))
         except NotAllowed as exc:

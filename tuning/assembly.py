@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -26,7 +27,8 @@ from django.utils.module_loading import import_string
 
 from spokestack.errors import DomainError, InvalidInput
 
-from .precedence import effective_client, effective_instance
+from .precedence import effective_client, effective_instance, effective_tool_settings
+from .specialization import lenient, normalise
 
 if TYPE_CHECKING:
     from .models import ApprovedExample, Client, ContentRule
@@ -44,12 +46,15 @@ class PlatformTier:
     base_prompt: str
     tools: tuple[dict, ...]  # each {"name", "description", "input_schema"}
     knowledge: dict  # {"vertical": {name: text}, "region": {name: text}, "language": {name: text}}
-    max_temperature: float
+    max_effort: str  # the highest `output_config.effort` tier 2 may ask for (precedence.EFFORT_LEVELS)
     max_tokens_limit: int
-    default_temperature: float
+    default_effort: str  # "" leaves the API's default
     default_max_tokens: int
     confirmation_patterns: tuple[str, ...]  # tool-name patterns, e.g. "delete_*", "publish_*"
     content_filters: tuple[str, ...]
+    # The settings each tool's handler honours: {tool: {key: {"type", "minimum"/"maximum" or "enum",
+    # "default", "description"}}}. Tier 2 sets their values (`tool_config_overrides`), within these.
+    tool_settings: dict[str, dict[str, dict]] = dataclasses.field(default_factory=dict)
 
 
 class PlatformCatalog(Protocol):
@@ -137,16 +142,17 @@ class AssembledPrompt:
     system: list[dict]  # Anthropic text blocks, tier 1 -> 2 -> 3, cache_control on stable ends
     tools: list[dict]  # sorted by name, cache_control on the last
     sections: tuple[Section, ...]
-    temperature: float
+    effort: str  # output_config.effort sent with every request ("": none sent)
     max_tokens: int
     require_approval: tuple[str, ...]  # tool-name patterns: platform + instance + client
     disabled_tools: tuple[str, ...]
     rules: tuple[PromptRule, ...]
     content_filters: tuple[str, ...]
-    tool_config: dict[str, dict]  # per-tool settings for the handlers (tier 2)
+    tool_config: dict[str, dict]  # per enabled tool that has settings: its effective settings (defaults + tier 2)
     specialization: dict[str, str]  # the vertical / region / language actually used
     enabled: bool
     audit_all_outputs: bool
+    on_rule_violation: str  # flag | revise
     token_estimate: int
 
     def prefix_bytes(self) -> bytes:
@@ -196,6 +202,13 @@ _BEHAVIOUR: dict[str, tuple[str, str, str, str, str]] = {
         "Give full specifics: numbers, names, dates and sources.",
         "Give exhaustive specifics and cite every source.",
     ),
+    "proactivity": (
+        "Do only what is asked; do not suggest next steps.",
+        "Suggest a next step only when it is clearly needed.",
+        "End with the obvious next step where there is one.",
+        "Anticipate needs: suggest next steps and alternatives.",
+        "Lead: propose next steps, alternatives and risks the person has not asked about.",
+    ),
     "risk_taking": (
         "Never take creative or strategic risks; flag anything uncertain.",
         "Take only small, well-supported risks.",
@@ -225,8 +238,35 @@ def _bullets(title: str, items: Sequence[str]) -> str:
     return f"## {title}\n" + "\n".join(f"- {item}" for item in items) if items else ""
 
 
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
 def _mapping(title: str, mapping: dict[str, Any]) -> str:
-    return _bullets(title, [f"{key.replace('_', ' ')}: {mapping[key]}" for key in sorted(mapping)])
+    """Texts as "key: value"; the guide's nested preferences ({"headlines": {"max_words": 8}}) as
+    "headlines: max words 8; style imperative", keys sorted so the bytes are stable."""
+    def entry(key: str, value: Any) -> str:
+        if isinstance(value, dict):
+            value = "; ".join(f"{name.replace('_', ' ')} {_value_text(value[name])}" for name in sorted(value))
+        return f"{key.replace('_', ' ')}: {_value_text(value)}"
+    return _bullets(title, [entry(key, mapping[key]) for key in sorted(mapping)])
+
+
+def _competitors(items: Sequence[dict[str, Any]]) -> str:
+    """Competitor rules, then the brand's positioning (the last one given: a per-agent row's wins)
+    and what sets it apart (all, in order)."""
+    lines = [f"{c['competitor']}: {c['instruction']}" for c in items if "competitor" in c]
+    positioning = [c["positioning"] for c in items if "positioning" in c]
+    if positioning:
+        lines.append(f"Position the brand as: {positioning[-1]}")
+    apart = [name for c in items for name in c.get("differentiation", ())]
+    if apart:
+        lines.append(f"Differentiate on: {', '.join(dict.fromkeys(apart))}")
+    return _bullets("Competitors", lines)
 
 
 def _block(title: str, text: str) -> str:
@@ -238,22 +278,30 @@ def _block(title: str, text: str) -> str:
 
 def resolve_specialization(*, specialization: dict | None, client: Client | None,
                            instance: dict[str, Any]) -> dict[str, str]:
-    """The run's values, then the client's, then the instance's defaults."""
+    """The run's values, then the client's, then the instance tuning's defaults, then the instance's
+    own region and language (set at provisioning; `connection.tenant`), each in the one canonical
+    form of `tuning.specialization` ("gcc", "uae", "ksa" -> GCC; "en-GB" -> en; "e-commerce" -> retail).
+    The run's values are checked (an unknown one is InvalidInput listing the known values); stored
+    values are read leniently: one saved before normalisation that is unknown is skipped."""
     spec = dict(specialization or {})
     unknown = sorted(set(spec) - set(SPECIALIZATION_KEYS))
     if unknown:
         raise InvalidInput(f"specialization: unknown key '{unknown[0]}'; use {', '.join(SPECIALIZATION_KEYS)}.",
                            details={"specialization": [f"unknown key '{unknown[0]}'"]})
-    for key, value in spec.items():
-        if value is not None and not isinstance(value, str):
-            raise InvalidInput(f"specialization.{key}: must be a text.", details={f"specialization.{key}": ["text"]})
+    run = {key: normalise(key, value, field=f"specialization.{key}") for key, value in spec.items()}
+    tenant = getattr(connection, "tenant", None)
+
+    def first(dimension: str, *stored: Any) -> str:
+        return run.get(dimension) or next((key for value in stored if (key := lenient(dimension, value))), "")
+
     client_vertical = client.vertical if client is not None and client.vertical != "other" else ""
     resolved = {
-        "vertical": spec.get("vertical") or client_vertical or instance["default_vertical"]
-        or (client.vertical if client is not None else ""),
-        "region": spec.get("region") or (client.region if client is not None else "") or instance["default_region"],
-        "language": spec.get("language") or (client.language if client is not None else "")
-        or instance["default_language"],
+        "vertical": first("vertical", client_vertical, instance["default_vertical"],
+                          client.vertical if client is not None else ""),
+        "region": first("region", client.region if client is not None else "", instance["default_region"],
+                        getattr(tenant, "region", "")),
+        "language": first("language", client.language if client is not None else "", instance["default_language"],
+                          getattr(tenant, "language", "")),
     }
     return {key: value for key, value in resolved.items() if value}
 
@@ -299,6 +347,27 @@ def _tier2(tuning: dict[str, Any], platform: PlatformTier, spec: dict[str, str])
     return [Section(2, name, text.strip()) for name, text in candidates if text.strip()]
 
 
+# The guide's learned-preferences keys (§9.26) and how the prompt names them; other keys (a person's
+# own) follow as "key: value". "<kind> (feedback #<id>)" keys are copies of a rule's text that
+# applying a suggestion stored before learned preferences had this structure: the rule itself is
+# in the prompt, so they are not repeated.
+LEARNED_LABELS = {"rejected_patterns": "Patterns to avoid", "successful_approaches": "Approaches that work well",
+                  "preferred_length": "Preferred length", "preferred_headline_styles": "Preferred headline styles"}
+LEARNED_HIDDEN = ("confidence_score",)
+LEGACY_LEARNED_KEY = re.compile(r"^(never|always|prefer) \(feedback #\d+\)$")
+
+
+def render_learned(learned: dict[str, Any]) -> str:
+    def text(value: Any) -> str:
+        return "; ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+
+    lines = [f"{label}: {text(learned[key])}" for key, label in LEARNED_LABELS.items() if learned.get(key)]
+    lines += [f"{key.replace('_', ' ')}: {text(learned[key])}" for key in sorted(learned)
+              if key not in LEARNED_LABELS and key not in LEARNED_HIDDEN and not LEGACY_LEARNED_KEY.match(key)
+              and learned[key] not in ("", None, [])]
+    return _bullets("Learned from feedback", lines)
+
+
 def _tier3(client: Client, tuning: dict[str, Any], rules: Sequence[ContentRule],
            examples: Sequence[ApprovedExample]) -> list[Section]:
     by_kind = {kind: [r.text for r in rules if r.kind == kind] for kind in ("always", "never", "prefer")}
@@ -309,11 +378,10 @@ def _tier3(client: Client, tuning: dict[str, Any], rules: Sequence[ContentRule],
         ("rules.always", _bullets("Always", by_kind["always"])),
         ("rules.never", _bullets("Never", by_kind["never"])),
         ("rules.prefer", _bullets("Prefer", by_kind["prefer"])),
-        ("competitor_rules", _bullets("Competitors", [f"{c['competitor']}: {c['instruction']}"
-                                                      for c in tuning["competitor_rules"]])),
+        ("competitor_rules", _competitors(tuning["competitor_rules"])),
         ("format_preferences", _mapping("Format", tuning["format_preferences"])),
         ("length_preferences", _mapping("Length", tuning["length_preferences"])),
-        ("learned_preferences", _mapping("Learned from feedback", tuning["learned_preferences"])),
+        ("learned_preferences", render_learned(tuning["learned_preferences"])),
         ("feedback_summary", _block("What feedback says", tuning["feedback_summary"])),
         ("required_approvals", _bullets("Actions that wait for approval for this client",
                                         tuning["required_approvals"])),
@@ -358,8 +426,11 @@ def _cache_key(platform: PlatformTier, client: Client | None, specialization: di
     client_part = (client.pk, client.name, client.vertical, client.region, client.language) if client else None
     spec = tuple(sorted((specialization or {}).items()))
     tools = _canonical(list(extra_tools)) if extra_tools else b""
+    # The instance's own region and language are the last specialization default.
+    tenant = getattr(connection, "tenant", None)
+    instance_part = (getattr(tenant, "region", ""), getattr(tenant, "language", ""))
     return (connection.schema_name, version, platform.agent_type, platform.version, id(platform), client_part,
-            spec, tools)
+            spec, tools, instance_part)
 
 
 def _fresh_copy(prompt: AssembledPrompt) -> AssembledPrompt:
@@ -404,7 +475,7 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
         sections += _tier3(client, tier3, content_rules, examples)
         rules += [PromptRule(r.kind, r.text, 3, r.source) for r in content_rules]
         rules += [PromptRule("competitor", f"{c['competitor']}: {c['instruction']}", 3, "competitor_rules",
-                             c["competitor"]) for c in tier3["competitor_rules"]]
+                             c["competitor"]) for c in tier3["competitor_rules"] if "competitor" in c]
 
     system: list[dict] = []
     for tier in (1, 2, 3):
@@ -429,17 +500,18 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
         system=system,
         tools=tools,
         sections=tuple(sections),
-        temperature=tier2["temperature"],
+        effort=tier2["effort"],
         max_tokens=tier2["max_tokens"],
         require_approval=tuple(approvals),
         disabled_tools=tuple(sorted(disabled)),
         rules=tuple(rules),
         content_filters=tuple(tier2["content_filters"]),
-        tool_config={name: cfg for name, cfg in sorted(tier2["tool_config_overrides"].items())
-                     if name in enabled_names},
+        tool_config={name: effective_tool_settings(declared, tier2["tool_config_overrides"].get(name) or {})
+                     for name, declared in sorted(platform.tool_settings.items()) if name in enabled_names},
         specialization=spec,
         enabled=tier2["enabled"],
         audit_all_outputs=tier2["audit_all_outputs"],
+        on_rule_violation=tier2["on_rule_violation"],
         # A rough count (about four bytes per token), good enough to compare configurations.
         token_estimate=math.ceil(len(_canonical({"tools": tools, "system": system})) / 4),
     )

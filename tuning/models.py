@@ -39,6 +39,9 @@ class Client(models.Model):
     region = models.CharField(max_length=20, blank=True, help_text="GCC, MENA, EU, US or APAC.")
     language = models.CharField(max_length=10, blank=True, help_text="Output language for this client (ISO 639-1).")
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the agency stopped working for this client: no new runs; its history stays readable.")
 
     class Meta:
         ordering = ["name"]
@@ -117,8 +120,11 @@ class InstanceTuning(models.Model):
         default=list, blank=True,
         help_text='Tool-name patterns that always wait for a person, added to the platform\'s: ["send_*"].',
     )
-    temperature = models.FloatField(
-        null=True, blank=True, help_text="Sampling temperature, at most the platform's maximum. Empty: platform default.",
+    effort = models.CharField(
+        max_length=10, blank=True,
+        choices=[("low", "Low"), ("medium", "Medium"), ("high", "High"), ("xhigh", "Extra high"), ("max", "Max")],
+        help_text="How much effort the model puts into each answer (sent as the Messages API's effort), at most the "
+                  "platform's maximum for the agent. Lower is faster and cheaper. Empty: platform default.",
     )
     max_tokens = models.PositiveIntegerField(
         null=True, blank=True, help_text="Output token limit, at most the platform's. Empty: platform default.",
@@ -129,6 +135,11 @@ class InstanceTuning(models.Model):
     )
     audit_all_outputs = models.BooleanField(
         null=True, blank=True, help_text="Keep every output for review. Empty: inherit (off by default).",
+    )
+    on_rule_violation = models.CharField(
+        max_length=10, blank=True, choices=[("flag", "Flag the run for review"), ("revise", "Have the agent revise once")],
+        help_text="What happens when a final output breaks a content filter or a client rule. Empty: inherit "
+                  "(flag by default).",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -245,6 +256,12 @@ class Entity(models.TextChoices):
     APPROVED_EXAMPLE = "approved_example", "Approved example"
     CLIENT_ASSIGNMENT = "client_assignment", "Client assignment"
     CLIENT = "client", "Client details"
+    SKILL = "skill", "Skill"
+    VERSION_SETTINGS = "version_settings", "Version settings"
+    FEEDBACK_SETTINGS = "feedback_settings", "Feedback settings"
+    SUGGESTION = "suggestion", "Feedback suggestion"
+    USER = "user", "Team member"
+    USER_ROLE = "user_role", "Role"
 
 
 class Action(models.TextChoices):
@@ -284,6 +301,9 @@ class TuningChange(models.Model):
                                         help_text="Ids of the clients whose prompts this change alters.")
     rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
                                     related_name="+")
+    group = models.UUIDField(null=True, blank=True, db_index=True,
+                             help_text="Entries written by one change of several rows (applying a suggestion): "
+                                       "they roll back together.")
 
     class Meta:
         ordering = ["-id"]

@@ -7,12 +7,14 @@ writes, and records one `TuningChange` per changed field or object in the same t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -38,9 +40,10 @@ from .models import (
     Vertical,
 )
 from .precedence import CLIENT_CONTACT_FIELDS, CLIENT_FIELDS, INSTANCE_FIELDS, check_instance_bounds, clean_changes
+from .specialization import clean_client_fields
 
 CLIENT_DETAIL_FIELDS = ("name", "slug", "vertical", "region", "language")
-BOUNDED_FIELDS = {"temperature", "max_tokens", "content_filters", "disabled_tools", "tool_config_overrides"}
+BOUNDED_FIELDS = {"effort", "max_tokens", "content_filters", "disabled_tools", "tool_config_overrides"}
 
 
 def _full_clean(obj: Any, **kwargs) -> None:
@@ -57,20 +60,86 @@ def _full_clean(obj: Any, **kwargs) -> None:
 
 @transaction.atomic
 def client_create(*, name: str, vertical: str = Vertical.OTHER, region: str = "", language: str = "",
-                  slug: str | None = None, actor: AbstractUser | None = None) -> Client:
+                  slug: str | None = None, actor: AbstractUser | None = None, reason: str = "",
+                  ticket: str = "") -> Client:
+    """A client of the agency, audited as one `create` entry with its details; rolling that entry
+    back archives the client (runs, feedback and the audit log point at it, so it is never deleted)."""
     policy.require(actor, "client.create")
     slug = slug or slugify(name)[:60]
     if not slug:
         raise InvalidInput("name: give the client a name with at least one letter or digit.", details={"name": name})
-    if vertical not in Vertical.values:
-        raise InvalidInput(f"vertical: unknown vertical '{vertical}'. Choose one of: {', '.join(Vertical.values)}.",
-                           details={"vertical": vertical})
+    # One normaliser for specialization keys: "Retail" -> retail, "uae" -> GCC, "English" -> en; unknown -> 400.
+    vertical, region, language = clean_client_fields(
+        {"vertical": vertical, "region": region, "language": language}).values()
     if Client.objects.filter(slug=slug).exists():
         raise Conflict(f"A client with the slug '{slug}' already exists.", details={"slug": slug})
     client = Client(name=name.strip(), slug=slug, vertical=vertical, region=region, language=language)
     _full_clean(client)
     client.save()
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.CLIENT, entity_id=client.pk, action=Action.CREATE,
+                 new=client_snapshot(client), client=client, reason=reason, ticket=ticket)
     return client
+
+
+def client_snapshot(client: Client) -> dict[str, Any]:
+    return {field: getattr(client, field) for field in CLIENT_DETAIL_FIELDS}
+
+
+ARCHIVED_AT = "archived_at"
+
+
+@transaction.atomic
+def client_archive(*, actor: AbstractUser | None, client: Client, reason: str = "", ticket: str = "",
+                   _at: datetime | None = None, _rollback_of: TuningChange | None = None) -> Client:
+    """Stop new runs for a client the agency no longer works for; its runs, tuning and audit trail
+    stay readable. Audited as a change of `archived_at` (None -> the moment, ISO 8601) and reversible
+    by `tuning_rollback`. Archiving an archived client changes and records nothing."""
+    policy.require(actor, "client.edit", client)
+    client = Client.objects.select_for_update().get(pk=client.pk)
+    if client.archived_at is not None:
+        return client
+    client.archived_at = _at or timezone.now()
+    client.save(update_fields=[ARCHIVED_AT])
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.CLIENT, entity_id=client.pk, action=Action.UPDATE,
+                 field=ARCHIVED_AT, old=None, new=client.archived_at.isoformat(), client=client, reason=reason,
+                 ticket=ticket, rollback_of=_rollback_of)
+    return client
+
+
+@transaction.atomic
+def client_unarchive(*, actor: AbstractUser | None, client: Client, reason: str = "", ticket: str = "",
+                     _rollback_of: TuningChange | None = None) -> Client:
+    """Work for the client again: new runs are accepted. Unarchiving an active client records nothing."""
+    policy.require(actor, "client.edit", client)
+    client = Client.objects.select_for_update().get(pk=client.pk)
+    if client.archived_at is None:
+        return client
+    old = client.archived_at.isoformat()
+    client.archived_at = None
+    client.save(update_fields=[ARCHIVED_AT])
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.CLIENT, entity_id=client.pk, action=Action.UPDATE,
+                 field=ARCHIVED_AT, old=old, new=None, client=client, reason=reason, ticket=ticket,
+                 rollback_of=_rollback_of)
+    return client
+
+
+def _client_archive_rollback(*, change: TuningChange, actor: AbstractUser | None, reason: str, ticket: str) -> None:
+    """Undo a client's create (archive it), archive (unarchive it) or unarchive (archive it again at the
+    moment it had). 409 when the client's archived state is no longer what the entry left."""
+    client = Client.objects.select_for_update().filter(pk=int(change.entity_id)).first()
+    current = client.archived_at.isoformat() if client is not None and client.archived_at else None
+    left = None if change.action == Action.CREATE else change.new_value
+    if client is None or current != left:
+        state = "deleted" if client is None else (f"archived since {current}" if current else "active")
+        raise Conflict(f"The client is {state} now, not as entry #{change.pk} left it, so it cannot be rolled back "
+                       "blindly. Archive or unarchive it directly instead.",
+                       details={"audit_id": change.pk, "field": ARCHIVED_AT, "current": current, "expected": left})
+    common = {"actor": actor, "client": client, "reason": reason, "ticket": ticket, "_rollback_of": change}
+    if change.action == Action.CREATE or change.old_value is not None:
+        at = datetime.fromisoformat(change.old_value) if change.action != Action.CREATE else None
+        client_archive(_at=at, **common)
+    else:
+        client_unarchive(**common)
 
 
 @transaction.atomic
@@ -83,6 +152,8 @@ def client_update(*, actor: AbstractUser | None, client: Client, changes: dict[s
     unknown = sorted(set(changes) - set(CLIENT_DETAIL_FIELDS))
     if unknown:
         raise InvalidInput(f"{unknown[0]}: is not a client field.", details={unknown[0]: ["unknown field"]})
+    if _rollback_of is None:  # a rollback restores exactly what was stored
+        changes = {**changes, **clean_client_fields(changes)}
     client = Client.objects.select_for_update().get(pk=client.pk)
     changed = [field for field in CLIENT_DETAIL_FIELDS if field in changes and getattr(client, field) != changes[field]]
     if not changed:
@@ -223,9 +294,19 @@ def client_tuning_update(*, actor: AbstractUser | None, client: Client, changes:
                          agent_type: str = "", reason: str = "", ticket: str = "",
                          _rollback_of: TuningChange | None = None) -> ClientTuning:
     """Change tier-3 fields of a client's client-wide row or of one agent type's row. Changing only
-    the client's own preferences is its own action (a client contact may)."""
+    the client's own preferences is its own action (a client contact may). The guide's
+    `content_rules` ({"always": […], "never": […], "prefer": […]}, §9.26) adds each rule the client
+    does not have yet as a rule row (audited; removed through the rules API), so sending it twice
+    adds nothing."""
     policy.require(actor, client_tuning_action(changes), client)
+    guide_rules: list[dict[str, Any]] = []
+    if isinstance(changes, dict) and "content_rules" in changes:
+        changes = dict(changes)
+        guide_rules = content_rules_from_guide(client=client, agent_type=agent_type,
+                                               content_rules=changes.pop("content_rules"))
     cleaned = client_tuning_validate(agent_type=agent_type, changes=changes)
+    if guide_rules:
+        client_rules_add(actor=actor, client=client, rules=guide_rules, reason=reason, ticket=ticket)
     row = ClientTuning.objects.select_for_update().filter(client=client, agent_type=agent_type).first()
     if row is None:  # as for instance tuning: only a real change creates the row
         row = ClientTuning(client=client, agent_type=agent_type)
@@ -245,6 +326,32 @@ def client_tuning_update(*, actor: AbstractUser | None, client: Client, changes:
                      action=Action.UPDATE, field=field, old=olds[field], new=cleaned[field], client=client,
                      agent_type=agent_type, reason=reason, ticket=ticket, rollback_of=_rollback_of)
     return row
+
+
+def content_rules_from_guide(*, client: Client, agent_type: str, content_rules: Any) -> list[dict[str, Any]]:
+    """The rules of a guide-shaped `content_rules` object that `client` does not have yet (same kind,
+    text and agent type), validated like any rule."""
+    kinds = RuleKind.values
+    if content_rules is None:
+        return []
+    if not isinstance(content_rules, dict) or set(content_rules) - set(kinds):
+        raise InvalidInput(f"content_rules: must be an object with {', '.join(kinds)} lists of rule texts "
+                           "(or add rules one by one at /clients/{id}/rules).",
+                           details={"content_rules": [f"keys: {', '.join(kinds)}"]})
+    have = set(ContentRule.objects.filter(client=client, agent_type=agent_type).values_list("kind", "text"))
+    rules: list[dict[str, Any]] = []
+    for kind in kinds:
+        texts = content_rules.get(kind) or []
+        if not isinstance(texts, list):
+            raise InvalidInput(f"content_rules.{kind}: must be a list of rule texts.",
+                               details={f"content_rules.{kind}": ["list"]})
+        for i, text in enumerate(texts):
+            rule = content_rule_validate({"kind": kind, "text": text, "agent_type": agent_type},
+                                         where=f"content_rules.{kind}[{i}].")
+            if (kind, rule["text"]) not in have:
+                have.add((kind, rule["text"]))
+                rules.append(rule)
+    return rules
 
 
 def rule_snapshot(rule: ContentRule) -> dict[str, Any]:
@@ -458,13 +565,38 @@ def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason:
                     ticket: str = "") -> TuningChange:
     """Restore the value an entry replaced, through the service that made it (so the same
     permission checks apply), and return the new entry. Refused with Conflict (409) when the
-    object changed again since the entry."""
+    object changed again since the entry. An entry of a group (`audit.group`) rolls back with
+    every entry of its group, newest first, all or nothing; the rollback entries form a group too."""
     policy.require(actor, "audit.rollback", change.client_id)
+    if change.group is not None:
+        members = list(TuningChange.objects.filter(group=change.group).order_by("-id"))
+    elif change.reason.startswith("Feedback suggestion #") and change.rollback_of_id is None:
+        # A suggestion applied before applies were grouped: its entries (the rule, the learned
+        # preferences, the summary) were recorded one after another with the same reason.
+        members = list(TuningChange.objects.filter(
+            group=None, rollback_of=None, client_id=change.client_id, actor_id=change.actor_id, reason=change.reason,
+            id__range=(change.pk - 2, change.pk + 2)).order_by("-id"))
+    else:
+        return _rollback_one(actor=actor, change=change, reason=reason, ticket=ticket)
+    if len(members) == 1:
+        return _rollback_one(actor=actor, change=change, reason=reason, ticket=ticket)
+    with audit.group():
+        for member in members:
+            policy.require(actor, "audit.rollback", member.client_id)
+            _rollback_one(actor=actor, change=member, reason=reason or f"Rollback of #{change.pk} and its group",
+                          ticket=ticket)
+    return TuningChange.objects.filter(rollback_of=change).order_by("-id").first() or change
+
+
+def _rollback_one(*, actor: AbstractUser | None, change: TuningChange, reason: str, ticket: str) -> TuningChange:
     why = reason or f"Rollback of #{change.pk}"
     common = {"actor": actor, "reason": why, "ticket": ticket}
     entity, action = change.entity, change.action
+    handler = audit.ROLLBACK_HANDLERS.get(entity)
 
-    if entity in (Entity.INSTANCE_TUNING, Entity.CLIENT_TUNING):
+    if handler is not None:
+        handler(change=change, **common)
+    elif entity in (Entity.INSTANCE_TUNING, Entity.CLIENT_TUNING):
         model = InstanceTuning if entity == Entity.INSTANCE_TUNING else ClientTuning
         row = _unchanged_since(change, model.objects.select_for_update().filter(pk=int(change.entity_id)).first())
         if entity == Entity.INSTANCE_TUNING:
@@ -501,6 +633,8 @@ def tuning_rollback(*, actor: AbstractUser | None, change: TuningChange, reason:
                                 created_by_id=created_by, rollback_of=change, **common)
         else:  # a field of a rule
             client_rule_update(rule=_unchanged_since(change, obj), changes={change.field: change.old_value}, _rollback_of=change, **common)
+    elif entity == Entity.CLIENT and (action == Action.CREATE or change.field == ARCHIVED_AT):
+        _client_archive_rollback(change=change, **common)
     elif entity == Entity.CLIENT:
         client = _unchanged_since(change, Client.objects.select_for_update().filter(pk=int(change.entity_id)).first())
         client_update(client=client, changes={change.field: change.old_value}, _rollback_of=change, **common)

@@ -2,7 +2,13 @@
 the release fan-out, reviews, sandboxes, rollback and skill submissions.
 
 Every change of the version an instance runs goes through `_activate`, which writes one
-immutable `VersionChange` row in the same transaction, so the history is the audit log.
+immutable `VersionChange` row in the same transaction (the version history). Every change of an
+agent type's settings (version, pin, policy, preferences, notifications, sandbox) is saved by
+`_config_save`, which writes one audit entry per changed field (`tuning.audit`, entity
+`version_settings`); decisions on an update or a sandbox are entries of their own, in one audit
+group with the changes they cause. `_version_settings_rollback` undoes the settings a person
+chose (policy, pin, preferences, notifications); an applied version, a sandbox and a decision are
+not undone from the log (400 saying what to do instead).
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from django_tenants.utils import get_public_schema_name, schema_context
 from agents.registry import _semver_key, agent_types, get_spec, versions
 from spokestack.accounts import policy
 from spokestack.errors import Conflict, InvalidInput, NotFound
+from tuning import audit
+from tuning.models import Action, Client, Entity, Tier, TuningChange
+from tuning.services import _unchanged_since
 
 from .analysis import OPTIMIZATION_TAGS, SkillFacts, analyse_impact, notification_text, overlap
 from .catalog.models import CatalogVersion, CoreSubmission, ReleaseFanout
@@ -146,22 +155,62 @@ def config_get_or_create(*, agent_type: str, initial_version: str | None = None)
     return config
 
 
+# --- the audit log of an agent type's settings ---------------------------------------------------
+
+AUDITED_CONFIG_FIELDS = ("current_version", "pinned_version", "policy", "sandbox_version", "optimization_preferences",
+                         "notify", "notify_contacts")
+# What a rollback from the log cannot undo, and what to do instead.
+NOT_FROM_THE_LOG = {
+    "current_version": "an applied version is not undone from the audit log; go back with POST "
+                       "/api/v1/agents/{agent_type}/version/rollback (or the admin's Rollback), which keeps the "
+                       "version history",
+    "sandbox_version": "a sandbox session ends by promoting, rejecting or deferring it",
+    "update_decision": "a decision on an update is final; roll back the version or change the pin instead",
+    "sandbox_decision": "a decision on a sandbox session is final; roll back the version or change the pin instead",
+}
+
+
+def _config_state(config: AgentVersionConfig) -> dict[str, Any]:
+    return {f: getattr(config, f) for f in AUDITED_CONFIG_FIELDS}
+
+
+def _record(*, actor: AbstractUser | None, config: AgentVersionConfig, field: str, old: Any, new: Any,
+            reason: str = "", ticket: str = "", rollback_of: TuningChange | None = None) -> None:
+    # An agent type's version and settings reach every client's runs of it: tier-2 configuration.
+    audit.record(actor=actor, tier=Tier.INSTANCE, entity=Entity.VERSION_SETTINGS, entity_id=config.pk,
+                 action=Action.UPDATE, field=field, old=old, new=new, agent_type=config.agent_type, reason=reason,
+                 ticket=ticket, rollback_of=rollback_of,
+                 affected_clients=list(Client.objects.order_by("pk").values_list("pk", flat=True)))
+
+
+def _config_save(*, config: AgentVersionConfig, before: dict[str, Any], actor: AbstractUser | None, reason: str = "",
+                 ticket: str = "", rollback_of: TuningChange | None = None) -> AgentVersionConfig:
+    """Save the fields that differ from `before` (`_config_state` taken before the change) and
+    record one audit entry per field, in the caller's transaction: the one write path of the row."""
+    changed = [f for f in AUDITED_CONFIG_FIELDS if getattr(config, f) != before[f]]
+    if not changed:
+        return config
+    config.full_clean()
+    config.save(update_fields=[*changed, "updated_at"])
+    for f in changed:
+        _record(actor=actor, config=config, field=f, old=before[f], new=getattr(config, f), reason=reason,
+                ticket=ticket, rollback_of=rollback_of)
+    return config
+
+
 def _activate(*, config: AgentVersionConfig, version: str, action: str, actor: AbstractUser | None,
               reason: str = "", pin: bool | None = None) -> AgentVersionConfig:
     previous = config.current_version
+    before = _config_state(config)
     config.current_version = version
-    fields = ["current_version", "updated_at"]
     if pin is True:
         config.pinned_version = version
-        fields.append("pinned_version")
     elif pin is False and config.pinned_version:
         config.pinned_version = ""
-        fields.append("pinned_version")
     if config.sandbox_version == version:
         config.sandbox_version = ""
-        fields.append("sandbox_version")
-    config.full_clean()
-    config.save(update_fields=fields)
+    with audit.group():  # the version, its pin and the sandbox it ends are one change
+        _config_save(config=config, before=before, actor=actor, reason=reason)
     VersionChange.objects.create(agent_type=config.agent_type, from_version=previous, version=version, action=action,
                                  activated_by=actor if getattr(actor, "pk", None) else None, reason=reason)
     return config
@@ -195,9 +244,10 @@ CONFIG_FIELDS = {"pinned_version", "policy", "optimization_preferences", "notify
 
 @transaction.atomic
 def version_config_update(*, actor: AbstractUser | None, agent_type: str, changes: dict[str, Any],
-                          reason: str = "") -> AgentVersionConfig:
+                          reason: str = "", ticket: str = "",
+                          _rollback_of: TuningChange | None = None) -> AgentVersionConfig:
     """PUT /agents/{type}/version: pin (or unpin with null/""), policy, preferences, notifications.
-    Pinning another version activates it (one history row)."""
+    Pinning another version activates it (one history row). Every changed field is an audit entry."""
     policy.require(actor, "version.configure")
     known_agent_type(agent_type)
     unknown = set(changes) - CONFIG_FIELDS
@@ -205,40 +255,55 @@ def version_config_update(*, actor: AbstractUser | None, agent_type: str, change
         raise InvalidInput(f"Unknown field(s) {', '.join(sorted(unknown))}; send {', '.join(sorted(CONFIG_FIELDS))}.")
     config = config_get_or_create(agent_type=agent_type)
     config = AgentVersionConfig.objects.select_for_update().get(pk=config.pk)
-    fields = []
+    before = _config_state(config)
     if "policy" in changes:
         if changes["policy"] not in UpdatePolicy.values:
             raise InvalidInput(f"policy: choose one of {', '.join(UpdatePolicy.values)}.")
         config.policy = changes["policy"]
-        fields.append("policy")
     if "optimization_preferences" in changes:
         config.optimization_preferences = _clean_preferences(changes["optimization_preferences"])
-        fields.append("optimization_preferences")
     if "notify" in changes:
         if not isinstance(changes["notify"], bool):
             raise InvalidInput("notify: true or false.")
         config.notify = changes["notify"]
-        fields.append("notify")
     if "notify_contacts" in changes:
         config.notify_contacts = _clean_contacts(changes["notify_contacts"])
-        fields.append("notify_contacts")
-    if fields:
-        config.full_clean()
-        config.save(update_fields=[*fields, "updated_at"])
+    activate = ""
     if "pinned_version" in changes:
         pinned = changes["pinned_version"] or ""
         if pinned:
             known_version(agent_type, pinned)
-            if pinned != config.current_version:
-                config = _activate(config=config, version=pinned, action=VersionChange.Action.PIN, actor=actor,
-                                   reason=reason, pin=True)
-            elif config.pinned_version != pinned:
-                config.pinned_version = pinned
-                config.save(update_fields=["pinned_version", "updated_at"])
-        elif config.pinned_version:
-            config.pinned_version = ""
-            config.save(update_fields=["pinned_version", "updated_at"])
+        if pinned and pinned != config.current_version:
+            activate = pinned
+        else:
+            config.pinned_version = pinned
+    config = _config_save(config=config, before=before, actor=actor, reason=reason, ticket=ticket,
+                          rollback_of=_rollback_of)
+    if activate:
+        config = _activate(config=config, version=activate, action=VersionChange.Action.PIN, actor=actor,
+                           reason=reason, pin=True)
     return config
+
+
+@audit.rollback_handler(Entity.VERSION_SETTINGS)
+def _version_settings_rollback(*, change: TuningChange, actor: AbstractUser | None, reason: str,
+                               ticket: str) -> None:
+    """Restore a setting a person chose (policy, pin, preferences, notifications) through
+    `version_config_update`; 409 when it changed since, or when restoring a pin would switch the
+    running version; 400 for what the log cannot undo (NOT_FROM_THE_LOG)."""
+    if change.field in NOT_FROM_THE_LOG:
+        raise InvalidInput(f"Entry #{change.pk} cannot be rolled back: "
+                           f"{NOT_FROM_THE_LOG[change.field].format(agent_type=change.agent_type)}.",
+                           details={"audit_id": change.pk, "field": change.field})
+    config = _unchanged_since(change, AgentVersionConfig.objects.select_for_update().filter(
+        pk=int(change.entity_id)).first())
+    if change.field == "pinned_version" and change.old_value and change.old_value != config.current_version:
+        raise Conflict(f"{config.agent_type} now runs {config.current_version}: pinning {change.old_value} again "
+                       f"would switch the running version. Roll back the version instead.",
+                       details={"audit_id": change.pk, "field": change.field, "current": config.current_version,
+                                "restore": change.old_value})
+    version_config_update(actor=actor, agent_type=config.agent_type, changes={change.field: change.old_value},
+                          reason=reason, ticket=ticket, _rollback_of=change)
 
 
 @transaction.atomic
@@ -388,7 +453,7 @@ def notification_review(*, actor: AbstractUser | None, notification_id: int, act
     status = {"approve": UpdateNotification.Status.APPLIED, "reject": UpdateNotification.Status.REJECTED,
               "sandbox": UpdateNotification.Status.SANDBOX, "defer": UpdateNotification.Status.DEFERRED}[action]
     session = None
-    with transaction.atomic():
+    with transaction.atomic(), audit.group():
         won = UpdateNotification.objects.filter(
             pk=notification.pk, status__in=[UpdateNotification.Status.PENDING, UpdateNotification.Status.DEFERRED],
         ).update(status=status, reviewed_at=timezone.now(), reviewed_by=actor if getattr(actor, "pk", None) else None)
@@ -398,13 +463,18 @@ def notification_review(*, actor: AbstractUser | None, notification_id: int, act
                            details={"status": notification.status})
         config = AgentVersionConfig.objects.select_for_update().get(
             pk=config_get_or_create(agent_type=notification.agent_type).pk)
+        _record(actor=actor, config=config, field="update_decision", reason=reason,
+                old={"notification_id": notification.pk, "version": notification.version,
+                     "status": notification.status},
+                new={"notification_id": notification.pk, "version": notification.version, "status": status})
         if action == "approve":
             if config.current_version != notification.version:
                 _activate(config=config, version=notification.version, action=VersionChange.Action.APPROVE,
                           actor=actor, reason=reason, pin=False if config.pinned_version else None)
         elif action == "reject":
+            before = _config_state(config)
             config.pinned_version = config.current_version
-            config.save(update_fields=["pinned_version", "updated_at"])
+            _config_save(config=config, before=before, actor=actor, reason=reason or f"Rejected {notification.version}.")
             VersionChange.objects.create(agent_type=config.agent_type, from_version=config.current_version,
                                          version=config.current_version, action=VersionChange.Action.PIN,
                                          activated_by=actor if getattr(actor, "pk", None) else None,
@@ -426,8 +496,9 @@ def _sandbox_open(*, actor, config: AgentVersionConfig, test_version: str) -> Sa
                              expires_at=timezone.now() + SANDBOX_TTL)
     session.full_clean()
     session.save()
+    before = _config_state(config)
     config.sandbox_version = test_version
-    config.save(update_fields=["sandbox_version", "updated_at"])
+    _config_save(config=config, before=before, actor=actor, reason=f"Sandbox session {session.pk} opened.")
     return session
 
 
@@ -476,6 +547,13 @@ def _sandbox_decide(*, session_id: Any, status: str) -> SandboxSession:
     return session
 
 
+def _sandbox_decision(*, actor: AbstractUser | None, config: AgentVersionConfig, session: SandboxSession,
+                      reason: str = "") -> None:
+    _record(actor=actor, config=config, field="sandbox_decision", reason=reason,
+            old={"session_id": str(session.pk), "test_version": session.test_version, "status": "active"},
+            new={"session_id": str(session.pk), "test_version": session.test_version, "status": session.status})
+
+
 def _notification_to(agent_type: str, version: str, status: str, actor) -> None:
     UpdateNotification.objects.filter(
         agent_type=agent_type, version=version,
@@ -489,9 +567,11 @@ def sandbox_promote(*, actor: AbstractUser | None, session_id: Any, reason: str 
     policy.require(actor, "sandbox.decide")
     session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.PROMOTED)
     config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
-    config = _activate(config=config, version=session.test_version, action=VersionChange.Action.PROMOTE, actor=actor,
-                       reason=reason or f"Promoted after {session.tests.count()} sandbox test(s).",
-                       pin=True if config.pinned_version else None)
+    with audit.group():
+        _sandbox_decision(actor=actor, config=config, session=session, reason=reason)
+        config = _activate(config=config, version=session.test_version, action=VersionChange.Action.PROMOTE,
+                           actor=actor, reason=reason or f"Promoted after {session.tests.count()} sandbox test(s).",
+                           pin=True if config.pinned_version else None)
     _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.APPLIED, actor)
     return config
 
@@ -507,9 +587,13 @@ def sandbox_reject(*, actor: AbstractUser | None, session_id: Any, reason: str =
     reason = reason.strip()
     session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.REJECTED)
     config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
+    before = _config_state(config)
     config.pinned_version = config.current_version
     config.sandbox_version = ""
-    config.save(update_fields=["pinned_version", "sandbox_version", "updated_at"])
+    with audit.group():
+        _sandbox_decision(actor=actor, config=config, session=session, reason=reason)
+        _config_save(config=config, before=before, actor=actor,
+                     reason=reason or f"Rejected {session.test_version} after sandbox tests.")
     VersionChange.objects.create(agent_type=config.agent_type, from_version=config.current_version,
                                  version=config.current_version, action=VersionChange.Action.PIN,
                                  activated_by=actor if getattr(actor, "pk", None) else None,
@@ -522,6 +606,9 @@ def sandbox_reject(*, actor: AbstractUser | None, session_id: Any, reason: str =
 def sandbox_defer(*, actor: AbstractUser | None, session_id: Any) -> SandboxSession:
     policy.require(actor, "sandbox.decide")
     session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.DEFERRED)
+    config = AgentVersionConfig.objects.filter(agent_type=session.agent_type).first()
+    if config is not None:
+        _sandbox_decision(actor=actor, config=config, session=session)
     _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.DEFERRED, actor)
     return session
 
@@ -551,8 +638,10 @@ def sandboxes_expire(*, now=None) -> int:
                                                          status=SandboxSession.Status.ACTIVE, expires_at__gt=now).exists()
             config = AgentVersionConfig.objects.select_for_update().filter(agent_type=session.agent_type).first()
             if config is not None and config.sandbox_version == session.test_version and not still_tested:
+                before = _config_state(config)
                 config.sandbox_version = ""
-                config.save(update_fields=["sandbox_version", "updated_at"])
+                _config_save(config=config, before=before, actor=None,
+                             reason=f"The sandbox of {session.test_version} expired undecided.")
             if not still_tested:
                 UpdateNotification.objects.filter(
                     agent_type=session.agent_type, version=session.test_version,

@@ -74,7 +74,7 @@ class RunSerializer(serializers.ModelSerializer):
         fields = ["run_id", "agent_type", "agent_version", "status", "client_id", "task", "metadata",
                   "specialization", "sandbox", "output", "error", "simulated", "model", "used_fallback", "usage",
                   "cost_usd", "iterations", "tool_calls_count", "created_at", "started_at", "finished_at",
-                  "duration_s"]
+                  "duration_s", "review_status", "review_reason", "reviewed_at"]
 
     def get_usage(self, run) -> dict:
         return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens,
@@ -82,12 +82,32 @@ class RunSerializer(serializers.ModelSerializer):
                 "cache_read_input_tokens": run.cache_read_input_tokens}
 
 
+@extend_schema_field({
+    "type": "object", "description": "The deterministic check of the final output ({} until the run has one).",
+    "properties": {
+        "passed": {"type": "boolean"},
+        "violations": {"type": "array", "items": {"type": "object", "properties": {
+            "source": {"type": "string", "enum": ["platform_filter", "instance_filter", "terminology_avoid",
+                                                  "never_rule", "competitor_rule"]},
+            "kind": {"type": "string"}, "rule": {"type": "string"}, "phrase": {"type": "string"},
+            "match": {"type": "string"},
+            "span": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}}}},
+        "checked": {"type": "object", "additionalProperties": {"type": "integer"},
+                    "description": "How many rules of each source were checked."},
+        "on_rule_violation": {"type": "string", "enum": ["flag", "revise"]},
+        "revised": {"type": "boolean", "description": "The agent revised its answer once after a failed check."},
+        "violations_before_revision": {"type": "array", "items": {"type": "object"}}}})
+class ChecksField(serializers.JSONField):
+    """Written by the loop (agents/checks.py)."""
+
+
 class RunDetailSerializer(RunSerializer):
     tool_calls = ToolCallSerializer(many=True, read_only=True)
     artifacts = ArtifactSerializer(many=True, read_only=True)
+    checks = ChecksField(read_only=True)
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "tool_calls", "artifacts"]
+        fields = [*RunSerializer.Meta.fields, "checks", "tool_calls", "artifacts"]
 
 
 class AgentToolSerializer(serializers.Serializer):

@@ -23,7 +23,7 @@ from spokestack.realtime import Credentials, StreamViewer, TooManyStreams, insta
 from ..approvals import approval_decide, approvals_visible_to
 from ..models import ApprovalStatus, RunStatus
 from ..registry import agent_types, get_spec
-from ..selectors import events_after, run_get, runs_visible_to
+from ..selectors import REVIEW_FILTERS, events_after, run_get, runs_in_review, runs_visible_to
 from ..services import run_cancel, run_create, run_version_for
 from ..streaming import StreamExpired, StreamInterrupted, StreamRefused, run_event_stream
 from .serializers import (
@@ -226,7 +226,12 @@ class RunListView(InstanceApiView, ListAPIView):
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=RunStatus.values), OpenApiParameter("agent_type", str),
         OpenApiParameter("client_id", int), OpenApiParameter("created_after", str),
-        OpenApiParameter("created_before", str)], summary="Runs you may see, newest first.")
+        OpenApiParameter("created_before", str),
+        OpenApiParameter("review", str, enum=REVIEW_FILTERS, description=(
+            "pending: the review queue (outputs that broke a content filter or client rule, and every output "
+            "of an agent the instance audits), until someone gives feedback on them; reviewed: taken out by "
+            "feedback."))],
+        summary="Runs you may see, newest first (?review=pending for the review queue).")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -237,6 +242,8 @@ class RunListView(InstanceApiView, ListAPIView):
             runs = runs.filter(status=status_)
         if agent_type := text_param(params, "agent_type"):
             runs = runs.filter(agent_type=agent_type)
+        if review := choice_param(params, "review", REVIEW_FILTERS):
+            runs = runs_in_review(runs, review)
         client_id = int_param(params, "client_id", minimum=1, wanted="give the client's id in ASCII digits, e.g. 12.")
         if client_id is not None:
             runs = runs.filter(client_id=client_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents.checks import HEALTH_CLAIMS, UNVERIFIABLE_GUARANTEES
 from agents.registry import AgentSpec, ReleaseInfo, ToolSpec, register
 from agents.tools import brief as tools
 
@@ -15,6 +16,7 @@ get_client_info = ToolSpec(
         "has already said and avoid duplicating a brief that exists."),
     input_schema=tools.CLIENT_INFO_SCHEMA,
     handler=tools.get_client_info,
+    settings=tools.CLIENT_INFO_SETTINGS,
 )
 create_brief = ToolSpec(
     name="create_brief",
@@ -25,6 +27,7 @@ create_brief = ToolSpec(
     input_schema=tools.CREATE_BRIEF_SCHEMA,
     handler=tools.create_brief,
     side_effect=True,
+    settings=tools.CREATE_BRIEF_SETTINGS,
 )
 
 PROMPT = base_prompt(
@@ -44,7 +47,8 @@ BRIEF_2_3_1 = register(AgentSpec(
     agent_type="brief", version="2.3.1", title="Creative briefs",
     description="Writes measurable creative briefs from the client's profile and files them in the ERP.",
     base_prompt=PROMPT, tools=(get_client_info, create_brief), knowledge=KNOWLEDGE,
-    temperature=0.5, max_tokens=3072, time_limit_s=600, cost_ceiling_usd=1.5,
+    max_tokens=3072, time_limit_s=600, cost_ceiling_usd=1.5,
+    content_filters=(UNVERIFIABLE_GUARANTEES, HEALTH_CLAIMS),
     release=ReleaseInfo(
         release_date="2026-09-15", optimization_tags=("clarity", "measurability"),
         notes="## Brief 2.3.1\n\n- Client profile and existing briefs from the agency ERP.\n- `create_brief` files "

@@ -3,6 +3,7 @@ deterministically against the client's never and competitor rules before it is s
 
 from __future__ import annotations
 
+from agents.checks import HEALTH_CLAIMS, UNVERIFIABLE_GUARANTEES
 from agents.registry import AgentSpec, ReleaseInfo, ToolSpec, register
 from agents.tools import copywriting as tools
 
@@ -24,6 +25,7 @@ get_approved_examples = ToolSpec(
         "language. Use them to match rhythm, length and vocabulary; never copy them word for word."),
     input_schema=tools.EXAMPLES_SCHEMA,
     handler=tools.get_approved_examples,
+    settings=tools.EXAMPLES_SETTINGS,
 )
 check_brand_rules = ToolSpec(
     name="check_brand_rules",
@@ -66,7 +68,8 @@ COPY_2_3_1 = register(AgentSpec(
     description="Writes on-brand copy, checks it against the client's rules and saves drafts.",
     base_prompt=PROMPT,
     tools=(get_brand_guidelines, get_approved_examples, check_brand_rules, save_draft),
-    knowledge=KNOWLEDGE, temperature=0.7, max_tokens=2048, time_limit_s=600, cost_ceiling_usd=1.5,
+    knowledge=KNOWLEDGE, max_tokens=2048, time_limit_s=600, cost_ceiling_usd=1.5,
+    content_filters=(UNVERIFIABLE_GUARANTEES, HEALTH_CLAIMS),
     release=ReleaseInfo(
         release_date="2026-09-15", optimization_tags=("brand_consistency", "engagement"),
         notes="## Copy 2.3.1\n\n- Guidelines and approved examples from the agency ERP.\n- Deterministic "

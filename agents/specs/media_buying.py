@@ -8,6 +8,7 @@ same objects in both versions.
 
 from __future__ import annotations
 
+from agents.checks import FINANCIAL_PROMISES, UNVERIFIABLE_GUARANTEES
 from agents.registry import AgentSpec, ReleaseInfo, ToolChange, ToolSpec, register
 from agents.tools import media as tools
 
@@ -24,12 +25,14 @@ recommend_bid_strategy_v231 = ToolSpec(
     description=_BID_DESCRIPTION.format(default="Without an objective it plans for conversions."),
     input_schema=tools.BID_STRATEGY_SCHEMA,
     handler=tools.make_recommend_bid_strategy(default_objective="conversions"),
+    settings=tools.BID_STRATEGY_SETTINGS,
 )
 recommend_bid_strategy_v240 = ToolSpec(
     name="recommend_bid_strategy",
     description=_BID_DESCRIPTION.format(default="Without an objective it plans for reach (maximize_reach)."),
     input_schema=tools.BID_STRATEGY_SCHEMA,
     handler=tools.make_recommend_bid_strategy(default_objective="reach"),
+    settings=tools.BID_STRATEGY_SETTINGS,
 )
 forecast_budget = ToolSpec(
     name="forecast_budget",
@@ -40,6 +43,7 @@ forecast_budget = ToolSpec(
         "commit to one."),
     input_schema=tools.FORECAST_SCHEMA,
     handler=tools.forecast_budget,
+    settings=tools.FORECAST_SETTINGS,
 )
 save_plan = ToolSpec(
     name="save_plan",
@@ -49,16 +53,18 @@ save_plan = ToolSpec(
     input_schema=tools.SAVE_PLAN_SCHEMA,
     handler=tools.save_plan,
     side_effect=True,
+    settings=tools.SAVE_PLAN_SETTINGS,
 )
 audience_expansion = ToolSpec(
     name="audience_expansion",
     description=(
         "Estimate how far a seed audience (customers, visitors, engagers) can be expanded with lookalike and/or "
         "interest targeting in the client's region: audience size, incremental people, expected CPM/CTR/CVR from "
-        "the ERP's benchmarks, and with a budget the reach at a frequency of 3. Use it when the goal is reach or "
-        "awareness, or when a campaign has saturated its current audience."),
+        "the ERP's benchmarks, and with a budget the reach at the agency's target frequency. Use it when the goal "
+        "is reach or awareness, or when a campaign has saturated its current audience."),
     input_schema=tools.AUDIENCE_EXPANSION_SCHEMA,
     handler=tools.audience_expansion,
+    settings=tools.AUDIENCE_EXPANSION_SETTINGS,
 )
 
 _ROLE = ("You are SpokeStack's media-buying agent, a senior paid-media planner. You turn a budget and an objective "
@@ -89,8 +95,9 @@ PROMPT_V240 = base_prompt(
 
 _COMMON = {"agent_type": "media_buying", "title": "Media buying",
            "description": "Recommends bid strategies, forecasts budgets and saves media plans.",
-           "knowledge": KNOWLEDGE, "temperature": 0.3, "max_tokens": 3072, "time_limit_s": 600,
-           "cost_ceiling_usd": 2.0}
+           "knowledge": KNOWLEDGE, "max_tokens": 3072, "time_limit_s": 600,
+           "cost_ceiling_usd": 2.0,
+           "content_filters": (UNVERIFIABLE_GUARANTEES, FINANCIAL_PROMISES)}
 
 MEDIA_BUYING_2_3_1 = register(AgentSpec(
     version="2.3.1", base_prompt=PROMPT_V231,

@@ -6,6 +6,7 @@ weights and inline criteria); everything else is the same objects.
 
 from __future__ import annotations
 
+from agents.checks import FINANCIAL_PROMISES, UNVERIFIABLE_GUARANTEES
 from agents.registry import AgentSpec, ReleaseInfo, ToolChange, ToolSpec, register
 from agents.tools import rfp as tools
 
@@ -23,6 +24,7 @@ analyze_rfp_v231 = ToolSpec(
     description=_ANALYZE_DESCRIPTION.format(weights=" (from a criteria section)"),
     input_schema=tools.ANALYZE_RFP_SCHEMA,
     handler=tools.make_analyze_rfp(detect_weights=False),
+    settings=tools.ANALYZE_RFP_SETTINGS,
 )
 analyze_rfp_v240 = ToolSpec(
     name="analyze_rfp",
@@ -31,6 +33,7 @@ analyze_rfp_v240 = ToolSpec(
                 "up to 100), from a criteria section or a sentence such as 'evaluated on price, team and approach'"),
     input_schema=tools.ANALYZE_RFP_SCHEMA,
     handler=tools.make_analyze_rfp(detect_weights=True),
+    settings=tools.ANALYZE_RFP_SETTINGS,
 )
 query_past_projects = ToolSpec(
     name="query_past_projects",
@@ -41,6 +44,7 @@ query_past_projects = ToolSpec(
         "rate of what was returned. Use it to pick 2–3 relevant case studies with real numbers."),
     input_schema=tools.QUERY_PAST_PROJECTS_SCHEMA,
     handler=tools.query_past_projects,
+    settings=tools.QUERY_PAST_PROJECTS_SETTINGS,
 )
 get_team_capabilities = ToolSpec(
     name="get_team_capabilities",
@@ -51,6 +55,7 @@ get_team_capabilities = ToolSpec(
         "propose only people who appear here."),
     input_schema=tools.TEAM_SCHEMA,
     handler=tools.get_team_capabilities,
+    settings=tools.TEAM_SETTINGS,
 )
 draft_response = ToolSpec(
     name="draft_response",
@@ -61,6 +66,7 @@ draft_response = ToolSpec(
     input_schema=tools.DRAFT_RESPONSE_SCHEMA,
     handler=tools.draft_response,
     side_effect=True,
+    settings=tools.DRAFT_RESPONSE_SETTINGS,
 )
 estimate_timeline = ToolSpec(
     name="estimate_timeline",
@@ -72,6 +78,7 @@ estimate_timeline = ToolSpec(
         "launch date as deadline."),
     input_schema=tools.ESTIMATE_TIMELINE_SCHEMA,
     handler=tools.estimate_timeline,
+    settings=tools.ESTIMATE_TIMELINE_SETTINGS,
 )
 
 _ROLE = ("You are SpokeStack's RFP agent, a senior new-business lead at a creative and marketing agency. You turn "
@@ -100,7 +107,8 @@ PROMPT_V240 = base_prompt(
 
 _COMMON = {"agent_type": "rfp", "title": "RFP responses",
            "description": "Analyses RFPs, finds credentials and team, and drafts the agency's response.",
-           "knowledge": KNOWLEDGE, "max_tokens": 4096, "time_limit_s": 900, "cost_ceiling_usd": 3.0}
+           "knowledge": KNOWLEDGE, "max_tokens": 4096, "time_limit_s": 900, "cost_ceiling_usd": 3.0,
+           "content_filters": (UNVERIFIABLE_GUARANTEES, FINANCIAL_PROMISES)}
 
 RFP_2_3_1 = register(AgentSpec(
     version="2.3.1", base_prompt=PROMPT_V231,

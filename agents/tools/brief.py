@@ -6,9 +6,14 @@ from typing import Any
 
 from agents.registry import ToolContext, ToolError
 
-from .common import CLIENT_INPUT, client_record, client_slug, erp_write, written
+from .common import CLIENT_INPUT, client_record, client_slug, erp_write, settings_of, written
 
 CLIENT_INFO_SCHEMA = {"type": "object", "properties": {"client": CLIENT_INPUT}, "additionalProperties": False}
+CLIENT_INFO_SETTINGS = {
+    "max_briefs": {"type": "integer", "minimum": 0, "maximum": 50, "default": 20,
+                   "description": "How many of the client's briefs (newest first) are returned; briefs_by_status "
+                                  "still counts them all."},
+}
 
 _PROFILE_FIELDS = ("slug", "name", "industry", "region", "language", "annual_budget", "contact", "competitors",
                    "brand_guidelines")
@@ -22,8 +27,11 @@ def get_client_info(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
     by_status: dict[str, int] = {}
     for brief in briefs:
         by_status[str(brief.get("status"))] = by_status.get(str(brief.get("status")), 0) + 1
-    return {"client": {k: record[k] for k in _PROFILE_FIELDS if k in record},
-            "briefs": briefs, "briefs_by_status": by_status}
+    result = {"client": {k: record[k] for k in _PROFILE_FIELDS if k in record},
+              "briefs": briefs[:settings_of(ctx, CLIENT_INFO_SETTINGS)["max_briefs"]], "briefs_by_status": by_status}
+    if len(result["briefs"]) < len(briefs):
+        result["briefs_not_shown"] = len(briefs) - len(result["briefs"])
+    return result
 
 
 CREATE_BRIEF_SCHEMA = {
@@ -45,9 +53,21 @@ CREATE_BRIEF_SCHEMA = {
     "required": ["title", "objective"],
     "additionalProperties": False,
 }
+CREATE_BRIEF_SETTINGS = {
+    "require_budget": {"type": "boolean", "default": False,
+                       "description": "Refuse a brief without a budget: the agency files none without one."},
+    "require_deadline": {"type": "boolean", "default": False,
+                         "description": "Refuse a brief without a deadline: the agency files none without one."},
+}
 
 
 def create_brief(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
+    settings = settings_of(ctx, CREATE_BRIEF_SETTINGS)
+    missing = [name for name in ("budget", "deadline") if settings[f"require_{name}"] and not tool_input.get(name)]
+    if missing:
+        raise ToolError(f"This agency files no brief without a {' and a '.join(missing)}. Ask the user for the "
+                        f"{' and '.join(missing)} (or take it from the client's profile), then call create_brief "
+                        "again with it.")
     deadline = tool_input.get("deadline")
     if deadline and not (len(deadline) == 10 and deadline[4] == "-" and deadline[7] == "-"):
         raise ToolError(f"deadline: {deadline!r} is not a date; use YYYY-MM-DD.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agents.knowledge import REGIONS, VERTICALS
@@ -13,6 +14,13 @@ CLIENT_INPUT = {
     "maxLength": 60,
     "description": "The client's slug (e.g. 'gulf-bank'). Leave it out when the run is already for a client.",
 }
+
+
+def settings_of(ctx: ToolContext | None, declared: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The tool's settings for this call: what the run passed (the instance's effective values),
+    else each declared default (a context built outside the loop has none)."""
+    given = ctx.settings if ctx is not None else {}
+    return {key: given.get(key, spec["default"]) for key, spec in declared.items()}
 
 
 def client_slug(ctx: ToolContext, tool_input: dict) -> str:

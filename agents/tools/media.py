@@ -16,7 +16,7 @@ from typing import Any
 from agents.knowledge import CHANNELS, REGIONS, VERTICALS
 from agents.registry import ToolContext, ToolError
 
-from .common import CLIENT_INPUT, client_slug, erp_write, market, written
+from .common import CLIENT_INPUT, client_slug, erp_write, market, settings_of, written
 
 STRATEGIES = ("maximize_conversions", "target_roas", "target_cpa", "maximize_reach")
 OBJECTIVES = ("awareness", "reach", "consideration", "conversions", "leads", "sales")
@@ -82,6 +82,14 @@ BID_STRATEGY_SCHEMA = {
     },
     "additionalProperties": False,
 }
+BID_STRATEGY_SETTINGS = {
+    "min_conversions_target_cpa": {
+        "type": "integer", "minimum": 1, "maximum": 1000, "default": MIN_CONVERSIONS_FOR_TARGET_CPA,
+        "description": "Expected monthly conversions needed before a target CPA is recommended."},
+    "min_conversions_target_roas": {
+        "type": "integer", "minimum": 1, "maximum": 1000, "default": MIN_CONVERSIONS_FOR_TARGET_ROAS,
+        "description": "Expected monthly conversions needed before a target ROAS is recommended."},
+}
 
 
 def make_recommend_bid_strategy(*, default_objective: str):
@@ -89,6 +97,8 @@ def make_recommend_bid_strategy(*, default_objective: str):
         raise ValueError(f"unknown objective {default_objective}")
 
     def recommend_bid_strategy(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
+        settings = settings_of(ctx, BID_STRATEGY_SETTINGS)
+        min_cpa, min_roas = settings["min_conversions_target_cpa"], settings["min_conversions_target_roas"]
         objective = tool_input.get("objective") or default_objective
         reach = objective in _REACH_OBJECTIVES
         channels = tool_input.get("channels") or (["social", "video", "display"] if reach else ["search", "social"])
@@ -115,14 +125,15 @@ def make_recommend_bid_strategy(*, default_objective: str):
         elif conversions is None:
             strategy = "maximize_conversions"
             reasoning.append("Without a budget the expected conversion volume is unknown, so start without a target "
-                             "and let the platform learn; set a target once 30+ conversions a month are recorded.")
-        elif objective == "sales" and aov and conversions >= MIN_CONVERSIONS_FOR_TARGET_ROAS:
+                             f"and let the platform learn; set a target once {min_cpa}+ conversions a month are "
+                             "recorded.")
+        elif objective == "sales" and aov and conversions >= min_roas:
             strategy = "target_roas"
             numbers["target_roas"] = round(aov / totals["blended_cpa"] * 0.9, 2)
             reasoning.append(f"About {conversions:g} conversions a month is enough data for value bidding; a target "
                              f"ROAS of {numbers['target_roas']} is 90% of what the ${aov:g} order value implies at the "
                              "benchmark CPA, leaving room for the learning phase.")
-        elif conversions >= MIN_CONVERSIONS_FOR_TARGET_CPA:
+        elif conversions >= min_cpa:
             strategy = "target_cpa"
             numbers["target_cpa"] = round(totals["blended_cpa"] * 1.1, 2)
             reasoning.append(f"About {conversions:g} conversions a month supports a CPA target; start at "
@@ -130,7 +141,7 @@ def make_recommend_bid_strategy(*, default_objective: str):
         else:
             strategy = "maximize_conversions"
             reasoning.append(f"Only about {conversions:g} conversions a month are expected, below the "
-                             f"{MIN_CONVERSIONS_FOR_TARGET_CPA} a target needs; maximise conversions within budget first.")
+                             f"{min_cpa} a target needs; maximise conversions within budget first.")
         return {"strategy": strategy, "objective": objective,
                 "objective_source": "input" if tool_input.get("objective") else "version_default",
                 "vertical": vertical, "region": region, "channels": channels, "reasoning": reasoning,
@@ -156,6 +167,11 @@ FORECAST_SCHEMA = {
     "required": ["budget", "channel_split"],
     "additionalProperties": False,
 }
+FORECAST_SETTINGS = {
+    "max_channel_share": {"type": "number", "minimum": 0.2, "maximum": 1, "default": 1,
+                          "description": "Refuse a split that puts more than this share of the budget on one "
+                                         "channel (1: no cap)."},
+}
 
 
 def normalise_split(split: dict[str, float]) -> dict[str, float]:
@@ -169,6 +185,12 @@ def normalise_split(split: dict[str, float]) -> dict[str, float]:
 
 def forecast_budget(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
     split = normalise_split(tool_input["channel_split"])
+    cap = settings_of(ctx, FORECAST_SETTINGS)["max_channel_share"]
+    over = sorted(channel for channel, share in split.items() if share > cap + 1e-9)
+    if over:
+        raise ToolError(f"This agency puts at most {cap:.0%} of a budget on one channel; {', '.join(over)} "
+                        f"{'is' if len(over) == 1 else 'are'} above it. Spread the split and call forecast_budget "
+                        "again.")
     vertical, region = market(ctx, tool_input)
     per_channel = _channel_results(_benchmarks(ctx, vertical, region),
                                    {c: tool_input["budget"] * share for c, share in split.items()})
@@ -206,9 +228,16 @@ SAVE_PLAN_SCHEMA = {
     "required": ["name", "budget", "channels"],
     "additionalProperties": False,
 }
+SAVE_PLAN_SETTINGS = {
+    "require_forecast": {"type": "boolean", "default": False,
+                         "description": "Refuse a plan saved without the forecast it was built on."},
+}
 
 
 def save_plan(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
+    if settings_of(ctx, SAVE_PLAN_SETTINGS)["require_forecast"] and not tool_input.get("forecast"):
+        raise ToolError("This agency saves no media plan without its forecast: run forecast_budget on the chosen "
+                        "split and pass its result as `forecast`.")
     body: dict[str, Any] = {"client": client_slug(ctx, tool_input), "name": tool_input["name"],
                             "budget": tool_input["budget"], "channels": tool_input["channels"],
                             "metadata": {"agent": "media_buying", "run_id": ctx.run_id}}
@@ -244,6 +273,11 @@ AUDIENCE_EXPANSION_SCHEMA = {
     "required": ["seed_audience_size"],
     "additionalProperties": False,
 }
+AUDIENCE_EXPANSION_SETTINGS = {
+    "target_frequency": {"type": "number", "minimum": 1, "maximum": 10, "default": TARGET_FREQUENCY,
+                         "description": "The average number of times each person should see the ads; reach is "
+                                        "estimated at it."},
+}
 
 
 def audience_expansion(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
@@ -259,6 +293,7 @@ def audience_expansion(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
              "interest": int(min(seed * 8, population * 0.15))}
     kinds = ["lookalike", "interest"] if tool_input.get("expansion", "both") == "both" else [tool_input["expansion"]]
     budget = tool_input.get("budget")
+    frequency = settings_of(ctx, AUDIENCE_EXPANSION_SETTINGS)["target_frequency"]
     options = []
     for kind in kinds:
         factor = _EXPANSION[kind]
@@ -270,8 +305,8 @@ def audience_expansion(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
         if budget:
             impressions = budget / option["expected_cpm"] * 1000
             option.update(impressions=round(impressions),
-                          estimated_reach=round(min(sizes[kind], impressions / TARGET_FREQUENCY)),
-                          frequency=round(impressions / min(sizes[kind], impressions / TARGET_FREQUENCY), 2))
+                          estimated_reach=round(min(sizes[kind], impressions / frequency)),
+                          frequency=round(impressions / min(sizes[kind], impressions / frequency), 2))
         options.append(option)
     if len(options) == 2:
         # People in both audiences count once: assume 40% of the interest audience is in the lookalike.

@@ -18,7 +18,7 @@ from typing import Any
 from agents.knowledge import VERTICALS
 from agents.registry import ToolContext, ToolError
 
-from .common import CLIENT_INPUT, client_slug, erp_write, written
+from .common import CLIENT_INPUT, client_slug, erp_write, settings_of, written
 
 MAX_ITEMS = 40
 
@@ -73,7 +73,7 @@ _INLINE_CRITERIA = re.compile(r"\b(?:evaluated|assessed|scored|judged|marked)\s+
                               re.I)
 
 
-def analyze_rfp_text(text: str, *, detect_weights: bool) -> dict[str, Any]:
+def analyze_rfp_text(text: str, *, detect_weights: bool, max_items: int = MAX_ITEMS) -> dict[str, Any]:
     """Requirements, deadlines, budget, evaluation criteria and deliverables found in `text`."""
     lines = [line.rstrip() for line in text.splitlines()]
     sections = _sections(lines)
@@ -98,11 +98,11 @@ def analyze_rfp_text(text: str, *, detect_weights: bool) -> dict[str, Any]:
         criteria_result = {"evaluation_criteria": [{"criterion": item} for item in _dedupe(sections["criteria"])]}
 
     return {
-        "requirements": requirements[:MAX_ITEMS],
+        "requirements": requirements[:max_items],
         "deadlines": _deadlines(sentences),
         "budget": _budget(sentences),
         **criteria_result,
-        "deliverables": deliverables[:MAX_ITEMS],
+        "deliverables": deliverables[:max_items],
         "deliverables_mentioned": mentioned,
         "counts": {"requirements": len(requirements), "deliverables": len(deliverables),
                    "evaluation_criteria": len(criteria_result["evaluation_criteria"]), "words": len(text.split())},
@@ -235,14 +235,19 @@ ANALYZE_RFP_SCHEMA = {
     "required": ["rfp_text"],
     "additionalProperties": False,
 }
+ANALYZE_RFP_SETTINGS = {
+    "max_items": {"type": "integer", "minimum": 5, "maximum": 100, "default": MAX_ITEMS,
+                  "description": "The most requirements and deliverables listed (counts still count them all)."},
+}
 
 
 def make_analyze_rfp(*, detect_weights: bool):
-    def analyze_rfp(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
+    def analyze_rfp(ctx: ToolContext | None, tool_input: dict) -> dict[str, Any]:
         text = tool_input["rfp_text"]
         if len(text.split()) < 5:
             raise ToolError("rfp_text is too short to be an RFP: pass the full text of the document.")
-        return analyze_rfp_text(text, detect_weights=detect_weights)
+        return analyze_rfp_text(text, detect_weights=detect_weights,
+                                max_items=settings_of(ctx, ANALYZE_RFP_SETTINGS)["max_items"])
 
     return analyze_rfp
 
@@ -258,17 +263,34 @@ QUERY_PAST_PROJECTS_SCHEMA = {
     },
     "additionalProperties": False,
 }
+QUERY_PAST_PROJECTS_SETTINGS = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 20, "default": 8,
+              "description": "The most projects one call returns, whatever `limit` the model asks for."},
+    "include_lost": {"type": "boolean", "default": True,
+                     "description": "Whether lost pitches are searched; false keeps every result to won work."},
+}
 
 
 def query_past_projects(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
-    params = {"industry": tool_input.get("industry"), "outcome": tool_input.get("outcome"),
-              "q": tool_input.get("query"), "limit": tool_input.get("limit", 8)}
+    settings = settings_of(ctx, QUERY_PAST_PROJECTS_SETTINGS)
+    outcome = tool_input.get("outcome")
+    if not settings["include_lost"]:
+        if outcome == "lost":
+            raise ToolError("This agency does not share lost pitches through this tool; search won projects "
+                            "(outcome 'won') or leave outcome out.")
+        outcome = "won"
+    limit = min(tool_input.get("limit", settings["limit"]), settings["limit"])
+    params = {"industry": tool_input.get("industry"), "outcome": outcome, "q": tool_input.get("query"),
+              "limit": limit}
     data = ctx.erp().get("/projects", params={k: v for k, v in params.items() if v})
     projects = data.get("results", [])
     won = sum(p.get("outcome") == "won" for p in projects)
     lost = sum(p.get("outcome") == "lost" for p in projects)
-    return {"count": data.get("count", len(projects)), "returned": len(projects),
-            "win_rate": round(won / (won + lost), 2) if won + lost else None, "projects": projects}
+    result = {"count": data.get("count", len(projects)), "returned": len(projects),
+              "win_rate": round(won / (won + lost), 2) if won + lost else None, "projects": projects}
+    if tool_input.get("limit", 0) > limit:
+        result["note"] = f"The agency returns at most {limit} projects a call."
+    return result
 
 
 TEAM_SCHEMA = {
@@ -278,16 +300,27 @@ TEAM_SCHEMA = {
                                                  "'paid_media', 'video', 'strategy'."}},
     "additionalProperties": False,
 }
+TEAM_SETTINGS = {
+    "min_share_free": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
+                       "description": "Leave out people with less free time than this share (0.5: at least half "
+                                      "their time free)."},
+}
 
 
 def get_team_capabilities(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
     params = {"capability": tool_input["capability"]} if tool_input.get("capability") else None
     members = ctx.erp().get("/team", params=params).get("results", [])
+    min_free = settings_of(ctx, TEAM_SETTINGS)["min_share_free"]
+    busy = [m for m in members if float((m.get("availability") or {}).get("share_free", 0)) < min_free]
+    members = [m for m in members if m not in busy]
     by_capability: dict[str, list[str]] = {}
     for member in members:
         for capability in member.get("capabilities", []):
             by_capability.setdefault(capability, []).append(member["name"])
-    return {"count": len(members), "members": members, "capabilities": dict(sorted(by_capability.items()))}
+    result = {"count": len(members), "members": members, "capabilities": dict(sorted(by_capability.items()))}
+    if busy:
+        result["left_out_as_busy"] = {"people": len(busy), "min_share_free": min_free}
+    return result
 
 
 DRAFT_RESPONSE_SCHEMA = {
@@ -301,9 +334,19 @@ DRAFT_RESPONSE_SCHEMA = {
     "required": ["title", "content"],
     "additionalProperties": False,
 }
+DRAFT_RESPONSE_SETTINGS = {
+    "min_words": {"type": "integer", "minimum": 0, "maximum": 20_000, "default": 0,
+                  "description": "Refuse a response shorter than this many words (0: any length)."},
+}
 
 
 def draft_response(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
+    words = len(tool_input["content"].split())
+    min_words = settings_of(ctx, DRAFT_RESPONSE_SETTINGS)["min_words"]
+    if words < min_words:
+        raise ToolError(f"The response has {words} words; this agency saves RFP responses of at least {min_words} "
+                        "words. Complete every section (each requirement and criterion answered), then call "
+                        "draft_response again.")
     body = {"client": client_slug(ctx, tool_input), "title": tool_input["title"], "content": tool_input["content"],
             "channel": "rfp_response", "metadata": {"agent": "rfp", "run_id": ctx.run_id}}
     result, simulated = erp_write(ctx, "/drafts", body)
@@ -325,6 +368,10 @@ ESTIMATE_TIMELINE_SCHEMA = {
     },
     "required": ["deliverables"],
     "additionalProperties": False,
+}
+ESTIMATE_TIMELINE_SETTINGS = {
+    "buffer_weeks": {"type": "integer", "minimum": 0, "maximum": 8, "default": 0,
+                     "description": "Contingency weeks added as a last phase before the deadline check."},
 }
 
 # deliverable keyword -> team capability it needs
@@ -387,6 +434,9 @@ def estimate_timeline(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
         ("Production", math.ceil(max(1, heavy + (len(deliverables) - heavy) / 3) * slowdown)),
         ("Review and launch", 1),
     ]
+    buffer = settings_of(ctx, ESTIMATE_TIMELINE_SETTINGS)["buffer_weeks"]
+    if buffer:
+        phases_weeks.append(("Contingency", buffer))
     begin = max([start, *ready])
     phases, cursor = [], begin
     for name, weeks in phases_weeks:

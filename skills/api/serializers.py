@@ -27,6 +27,10 @@ class SkillWriteSerializer(serializers.Serializer):
     """Shapes only; every rule is the service's (so the admin and the API refuse the same input)."""
 
     name = serializers.CharField(required=False, max_length=200)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, write_only=True,
+                                   help_text="Why: kept in the audit log.")
+    ticket = serializers.CharField(required=False, allow_blank=True, max_length=100, write_only=True,
+                                   help_text="A ticket reference for the audit log.")
     description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     input_schema = serializers.JSONField(required=False)
     execution_type = serializers.CharField(required=False)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.db import connection
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from spokestack.api.params import text_param
 from spokestack.api.views import InstanceApiView
 from spokestack.errors import NotFound
 
@@ -48,10 +49,11 @@ class AgentSkillsView(SkillView):
         body = SkillWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
+        audit = {key: data.pop(key) for key in ("reason", "ticket") if key in data}
         data.setdefault("agent_types", [agent_type])
         if isinstance(data["agent_types"], list) and agent_type not in data["agent_types"]:
             data["agent_types"] = [agent_type, *data["agent_types"]]
-        created = skill_create(actor=request.user, **data)
+        created = skill_create(actor=request.user, **data, **audit)
         return Response({**SkillSerializer(created.skill).data, "signing_secret": created.signing_secret},
                         status=status.HTTP_201_CREATED)
 
@@ -68,12 +70,16 @@ class SkillDetailView(SkillView):
         skill = self._skill(skill_id)
         body = SkillWriteSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
-        skill = skill_update(actor=request.user, skill=skill, changes=dict(body.validated_data))
+        changes = dict(body.validated_data)
+        audit = {key: changes.pop(key) for key in ("reason", "ticket") if key in changes}
+        skill = skill_update(actor=request.user, skill=skill, changes=changes, **audit)
         return Response(SkillSerializer(skill).data)
 
-    @extend_schema(responses={204: None}, summary="Delete a skill.")
+    @extend_schema(responses={204: None}, summary="Delete a skill.", parameters=[
+        OpenApiParameter("reason", str, description="Why: kept in the audit log.")])
     def delete(self, request, skill_id):
-        skill_delete(actor=request.user, skill=self._skill(skill_id))
+        skill_delete(actor=request.user, skill=self._skill(skill_id),
+                     reason=text_param(request.query_params, "reason"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -8,7 +8,21 @@ from rest_framework.exceptions import ParseError
 from rest_framework.views import APIView
 
 from spokestack.accounts import policy
-from spokestack.errors import NotAllowed
+from spokestack.errors import InvalidInput, NotAllowed
+
+
+def validated_body(serializer_class, data: Any) -> dict[str, Any]:
+    """A JSON object body checked against its serializer; a key it does not name is refused (400
+    naming the fields it takes), never silently ignored."""
+    if not isinstance(data, dict):
+        raise InvalidInput("Send a JSON object.")
+    serializer = serializer_class(data=data)
+    unknown = sorted(set(data) - set(serializer.fields))
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: is not a field here; send {', '.join(serializer.fields)}.",
+                           details={unknown[0]: ["unknown field"]})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 class InstanceApiView(APIView):

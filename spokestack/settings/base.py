@@ -322,6 +322,8 @@ SPECTACULAR_SETTINGS = {
         "RuleSourceEnum": "tuning.models.RuleSource",
         "VerticalEnum": "tuning.models.Vertical",
         "VerdictEnum": "feedback.models.Verdict",
+        "RoleEnum": ["instance_admin", "instance_manager", "account_manager", "client_contact"],  # a person's role
+        "AssignableRoleEnum": ["account_manager", "client_contact"],  # the roles a client assignment gives
     },
 }
 

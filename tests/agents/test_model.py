@@ -60,7 +60,7 @@ def _request(marker: str, *, system: list[dict] | None = None, tools: list[dict]
         system=system or [{"type": "text", "text": "You write copy. Never use the word \"cheap\".",
                            "cache_control": {"type": "ephemeral"}}],
         tools=tools or [], messages=[{"role": "user", "content": f"Write a tagline ({marker})"}],
-        max_tokens=512, temperature=0.5, metadata={"run_id": "run-1"})
+        max_tokens=512, metadata={"run_id": "run-1"})
 
 
 def test_the_key_client_is_a_real_sdk_client_on_the_configured_base_url(live_api):

@@ -61,7 +61,7 @@ def offline_client():
 
 def _request(messages, *, system=SYSTEM, tools=TOOLS, model="claude-sonnet-5-5") -> ModelRequest:
     return ModelRequest(model=model, fallback_model="claude-haiku-5-5", system=system, tools=tools,
-                        messages=messages, max_tokens=2048, temperature=0.3)
+                        messages=messages, max_tokens=2048)
 
 
 class Recorder:

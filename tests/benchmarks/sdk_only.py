@@ -34,7 +34,7 @@ def _run(template: dict, marker: str) -> None:
     while True:
         turn = call_model(ModelRequest(model=template["model"], fallback_model="", system=template["system"],
                                        tools=template["tools"], messages=messages,
-                                       max_tokens=template["max_tokens"], temperature=1.0))
+                                       max_tokens=template["max_tokens"]))
         messages = [*messages, {"role": "assistant", "content": turn.content}]
         tool_uses = [block for block in turn.content if block["type"] == "tool_use"]
         if not tool_uses:

@@ -124,7 +124,8 @@ def test_applying_creates_the_rule_with_provenance_learns_and_rolls_back(in_a, m
     assert (rule.source, rule.source_reference, rule.kind) == (RuleSource.FEEDBACK_SUGGESTION, str(suggestion.pk),
                                                                 "never")
     tuning = client_tuning_get(client=client)
-    assert suggestion.text in tuning.learned_preferences.values() and "taught 1 rule" in tuning.feedback_summary
+    assert tuning.learned_preferences["rejected_patterns"] == "discount or urgency language"
+    assert "output(s) judged" in tuning.feedback_summary and suggestion.text not in tuning.feedback_summary
     entry = TuningChange.objects.get(entity="content_rule", entity_id=str(rule.pk), action="create")
     assert f"Feedback suggestion #{suggestion.pk} applied" in entry.reason and entry.actor == am
     prompt = assemble_prompt(platform=platform_tier_for("copy"), client=client).system_text()

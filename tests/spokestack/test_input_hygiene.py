@@ -400,7 +400,7 @@ def test_a_model_answer_with_nul_is_kept_without_it_and_counted(fake_model, monk
         try:
             turn = call_model(ModelRequest(model=DEFAULT_MODEL, fallback_model="", system=[], tools=[],
                                            messages=[{"role": "user", "content": f"Go ({marker})"}], max_tokens=100,
-                                           temperature=0.0, metadata={}),
+                                           metadata={}),
                               callbacks=StreamCallbacks(on_text=deltas.append))
         finally:
             reset_client()

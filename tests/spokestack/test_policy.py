@@ -233,6 +233,22 @@ PROBES: list[Probe] = [
             marker=b'name="name"'),
     *_admin("client.assign", lambda w, h, c: h.get(f"/admin/tuning/client/{c.pk}/change/"), where="mine",
             marker=b'id="id_account_managers"'),
+    # keeping the platform in step with an ERP (#14): clients, assignments, people
+    *_api("client.create", lambda w, h, c: h.post("/api/v1/clients", {"name": "Probe Client"}, **J)),
+    *_both("client.edit", "api", lambda w, h, c: h.post(f"/api/v1/clients/{c.pk}/archive", {}, **J)),
+    *_both("client.edit", "api", lambda w, h, c: h.post(f"/api/v1/clients/{c.pk}/unarchive", {}, **J)),
+    *_both("client.assign", "api", lambda w, h, c: h.get(f"/api/v1/clients/{c.pk}/assignments")),
+    *_both("client.assign", "api", lambda w, h, c: h.post(f"/api/v1/clients/{c.pk}/assignments", {
+        "user_id": w.fixture("make_user")("account_manager").pk}, **J)),
+    *_both("client.assign", "api", lambda w, h, c: h.delete(
+        f"/api/v1/clients/{c.pk}/assignments/{w.fixture('assigned')('account_manager', c).pk}")),
+    *_api("user.view", lambda w, h, c: h.get("/api/v1/users")),
+    *_api("user.view", lambda w, h, c: h.get(f"/api/v1/users/{w.fixture('make_user')('client_contact').pk}")),
+    *_api("user.manage", lambda w, h, c: h.post("/api/v1/users", {"email": "probe@example.com",
+                                                                   "role": "client_contact"}, **J)),
+    *_api("user.manage", lambda w, h, c: h.patch(f"/api/v1/users/{w.fixture('make_user')('client_contact').pk}",
+                                                 {"first_name": "Probe"}, **J)),
+    *_api("user.manage", lambda w, h, c: h.delete(f"/api/v1/users/{w.fixture('make_user')('client_contact').pk}")),
     *_both("client_tuning.edit", "api", lambda w, h, c: h.put(f"/api/v1/clients/{c.pk}/tuning",
                                                               {"brand_voice": "Playful."}, **J)),
     *_both("preferences.edit", "api", lambda w, h, c: h.put(f"/api/v1/clients/{c.pk}/tuning",

@@ -109,21 +109,21 @@ def test_instance_tuning_admin_roles_and_bounds(in_a, make_user, browser_for):
               "default_language": "", "vertical_knowledge": "{}", "disabled_tools": "",
               "tool_config_overrides": "{}", "behaviour_params": "{}", "traits": "{}", "output_preferences": "{}",
               "brand_voice": "", "terminology_use": "", "terminology_avoid": "", "require_approval_for": "",
-              "temperature": "", "max_tokens": "", "content_filters": "", "enabled": "unknown",
+              "effort": "", "max_tokens": "", "content_filters": "", "enabled": "unknown",
               "audit_all_outputs": "unknown", "per_agent-TOTAL_FORMS": "1", "per_agent-INITIAL_FORMS": "0",
               "per_agent-MIN_NUM_FORMS": "0", "per_agent-MAX_NUM_FORMS": "1000"}
     per_agent = {f"per_agent-0-{k}": v for k, v in fields.items() if not k.startswith("per_agent")}
-    relaxing = {**fields, **per_agent, "per_agent-0-agent_type": "copy", "per_agent-0-temperature": "1.7"}
+    relaxing = {**fields, **per_agent, "per_agent-0-agent_type": "copy", "per_agent-0-effort": "max"}
     refused = admin_http.post(landing["Location"], relaxing)
-    assert refused.status_code == 200 and b"max_temperature 1" in refused.content
-    assert InstanceTuning.objects.count() == 1 and not TuningChange.objects.exists()
-    accepted = {**relaxing, "per_agent-0-temperature": "0.3", "prompt_extension": "Cite sources.",
+    assert refused.status_code == 200 and b"max_effort high" in refused.content
+    assert InstanceTuning.objects.count() == 1 and not TuningChange.objects.filter(tier=2).exists()
+    accepted = {**relaxing, "per_agent-0-effort": "low", "prompt_extension": "Cite sources.",
                 "terminology_avoid": "cheap, guarantee\nmiracle"}
     assert admin_http.post(landing["Location"], accepted).status_code == 302
-    assert InstanceTuning.objects.get(agent_type="copy").temperature == 0.3
+    assert InstanceTuning.objects.get(agent_type="copy").effort == "low"
     assert InstanceTuning.objects.get(pk=wide.pk).prompt_extension == "Cite sources."
-    assert set(TuningChange.objects.values_list("field", flat=True)) == {"temperature", "prompt_extension",
-                                                                         "terminology_avoid"}
+    assert set(TuningChange.objects.filter(tier=2).values_list("field", flat=True)) == {
+        "effort", "prompt_extension", "terminology_avoid"}
     assert InstanceTuning.objects.get(pk=wide.pk).terminology_avoid == ["cheap", "guarantee", "miracle"]
     manager_http = browser_for(make_user("instance_manager"))
     assert manager_http.get(landing["Location"]).status_code == 200  # reads tier 2
@@ -153,7 +153,7 @@ def test_history_and_rollback_in_the_admin(clients, make_user, browser_for):
     client_tuning_update(actor=admin, client=mine, changes={"brand_voice": "Two."})
     history = http.get(f"/admin/tuning/client/{mine.pk}/history/")
     assert history.status_code == 200 and b"Roll back" in history.content
-    first, second = TuningChange.objects.order_by("id")
+    first, second = TuningChange.objects.filter(entity="client_tuning").order_by("id")
     conflict = http.post(f"/admin/tuning/tuningchange/{first.pk}/rollback/", follow=True)
     assert b"changed again" in conflict.content
     assert http.get(f"/admin/tuning/tuningchange/{second.pk}/rollback/").status_code == 200

@@ -38,7 +38,7 @@ MATRIX = [
      {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 403, "client_contact": 403}),
     ("put", "/api/v1/tuning", {"prompt_extension": "Cite sources."},
      {"anonymous": 401, "instance_admin": 200, "instance_manager": 403, "account_manager": 403, "client_contact": 403}),
-    ("put", "/api/v1/agents/copy/tuning", {"temperature": 0.4},
+    ("put", "/api/v1/agents/copy/tuning", {"effort": "low"},
      {"anonymous": 401, "instance_admin": 200, "instance_manager": 403, "account_manager": 403, "client_contact": 403}),
     ("put", "/api/v1/clients/{mine}/tuning", {"brand_voice": "Playful."},
      {"anonymous": 401, "instance_admin": 200, "instance_manager": 200, "account_manager": 200, "client_contact": 403}),
@@ -159,9 +159,9 @@ def test_bad_input_is_400_naming_the_field_and_saves_nothing(world, api):
     admin = api(world["instance"], world["users"]["instance_admin"])
     mine = world["mine"].pk
     cases = [
-        ("put", "/api/v1/agents/nosuchagent/tuning", {"temperature": 0.2}, "agent_type"),
-        ("put", "/api/v1/agents/copy/tuning", {"temperature": 1.5}, "temperature"),
-        ("put", "/api/v1/tuning", {"temperature": 0.9}, "temperature"),  # rfp's bound is 0.8
+        ("put", "/api/v1/agents/nosuchagent/tuning", {"effort": "low"}, "agent_type"),
+        ("put", "/api/v1/agents/copy/tuning", {"effort": "extreme"}, "effort"),
+        ("put", "/api/v1/tuning", {"effort": "xhigh"}, "effort"),  # every agent's bound is high
         ("put", "/api/v1/agents/rfp/tuning", {"max_tokens": 100_000}, "max_tokens"),
         ("put", "/api/v1/tuning", {"content_filters": ["-hate"]}, "content_filters"),
         ("put", "/api/v1/tuning", {"disabled_tools": ["no_such_tool"]}, "disabled_tools"),
@@ -185,8 +185,8 @@ def test_bad_input_is_400_naming_the_field_and_saves_nothing(world, api):
         assert response.status_code == 400, (path, body, response.content)
         assert response.json()["error"]["message"].startswith(f"{field}:"), response.json()
         assert _state() == before
-    relaxing = admin.put("/api/v1/agents/copy/tuning", {"temperature": 1.5}, format="json").json()["error"]
-    assert "max_temperature 1" in relaxing["message"]
+    relaxing = admin.put("/api/v1/agents/copy/tuning", {"effort": "max"}, format="json").json()["error"]
+    assert "max_effort high" in relaxing["message"]
 
 
 def test_rollback_restores_exactly_and_is_audited(world, api):
@@ -213,15 +213,15 @@ def test_rollback_restores_exactly_and_is_audited(world, api):
 
 def test_rollback_conflict_is_409_with_both_values(world, api):
     admin = api(world["instance"], world["users"]["instance_admin"])
-    admin.put("/api/v1/agents/copy/tuning", {"temperature": 0.4}, format="json")
+    admin.put("/api/v1/agents/copy/tuning", {"effort": "low"}, format="json")
     entry = admin.get("/api/v1/tuning/audit").json()["results"][0]
-    admin.put("/api/v1/agents/copy/tuning", {"temperature": 0.6}, format="json")
+    admin.put("/api/v1/agents/copy/tuning", {"effort": "medium"}, format="json")
     before = _state()
     response = admin.post(f"/api/v1/tuning/rollback/{entry['id']}", format="json")
     assert response.status_code == 409
     details = response.json()["error"]["details"]
-    assert (details["current"], details["expected"], details["restore"]) == (0.6, 0.4, None)
-    assert "0.6" in response.json()["error"]["message"] and "0.4" in response.json()["error"]["message"]
+    assert (details["current"], details["expected"], details["restore"]) == ("medium", "low", "")
+    assert "'medium'" in response.json()["error"]["message"] and "'low'" in response.json()["error"]["message"]
     assert _state() == before
 
 
@@ -254,7 +254,8 @@ def test_prompt_preview_follows_changes_and_answers_503_without_a_catalog(world,
     assert {"tier": 3, "field": "rules.never", "text": "## Never\n- Use the word affordable"} in body["sections"]
     assert {"kind": "never", "text": "Use the word affordable", "tier": 3, "source": "manual",
             "competitor": ""} in body["rules"]
-    assert body["specialization"] == {"vertical": "beauty"} and body["token_estimate"] > 0
+    assert body["specialization"] == {"vertical": "beauty", "language": "en"}  # "en": the instance's own language
+    assert body["token_estimate"] > 0
     assert manager.get("/api/v1/agents/nosuchagent/prompt-preview").status_code == 400
     set_platform_catalog(None)
     settings.TUNING_PLATFORM_CATALOG = ""

@@ -57,16 +57,16 @@ def test_order_cache_breakpoints_and_sorted_tools(in_a, make_client):
 
 def test_per_agent_rows_override_field_by_field_and_lists_merge(in_a, make_client):
     instance_tuning_update(actor=None, changes={
-        "temperature": 0.5, "brand_voice": "Agency voice.", "disabled_tools": ["search_projects"],
+        "effort": "low", "brand_voice": "Agency voice.", "disabled_tools": ["search_projects"],
         "require_approval_for": ["draft_*"], "content_filters": ["gambling"], "behaviour_params": {"verbosity": 10},
     })
     instance_tuning_update(actor=None, agent_type="copy", changes={
-        "temperature": 0.9, "disabled_tools": ["publish_post"], "behaviour_params": {"creativity": 95},
+        "effort": "medium", "disabled_tools": ["publish_post"], "behaviour_params": {"creativity": 95},
     })
     instance_tuning_update(actor=None, changes={"terminology_avoid": ["cheap"]})
     copy = assemble_prompt(platform=COPY, client=None)
     assert [(r.kind, r.text, r.tier) for r in copy.rules] == [("avoid_term", "cheap", 2)]
-    assert copy.temperature == 0.9 and copy.max_tokens == COPY.default_max_tokens
+    assert copy.effort == "medium" and copy.max_tokens == COPY.default_max_tokens
     assert copy.disabled_tools == ("publish_post", "search_projects")
     assert [t["name"] for t in copy.tools] == ["brand_check", "draft_document"]
     assert copy.require_approval == ("delete_*", "draft_*", "publish_*")
@@ -74,7 +74,7 @@ def test_per_agent_rows_override_field_by_field_and_lists_merge(in_a, make_clien
     behaviour = next(s.text for s in copy.sections if s.field == "behaviour_params")
     assert "verbosity 10/100" in behaviour and "creativity 95/100" in behaviour
     rfp = assemble_prompt(platform=RFP, client=None)  # the copy row does not reach rfp
-    assert rfp.temperature == 0.5 and "publish_post" not in rfp.disabled_tools
+    assert rfp.effort == "low" and "publish_post" not in rfp.disabled_tools
     client = make_client("Acme")
     client_tuning_update(actor=None, client=client, changes={"tone_keywords": ["warm"], "brand_voice": "Wide."})
     client_tuning_update(actor=None, client=client, agent_type="copy",
@@ -88,10 +88,10 @@ def test_per_agent_rows_override_field_by_field_and_lists_merge(in_a, make_clien
 
 
 def test_platform_bound_tightened_later_still_wins(in_a):
-    instance_tuning_update(actor=None, agent_type="copy", changes={"temperature": 0.95, "max_tokens": 8000})
-    tighter = COPY.__class__(**{**COPY.__dict__, "max_temperature": 0.6, "max_tokens_limit": 4000})
+    instance_tuning_update(actor=None, agent_type="copy", changes={"effort": "high", "max_tokens": 8000})
+    tighter = COPY.__class__(**{**COPY.__dict__, "max_effort": "low", "max_tokens_limit": 4000})
     prompt = assemble_prompt(platform=tighter, client=None)
-    assert (prompt.temperature, prompt.max_tokens) == (0.6, 4000)
+    assert (prompt.effort, prompt.max_tokens) == ("low", 4000)
 
 
 def test_a_never_rule_is_in_the_next_prompt_and_gone_after_removal(in_a, make_client):
@@ -126,7 +126,9 @@ def test_rules_examples_and_competitors_render_in_a_stable_order(in_a, make_clie
 def test_specialization_comes_from_the_run_then_the_client_then_the_instance(in_a, make_client):
     instance_tuning_update(actor=None, changes={"default_vertical": "finance", "default_region": "GCC",
                                                 "vertical_knowledge": {"finance": "Our finance house style."}})
-    assert assemble_prompt(platform=COPY, client=None).specialization == {"vertical": "finance", "region": "GCC"}
+    # The language comes last from the instance itself (provisioned with "en").
+    assert assemble_prompt(platform=COPY, client=None).specialization == {"vertical": "finance", "region": "GCC",
+                                                                          "language": "en"}
     client = make_client("Acme", vertical="beauty", language="ar")
     prompt = assemble_prompt(platform=COPY, client=client)
     assert prompt.specialization == {"vertical": "beauty", "region": "GCC", "language": "ar"}
@@ -175,7 +177,7 @@ def test_instances_never_share_tuning_or_cached_prompts(in_a, instance_b):
     with connection.cursor() as cursor:
         cursor.execute("SELECT setval(pg_get_serial_sequence('tuning_tuningchange', 'id'), %s, false)", [version_a])
     instance_tuning_update(actor=None, changes={"terminology_use": ["glow"]})
-    assert TuningChange.objects.get().pk == version_a
+    assert TuningChange.objects.get(entity="instance_tuning").pk == version_a  # (B's admin was created, audited)
     prompt_b = assemble_prompt(platform=COPY, client=None)
     assert b"agency A" not in prompt_b.prefix_bytes() and b"glow" in prompt_b.prefix_bytes()
     connection.set_tenant(in_a)

@@ -10,18 +10,25 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from spokestack.accounts import policy
+from spokestack.accounts import selectors as account_selectors
+from spokestack.accounts import services as account_services
 from spokestack.api.pagination import Pagination
-from spokestack.api.params import int_param, text_param
-from spokestack.api.views import InstanceApiView
-from spokestack.errors import NotFound
+from spokestack.api.params import choice_param, int_param, text_param
+from spokestack.api.views import InstanceApiView, validated_body
+from spokestack.errors import InvalidInput, NotFound
 
+from .. import audit as audit_log
 from .. import selectors, services
 from ..assembly import assemble_prompt, platform_tier_for
 from ..models import ApprovedExample, ContentRule
 from ..precedence import CLIENT_FIELDS, EMPTY, INSTANCE_FIELDS, effective_instance
+from . import auditlog
 from .serializers import (
     AgentTuningSerializer,
     ApprovedExampleSerializer,
+    AssignmentCreateSerializer,
+    AssignmentSerializer,
+    ClientCreateSerializer,
     ClientSerializer,
     ClientTuningSerializer,
     ClientUpdateSerializer,
@@ -78,7 +85,7 @@ class AgentTuningView(TuningView):
         platform = platform_tier_for(agent_type)
         row = selectors.instance_tuning_get(actor=request.user, agent_type=agent_type)
         effective = effective_instance(selectors.instance_tuning_rows(agent_type=agent_type), platform)
-        bounds = {"max_temperature": platform.max_temperature, "max_tokens_limit": platform.max_tokens_limit,
+        bounds = {"max_effort": platform.max_effort, "max_tokens_limit": platform.max_tokens_limit,
                   "content_filters": list(platform.content_filters),
                   "confirmation_patterns": list(platform.confirmation_patterns)}
         return Response({**_instance_payload(row, agent_type), "effective": effective, "platform": bounds})
@@ -91,15 +98,99 @@ class AgentTuningView(TuningView):
         return Response(InstanceTuningSerializer(row).data)
 
 
+ARCHIVED_PARAM = OpenApiParameter("archived", bool, description="true: only the archived clients; false "
+                                  "(default): only the active ones.")
+
+
 class ClientListView(TuningView):
-    action = "client.view"
+    action = {"get": "client.view", "post": "client.create"}
     pagination_class = Pagination  # paged by hand; the attribute documents the envelope and its parameters
 
-    @extend_schema(responses=ClientSerializer(many=True), summary="The clients you may see.")
+    @extend_schema(parameters=[ARCHIVED_PARAM], responses=ClientSerializer(many=True),
+                   summary="The clients you may see (the active ones, or with ?archived=true the archived ones).")
     def get(self, request):
+        archived = choice_param(request.query_params, "archived", ["true", "false"]) == "true"
+        clients = selectors.clients_visible_to(actor=request.user).filter(archived_at__isnull=not archived)
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(selectors.clients_visible_to(actor=request.user), request, view=self)
+        page = paginator.paginate_queryset(clients, request, view=self)
         return paginator.get_paginated_response(ClientSerializer(page, many=True).data)
+
+    @extend_schema(request=ClientCreateSerializer, responses={201: ClientSerializer},
+                   summary="Create a client (instance admins); audited, and its rollback archives the client.")
+    def post(self, request):
+        data = validated_body(ClientCreateSerializer, self.body())
+        client = services.client_create(actor=request.user, **data)
+        return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
+
+
+class ClientArchiveView(TuningView):
+    action = "client.edit"
+    archive = True
+
+    @extend_schema(request=RollbackSerializer, responses=ClientSerializer,
+                   summary="Archive a client: new runs for it are refused (409), its history stays readable; "
+                           "audited and reversible.")
+    def post(self, request, client_id: int):
+        client = self.client(client_id)
+        _, audit = self.split(validated_body(RollbackSerializer, self.body() if request.data else {}))
+        change = services.client_archive if self.archive else services.client_unarchive
+        return Response(ClientSerializer(change(actor=request.user, client=client, **audit)).data)
+
+
+class ClientUnarchiveView(ClientArchiveView):
+    archive = False
+
+    @extend_schema(request=RollbackSerializer, responses=ClientSerializer,
+                   summary="Unarchive a client: it takes runs again; audited and reversible.")
+    def post(self, request, client_id: int):
+        return super().post(request, client_id)
+
+
+def _assignment_payload(user, role: str) -> dict[str, Any]:
+    return {"user_id": user.pk, "email": user.email, "name": user.get_full_name() or user.email, "role": role,
+            "is_active": user.is_active}
+
+
+class ClientAssignmentsView(TuningView):
+    action = "client.assign"
+
+    @extend_schema(responses=AssignmentSerializer(many=True),
+                   summary="Who is assigned to the client (account managers and client contacts).")
+    def get(self, request, client_id: int):
+        client = self.client(client_id)
+        policy.require(request.user, "client.assign", client)
+        pairs = account_selectors.client_assignments(client=client)
+        return Response(AssignmentSerializer([_assignment_payload(u, r) for u, r in pairs], many=True).data)
+
+    @extend_schema(request=AssignmentCreateSerializer, responses={201: AssignmentSerializer},
+                   summary="Assign an account manager or a client contact to the client; audited.")
+    def post(self, request, client_id: int):
+        client = self.client(client_id)
+        data = validated_body(AssignmentCreateSerializer, self.body())
+        user = account_selectors.person_get(user_id=data.pop("user_id"))
+        role = data.pop("role", None) or account_services.role_of(user) or ""
+        services.client_assign(actor=request.user, user=user, client=client, role=role, **data)
+        return Response(AssignmentSerializer(_assignment_payload(user, role)).data, status=status.HTTP_201_CREATED)
+
+
+class ClientAssignmentDetailView(TuningView):
+    action = "client.assign"
+
+    @extend_schema(parameters=[OpenApiParameter("reason", str, description="Why: kept in the audit log.")],
+                   responses={204: None}, summary="Remove a person's assignment to the client; audited.")
+    def delete(self, request, client_id: int, user_id: int):
+        client = self.client(client_id)
+        policy.require(request.user, "client.assign", client)
+        held = [role for user, role in account_selectors.client_assignments(client=client) if user.pk == user_id]
+        if not held:
+            raise NotFound("That person is not assigned to this client.",
+                           details={"client_id": client.pk, "user_id": user_id})
+        user = account_selectors.person_get(user_id=user_id)
+        with audit_log.group():
+            for role in held:
+                services.client_unassign(actor=request.user, user=user, client=client, role=role,
+                                         reason=text_param(request.query_params, "reason"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ClientDetailView(TuningView):
@@ -225,15 +316,44 @@ class ClientExampleDetailView(TuningView):
 
 
 class AuditListView(TuningView):
+    """Every configuration change (tuning, clients and assignments, skills, version settings,
+    feedback settings, roles, suggestions), newest first, filtered by entity, actor, client and
+    date. Instance admins and managers read all of it; an account manager their clients' entries."""
+
     action = "audit.view"
     pagination_class = Pagination
+    content_negotiation_class = auditlog.FormatIsAParameter
 
-    @extend_schema(responses=TuningChangeSerializer(many=True),
-                   summary="The tuning audit log (admins and managers: all; others: their clients').")
+    @extend_schema(parameters=[*auditlog.FILTER_PARAMETERS, auditlog.LIST_FORMAT],
+                   responses=TuningChangeSerializer(many=True),
+                   summary="The audit log of every configuration change (admins and managers: all; account "
+                           "managers: their clients').")
     def get(self, request):
+        if auditlog.export_format(request.query_params, default=None) == "csv":
+            raise InvalidInput("format: this list is JSON; export CSV with GET /api/v1/tuning/audit/export?format=csv "
+                               "(the same filters).", details={"format": ["json"]})
+        changes = auditlog.filter_entries(selectors.tuning_changes_visible_to(actor=request.user),
+                                          request.query_params)
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(selectors.tuning_changes_visible_to(actor=request.user), request, view=self)
+        page = paginator.paginate_queryset(changes, request, view=self)
         return paginator.get_paginated_response(TuningChangeSerializer(page, many=True).data)
+
+
+class AuditExportView(TuningView):
+    """The audit log as a file for compliance: the list's filters and scoping, every matching entry
+    (not a page), streamed."""
+
+    action = "audit.view"
+    content_negotiation_class = auditlog.FormatIsAParameter
+
+    @extend_schema(parameters=[*auditlog.FILTER_PARAMETERS, auditlog.EXPORT_FORMAT],
+                   responses=auditlog.EXPORT_RESPONSES,
+                   summary="Export the audit log as CSV or JSON (the list's filters and scoping; streamed).")
+    def get(self, request):
+        fmt = auditlog.export_format(request.query_params)
+        changes = auditlog.filter_entries(selectors.tuning_changes_visible_to(actor=request.user),
+                                          request.query_params)
+        return auditlog.export_response(changes, fmt)
 
 
 class ClientAuditView(TuningView):
@@ -266,7 +386,7 @@ def preview_payload(prompt) -> dict[str, Any]:
         "agent_type": prompt.agent_type, "version": prompt.version, "client_id": prompt.client_id,
         "specialization": prompt.specialization,
         "sections": [{"tier": s.tier, "field": s.field, "text": s.text} for s in prompt.sections],
-        "system": prompt.system, "tools": prompt.tools, "temperature": prompt.temperature,
+        "system": prompt.system, "tools": prompt.tools, "effort": prompt.effort,
         "max_tokens": prompt.max_tokens, "require_approval": list(prompt.require_approval),
         "disabled_tools": list(prompt.disabled_tools), "rules": [r.as_dict() for r in prompt.rules],
         "token_estimate": prompt.token_estimate,
