@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
+from feedback.selectors import feedback_visible_to
 from spokestack.accounts import policy
 from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
-from spokestack.errors import DomainError
+from spokestack.errors import DomainError, NotAllowed
 
 from .approvals import approval_decide, approvals_visible_to, can_decide, pending_for
 from .checks import SOURCES as CHECK_SOURCES
@@ -125,6 +129,11 @@ class AgentRunAdmin(ReadOnlyAdmin):
 
     def get_urls(self):
         return [path("run/", self.policy_view(self.run_agent_view, "run.create"), name="agents_agentrun_run"),
+                path("<uuid:run_id>/cancel/", self.policy_view(require_POST(self.cancel_view), "run.cancel"),
+                     name="agents_agentrun_cancel"),
+                path("<uuid:run_id>/approvals/<uuid:approval_id>/decide/",
+                     self.policy_view(require_POST(self.decide_view), "approval.decide"),
+                     name="agents_agentrun_decide"),
                 *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
@@ -142,9 +151,64 @@ class AgentRunAdmin(ReadOnlyAdmin):
                    "tool_calls": run.tool_calls.all(), "artifacts": run.artifacts.all(),
                    "check_violations": [{**v, "source_label": CHECK_SOURCES.get(v.get("source"), v.get("source"))}
                                         for v in (run.checks or {}).get("violations", [])],
-                   "check_sources": CHECK_SOURCES,
+                   "check_sources": CHECK_SOURCES, **self._human_steps(request, run),
                    "has_view_permission": True, "original": run}
         return TemplateResponse(request, self.change_form_template, context)
+
+    def _human_steps(self, request, run: AgentRun) -> dict:
+        """What a person can do on the run page: the calls held for approval (Approve / Reject only
+        for who may decide them), Cancel while the run has not ended, and the feedback already given.
+        The page's script fetches the page again on each such event and swaps these parts in."""
+        approvals = list(run.approvals.select_related("decided_by").order_by("created_at"))
+        for approval in approvals:
+            approval.may_decide = (approval.status == ApprovalStatus.PENDING and not run.is_finished
+                                   and can_decide(request.user, approval))
+        return {"approvals": approvals,
+                "may_open_request": policy.allows(request.user, "approval.view", run.client_id),
+                "may_cancel": not run.is_finished and policy.allows(request.user, "run.cancel", run.client_id),
+                "feedback_given": feedback_visible_to(actor=request.user).filter(run=run, current=True)
+                .order_by("-created_at")}
+
+    def _run_or_404(self, request, run_id) -> AgentRun:
+        run = self.get_queryset(request).filter(pk=run_id).first()
+        if run is None:
+            raise Http404("No such run, or it belongs to a client you do not work on.")
+        return run
+
+    def cancel_view(self, request, run_id):
+        run = self._run_or_404(request, run_id)
+        try:
+            run = run_cancel(actor=request.user, run=run)
+        except NotAllowed as exc:
+            raise PermissionDenied(exc.message) from exc
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Cancelled." if run.status == RunStatus.CANCELLED
+                             else "Asked the run to stop; it stops at its next step.")
+        return redirect(reverse("instance_admin:agents_agentrun_change", args=[run.pk]))
+
+    def decide_view(self, request, run_id, approval_id):
+        run = self._run_or_404(request, run_id)
+        approval = run.approvals.filter(pk=approval_id).first()
+        if approval is None:
+            raise Http404("This run has no such approval request.")
+        form = DecisionForm(request.POST)
+        approve = "_approve" in request.POST
+        if not form.is_valid():
+            messages.error(request, " ".join(form.errors.get("note", ["The note is not valid."])))
+        else:
+            try:
+                approval_decide(actor=request.user, approval_id=approval.pk, approve=approve,
+                                note=form.cleaned_data["note"])
+            except NotAllowed as exc:
+                raise PermissionDenied(exc.message) from exc
+            except DomainError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"Approved {approval.tool_name}: the run goes on." if approve else
+                                 f"Rejected {approval.tool_name}: the agent is told why and goes on without it.")
+        return redirect(reverse("instance_admin:agents_agentrun_change", args=[run.pk]))
 
     def run_agent_view(self, request):
         form = RunAgentForm(request.POST or None, user=request.user)

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from spokestack.accounts import policy
 from spokestack.admin_site import InstanceModelAdmin, LandingPanel, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError, NotAllowed, NotFound
-from tuning.admin import ClientPanel, register_client_panel
+from tuning.admin import AuditedChangeAdmin, ClientPanel, register_client_panel
 from tuning.models import Client
 from tuning.selectors import client_get, clients_visible_to
 
@@ -152,7 +152,7 @@ class SuggestionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(FeedbackSettings, site=instance_admin)
-class FeedbackSettingsAdmin(InstanceModelAdmin):
+class FeedbackSettingsAdmin(AuditedChangeAdmin, InstanceModelAdmin):
     view_action = "feedback_settings.view"
     add_action = change_action = "feedback_settings.edit"
     list_display = ["__str__", "auto_apply", "auto_apply_min_confidence", "window_days"]
@@ -164,7 +164,7 @@ class FeedbackSettingsAdmin(InstanceModelAdmin):
         try:
             services.feedback_settings_update(actor=request.user, auto_apply=obj.auto_apply,
                                               min_confidence=obj.auto_apply_min_confidence,
-                                              window_days=obj.window_days)
+                                              window_days=obj.window_days, **self.why(form))
         except NotAllowed as exc:
             raise PermissionDenied(exc.message) from exc
 

@@ -15,12 +15,13 @@ from django.utils.html import format_html
 
 from spokestack.admin_site import InstanceModelAdmin, instance_admin
 from spokestack.errors import DomainError
+from tuning.admin import AuditedChangeAdmin
 
 from .executor import SkillContext, skill_execute
 from .handlers import handler_choices
 from .models import Skill
 from .selectors import metrics_of, skills_with_metrics
-from .services import core_tool_names, skill_create, skill_update, skill_validate
+from .services import core_tool_names, skill_create, skill_delete, skill_update, skill_validate
 
 FORM_FIELDS = ["name", "description", "input_schema", "execution_type", "agent_types", "enabled",
                "requires_approval", "webhook_url", "auth_type", "auth_header", "auth_secret", "handler", "timeout_s"]
@@ -68,7 +69,7 @@ class SkillTestForm(forms.Form):
 
 
 @admin.register(Skill, site=instance_admin)
-class SkillAdmin(InstanceModelAdmin):
+class SkillAdmin(AuditedChangeAdmin, InstanceModelAdmin):
     view_action = "skill.view"
     add_action = change_action = delete_action = "skill.edit"
     form = SkillForm
@@ -124,13 +125,20 @@ class SkillAdmin(InstanceModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.changes()
         if change:
-            saved = skill_update(actor=request.user, skill=obj, changes=data)
+            saved = skill_update(actor=request.user, skill=obj, changes=data, **self.why(form))
         else:
-            created = skill_create(actor=request.user, **data)
+            created = skill_create(actor=request.user, **data, **self.why(form))
             saved = created.skill
             messages.warning(request, f"Signing secret of {saved.name} (shown once; give it to the receiver to "
                                       f"verify webhook signatures): {created.signing_secret}")
         obj.pk, obj.name = saved.pk, saved.name
+
+    def delete_model(self, request, obj):  # through the service, so the deletion is an audit entry
+        skill_delete(actor=request.user, skill=obj)
+
+    def delete_queryset(self, request, queryset):
+        for skill in queryset:
+            skill_delete(actor=request.user, skill=skill)
 
     def get_urls(self):
         return [path("<int:skill_id>/test/", self.policy_view(self.test_view, "skill.test"), name="skills_skill_test"),

@@ -8,23 +8,28 @@ so an account manager sees only their clients in changelists, search and history
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models, transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.timezone import localtime
 from guardian.shortcuts import get_users_with_perms
 
+from spokestack.accounts import policy
 from spokestack.accounts.roles import Role
 from spokestack.admin_site import InstanceInline, InstanceModelAdmin, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError, NotAllowed, NotFound
@@ -114,6 +119,50 @@ def _add_domain_error(form: forms.BaseForm, exc: DomainError, prefix: str = "") 
     form.add_error(None, exc.message)
 
 
+# --- why: the reason and ticket every admin change carries into the audit log ------------------
+
+WHY_FIELDS = ("change_reason", "change_ticket")
+WHY_TITLE = "Why (kept in the audit log with every change saved from this page)"
+
+
+def _with_why(form_class: type[forms.BaseForm]) -> type[forms.BaseForm]:
+    return type(form_class.__name__, (form_class,), {
+        "change_reason": forms.CharField(
+            label="Reason", required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+            help_text="Why you make this change: shown in History and the audit log, and kept with any rollback."),
+        "change_ticket": forms.CharField(
+            label="Ticket", required=False, max_length=100, widget=forms.TextInput(attrs={"size": 30}),
+            help_text="A ticket or request reference, e.g. SUP-1234 (optional)."),
+    })
+
+
+class AuditedChangeAdmin:
+    """A change form whose saves reach audited services: it adds a Reason and a Ticket field
+    (one pair for the whole page, inlines included) that `why(form)` hands to those services."""
+
+    def _why_editable(self, request, obj) -> bool:
+        return self.has_change_permission(request, obj) if obj is not None else self.has_add_permission(request)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [(title, {**options, "fields": [f for f in options["fields"] if f not in WHY_FIELDS]})
+                     for title, options in super().get_fieldsets(request, obj)]
+        if self._why_editable(request, obj):
+            fieldsets.append((WHY_TITLE, {"fields": list(WHY_FIELDS), "classes": ["audit-why"]}))
+        return fieldsets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if "fields" not in kwargs:
+            kwargs["fields"] = flatten_fieldsets(self.get_fieldsets(request, obj))
+        if kwargs["fields"] is not None:
+            kwargs["fields"] = [f for f in kwargs["fields"] if f not in WHY_FIELDS]
+        return _with_why(super().get_form(request, obj, change, **kwargs))
+
+    @staticmethod
+    def why(form) -> dict[str, str]:
+        data = getattr(form, "cleaned_data", None) or {}
+        return {"reason": data.get("change_reason") or "", "ticket": data.get("change_ticket") or ""}
+
+
 # --- tier 2 -----------------------------------------------------------------------------
 
 
@@ -166,13 +215,14 @@ class PerAgentTuningInline(InstanceInline, admin.StackedInline):
     form = InstanceTuningForm
     extra = 0
     can_delete = False
+    template = "admin/tuning/edit_inline/stacked.html"
     verbose_name = "per-agent override"
     verbose_name_plural = "Per-agent overrides (empty fields inherit the instance-wide value; lists add to it)"
     fieldsets = [(None, {"fields": ["agent_type"]}), *[(t, {**o, "classes": ["collapse"]}) for t, o in FIELDSETS_TIER2]]
 
 
 @admin.register(InstanceTuning, site=instance_admin)
-class InstanceTuningAdmin(InstanceModelAdmin):
+class InstanceTuningAdmin(AuditedChangeAdmin, InstanceModelAdmin):
     view_action = "instance_tuning.view"
     change_action = "instance_tuning.edit"
     formfield_overrides = COMPACT_JSON
@@ -199,7 +249,8 @@ class InstanceTuningAdmin(InstanceModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         changes = {f: form.cleaned_data[f] for f in form.changed_data if f in INSTANCE_FIELDS}
-        self._run(request, lambda: services.instance_tuning_update(actor=request.user, changes=changes))
+        self._run(request, lambda: services.instance_tuning_update(actor=request.user, changes=changes,
+                                                                   **self.why(form)))
 
     def save_formset(self, request, form, formset, change) -> None:
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
@@ -209,7 +260,7 @@ class InstanceTuningAdmin(InstanceModelAdmin):
             agent_type = inline_form.instance.agent_type or inline_form.cleaned_data["agent_type"]
             changes = {f: inline_form.cleaned_data[f] for f in inline_form.changed_data if f in INSTANCE_FIELDS}
             row = self._run(request, lambda a=agent_type, c=changes: services.instance_tuning_update(
-                actor=request.user, agent_type=a, changes=c))
+                actor=request.user, agent_type=a, changes=c, **self.why(form)))
             (formset.changed_objects.append((row, list(changes))) if inline_form.instance.pk
              else formset.new_objects.append(row))
 
@@ -313,8 +364,8 @@ class ClientTuningInline(ClientScopedInline, admin.StackedInline):
     model = ClientTuning
     form = ClientTuningForm
     can_delete = False
-    template = "admin/edit_inline/stacked.html"
-    verbose_name = "tuning"
+    template = "admin/tuning/edit_inline/stacked.html"
+    verbose_name = "tuning row"
     verbose_name_plural = "Brand voice, tone and preferences (a per-agent row overrides the all-agents row)"
     fieldsets = [
         (None, {"fields": ["agent_type", "brand_voice", "tone_keywords"]}),
@@ -399,7 +450,7 @@ def assigned_users(client: Client, role: str):
 
 
 @admin.register(Client, site=instance_admin)
-class ClientAdmin(InstanceModelAdmin):
+class ClientAdmin(AuditedChangeAdmin, InstanceModelAdmin):
     view_action = "client.view"
     add_action = "client.create"
     # The page's form is open to whoever sees the client: its tuning, rules and examples are
@@ -460,20 +511,22 @@ class ClientAdmin(InstanceModelAdmin):
         details = [f for f in form.changed_data if f in CLIENT_DETAILS]
         try:
             if not change:
-                created = services.client_create(actor=request.user, **{f: form.cleaned_data[f] for f in CLIENT_DETAILS})
+                created = services.client_create(actor=request.user, **self.why(form),
+                                                 **{f: form.cleaned_data[f] for f in CLIENT_DETAILS})
                 obj.pk, obj.created_at = created.pk, created.created_at
             elif details:
                 services.client_update(actor=request.user, client=Client.objects.get(pk=obj.pk),
-                                       changes={f: form.cleaned_data[f] for f in details})
+                                       changes={f: form.cleaned_data[f] for f in details}, **self.why(form))
             client = Client.objects.get(pk=obj.pk)
             for name, role in ASSIGNMENT_FIELDS.items():
                 if name not in form.changed_data:
                     continue
                 wanted, current = set(form.cleaned_data[name]), set(assigned_users(client, role))
                 for user in sorted(wanted - current, key=lambda u: u.pk):
-                    services.client_assign(actor=request.user, user=user, client=client, role=role)
+                    services.client_assign(actor=request.user, user=user, client=client, role=role, **self.why(form))
                 for user in sorted(current - wanted, key=lambda u: u.pk):
-                    services.client_unassign(actor=request.user, user=user, client=client, role=role)
+                    services.client_unassign(actor=request.user, user=user, client=client, role=role,
+                                             **self.why(form))
         except NotAllowed as exc:
             raise PermissionDenied(exc.message) from exc
 
@@ -484,10 +537,10 @@ class ClientAdmin(InstanceModelAdmin):
             for inline_form in formset.forms:
                 instance = inline_form.instance
                 if instance.pk and inline_form in formset.deleted_forms:
-                    self._remove(request, instance)
+                    self._remove(request, instance, self.why(form))
                     formset.deleted_objects.append(instance)
                 elif inline_form.has_changed() and inline_form not in formset.deleted_forms:
-                    saved = self._save_inline(request, client, inline_form)
+                    saved = self._save_inline(request, client, inline_form, self.why(form))
                     if instance.pk:
                         formset.changed_objects.append((saved, inline_form.changed_data))
                     else:
@@ -496,28 +549,29 @@ class ClientAdmin(InstanceModelAdmin):
             raise PermissionDenied(exc.message) from exc
 
     @staticmethod
-    def _remove(request, instance) -> None:
+    def _remove(request, instance, why: dict[str, str]) -> None:
         if isinstance(instance, ContentRule):
-            services.client_rule_remove(actor=request.user, rule=instance)
+            services.client_rule_remove(actor=request.user, rule=instance, **why)
         elif isinstance(instance, ApprovedExample):
-            services.client_example_remove(actor=request.user, example=instance)
+            services.client_example_remove(actor=request.user, example=instance, **why)
 
     @staticmethod
-    def _save_inline(request, client: Client, inline_form):
+    def _save_inline(request, client: Client, inline_form, why: dict[str, str]):
         data, instance = inline_form.cleaned_data, inline_form.instance
         if isinstance(instance, ClientTuning):
             changes = {f: data[f] for f in inline_form.changed_data if f in CLIENT_FIELDS}
-            return services.client_tuning_update(actor=request.user, client=client, changes=changes,
+            return services.client_tuning_update(actor=request.user, client=client, changes=changes, **why,
                                                  agent_type=instance.agent_type or data.get("agent_type") or "")
         if isinstance(instance, ContentRule):
             fields = {f: data.get(f) for f in ("kind", "text", "agent_type", "active")}
             fields["agent_type"] = fields["agent_type"] or ""
             if instance.pk:
-                return services.client_rule_update(actor=request.user, rule=instance,
+                return services.client_rule_update(actor=request.user, rule=instance, **why,
                                                    changes={f: fields[f] for f in inline_form.changed_data})
-            return services.client_rule_add(actor=request.user, client=client, **fields)
+            return services.client_rule_add(actor=request.user, client=client, **fields, **why)
         return services.client_example_add(actor=request.user, client=client, kind=data["kind"], text=data["text"],
-                                           context=data.get("context") or "", agent_type=data.get("agent_type") or "")
+                                           context=data.get("context") or "", agent_type=data.get("agent_type") or "",
+                                           **why)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         client = self.get_object(request, object_id)
@@ -596,10 +650,69 @@ def _diff_since_last_change(*, platform, client, spec, current) -> dict[str, Any
 
 
 def _history(request, site, *, title: str, changes, client: Client | None = None) -> TemplateResponse:
+    rows = [{"change": change, "what": change_label(change), "old": json_text(change.old_value),
+             "new": json_text(change.new_value)} for change in changes]
     return TemplateResponse(request, "admin/tuning/history.html", {
-        **site.each_context(request), "title": title, "changes": list(changes), "client": client,
+        **site.each_context(request), "title": title, "rows": rows, "client": client,
         "opts": TuningChange._meta, "next": request.get_full_path(),
+        "may_roll_back": policy.allows(request.user, "audit.rollback", client),
     })
+
+
+# --- how audit entries read to a person ------------------------------------------------------
+
+TUNING_MODELS = {Entity.INSTANCE_TUNING: InstanceTuning, Entity.CLIENT_TUNING: ClientTuning}
+
+
+def json_text(value: Any) -> str:
+    """A stored value as compact JSON (never a Python repr); "—" for none."""
+    if value is None:
+        return "—"
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _human(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def field_label(change: TuningChange) -> str:
+    model = TUNING_MODELS.get(change.entity)
+    if model is not None:
+        try:
+            return str(model._meta.get_field(change.field).verbose_name)
+        except FieldDoesNotExist:  # a field renamed since the entry keeps its stored name
+            pass
+    return _human(change.field)
+
+
+def object_label(change: TuningChange) -> str:
+    """What the entry changed, as the admin names it: "instance-wide tuning", "Desert Bloom's tuning
+    for copy", "rule “Never promise…”" — not a model name and a row id."""
+    agent = f" for {_human(change.agent_type)}" if change.agent_type else ""
+    if change.entity == Entity.INSTANCE_TUNING:
+        return f"tuning{agent}" if change.agent_type else "instance-wide tuning"
+    if change.entity == Entity.CLIENT_TUNING:
+        return f"{change.client_label}'s tuning{agent or ' for all agents'}"
+    snapshot = change.old_value if isinstance(change.old_value, dict) else change.new_value
+    entity = change.get_entity_display().lower()
+    if isinstance(snapshot, dict):
+        named = snapshot.get("text") or snapshot.get("name") or snapshot.get("user") or snapshot.get("email")
+        if named:
+            return f"{entity} “{_clip(str(named), 60)}”"
+    if change.entity == Entity.CLIENT and change.client_label:
+        return f"{entity} of {change.client_label}"
+    return entity
+
+
+def change_label(change: TuningChange) -> str:
+    what = f"{change.get_action_display()} {object_label(change)}"
+    if change.field:
+        what += f" · {field_label(change)}"
+    return what
 
 
 # --- the audit log ----------------------------------------------------------------------------
@@ -633,7 +746,7 @@ class TuningChangeAdmin(ReadOnlyAdmin):
     selected ones), in the same format as the API's export."""
 
     view_action = "audit.view"
-    list_display = ["id", "created_at", "who", "what", "client_name", "values", "rollback_button"]
+    list_display = ["id", "when_and_who", "what", "client_name", "values", "why", "rollback_button"]
     list_display_links = ["id"]
     list_filter = ["entity", ActorFilter, "client", ("created_at", admin.DateFieldListFilter), "tier", "action"]
     search_fields = ["field", "client_label", "actor_label", "reason", "ticket"]
@@ -651,7 +764,15 @@ class TuningChangeAdmin(ReadOnlyAdmin):
         base = reverse("instance_admin:tuning_tuningchange_export")
         exports = [(fmt.upper(), f"{base}?{query.urlencode()}{'&' if query else ''}format={fmt}")
                    for fmt in auditlog.EXPORT_FORMATS]
-        return super().changelist_view(request, {**(extra_context or {}), "audit_exports": exports})
+        return super().changelist_view(request, {"title": "Audit log", **(extra_context or {}),
+                                                 "audit_exports": exports})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = dict(extra_context or {})
+        change = self.get_object(request, object_id)
+        if change is not None:
+            context.update(title=f"Audit entry #{change.pk}", subtitle=change_label(change))
+        return super().change_view(request, object_id, form_url, context)
 
     def export_view(self, request) -> HttpResponse:
         """Every entry the changelist's filters (and search) match, as a CSV or JSON file."""
@@ -677,9 +798,11 @@ class TuningChangeAdmin(ReadOnlyAdmin):
     def export_selected_json(self, request, queryset):
         return auditlog.export_response(queryset, "json")
 
-    @admin.display(description="Who", ordering="actor_label")
-    def who(self, obj) -> str:
-        return obj.actor_label
+    @admin.display(description="When · who", ordering="created_at")
+    def when_and_who(self, obj) -> str:
+        return format_html('{}<br><span class="audit-who">{}</span>', date_format(localtime(obj.created_at),
+                                                                                    "SHORT_DATETIME_FORMAT"),
+                           obj.actor_label)
 
     @admin.display(description="Client", ordering="client_label")
     def client_name(self, obj) -> str:
@@ -687,22 +810,25 @@ class TuningChangeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="What")
     def what(self, obj) -> str:
-        parts = [obj.get_tier_display(), f"{obj.get_action_display()} {obj.get_entity_display().lower()}"]
-        if obj.field:
-            parts.append(obj.field)
-        if obj.agent_type:
-            parts.append(obj.agent_type)
-        if obj.rollback_of_id:
-            parts.append(f"rollback of #{obj.rollback_of_id}")
-        return " · ".join(parts)
+        rollback = format_html(" <small>rollback of #{}</small>", obj.rollback_of_id) if obj.rollback_of_id else ""
+        return format_html('<small class="quiet">{}</small><br>{}{}', obj.get_tier_display(), change_label(obj),
+                           rollback)
 
     @admin.display(description="Before → after")
     def values(self, obj) -> str:
-        return f"{_short(obj.old_value)} → {_short(obj.new_value)}"
+        return format_html('<div class="audit-values">{} <span class="arrow">→</span> {}</div>',
+                           _value_html(obj.old_value), _value_html(obj.new_value))
 
-    @admin.display(description="")
+    @admin.display(description="Why", ordering="reason")
+    def why(self, obj) -> str:
+        if not (obj.reason or obj.ticket):
+            return "—"
+        return format_html('<span class="audit-why" title="{}">{}</span>{}', obj.reason, _clip(obj.reason, 80),
+                           format_html(' <span class="audit-ticket">[{}]</span>', obj.ticket) if obj.ticket else "")
+
+    @admin.display(description="Roll back")
     def rollback_button(self, obj) -> str:
-        return format_html('<a class="button" href="{}">Roll back…</a>',
+        return format_html('<a class="button audit-rollback" href="{}">Roll back…</a>',
                            reverse("instance_admin:tuning_tuningchange_rollback", args=[obj.pk]))
 
     def get_urls(self):
@@ -726,10 +852,13 @@ class TuningChangeAdmin(ReadOnlyAdmin):
             title = (f"Roll back entry #{change.pk} and the {'other entry' if others == 1 else f'{others} other entries'}"
                      " of its change?" if group else f"Roll back entry #{change.pk}?")
             return TemplateResponse(request, "admin/tuning/rollback_confirm.html", {
-                **self.admin_site.each_context(request), "title": title, "change": change, "group": group,
+                **self.admin_site.each_context(request), "title": title, "change": change,
+                "what": change_label(change), "old": json_text(change.old_value), "new": json_text(change.new_value),
+                "group": [{"entry": entry, "what": change_label(entry)} for entry in group],
                 "next": back, "opts": self.model._meta})
         try:
-            entry = services.tuning_rollback(actor=request.user, change=change, reason=request.POST.get("reason", ""))
+            entry = services.tuning_rollback(actor=request.user, change=change, reason=request.POST.get("reason", ""),
+                                             ticket=request.POST.get("ticket", ""))
         except NotAllowed as exc:
             raise PermissionDenied(exc.message) from exc
         except DomainError as exc:
@@ -739,6 +868,7 @@ class TuningChangeAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(back)
 
 
-def _short(value: Any) -> str:
-    text = "—" if value is None else str(value)
-    return text if len(text) <= 50 else text[:47] + "…"
+def _value_html(value: Any) -> str:
+    """Compact JSON, clipped in the list; the whole value on hover and on the entry's page."""
+    text = json_text(value)
+    return format_html('<code class="audit-value" title="{}">{}</code>', text, _clip(text, 120))

@@ -323,7 +323,8 @@ def version_rollback(*, actor: AbstractUser | None, agent_type: str, version: An
         raise Conflict(f"{agent_type} already runs {version}.")
     activated = VersionChange.objects.filter(agent_type=agent_type, version=version).exists()
     if not activated and not force:
-        raise Conflict(f"This instance never ran {agent_type} {version}; pass force=true to switch to it anyway.",
+        raise Conflict(f"This instance never ran {agent_type} {version}, so it is not a rollback. To switch to it "
+                       f"anyway, tick \"Switch anyway\" in the admin (force=true in the API).",
                        details={"version": version})
     return _activate(config=config, version=version, action=VersionChange.Action.ROLLBACK, actor=actor,
                      reason=reason.strip(), pin=True)
@@ -345,6 +346,20 @@ def impact_for(*, agent_type: str, to_version: str, config: AgentVersionConfig |
                           skills=_skill_facts(agent_type), preferences=config.optimization_preferences)
 
 
+def release_recipients(config: AgentVersionConfig) -> list[str]:
+    """Who is told about a release of the config's agent type: its notification contacts, or the
+    instance admins when it names none, so a release never goes unannounced by default."""
+    if config.notify_contacts:
+        return list(config.notify_contacts)
+    from django.contrib.auth import get_user_model
+
+    from spokestack.accounts.roles import Role
+
+    admins = (get_user_model().objects.filter(is_active=True, groups__name=Role.INSTANCE_ADMIN)
+              .exclude(email="").order_by("email").values_list("email", flat=True).distinct())
+    return list(admins)
+
+
 def release_notify_instance(*, agent_type: str, version: str, previous_version: str) -> UpdateNotification | None:
     """In the current instance schema: analyse the release, notify, and apply it when the policy is
     auto and the analysis safe. Idempotent (one notification per release and instance)."""
@@ -360,7 +375,7 @@ def release_notify_instance(*, agent_type: str, version: str, previous_version: 
             agent_type=agent_type, from_version=config.current_version, version=version,
             recommendation=analysis["recommendation"], reason=analysis["reason"], analysis=analysis,
             content=notification_text(analysis),
-            emailed_to=list(config.notify_contacts) if config.notify else [])
+            emailed_to=release_recipients(config) if config.notify else [])
         if config.policy == UpdatePolicy.AUTO and not config.pinned_version and analysis["recommendation"] == "safe":
             config = AgentVersionConfig.objects.select_for_update().get(pk=config.pk)
             _activate(config=config, version=version, action=VersionChange.Action.AUTO_UPDATE, actor=None,

@@ -11,16 +11,23 @@ here because who holds which role, and for which clients, is one fact.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from spokestack.errors import Conflict, InvalidInput
 from tuning import audit
@@ -30,6 +37,8 @@ from . import policy
 from .models import ApiToken
 from .roles import STAFF_ROLES, Role
 from .selectors import assignments_by_user
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "ss_"  # noqa: S105 - a visible prefix, not a secret
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -102,10 +111,15 @@ def _record(*, actor: AbstractUser | None, user: AbstractUser, entity: str = Ent
 
 @transaction.atomic
 def user_create(*, email: str, password: str | None = None, role: str, first_name: str = "", last_name: str = "",
-                actor: AbstractUser | None = None, reason: str = "", ticket: str = "") -> AbstractUser:
-    """A person of this instance with one role. The e-mail address is the login name. Without a
-    password (the API never takes one) the person cannot sign in until an instance admin sets one
-    in the admin; they are assigned to clients separately (`tuning.services.client_assign`)."""
+                actor: AbstractUser | None = None, reason: str = "", ticket: str = "",
+                invite_from: str = "") -> AbstractUser:
+    """A person of this instance with one role (every role may open the admin, so they are staff).
+    The e-mail address is the login name. Without a password (the API never takes one) the person
+    cannot sign in until they set one: with `invite_from` (the instance's address as the inviting
+    person reaches it, e.g. "https://alpha.example.com") they are e-mailed a set-password link once
+    the surrounding transaction commits (`user_invitation_send`), so the mail lists the clients
+    assigned in that same transaction and no mail goes out for a person rolled back. They are
+    assigned to clients separately (`tuning.services.client_assign`)."""
     policy.require(actor, "user.manage")
     _check_role(role)
     email = _clean_email(email)
@@ -124,7 +138,52 @@ def user_create(*, email: str, password: str | None = None, role: str, first_nam
     group, _ = Group.objects.get_or_create(name=role)
     user.groups.add(group)
     _record(actor=actor, user=user, action=Action.CREATE, new=user_snapshot(user), reason=reason, ticket=ticket)
+    if invite_from:
+        # robust: the person exists once committed; a mail server error is logged, and the admin's
+        # "Send a set-password link" action sends another invitation.
+        transaction.on_commit(lambda: user_invitation_send(actor=actor, user=user, base_url=invite_from), robust=True)
     return user
+
+
+def user_invitation_send(*, actor: AbstractUser | None, user: AbstractUser, base_url: str) -> str:
+    """E-mail the person a link to set their password (Django's password-reset token: it works once,
+    stops working when the password changes, and expires after PASSWORD_RESET_TIMEOUT). Returns the
+    link. Not audited: it changes nothing until the person uses it. Call it outside a transaction
+    (the SMTP round trip must not hold one open)."""
+    policy.require(actor, "user.manage")
+    if not user.is_active:
+        raise InvalidInput(f"{user.get_username()} is deactivated; reactivate them before sending an invitation.",
+                           details={"user_id": user.pk})
+    if not user.email:
+        raise InvalidInput(f"{user.get_username()} has no e-mail address to send the invitation to.",
+                           details={"user_id": user.pk})
+    path = reverse("set_password", urlconf="spokestack.urls",
+                   kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                           "token": default_token_generator.make_token(user)})
+    link = base_url.rstrip("/") + path
+    instance = getattr(connection, "tenant", None)
+    instance_name = getattr(instance, "name", "") or "SpokeStack"
+    role = role_of(user)
+    clients = sorted(Client.objects.filter(pk__in=[a["client_id"] for a in
+                                                   assignments_by_user([user.pk]).get(user.pk, [])])
+                     .values_list("name", flat=True))
+    days = max(1, round(settings.PASSWORD_RESET_TIMEOUT / 86400))
+    lines = [f"Hello{' ' + user.first_name if user.first_name else ''},", "",
+             f"{_actor_name(actor)} added you to {instance_name} on SpokeStack"
+             f"{' as ' + Role(role).label.lower() if role else ''}"
+             f"{' for ' + ', '.join(clients) if clients else ''}.", "",
+             "Choose your password here (the link works once, for " f"{days} day{'s' if days != 1 else ''}):",
+             link, "", f"Then sign in at {base_url.rstrip('/')}/admin/ with your e-mail address {user.email}."]
+    send_mail(subject=f"You are invited to {instance_name} on SpokeStack", message="\n".join(lines),
+              from_email=None, recipient_list=[user.email])
+    logger.info("invitation sent to user %s", user.pk)
+    return link
+
+
+def _actor_name(actor: AbstractUser | None) -> str:
+    if actor is None:
+        return "SpokeStack"
+    return actor.get_full_name() or actor.get_username()
 
 
 @transaction.atomic

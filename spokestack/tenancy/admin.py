@@ -1,35 +1,113 @@
-from django import forms
-from django.contrib import admin, messages
-from django.db import models
+import zoneinfo
 
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import Http404, HttpResponseRedirect
+from django.http.request import split_domain_port, validate_host
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.cache import add_never_cache_headers
+from django_tenants.utils import schema_context, schema_exists
+
+from spokestack.accounts.roles import Role
 from spokestack.admin_site import platform_admin
 from spokestack.egress import EgressError, vet_url
 from spokestack.errors import DomainError
+from spokestack.secrets import decrypt, encrypt
 
 from .models import Domain, Instance
-from .services import instance_provision, instance_set_erp, instance_set_status
+from .services import (
+    HOST_NAME,
+    RESERVED_SCHEMAS,
+    SCHEMA_NAME,
+    _schema_from_domain,
+    instance_provision,
+    instance_set_erp,
+    instance_set_status,
+)
+
+# The session entry that carries a new instance's admin password from the add form to the one
+# page that shows it: encrypted (bound to the instance), removed when that page is first shown.
+NEW_ADMIN_PASSWORDS = "tenancy.new_admin_passwords"
+
+
+def _clean_timezone(value: str) -> str:
+    value = (value or "").strip()
+    if value not in zoneinfo.available_timezones():
+        raise forms.ValidationError(f"Unknown time zone '{value}': use an IANA name such as UTC, Asia/Dubai or "
+                                    "Europe/Paris.")
+    return value
 
 
 class InstanceProvisionForm(forms.ModelForm):
-    domain = forms.CharField(help_text="Host the instance answers on, e.g. acme.localhost")
-    admin_email = forms.EmailField(help_text="The instance's first admin; a password is shown once.")
+    """Checks everything provisioning would refuse, so that a refusal is a form error and nothing
+    is created; `InstanceAdmin.save_model` provisions once, after the form is valid (a host or
+    schema taken in between is still refused by `instance_provision`, in its transaction)."""
+
+    domain = forms.CharField(
+        label="Host", max_length=253, widget=forms.TextInput(attrs={"class": "vTextField", "autocomplete": "off"}),
+        help_text="The host name the instance answers on, without http:// or a port, e.g. acme.localhost.")
+    admin_email = forms.EmailField(
+        label="Admin e-mail", max_length=150, widget=forms.EmailInput(attrs={"class": "vTextField"}),
+        help_text="The instance's first admin signs in with this address. Their password is generated and "
+                  "shown once, right after the instance is created.")
 
     class Meta:
         model = Instance
         fields = ["name", "schema_name", "tier", "region", "language", "timezone"]
+        labels = {"timezone": "Time zone"}
+        help_texts = {"timezone": "An IANA time zone name, e.g. UTC, Asia/Dubai, Europe/Paris."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        schema = self.fields["schema_name"]
+        schema.required = False
+        schema.help_text = ("The instance's PostgreSQL schema: 2-48 lower-case letters, digits or _, starting "
+                            "with a letter. Leave empty to derive it from the host (acme.localhost → acme).")
+
+    def clean_domain(self) -> str:
+        domain = self.cleaned_data["domain"].strip().lower()
+        if not HOST_NAME.match(domain):
+            raise forms.ValidationError(f"'{domain}' is not a host name: enter lower-case letters, digits, hyphens "
+                                        "and dots only, without http://, a port or a path (e.g. acme.example.com).")
+        if not validate_host(domain, settings.ALLOWED_HOSTS):
+            raise forms.ValidationError(f"This deployment does not answer on {domain}: add it (or a parent such as "
+                                        f".{domain.partition('.')[2] or domain}) to DJANGO_ALLOWED_HOSTS first.")
+        taken = Domain.objects.filter(domain=domain).select_related("tenant").first()
+        if taken is not None:
+            raise forms.ValidationError(f"The host {domain} already belongs to the instance {taken.tenant.name}: "
+                                        "enter another host.")
+        return domain
+
+    def clean_admin_email(self) -> str:
+        return self.cleaned_data["admin_email"].strip().lower()
+
+    def clean_timezone(self) -> str:
+        return _clean_timezone(self.cleaned_data.get("timezone"))
 
     def clean(self):
         cleaned = super().clean()
-        self._provisioned = None
-        if not self.errors:
-            try:
-                self._provisioned = instance_provision(
-                    name=cleaned["name"], domain=cleaned["domain"], admin_email=cleaned["admin_email"],
-                    schema_name=cleaned.get("schema_name") or None, tier=cleaned["tier"],
-                    region=cleaned.get("region", ""), language=cleaned["language"], timezone=cleaned["timezone"],
-                )
-            except DomainError as exc:
-                raise forms.ValidationError(exc.message) from exc
+        if "schema_name" in self.errors:
+            return cleaned
+        schema = (cleaned.get("schema_name") or "").strip()
+        derived = not schema
+        if derived:
+            if not cleaned.get("domain"):
+                return cleaned  # the host's own error says what to fix
+            schema = _schema_from_domain(cleaned["domain"])
+        origin = f"'{schema}' (derived from the host)" if derived else f"'{schema}'"
+        if not SCHEMA_NAME.match(schema) or schema in RESERVED_SCHEMAS or schema.startswith("pg_"):
+            self.add_error("schema_name", f"{origin} cannot be a schema name: enter 2-48 lower-case letters, "
+                                          "digits or _, starting with a letter.")
+        elif Instance.objects.filter(schema_name=schema).exists() or schema_exists(schema):
+            self.add_error("schema_name", f"The schema {origin} is taken: enter another schema name.")
+        else:
+            cleaned["schema_name"] = schema
         return cleaned
 
 
@@ -52,6 +130,9 @@ class InstanceChangeForm(forms.ModelForm):
             if isinstance(field, models.URLField):
                 kwargs.setdefault("assume_scheme", "https")
             return field.formfield(**kwargs)
+
+    def clean_timezone(self) -> str:
+        return _clean_timezone(self.cleaned_data.get("timezone"))
 
     def clean_erp_base_url(self):
         url = self.cleaned_data.get("erp_base_url", "").strip()
@@ -105,10 +186,71 @@ class InstanceAdmin(admin.ModelAdmin):
             if new_key or clear:
                 instance_set_erp(instance=obj, base_url=obj.erp_base_url, api_key=new_key or "")
             return
-        result = form._provisioned
-        obj.pk = result.instance.pk
-        obj.__dict__.update({k: v for k, v in result.instance.__dict__.items() if not k.startswith("_")})
-        messages.warning(request, f"Admin {result.admin.email} created. Password (shown once): {result.admin_password}")
+        data = form.cleaned_data
+        result = instance_provision(
+            name=data["name"], domain=data["domain"], admin_email=data["admin_email"], schema_name=data["schema_name"],
+            tier=data["tier"], region=data.get("region", ""), language=data["language"], timezone=data["timezone"])
+        # The admin goes on with `obj` (history entry, redirect): make it the provisioned row.
+        for field in Instance._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(result.instance, field.attname))
+        obj._state.adding, obj._state.db = False, result.instance._state.db
+        # Carried to `created_view` only, encrypted; never in a message, the history or a log.
+        pending = request.session.get(NEW_ADMIN_PASSWORDS, {})
+        pending[str(obj.pk)] = {"email": result.admin.email,
+                                "password": encrypt(result.admin_password, schema=obj.schema_name)}
+        request.session[NEW_ADMIN_PASSWORDS] = pending
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            if object_id is not None:
+                raise
+            # Another provisioning took the host or schema after this form was checked; the
+            # transaction rolled everything back.
+            self.message_user(request, f"Nothing was created: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Whatever button was pressed, the next page is the one that shows the admin password.
+        return HttpResponseRedirect(reverse("platform_admin:tenancy_instance_created", args=[obj.pk],
+                                            current_app=self.admin_site.name))
+
+    def get_urls(self):
+        created = path("<path:object_id>/created/", self.admin_site.admin_view(self.created_view),
+                       name="tenancy_instance_created")
+        return [created, *super().get_urls()]
+
+    def created_view(self, request, object_id):
+        """The new instance's admin password, shown on the first visit after creation and never again."""
+        instance = self.get_object(request, unquote(object_id))
+        if instance is None:
+            raise Http404("No such instance.")
+        if not self.has_view_permission(request, instance):
+            raise PermissionDenied
+        pending = request.session.get(NEW_ADMIN_PASSWORDS, {})
+        entry = pending.pop(str(instance.pk), None)
+        if entry is not None:
+            request.session[NEW_ADMIN_PASSWORDS] = pending
+        with schema_context(instance.schema_name):
+            admins = list(get_user_model().objects.filter(groups__name=Role.INSTANCE_ADMIN)
+                          .order_by("date_joined").values_list("email", flat=True))
+        host = instance.domains.filter(is_primary=True).first() or instance.domains.first()
+        _, port = split_domain_port(request.get_host())
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Instance {instance.name} created" if entry else f"Instance {instance.name}",
+            "instance": instance,
+            "host": host,
+            "instance_admin_url": f"{request.scheme}://{host.domain}{f':{port}' if port else ''}/admin/" if host else "",
+            "admin_email": entry["email"] if entry else "",
+            "admin_password": decrypt(entry["password"], schema=instance.schema_name) if entry else "",
+            "admins": admins,
+        }
+        response = TemplateResponse(request, "admin/tenancy/instance/created.html", context)
+        add_never_cache_headers(response)  # the Back button must not bring the password back
+        return response
 
     @admin.action(description="Suspend the selected instances")
     def suspend(self, request, queryset):

@@ -321,7 +321,20 @@ class HeldInsert:
         self.db.close()
 
 
-def test_a_worker_killed_between_a_gated_call_and_its_request_never_runs_the_call_unapproved(stack):
+def _worker_holding(request, stack, run_id: str) -> WorkerProcess:
+    """The worker process whose execution holds the run (its claim token names host:pid): the run's
+    task may be taken by any worker consuming the queue, e.g. the session's `celery_worker` too."""
+    with schema_context(stack["instance"].schema_name):
+        owner = AgentRun.objects.get(pk=run_id).lease_owner
+    pid = int(owner.split("/")[0].rsplit(":", 1)[1])
+    if stack["worker"].process.pid == pid:
+        return stack["worker"]
+    session_worker = request.getfixturevalue("celery_worker")
+    assert session_worker.process.pid == pid, f"no known worker holds the run ({owner})"
+    return session_worker
+
+
+def test_a_worker_killed_between_a_gated_call_and_its_request_never_runs_the_call_unapproved(request, stack):
     """Issue #13, finding 2, through the real parts: the worker has written the gated call's row
     and is writing its approval request (held at the INSERT) when it is SIGKILLed. The run is taken
     over after its lease; the call waits for a person, writes nothing, and runs once when approved."""
@@ -338,12 +351,14 @@ def test_a_worker_killed_between_a_gated_call_and_its_request_never_runs_the_cal
         run_id = execute(stack, f"Save a draft {marker}")
         pid = wait_for(held.waiting_pid, timeout=30)
         assert held.holds(pid, "agents_toolcall"), "the worker is between the gated call and its request"
-        stack["worker"].kill()
+        holder = _worker_holding(request, stack, run_id)
+        holder.kill()
     finally:
         held.release()  # the dead worker's transaction ends: neither row is kept
+    time.sleep(0.5)  # the backend notices its client is gone once it has the lock
     with schema_context(schema):
         assert not ToolCall.objects.filter(run_id=run_id).exists()
-    stack["worker"].start()
+    holder.start()
     with Reaper(interval=0.5):
         wait_for(lambda: runs(stack, [run_id])[0].status == "awaiting_approval", timeout=40)
     time.sleep(LEASE_S)  # long enough for any second execution to run the call, were it allowed to

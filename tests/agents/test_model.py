@@ -213,7 +213,8 @@ def test_cancel_while_streaming_closes_the_stream_within_one_delta(live_api, mar
         call_model(_request(marker), callbacks=StreamCallbacks(on_text=text.append,
                                                                should_cancel=lambda: len(text) >= 1))
     assert len(text) == 1
-    assert time.monotonic() - started < 1.0
+    # Closed, not read to its end: the whole stream takes 3 s (a margin for a loaded machine).
+    assert time.monotonic() - started < 3.0 * 0.8
 
 
 def test_prices_cover_the_sdks_current_models_and_unknown_models_are_priced_as_sonnet():

@@ -71,6 +71,8 @@ NOT_CONFIGURATION = {
     "versions.services.skill_core_report": "reads a skill's usage",
     "spokestack.accounts.services.role_of": "reads a person's role",
     "spokestack.accounts.services.user_snapshot": "what an entry keeps of a person",
+    "versions.services.release_recipients": "reads who receives release e-mails",
+    "spokestack.accounts.services.user_invitation_send": "an e-mail with a set-password link; changes nothing",
     # not an instance's configuration
     "tuning.services.instance_tuning_wide_row": "creates the empty instance-wide row: every field inherits, "
                                                 "nothing changes until a field is saved (walked)",
