@@ -212,8 +212,12 @@ PROBES: list[Probe] = [
     *_both("run.cancel", "api", lambda w, h, c: h.delete(f"/api/v1/agent/task/{w.run(_where(w, c)).pk}")),
     *_admin("run.cancel", lambda w, h, c: h.post("/admin/agents/agentrun/", {
         "action": "cancel_runs", "_selected_action": [str(w.run("mine").pk)], "index": "0"}), where="mine"),
+    *_both("run.cancel", "admin", lambda w, h, c: h.post(f"/admin/agents/agentrun/{w.run(_where(w, c)).pk}/cancel/")),
     # approvals
     *_api("approval.view", lambda w, h, c: h.get("/api/v1/approvals")),
+    *_both("approval.decide", "admin", lambda w, h, c: h.post(
+        f"/admin/agents/agentrun/{w.approval(_where(w, c)).run_id}/approvals/{w.approval(_where(w, c)).pk}/decide/",
+        {"note": "", "_approve": "1"})),
     *_admin("approval.view", lambda w, h, c: h.get("/admin/agents/approvalrequest/")),
     *_both("approval.view", "admin", lambda w, h, c: h.get(
         f"/admin/agents/approvalrequest/{w.approval(_where(w, c)).pk}/change/")),
