@@ -16,6 +16,7 @@ from feedback.selectors import feedback_visible_to
 from spokestack.accounts import policy
 from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
 from spokestack.errors import DomainError, NotAllowed
+from tuning.models import AGENT_TITLES, agent_label
 
 from .approvals import approval_decide, approvals_visible_to, can_decide, pending_for
 from .checks import SOURCES as CHECK_SOURCES
@@ -28,6 +29,10 @@ STATUS_COLOURS = {
     RunStatus.QUEUED: "#6c757d", RunStatus.RUNNING: "#0d6efd", RunStatus.AWAITING_APPROVAL: "#fd7e14",
     RunStatus.SUCCEEDED: "#198754", RunStatus.FAILED: "#dc3545", RunStatus.CANCELLED: "#6c757d",
 }
+
+
+# Where tuning and the other apps name an agent type, they show its title ("Media buying").
+AGENT_TITLES.update({t: get_spec(t).title for t in agent_types()})
 
 
 def status_badge(run: AgentRun) -> str:
@@ -65,6 +70,20 @@ class ReviewFilter(admin.SimpleListFilter):
         return runs_in_review(queryset, self.value()) if self.value() in REVIEW_FILTERS else queryset
 
 
+class AgentTypeFilter(admin.SimpleListFilter):
+    """The agent types the listed runs have, by title."""
+
+    title = "agent"
+    parameter_name = "agent_type"
+
+    def lookups(self, request, model_admin):
+        types = model_admin.get_queryset(request).order_by().values_list("agent_type", flat=True).distinct()
+        return sorted(((t, agent_label(t)) for t in types), key=lambda choice: choice[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(agent_type=self.value()) if self.value() else queryset
+
+
 def review_badge(run: AgentRun) -> str:
     if run.review_status == ReviewStatus.PENDING:
         return format_html('<span class="run-review" data-review="pending" title="{}" style="background:#fd7e14;'
@@ -81,9 +100,9 @@ class AgentRunAdmin(ReadOnlyAdmin):
     """Runs start from the "Run an agent" page or the API; services own every change."""
 
     view_action = "run.view"
-    list_display = ["short_id", "agent_type", "agent_version", "client", "badge", "review", "created_by", "created_at",
+    list_display = ["short_id", "agent", "agent_version", "client", "badge", "review", "created_by", "created_at",
                     "duration", "cost"]
-    list_filter = ["status", ReviewFilter, "agent_type", "client", "simulated"]
+    list_filter = ["status", ReviewFilter, AgentTypeFilter, "client", "simulated"]
     search_fields = ["task", "output", "agent_type"]
     list_select_related = ["client", "created_by"]
     date_hierarchy = "created_at"
@@ -99,6 +118,10 @@ class AgentRunAdmin(ReadOnlyAdmin):
     @admin.display(description="Run", ordering="created_at")
     def short_id(self, run):
         return str(run.pk)[:8]
+
+    @admin.display(description="Agent", ordering="agent_type")
+    def agent(self, run):  # the title, and the agent type as the API names it
+        return format_html('{} <code class="quiet">{}</code>', agent_label(run.agent_type), run.agent_type)
 
     @admin.display(description="Status", ordering="status")
     def badge(self, run):
@@ -147,7 +170,8 @@ class AgentRunAdmin(ReadOnlyAdmin):
         if run is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         context = {**self.admin_site.each_context(request), "run": run, "opts": self.opts,
-                   "title": f"{run.agent_type} run {str(run.pk)[:8]}", "badge": status_badge(run),
+                   "agent_title": agent_label(run.agent_type),
+                   "title": f"{agent_label(run.agent_type)} run {str(run.pk)[:8]}", "badge": status_badge(run),
                    "tool_calls": run.tool_calls.all(), "artifacts": run.artifacts.all(),
                    "check_violations": [{**v, "source_label": CHECK_SOURCES.get(v.get("source"), v.get("source"))}
                                         for v in (run.checks or {}).get("violations", [])],
@@ -222,6 +246,8 @@ class AgentRunAdmin(ReadOnlyAdmin):
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
+                for_client = f" for {data['client']}" if data["client"] else ""
+                messages.success(request, f"Run started: {agent_label(created.run.agent_type)}{for_client}.")
                 return redirect(reverse("instance_admin:agents_agentrun_change", args=[created.run.pk]))
         context = {**self.admin_site.each_context(request), "form": form, "opts": self.opts,
                    "title": "Run an agent"}
@@ -230,7 +256,10 @@ class AgentRunAdmin(ReadOnlyAdmin):
 
 def _recent_runs(request) -> dict:
     may_run = policy.allows(request.user, "run.create")
-    return {"runs": runs_visible_to(actor=request.user).order_by("-created_at")[:8],
+    runs = list(runs_visible_to(actor=request.user).order_by("-created_at")[:8])
+    for run in runs:
+        run.agent_title = agent_label(run.agent_type)
+    return {"runs": runs,
             "run_agent_url": reverse("instance_admin:agents_agentrun_run") if may_run else None}
 
 
@@ -257,7 +286,7 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
     """The approval queue: pending first; a request's page shows the exact call and decides it."""
 
     view_action = "approval.view"
-    list_display = ["tool_name", "client", "rule", "status", "run_link", "created_at", "expires_at", "decided_by"]
+    list_display = ["tool", "client", "rule_pattern", "status", "run_link", "created_at", "expires_at", "decided_by"]
     list_filter = ["status", "tool_name"]
     search_fields = ["tool_name", "rendered_input", "rule"]
     list_select_related = ["client", "run", "decided_by"]
@@ -278,7 +307,15 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
     def run_link(self, approval):
         return format_html('<a href="{}">{} · {}</a>', reverse("instance_admin:agents_agentrun_change",
                                                               args=[approval.run_id]),
-                           approval.run.agent_type, str(approval.run_id)[:8])
+                           agent_label(approval.run.agent_type), str(approval.run_id)[:8])
+
+    @admin.display(description="Tool", ordering="tool_name")
+    def tool(self, approval):
+        return format_html("<code>{}</code>", approval.tool_name)
+
+    @admin.display(description="Rule", ordering="rule")
+    def rule_pattern(self, approval):
+        return format_html("<code>{}</code>", approval.rule) if approval.rule else "—"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         self.require(request, self.view_action)
@@ -300,6 +337,7 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
                 return redirect(reverse("instance_admin:agents_approvalrequest_changelist"))
         context = {**self.admin_site.each_context(request), "approval": approval, "form": form, "opts": self.opts,
                    "title": f"Approve {approval.tool_name}?", "original": approval, "has_view_permission": True,
+                   "run_agent": agent_label(approval.run.agent_type),
                    "can_decide": approval.status == ApprovalStatus.PENDING and can_decide(request.user, approval)}
         return TemplateResponse(request, self.change_form_template, context)
 

@@ -97,7 +97,9 @@ class AgentRun(models.Model):
         permissions = [("cancel_agentrun", "Can cancel agent runs")]
 
     def __str__(self) -> str:
-        return f"{self.agent_type} {self.agent_version} · {self.get_status_display()}"
+        from tuning.models import agent_label
+
+        return f"{agent_label(self.agent_type)} {self.agent_version} · {self.get_status_display()}"
 
     @property
     def is_finished(self) -> bool:
@@ -129,7 +131,7 @@ class RunEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runevent_seq_per_run")]
 
     def __str__(self) -> str:
-        return f"{self.seq} {self.type}"
+        return f"Event {self.seq}: {self.type.replace('_', ' ')}"
 
 
 class ToolCallStatus(models.TextChoices):
@@ -167,7 +169,7 @@ class ToolCall(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "tool_use_id"], name="toolcall_once_per_run")]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.status})"
+        return f"{self.name} ({self.get_status_display().lower()})"
 
 
 class Artifact(models.Model):

@@ -4,6 +4,12 @@ request, turned into suggested rules with confidence and evidence (DESIGN §9).
 Pure functions over plain dicts (`FeedbackItem`), so the same code serves the service, the
 scheduled task and the benchmark, and nothing here touches the database.
 
+Partial approvals: the person liked the output but not all of it. They count as half an approval
+in the approval rate; their corrected text (when given) is a correction like any other, so what it
+removes or adds feeds the never/always patterns; their reason and category count among the
+correction reasons; they are never evidence for a `prefer` rule (only full approvals are) nor
+against one (only corrections and rejections are); their comment goes to the model with the rest.
+
 Thresholds (the guide's): a pattern from corrections or rejections becomes a `never` (or, for
 what corrections add, an `always`) suggestion at ≥ 3 occurrences and ≥ 0.8 confidence; a
 pattern shared by approved outputs becomes a `prefer` suggestion at ≥ 5 occurrences and
@@ -71,6 +77,7 @@ class FeedbackItem:
     rating: int | None = None
     created_at: datetime | None = None
     agent_type: str = ""
+    comment: str = ""
 
 
 @dataclass
@@ -117,6 +124,38 @@ def phrase_diff(before: str, after: str) -> tuple[list[str], list[str]]:
     return removed, added
 
 
+EVIDENCE_CONTEXT_WORDS = 4
+
+
+def phrase_changes(before: str, after: str, context: int = EVIDENCE_CONTEXT_WORDS) -> list[list[tuple[str, str]]]:
+    """What a correction changed, for people to read: hunks of ("same" | "removed" | "added", text)
+    with a few words of context either side, compared word by word (case and punctuation ignored,
+    the words shown as written). ("skipped", "") marks where unchanged words were left out."""
+    a, b = (before or "").split(), (after or "").split()
+
+    def key(word: str) -> str:
+        return " ".join(words(word)) or word
+
+    hunks: list[list[tuple[str, str]]] = []
+    for group in difflib.SequenceMatcher(a=[key(w) for w in a], b=[key(w) for w in b],
+                                         autojunk=False).get_grouped_opcodes(context):
+        if all(tag == "equal" for tag, *_ in group):
+            continue
+        hunk: list[tuple[str, str]] = [("skipped", "")] if group[0][1] > 0 else []
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                hunk.append(("same", " ".join(a[i1:i2])))
+                continue
+            if i2 > i1:
+                hunk.append(("removed", " ".join(a[i1:i2])))
+            if j2 > j1:
+                hunk.append(("added", " ".join(b[j1:j2])))
+        if group[-1][2] < len(a):
+            hunk.append(("skipped", ""))
+        hunks.append(hunk)
+    return hunks
+
+
 def _theme_of(span: str) -> str | None:
     tokens = _split_percent(span.split())
     for theme, anchors in THEME_ANCHORS.items():
@@ -145,7 +184,7 @@ def metrics(items: list[FeedbackItem]) -> dict[str, Any]:
         n = len(weeks[week])
         trend.append({"week": week, "total": n,
                       "approval_rate": round((counts["approved"] + 0.5 * counts["partially_approved"]) / n, 3)})
-    judged = [i for i in items if i.verdict in ("corrected", "rejected")]
+    judged = [i for i in items if i.verdict in ("corrected", "partially_approved", "rejected")]
     ratings = [i.rating for i in items if i.rating]
     return {
         "total": total,
@@ -346,6 +385,7 @@ def model_prompt(items: list[FeedbackItem], client_name: str) -> str:
     examples = [{"verdict": i.verdict, "output": i.original[:MODEL_TEXT_CAP],
                  **({"corrected": i.corrected[:MODEL_TEXT_CAP]} if i.corrected else {}),
                  **({"reason": i.reason[:200]} if i.reason else {}),
+                 **({"comment": i.comment[:300]} if i.comment else {}),
                  **({"category": i.category} if i.category else {})} for i in chosen]
     return (f"Here is feedback that people gave on agent outputs for the client {client_name} "
             f"({len(items)} items; {len(examples)} shown). Find recurring patterns: what corrections remove or add, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from tuning.models import RuleKind
 
@@ -61,6 +62,7 @@ class Feedback(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name_plural = "feedback"
         constraints = [
             models.UniqueConstraint(fields=["author", "run", "artifact"], condition=models.Q(current=True),
                                     nulls_distinct=False, name="feedback_one_current_per_author_output"),
@@ -144,3 +146,39 @@ class FeedbackSettings(models.Model):
 
     def __str__(self) -> str:
         return "Feedback settings"
+
+
+class AnalysisJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class AnalysisJob(models.Model):
+    """One "Analyze now" request and its progress (queued → running → done | failed), so the page
+    that asked can show the job running and then its result. The beat's analyses have no job."""
+
+    client = models.ForeignKey("tuning.Client", on_delete=models.CASCADE, related_name="feedback_analysis_jobs")
+    agent_type = models.CharField(max_length=40, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    status = models.CharField(max_length=10, choices=AnalysisJobStatus.choices, default=AnalysisJobStatus.QUEUED)
+    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_suggestions = models.PositiveIntegerField(default=0)
+    refreshed_suggestions = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    queued_at = models.DateTimeField(default=timezone.now, help_text="When the job was last sent to the workers.")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last claimed it.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Analysis of {self.client} · {self.get_status_display()}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (AnalysisJobStatus.DONE, AnalysisJobStatus.FAILED)

@@ -14,7 +14,7 @@ from spokestack.errors import InvalidInput, NotFound
 from tuning.models import Client
 
 from .analysis import FeedbackItem
-from .models import Analysis, Feedback, FeedbackSettings, Suggestion, SuggestionStatus
+from .models import Analysis, AnalysisJob, Feedback, FeedbackSettings, Suggestion, SuggestionStatus
 
 
 def feedback_settings() -> FeedbackSettings:
@@ -57,9 +57,39 @@ def feedback_items(*, client: Client, agent_type: str = "", days: int | None = N
     rows = Feedback.objects.filter(client=client, current=True, created_at__gte=timezone.now() - timedelta(days=days))
     if agent_type:
         rows = rows.filter(agent_type=agent_type)
-    fields = ("verdict", "original_text", "corrected_text", "reason", "category", "rating", "created_at", "agent_type")
+    fields = ("verdict", "original_text", "corrected_text", "reason", "category", "rating", "created_at", "agent_type",
+              "comment")
     return [FeedbackItem(verdict=v, original=o, corrected=c, reason=r, category=cat, rating=rt, created_at=at,
-                         agent_type=t) for v, o, c, r, cat, rt, at, t in rows.order_by("created_at").values_list(*fields)]
+                         agent_type=t, comment=cm)
+            for v, o, c, r, cat, rt, at, t, cm in rows.order_by("created_at").values_list(*fields)]
+
+
+def analysis_job_visible(*, actor: AbstractUser | None, job_id: int | str) -> AnalysisJob:
+    """An "Analyze now" job of a client the actor may see analyses of; NotFound otherwise."""
+    try:
+        job = AnalysisJob.objects.select_related("client", "analysis").get(pk=int(job_id))
+    except (AnalysisJob.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such analysis job.", details={"job_id": job_id}) from None
+    if not policy.allows(actor, "analysis.view", job.client):
+        raise NotFound("No such analysis job.", details={"job_id": job_id})
+    return job
+
+
+def analysis_jobs_recent(*, actor: AbstractUser | None, client: Client | None = None,
+                         minutes: int = 30) -> list[AnalysisJob]:
+    """The newest "Analyze now" job per client that the actor asked for in the last minutes: what the
+    page shows as running, or as just finished with its result."""
+    if actor is None:
+        return []
+    rows = AnalysisJob.objects.select_related("client").filter(
+        requested_by=actor, created_at__gte=timezone.now() - timedelta(minutes=minutes))
+    if client is not None:
+        rows = rows.filter(client=client)
+    newest: dict[int, AnalysisJob] = {}
+    for job in rows.order_by("-created_at", "-id"):
+        if job.client_id not in newest and policy.allows(actor, "analysis.view", job.client):
+            newest[job.client_id] = job
+    return list(newest.values())
 
 
 def latest_analysis(*, client: Client, agent_type: str = "") -> Analysis | None:

@@ -26,7 +26,15 @@ from tuning.models import Action, Client, Entity, RuleSource, Tier, TuningChange
 from tuning.selectors import client_tuning_get
 
 from . import analysis as patterns
-from .models import Analysis, Category, Feedback, FeedbackSettings, Suggestion, SuggestionStatus, Verdict
+from .models import (
+    Analysis,
+    Category,
+    Feedback,
+    FeedbackSettings,
+    Suggestion,
+    SuggestionStatus,
+    Verdict,
+)
 from .selectors import analysis_agent_type, feedback_items, feedback_settings
 
 log = logging.getLogger(__name__)
@@ -59,9 +67,14 @@ def feedback_give(*, actor: AbstractUser | None, run_id: Any, verdict: str, arti
     corrected_text = corrected_text or ""
     if not isinstance(corrected_text, str) or len(corrected_text) > MAX_TEXT:
         raise InvalidInput(f"corrected_text: a text of at most {MAX_TEXT:,} characters.")
+    if corrected_text.strip() == original.strip():
+        corrected_text = ""  # the form offers the output to edit: unchanged, it corrects nothing
     if verdict == Verdict.CORRECTED and not corrected_text.strip():
-        raise InvalidInput("corrected_text: a correction needs the corrected text.",
+        raise InvalidInput("corrected_text: a correction needs the corrected text. Change the output's text, "
+                           "or choose another verdict.",
                            details={"corrected_text": ["required when verdict is corrected"]})
+    if verdict in (Verdict.APPROVED, Verdict.REJECTED):
+        corrected_text = ""  # only a correction or a partial approval carries a corrected text
     if category and category not in Category.values:
         raise InvalidInput(f"category: must be one of {', '.join(Category.values)}.", details={"category": [category]})
     if rating not in (None, ""):
@@ -140,16 +153,18 @@ def analysis_run(*, client: Client, agent_type: str = "", actor: AbstractUser | 
     known = {s["signature"] for s in result["suggestions"]}
     result["suggestions"] += [r.as_dict() for r in model_rules if r.signature not in known]
     with transaction.atomic():
-        stored = _suggestions_refresh(client=client, rules=result["suggestions"])
+        stored, created = _suggestions_refresh(client=client, rules=result["suggestions"])
         result["suggestion_ids"] = [s.pk for s in stored]
+        result["created_suggestion_ids"] = created
         row = Analysis.objects.create(client=client, agent_type=agent_type, status=result["status"], result=result)
     _auto_apply(stored)
     return row
 
 
-def _suggestions_refresh(*, client: Client, rules: list[dict[str, Any]]) -> list[Suggestion]:
-    """Create new suggestions, refresh pending ones, revive a dismissed one only when its evidence grew."""
-    stored = []
+def _suggestions_refresh(*, client: Client, rules: list[dict[str, Any]]) -> tuple[list[Suggestion], list[int]]:
+    """Create new suggestions, refresh pending ones, revive a dismissed one only when its evidence grew.
+    Returns the suggestions stored and the ids of those created now."""
+    stored, created = [], []
     for rule in rules:
         row = Suggestion.objects.select_for_update().filter(
             client=client, agent_type=rule["agent_type"], signature=rule["signature"][:200]).first()
@@ -157,6 +172,7 @@ def _suggestions_refresh(*, client: Client, rules: list[dict[str, Any]]) -> list
         if row is None:
             row = Suggestion.objects.create(client=client, agent_type=rule["agent_type"],
                                             signature=rule["signature"][:200], **fields)
+            created.append(row.pk)
         elif row.status == SuggestionStatus.APPLIED:
             continue
         elif row.status == SuggestionStatus.DISMISSED and rule["evidence_count"] <= row.dismissed_evidence:
@@ -167,7 +183,7 @@ def _suggestions_refresh(*, client: Client, rules: list[dict[str, Any]]) -> list
             row.status = SuggestionStatus.PENDING
             row.save(update_fields=[*fields, "status", "updated_at"])
         stored.append(row)
-    return stored
+    return stored, created
 
 
 def _auto_apply(suggestions: list[Suggestion]) -> None:
@@ -183,7 +199,8 @@ def _auto_apply(suggestions: list[Suggestion]) -> None:
 
 
 @transaction.atomic
-def suggestion_apply(*, actor: AbstractUser | None, suggestion: Suggestion, auto: bool = False) -> Suggestion:
+def suggestion_apply(*, actor: AbstractUser | None, suggestion: Suggestion, auto: bool = False,
+                     reason: str = "") -> Suggestion:
     """Turn a pending suggestion into a client rule (with provenance), and record what was learned.
 
     Everything it changes is one audit group (the rule, the learned preferences, the feedback
@@ -199,8 +216,10 @@ def suggestion_apply(*, actor: AbstractUser | None, suggestion: Suggestion, auto
             raise InvalidInput(f"Suggestion #{suggestion.pk} is already {suggestion.status}.",
                                details={"suggestion_id": suggestion.pk, "status": suggestion.status})
         how = "auto-applied (instance auto-apply)" if auto else "applied"
-        reason = (f"Feedback suggestion #{suggestion.pk} {how}: {suggestion.evidence_count} item(s) of evidence, "
-                  f"confidence {suggestion.confidence:.2f}")
+        provenance = (f"Feedback suggestion #{suggestion.pk} {how}: {suggestion.evidence_count} item(s) of evidence, "
+                      f"confidence {suggestion.confidence:.2f}")
+        # the person's why first; the provenance stays in every entry of the group
+        reason = f"{why} ({provenance})" if (why := (reason or "").strip()) else provenance
         rule = tuning_services.client_rule_add(
             actor=actor, client=client, kind=suggestion.kind, text=suggestion.text, agent_type=suggestion.agent_type,
             source=RuleSource.FEEDBACK_SUGGESTION, source_reference=str(suggestion.pk), reason=reason)
@@ -239,8 +258,8 @@ def suggestion_dismiss(*, actor: AbstractUser | None, suggestion: Suggestion, re
         suggestion.refresh_from_db()
         raise InvalidInput(f"Suggestion #{suggestion.pk} is already {suggestion.status}.",
                            details={"suggestion_id": suggestion.pk, "status": suggestion.status})
-    _status_recorded(actor=actor, suggestion=suggestion, old=SuggestionStatus.PENDING,
-                     new=SuggestionStatus.DISMISSED, reason=reason or f"Feedback suggestion #{suggestion.pk} dismissed")
+    _status_recorded(actor=actor, suggestion=suggestion, old=SuggestionStatus.PENDING, new=SuggestionStatus.DISMISSED,
+                     reason=(reason or "").strip() or f"Feedback suggestion #{suggestion.pk} dismissed")
     suggestion.refresh_from_db()
     return suggestion
 

@@ -11,13 +11,18 @@ logger = get_task_logger(__name__)
 
 
 @app.task(name="feedback.analyze_client", ignore_result=True, soft_time_limit=300, time_limit=360)
-def analyze_client(*, schema: str, client_id: int, agent_type: str = "") -> int | None:
-    """One client's analysis (the admin's "Analyze now"); returns the analysis id."""
+def analyze_client(*, schema: str, client_id: int, agent_type: str = "", job_id: int | None = None) -> int | None:
+    """One client's analysis (the admin's "Analyze now" passes its job, whose progress the page
+    follows; the beat none); returns the analysis id."""
     from tuning.models import Client
 
+    from .jobs import analysis_job_run
     from .services import analysis_run
 
     with schema_context(schema):
+        if job_id is not None:
+            job = analysis_job_run(job_id=job_id)
+            return job.analysis_id if job is not None else None
         client = Client.objects.filter(pk=client_id).first()
         if client is None:
             return None

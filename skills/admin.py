@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from spokestack.admin_site import InstanceModelAdmin, instance_admin
 from spokestack.errors import DomainError
 from tuning.admin import AuditedChangeAdmin
+from tuning.models import agent_label
 
 from .executor import SkillContext, skill_execute
 from .handlers import handler_choices
@@ -43,7 +44,8 @@ class SkillForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["agent_types"].choices = [(t, t) for t in sorted(core_tool_names())]
+        self.fields["agent_types"].choices = sorted(((t, agent_label(t)) for t in core_tool_names()),
+                                                    key=lambda choice: choice[1])
         self.fields["handler"].choices = [("", "—"), *handler_choices()]
 
     def changes(self) -> dict:
@@ -73,7 +75,7 @@ class SkillAdmin(AuditedChangeAdmin, InstanceModelAdmin):
     view_action = "skill.view"
     add_action = change_action = delete_action = "skill.edit"
     form = SkillForm
-    list_display = ["name", "execution_type", "agent_list", "enabled", "requires_approval", "calls", "success_rate",
+    list_display = ["skill_name", "kind", "agent_list", "enabled", "approval", "calls", "success_rate",
                     "p50", "p95", "last_error", "test_link"]
     list_filter = ["execution_type", "enabled", "requires_approval"]
     search_fields = ["name", "description"]
@@ -92,9 +94,25 @@ class SkillAdmin(AuditedChangeAdmin, InstanceModelAdmin):
     def get_queryset(self, request):
         return skills_with_metrics(super().get_queryset(request))
 
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)  # the Test button only for whom the policy lets test
+        return shown if self.allows(request, "skill.test") else [c for c in shown if c != "test_link"]
+
+    @admin.display(description="Skill", ordering="name")
+    def skill_name(self, skill):
+        return format_html("<code>{}</code>", skill.name)  # the name the agent calls: an identifier
+
+    @admin.display(description="Type", ordering="execution_type")
+    def kind(self, skill):
+        return skill.get_execution_type_display()
+
+    @admin.display(description="Approval", boolean=True, ordering="requires_approval")
+    def approval(self, skill):
+        return skill.requires_approval
+
     @admin.display(description="Agents")
     def agent_list(self, skill):
-        return ", ".join(skill.agent_types)
+        return ", ".join(agent_label(t) for t in skill.agent_types)
 
     @admin.display(description="Calls", ordering="m_calls")
     def calls(self, skill):

@@ -83,4 +83,4 @@ class SkillCall(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.skill_id} {'ok' if self.ok else 'error'}"
+        return f"Call of {self.skill} ({'ok' if self.ok else 'error'})"

@@ -15,7 +15,9 @@ from django.apps import apps
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
+from django.urls import path, reverse
+from django.utils import timezone
 
 from spokestack.accounts import policy
 from spokestack.errors import NotAllowed, NotFound
@@ -178,11 +180,50 @@ class InstanceAdminSite(admin.AdminSite):
             context["site_header"] = f"{instance.name} · SpokeStack"
             context["site_title"] = instance.name
             context["instance"] = instance
+        # The zone this page's times are shown in (the instance's, activated per request by
+        # spokestack.middleware.activate_instance_timezone): the header names it, pages may too.
+        context["time_zone"] = timezone.get_current_timezone_name()
+        if request.user.is_authenticated:  # the header's live badges (templates/admin/base_site.html)
+            context["live_counts_url"] = reverse(f"{self.name}:live_counts")
         return context
 
     def index(self, request: HttpRequest, extra_context: dict | None = None):
         panels = [{"title": p.title, "template": p.template, **p.context(request)} for p in self._panels]
-        return super().index(request, {**(extra_context or {}), "panels": panels})
+        return super().index(request, {**(extra_context or {}), "panels": panels,
+                                       "live_counts": self.live_counts(request)})
+
+    def get_urls(self):
+        return [path("live/counts/", self.admin_view(self.live_counts_view), name="live_counts"), *super().get_urls()]
+
+    def live_counts(self, request: HttpRequest) -> dict[str, dict | None]:
+        """The header's and the landing page's live counts as the viewer may see them (None for a
+        topic their role does not see), each with its label and the page it leads to."""
+        from spokestack.consumers import live_counts
+
+        answer: dict[str, dict | None] = {}
+        for topic, count in live_counts(request.user).items():
+            if count is None:
+                answer[topic] = None
+                continue
+            url_name, one, many = LIVE_COUNT_LINKS[topic]
+            answer[topic] = {"count": count, "label": f"{count} {one if count == 1 else many}",
+                             "url": reverse(f"{self.name}:{url_name}")}
+        return answer
+
+    def live_counts_view(self, request: HttpRequest) -> JsonResponse:
+        """GET: the viewer's live counts, read by the header's script (templates/admin/base_site.html)
+        on every (re)connect of `ws/events/` and after each message, so nothing is missed while it
+        was away and no count is computed from messages of clients the viewer may not see."""
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        return JsonResponse(self.live_counts(request))
+
+
+# The live counts' labels and pages: topic → (admin URL name, one, many).
+LIVE_COUNT_LINKS = {
+    "approvals": ("agents_approvalrequest_changelist", "approval waiting", "approvals waiting"),
+    "updates": ("versions_agentversionconfig_changelist", "update to review", "updates to review"),
+}
 
 
 class PlatformAdminSite(admin.AdminSite):

@@ -1,21 +1,26 @@
-"""Instance-wide live events (`ws/events/`): approval requests, as they are made and decided.
+"""Instance-wide live events (`ws/events/`): approval requests as they are made and decided
+(`approvals`), and update notifications of new core-agent versions as they are made and
+reviewed (`updates`).
 
 A client subscribes to a topic; the group names are built from the handshake's instance, so a
 client on one instance's host can never join a group of another. Within the instance, every
-message goes only to the viewers who may see it (issue #13): each connection keeps the set of
-clients whose approval requests its user may see, the same answer as `GET /api/v1/approvals`,
-refreshed every STREAM_RECHECK_SECONDS together with a new proof of its credentials, and a
-message reaches it only when its `client_id` is in that set (a request without a client: only
-viewers who see every client). A subscription the user's role may not have is refused.
+message goes only to the viewers who may see it (issue #13): each connection keeps, per topic,
+the set of clients whose messages its user may see (`approvals`: policy `approval.view`, the same
+answer as `GET /api/v1/approvals`; `updates`: policy `version.view`, instance-wide, so all or
+nothing), refreshed every STREAM_RECHECK_SECONDS together with a new proof of its credentials,
+and a message reaches it only when its `client_id` is in that set (a message without a client:
+only viewers who see every client of the topic). A subscription the user's role may not have is
+refused.
 
-There is one topic. `runs` and `notifications` were listed once but nothing was ever published
-on them: a subscriber waited for nothing. A run is followed on `ws/runs/<id>/` (or its SSE
-stream), and runs are listed with `GET /api/v1/agent/runs`, both scoped by the same access rules.
+`runs` and `notifications` were listed once but nothing was ever published on them: a
+subscriber waited for nothing. A run is followed on `ws/runs/<id>/` (or its SSE stream), and runs
+are listed with `GET /api/v1/agent/runs`, both scoped by the same access rules.
 
 Like every live connection, the socket counts against its user's STREAM_MAX_PER_USER, closes
 with 4401 or 4403 once its credentials or its user's role are gone, and closes after
 STREAM_MAX_SECONDS with a `reconnect` message and code 4000 (subscribe again after reconnecting,
-and list `GET /api/v1/approvals?status=pending` for what came in between).
+and read what came in between: `GET /api/v1/approvals?status=pending`, `GET /api/v1/updates`,
+or in the admin the header's counts, `live_counts`).
 """
 
 from __future__ import annotations
@@ -43,12 +48,17 @@ from .realtime import (
 logger = logging.getLogger(__name__)
 
 APPROVALS = "approvals"
-EVENT_TOPICS = {APPROVALS}
+UPDATES = "updates"
+EVENT_TOPICS = {APPROVALS, UPDATES}
 REMOVED_TOPICS = {
     "runs": "follow a run on ws/runs/<run_id>/ (or GET /api/v1/agent/runs/<run_id>/events), and list runs "
             "with GET /api/v1/agent/runs",
-    "notifications": "list update notifications with GET /api/v1/updates",
+    "notifications": "subscribe to 'updates' for update notifications as they are made and reviewed, and list "
+                     "them with GET /api/v1/updates",
 }
+# The statuses of an update notification that still wait for a person's decision (the same as the
+# pending update of `versions.selectors.version_state`).
+UPDATES_TO_REVIEW = ("pending", "deferred", "sandbox")
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,31 @@ def approvals_scope(user) -> ClientScope:
         policy.clients_for(user, "approval.view").values_list("pk", flat=True)))
 
 
-SCOPES = {APPROVALS: approvals_scope}
+def updates_scope(user) -> ClientScope:
+    """Update notifications are instance configuration: policy `version.view`, every one or none
+    (a notification belongs to no client)."""
+    from spokestack.accounts import policy
+
+    return ClientScope(allowed=True, every=True) if policy.allows(user, "version.view") else ClientScope(allowed=False)
+
+
+SCOPES = {APPROVALS: approvals_scope, UPDATES: updates_scope}
+
+
+def live_counts(user) -> dict[str, int | None]:
+    """What a viewer's admin header counts, per topic: the pending approval requests they may
+    decide (the approvals queue, `agents.approvals.pending_for`) and the updates waiting for a
+    review; None for a topic their role may not see. Read on every (re)connect, so a socket that
+    was away misses nothing."""
+    from agents.approvals import pending_for
+    from versions.models import UpdateNotification
+
+    scopes = {topic: scope_of(user) for topic, scope_of in SCOPES.items()}
+    return {
+        APPROVALS: pending_for(actor=user).count() if scopes[APPROVALS].allowed else None,
+        UPDATES: (UpdateNotification.objects.filter(status__in=UPDATES_TO_REVIEW).count()
+                  if scopes[UPDATES].allowed else None),
+    }
 
 
 class InstanceEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -133,8 +167,8 @@ class InstanceEventsConsumer(AsyncJsonWebsocketConsumer):
                     await self.send_json({
                         "type": "reconnect", "reason": "max_lifetime",
                         "message": f"This socket reached its maximum lifetime ({viewer.max_seconds:g} s): reconnect "
-                                   "now and subscribe again; GET /api/v1/approvals?status=pending lists what is "
-                                   "waiting."})
+                                   "now and subscribe again; GET /api/v1/approvals?status=pending and GET "
+                                   "/api/v1/updates list what is waiting."})
                     await self.close(code=WS_CLOSE_RECONNECT)
                     return
                 if not viewer.check_due():

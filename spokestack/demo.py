@@ -65,6 +65,7 @@ def seed_demo(*, erp_url: str = "") -> list[str]:
             instance_set_erp(instance=instance, base_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
             with schema_context(demo.schema):
                 created += seed_demo_skill(demo, erp_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
+                created += seed_demo_versions(demo, erp_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
     return created
 
 
@@ -87,6 +88,64 @@ def seed_demo_skill(demo, *, erp_url: str, api_key: str) -> list[str]:
     if skill.webhook_url != url:
         skill_update(actor=None, skill=skill, changes={"webhook_url": url})
     return []
+
+
+def seed_demo_versions(demo, *, erp_url: str, api_key: str) -> list[str]:
+    """The guide's upgrade scenario (§9.12, §9.14) in one agency (DEMO_VERSIONS_SCHEMA): on media
+    buying 2.3.1 with performance/ROAS preferences, policy staged, a `roas_optimizer` webhook skill
+    that relies on the bid strategy tool, and the 2.4.0 update waiting for review. The update is
+    analysed by the real impact analysis (the skill overlaps the changed bid strategy tool and the
+    preferences conflict with 2.4.0's reach focus: caution). Idempotent: the skill only follows the
+    ERP to its new URL, and nothing changes once the agency has the notification or runs another
+    version."""
+    from skills.models import Skill
+    from skills.services import skill_create, skill_update
+    from versions.models import AgentVersionConfig, UpdateNotification, UpdatePolicy
+    from versions.services import config_get_or_create, release_notify_instance, version_config_update
+
+    from .demo_data import (
+        DEMO_ROAS_SKILL_DESCRIPTION,
+        DEMO_ROAS_SKILL_INPUT_SCHEMA,
+        DEMO_ROAS_SKILL_NAME,
+        DEMO_ROAS_SKILL_PATH,
+        DEMO_ROAS_SKILL_RELIES_ON,
+        DEMO_VERSIONS_AGENT,
+        DEMO_VERSIONS_FROM,
+        DEMO_VERSIONS_PREFERENCES,
+        DEMO_VERSIONS_SCHEMA,
+        DEMO_VERSIONS_TO,
+    )
+
+    if demo.schema != DEMO_VERSIONS_SCHEMA:
+        return []
+    created = []
+    url = erp_url.rstrip("/") + DEMO_ROAS_SKILL_PATH
+    skill = Skill.objects.filter(name=DEMO_ROAS_SKILL_NAME).first()
+    if skill is None:
+        skill_create(actor=None, name=DEMO_ROAS_SKILL_NAME, description=DEMO_ROAS_SKILL_DESCRIPTION,
+                     input_schema=DEMO_ROAS_SKILL_INPUT_SCHEMA, agent_types=[DEMO_VERSIONS_AGENT],
+                     relies_on_tools=list(DEMO_ROAS_SKILL_RELIES_ON), webhook_url=url,
+                     auth_type=Skill.AuthType.API_KEY, auth_header="X-Api-Key", auth_secret=api_key, enabled=True,
+                     reason="demo seed")
+        created.append(f"skill {DEMO_ROAS_SKILL_NAME} of {demo.name}")
+    elif skill.webhook_url != url:
+        skill_update(actor=None, skill=skill, changes={"webhook_url": url})
+    if UpdateNotification.objects.filter(agent_type=DEMO_VERSIONS_AGENT, version=DEMO_VERSIONS_TO).exists():
+        return created
+    config = (AgentVersionConfig.objects.filter(agent_type=DEMO_VERSIONS_AGENT).first()
+              or config_get_or_create(agent_type=DEMO_VERSIONS_AGENT, initial_version=DEMO_VERSIONS_FROM))
+    if config.current_version != DEMO_VERSIONS_FROM:
+        return created  # the agency already moved on: leave its versions alone
+    version_config_update(actor=None, agent_type=DEMO_VERSIONS_AGENT,
+                          changes={"policy": UpdatePolicy.STAGED,
+                                   "optimization_preferences": list(DEMO_VERSIONS_PREFERENCES)},
+                          reason="demo seed: a performance agency that reviews every update")
+    note = release_notify_instance(agent_type=DEMO_VERSIONS_AGENT, version=DEMO_VERSIONS_TO,
+                                   previous_version=DEMO_VERSIONS_FROM)
+    if note is not None:
+        created.append(f"{DEMO_VERSIONS_AGENT} {DEMO_VERSIONS_TO} update ({note.recommendation}) waiting for "
+                       f"review in {demo.name}")
+    return created
 
 
 def _demo_tuning(demo) -> list[str]:

@@ -74,3 +74,26 @@ DEMO_SKILL_INPUT_SCHEMA = {
                             "maxLength": 10000}},
     "required": ["text"],
 }
+
+# The guide's upgrade scenario (§9.12, §9.14) in one agency: Gamma runs media buying 2.3.1, optimises
+# for performance and ROAS, has a `roas_optimizer` webhook skill that compensates for 2.3's bidding and
+# reviews every update (policy staged); 2.4.0 optimises for reach and changes the default bid strategy,
+# so the impact analysis marks it caution and it waits for review. Its description shares no word with
+# Gamma's demo task, so the offline model does not call it in that run.
+DEMO_VERSIONS_SCHEMA = "gamma"
+DEMO_VERSIONS_AGENT = "media_buying"
+DEMO_VERSIONS_FROM = "2.3.1"
+DEMO_VERSIONS_TO = "2.4.0"
+DEMO_VERSIONS_PREFERENCES = ("performance", "roas")
+DEMO_ROAS_SKILL_NAME = "roas_optimizer"
+DEMO_ROAS_SKILL_PATH = "/hooks/roas-optimizer"
+DEMO_ROAS_SKILL_RELIES_ON = ("recommend_bid_strategy",)
+DEMO_ROAS_SKILL_DESCRIPTION = (
+    "Optimises toward a target ROAS from conversion value data in the agency's ERP: returns the ROAS target and "
+    "the average order value to give when the objective is sales.")
+DEMO_ROAS_SKILL_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {"client": {"type": "string", "description": "The client's name.", "minLength": 1,
+                              "maxLength": 200}},
+    "required": ["client"],
+}

@@ -4,8 +4,15 @@ a thread hop per request)."""
 
 from __future__ import annotations
 
+import functools
+import logging
+import zoneinfo
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 
 class ResponseMiddleware:
@@ -33,3 +40,24 @@ class ResponseMiddleware:
 
     def after(self, request, response: HttpResponse) -> HttpResponse:
         return response
+
+
+def activate_instance_timezone(instance) -> None:
+    """Every page of an instance shows times in the instance's time zone (`Instance.timezone`);
+    any other request (the platform's public host, an unknown host) in UTC, so a zone never
+    carries over from one request to the next in a reused thread or context. A stored name that
+    is not a zone (written around the forms' validation) falls back to UTC and is logged."""
+    name = getattr(instance, "timezone", "") or ""
+    if not name or getattr(instance, "schema_name", "public") == "public":
+        timezone.deactivate()
+        return
+    try:
+        timezone.activate(_zone(name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        logger.warning("instance %s has an unknown time zone %r; showing UTC", instance.schema_name, name)
+        timezone.deactivate()
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name)

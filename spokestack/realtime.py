@@ -97,6 +97,43 @@ def publish_instance_event(schema: str, topic: str, data: dict) -> None:
     group_send(schema, topic, message={"type": "instance.event", "topic": topic, "data": data})
 
 
+def publish_update_event(notification=None, *, agent_type: str = "", version: str = "") -> None:
+    """Tell the instance's `updates` subscribers (policy `version.view`) that an update notification
+    was made or reviewed: the notification, or its agent type and version (one per release and
+    instance). Call it where the change is written, inside or outside a transaction: the message
+    goes after the commit (never for a change rolled back), carries the row as it was committed,
+    and a failure to send it is logged, never raised (a notification must not fail the review)."""
+    from django.db import transaction
+
+    if notification is not None:
+        agent_type, version = notification.agent_type, notification.version
+    schema = connection.schema_name
+    transaction.on_commit(functools.partial(_publish_update, schema=schema, agent_type=agent_type, version=version),
+                          robust=True)
+
+
+def _publish_update(*, schema: str, agent_type: str, version: str) -> None:
+    try:
+        from django_tenants.utils import schema_context
+
+        from versions.models import UpdateNotification
+
+        from .consumers import UPDATES, UPDATES_TO_REVIEW
+
+        with schema_context(schema):
+            notification = UpdateNotification.objects.filter(agent_type=agent_type, version=version).first()
+            if notification is None:
+                return
+            to_review = UpdateNotification.objects.filter(status__in=UPDATES_TO_REVIEW).count()
+        publish_instance_event(schema, UPDATES, {
+            "notification_id": notification.pk, "agent_type": notification.agent_type,
+            "from_version": notification.from_version, "version": notification.version,
+            "recommendation": notification.recommendation, "status": notification.status,
+            "client_id": None, "to_review": to_review})
+    except Exception:  # noqa: BLE001 - a notification must never fail the review or the release
+        logger.warning("could not publish the update notification %s %s", agent_type, version, exc_info=True)
+
+
 def instance_sync_to_async(instance) -> Callable:
     """database_sync_to_async that runs the function with the connection set to `instance`."""
 

@@ -37,6 +37,7 @@ from spokestack.errors import DomainError, NotAllowed, NotFound
 from . import selectors, services
 from .api import auditlog
 from .assembly import CatalogUnavailable, assemble_prompt, known_agent_types, platform_tier_for
+from .forms import DIAL_FIELDS, behaviour_field, dials_text, traits_field
 from .governance import ROLE_OBJECT_PERMISSION
 from .models import (
     ApprovedExample,
@@ -48,6 +49,7 @@ from .models import (
     RuleKind,
     TuningChange,
     Vertical,
+    agent_label,
 )
 from .precedence import CLIENT_FIELDS, INSTANCE_FIELDS
 
@@ -103,7 +105,7 @@ def _list_fields(form: forms.ModelForm, names: dict[str, str]) -> None:
 
 def _agent_type_choices(blank: str) -> list[tuple[str, str]]:
     try:
-        return [("", blank), *[(t, t) for t in known_agent_types()]]
+        return [("", blank), *[(t, agent_label(t)) for t in known_agent_types()]]
     except CatalogUnavailable:
         return [("", blank)]
 
@@ -166,6 +168,15 @@ class AuditedChangeAdmin:
 # --- tier 2 -----------------------------------------------------------------------------
 
 
+DIAL_LABELS = {"behaviour_params": "Behaviour dials", "traits": "Personality traits"}
+DIAL_HELP = {
+    "behaviour_params": "Tick a dial to use it and move its slider (0–100); each used dial becomes a concrete "
+                        "instruction. An unticked dial sends none (a per-agent override inherits the instance-wide "
+                        "value).",
+    "traits": "Personality traits, 0–100 each: tick a trait to use it; name a new one in an empty row.",
+}
+
+
 class InstanceTuningForm(forms.ModelForm):
     class Meta:
         model = InstanceTuning
@@ -174,6 +185,9 @@ class InstanceTuningForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         _list_fields(self, INSTANCE_FIELDS)
+        for name, make in (("behaviour_params", behaviour_field), ("traits", traits_field)):
+            if name in self.fields:
+                self.fields[name] = make(label=DIAL_LABELS[name], help_text=DIAL_HELP[name])
         for name in ("enabled", "audit_all_outputs"):
             if name in self.fields:  # null means "inherit", not "unknown"
                 self.fields[name].widget.choices = [("unknown", "Inherit"), ("true", "Yes"), ("false", "No")]
@@ -206,7 +220,41 @@ FIELDSETS_TIER2 = [
 ]
 
 
-class PerAgentTuningInline(InstanceInline, admin.StackedInline):
+class DialsReadOnly:
+    """For a person who may only read tier 2 (instance managers), the dials read "Creativity 40 · Formality 70"
+    instead of their JSON."""
+
+    READ_ONLY_DIALS = {"behaviour_params": "behaviour_dials", "traits": "trait_dials"}
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj):
+            return fieldsets
+        return [(title, {**options, "fields": [self.READ_ONLY_DIALS.get(f, f) for f in options["fields"]]})
+                for title, options in fieldsets]
+
+    def _form_fields(self, request, obj) -> list[str]:  # the texts above are not form fields
+        return [f for f in flatten_fieldsets(self.get_fieldsets(request, obj))
+                if f not in self.READ_ONLY_DIALS.values()]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs.setdefault("fields", self._form_fields(request, obj))
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        kwargs.setdefault("fields", self._form_fields(request, obj))
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="Behaviour dials")
+    def behaviour_dials(self, obj) -> str:
+        return dials_text(obj.behaviour_params) if obj is not None else "—"
+
+    @admin.display(description="Personality traits")
+    def trait_dials(self, obj) -> str:
+        return dials_text(obj.traits) if obj is not None else "—"
+
+
+class PerAgentTuningInline(DialsReadOnly, InstanceInline, admin.StackedInline):
     view_action = "instance_tuning.view"
     add_action = change_action = "instance_tuning.edit"
     formfield_overrides = COMPACT_JSON
@@ -222,7 +270,7 @@ class PerAgentTuningInline(InstanceInline, admin.StackedInline):
 
 
 @admin.register(InstanceTuning, site=instance_admin)
-class InstanceTuningAdmin(AuditedChangeAdmin, InstanceModelAdmin):
+class InstanceTuningAdmin(DialsReadOnly, AuditedChangeAdmin, InstanceModelAdmin):
     view_action = "instance_tuning.view"
     change_action = "instance_tuning.edit"
     formfield_overrides = COMPACT_JSON
@@ -355,6 +403,12 @@ class ClientScopedInline(InstanceInline, admin.TabularInline):
     extra = 0
     view_action = "client.view"
 
+    @admin.display(description="Created by")
+    def author(self, obj) -> str:
+        # A name, not a link to the person's page (which only those who manage people may open).
+        person = getattr(obj, "created_by", None)
+        return (person.get_full_name() or person.email or person.get_username()) if person else "—"
+
 
 class ClientTuningInline(ClientScopedInline, admin.StackedInline):
     # The whole tuning row: a client contact, who may change only preferences, sees it read-only
@@ -382,7 +436,7 @@ class ContentRuleInline(ClientScopedInline):
     add_action, change_action, delete_action = "client_rule.add", "client_rule.change", "client_rule.remove"
     model = ContentRule
     form = ContentRuleForm
-    readonly_fields = ["source", "created_by"]
+    readonly_fields = ["source", "author"]
     verbose_name = "rule"
     verbose_name_plural = "Rules: always / never / prefer"
 
@@ -397,7 +451,7 @@ class ApprovedExampleInline(ClientScopedInline):
     delete_action = "example.remove"
     model = ApprovedExample
     form = ApprovedExampleForm
-    readonly_fields = ["created_by"]
+    readonly_fields = ["author"]
     verbose_name_plural = "Approved examples"
 
     def get_queryset(self, request):
@@ -464,6 +518,10 @@ class ClientAdmin(AuditedChangeAdmin, InstanceModelAdmin):
     inlines = [ClientTuningInline, ContentRuleInline, ApprovedExampleInline]
     change_form_template = "admin/tuning/client/change_form.html"
     list_select_related = True
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"may_preview": self.allows(request, "prompt.preview"),
+                                                 **(extra_context or {})})
 
     def get_queryset(self, request):
         visible = selectors.clients_visible_to(actor=request.user)
@@ -580,9 +638,14 @@ class ClientAdmin(AuditedChangeAdmin, InstanceModelAdmin):
         context = dict(extra_context or {})
         if client is not None:
             rules = list(ContentRule.objects.filter(client=client, active=True).order_by("id"))
+            for rule in rules:
+                rule.agent_title = agent_label(rule.agent_type) if rule.agent_type else ""
             context["rule_columns"] = [(label, [r for r in rules if r.kind == kind]) for kind, label in RuleKind.choices]
             context["client_panels"] = [{"title": p.title, "html": p.render(request, client)} for p in CLIENT_PANELS]
-            context["preview_url"] = reverse("instance_admin:tuning_client_preview") + f"?client={client.pk}"
+            if self.allows(request, "prompt.preview", client):
+                context["preview_url"] = reverse("instance_admin:tuning_client_preview") + f"?client={client.pk}"
+            if self.allows(request, "audit.view", client):
+                context["history_url"] = reverse("instance_admin:tuning_client_history", args=[client.pk])
         return super().change_view(request, object_id, form_url, context)
 
     def history_view(self, request, object_id, extra_context=None):
@@ -650,8 +713,8 @@ def _diff_since_last_change(*, platform, client, spec, current) -> dict[str, Any
 
 
 def _history(request, site, *, title: str, changes, client: Client | None = None) -> TemplateResponse:
-    rows = [{"change": change, "what": change_label(change), "old": json_text(change.old_value),
-             "new": json_text(change.new_value)} for change in changes]
+    rows = [{"change": change, "what": change_label(change), "old": value_text(change, change.old_value),
+             "new": value_text(change, change.new_value)} for change in changes]
     return TemplateResponse(request, "admin/tuning/history.html", {
         **site.each_context(request), "title": title, "rows": rows, "client": client,
         "opts": TuningChange._meta, "next": request.get_full_path(),
@@ -671,6 +734,14 @@ def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
 
 
+def value_text(change: TuningChange, value: Any) -> str:
+    """A stored value of an entry as the admin shows it: 0–100 dials as "Formality 70 · Creativity 40",
+    anything else as compact JSON."""
+    if value is not None and change.entity == Entity.INSTANCE_TUNING and change.field in DIAL_FIELDS:
+        return dials_text(value)
+    return json_text(value)
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -681,6 +752,8 @@ def _human(name: str) -> str:
 
 def field_label(change: TuningChange) -> str:
     model = TUNING_MODELS.get(change.entity)
+    if model is InstanceTuning and change.field in DIAL_LABELS:
+        return DIAL_LABELS[change.field].lower()
     if model is not None:
         try:
             return str(model._meta.get_field(change.field).verbose_name)
@@ -751,7 +824,10 @@ class TuningChangeAdmin(ReadOnlyAdmin):
     list_filter = ["entity", ActorFilter, "client", ("created_at", admin.DateFieldListFilter), "tier", "action"]
     search_fields = ["field", "client_label", "actor_label", "reason", "ticket"]
     list_select_related = ["actor", "client"]
-    readonly_fields = [f.name for f in TuningChange._meta.fields]
+    # The entry's page: every field, the values as the list shows them (dials read "Formality 70 · …"),
+    # the people as named at the time (no link to a user page most roles may not open), clients by name.
+    fields = readonly_fields = [{"old_value": "before", "new_value": "after", "affected_clients": "affected"}
+                                .get(f.name, f.name) for f in TuningChange._meta.fields if f.name != "actor"]
     actions = ["export_selected_csv", "export_selected_json"]
 
     def get_queryset(self, request):
@@ -817,7 +893,21 @@ class TuningChangeAdmin(ReadOnlyAdmin):
     @admin.display(description="Before → after")
     def values(self, obj) -> str:
         return format_html('<div class="audit-values">{} <span class="arrow">→</span> {}</div>',
-                           _value_html(obj.old_value), _value_html(obj.new_value))
+                           _value_html(obj, obj.old_value), _value_html(obj, obj.new_value))
+
+    @admin.display(description="Affected clients")
+    def affected(self, obj) -> str:
+        ids = [i for i in obj.affected_clients or [] if isinstance(i, int)]
+        names = dict(Client.objects.filter(pk__in=ids).values_list("pk", "name"))
+        return ", ".join(names.get(i, f"a deleted client ({i})") for i in ids) or "—"
+
+    @admin.display(description="Old value")
+    def before(self, obj) -> str:
+        return value_text(obj, obj.old_value)
+
+    @admin.display(description="New value")
+    def after(self, obj) -> str:
+        return value_text(obj, obj.new_value)
 
     @admin.display(description="Why", ordering="reason")
     def why(self, obj) -> str:
@@ -853,7 +943,8 @@ class TuningChangeAdmin(ReadOnlyAdmin):
                      " of its change?" if group else f"Roll back entry #{change.pk}?")
             return TemplateResponse(request, "admin/tuning/rollback_confirm.html", {
                 **self.admin_site.each_context(request), "title": title, "change": change,
-                "what": change_label(change), "old": json_text(change.old_value), "new": json_text(change.new_value),
+                "what": change_label(change), "old": value_text(change, change.old_value),
+                "new": value_text(change, change.new_value),
                 "group": [{"entry": entry, "what": change_label(entry)} for entry in group],
                 "next": back, "opts": self.model._meta})
         try:
@@ -868,7 +959,8 @@ class TuningChangeAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(back)
 
 
-def _value_html(value: Any) -> str:
-    """Compact JSON, clipped in the list; the whole value on hover and on the entry's page."""
-    text = json_text(value)
+def _value_html(change: TuningChange, value: Any) -> str:
+    """Compact JSON (dials as "Formality 70 · Creativity 40"), clipped in the list; the whole value on hover
+    and on the entry's page."""
+    text = value_text(change, value)
     return format_html('<code class="audit-value" title="{}">{}</code>', text, _clip(text, 120))

@@ -54,6 +54,15 @@ class Client(models.Model):
         return self.name
 
 
+# Agent types' titles ("copy" -> "Copywriting"), filled by the agents app (agents/admin.py).
+AGENT_TITLES: dict[str, str] = {}
+
+
+def agent_label(agent_type: str) -> str:
+    """An agent type as a person reads it: its title, else "media_buying" -> "Media buying"."""
+    return AGENT_TITLES.get(agent_type) or agent_type.replace("_", " ").strip().capitalize()
+
+
 def _text(help_text: str, **kwargs) -> models.TextField:
     return models.TextField(blank=True, validators=[MaxLengthValidator(MAX_TEXT)], help_text=help_text, **kwargs)
 
@@ -149,7 +158,7 @@ class InstanceTuning(models.Model):
         verbose_name_plural = "instance tuning"
 
     def __str__(self) -> str:
-        return f"Tuning for {self.agent_type}" if self.agent_type else "Instance-wide tuning"
+        return f"Tuning for {agent_label(self.agent_type)}" if self.agent_type else "Instance-wide tuning"
 
 
 class ClientTuning(models.Model):
@@ -183,9 +192,11 @@ class ClientTuning(models.Model):
     class Meta:
         ordering = ["client__name", "agent_type"]
         constraints = [models.UniqueConstraint(fields=["client", "agent_type"], name="client_tuning_unique_agent")]
+        verbose_name = "client tuning"
+        verbose_name_plural = "client tuning"
 
     def __str__(self) -> str:
-        return f"{self.client} · {self.agent_type or 'all agents'}"
+        return f"{self.client} · {agent_label(self.agent_type) if self.agent_type else 'all agents'}"
 
 
 class RuleKind(models.TextChoices):
@@ -311,10 +322,18 @@ class TuningChange(models.Model):
         # Only "view": entries are written by the services and never edited. Rolling one back
         # needs the permission to make the original change, checked by the same services.
         default_permissions = ("view",)
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
-        what = f"{self.get_entity_display()} {self.entity_id}" + (f".{self.field}" if self.field else "")
-        return f"#{self.pk} {self.get_action_display().lower()} {what}"
+        what = self.get_entity_display().lower()
+        if self.agent_type:
+            what += f" for {agent_label(self.agent_type)}"
+        if self.client_label:
+            what += f" of {self.client_label}"
+        if self.field:
+            what += f" · {self.field.replace('_', ' ')}"
+        return f"{self.get_action_display()} {what}"
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None:

@@ -12,6 +12,7 @@ from django.core.validators import validate_email
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
@@ -32,6 +33,18 @@ TAG_LABELS = {"roas": "ROAS", "cpa": "CPA"}
 
 def markdown_html(text: str) -> SafeString:
     return mark_safe(_MARKDOWN.render(text or ""))  # noqa: S308 - markdown-it escapes raw HTML (html=False)
+
+
+def readable(value) -> str:
+    """A compared value in words: a channel split as "search 60 %, social 40 %", never a dict repr."""
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {round(v * 100) if isinstance(v, float) and v <= 1 else v}"
+                         f"{' %' if isinstance(v, float) and v <= 1 else ''}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(readable(v) for v in value)
+    return str(value).replace("_", " ")
 
 
 def agent_title(agent_type: str) -> str:
@@ -90,6 +103,56 @@ class VersionSettingsForm(forms.Form):
                 "notify_contacts": data["notify_contacts"]}
 
 
+class SandboxTestForm(forms.Form):
+    """A task run on both versions, for a client (its tuning and client-bound tools) if chosen."""
+
+    task = forms.CharField(label="Task", widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+                           help_text="What the agent should do; both versions get the same task.")
+    client = forms.ModelChoiceField(label="Client", required=False, queryset=None, empty_label="No client",
+                                    help_text="Run for this client: its brand voice, rules and client-bound tools.")
+    vertical = forms.CharField(label="Vertical", required=False, max_length=60,
+                               help_text="Optional, e.g. beauty or e-commerce; the client's own when left empty.")
+    region = forms.CharField(label="Region", required=False, max_length=60, help_text="Optional, e.g. GCC, uae or EU.")
+    language = forms.CharField(label="Language", required=False, max_length=60, help_text="Optional, e.g. en or Arabic.")
+
+    def __init__(self, *args, clients, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = clients
+
+    def specialization(self) -> dict[str, str]:
+        return {k: self.cleaned_data[k] for k in ("vertical", "region", "language") if self.cleaned_data[k].strip()}
+
+
+SANDBOX_DECISIONS = {
+    "promote": ("Promote {test}", "{title} will run {test} for every client from now on."),
+    "reject": ("Reject {test}", "{title} stays on {current}, pinned there so the next release does not move it."),
+    "defer": ("Defer the decision on {test}", "The session ends without a change; the update stays in the updates "
+                                               "to review, so you can test it again later."),
+}
+
+
+class SandboxDecisionForm(forms.Form):
+    reason = forms.CharField(label="Reason", required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+                             help_text="Why you decide so; kept with the session, in the version history and the "
+                                       "audit log.")
+    notes = forms.CharField(label="Review notes", required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+                            help_text="What you saw in the tests; kept with the session.")
+
+    def __init__(self, *args, decision: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.decision = decision
+        if decision == "reject":
+            self.fields["reason"].label = "Reason (required)"
+            self.fields["reason"].help_text = "Required: say why you stay on the current version. " + (
+                self.fields["reason"].help_text)
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if self.decision == "reject" and not reason:
+            raise ValidationError("Say why you reject this version.")
+        return reason
+
+
 class RollbackForm(forms.Form):
     version = forms.ChoiceField(label="Roll back to")
     reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2, "cols": 50}),
@@ -118,6 +181,10 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
             path("update/<int:notification_id>/<str:action>/", view(self.review_view, "version.configure"),
                  name="versions_review"),
             path("sandbox/<uuid:session_id>/", view(self.sandbox_view, "sandbox.view"), name="versions_sandbox"),
+            path("sandbox/<uuid:session_id>/status/", view(self.sandbox_status_view, "sandbox.view"),
+                 name="versions_sandbox_status"),
+            path("sandbox/<uuid:session_id>/<str:decision>/", view(self.sandbox_decide_view, "sandbox.decide"),
+                 name="versions_sandbox_decide"),
             path("rollback/<str:agent_type>/", view(self.rollback_view, "version.configure"),
                  name="versions_rollback"),
             path("settings/<str:agent_type>/", view(self.settings_view, "version.configure"),
@@ -135,15 +202,23 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
         agents = []
         for agent_type in agent_types():
             state = selectors.version_state(actor=request.user, agent_type=agent_type)
+            for h in state["history"]:
+                h["action_label"] = VersionChange.Action(h["action"]).label
+            testing = (SandboxSession.objects.filter(agent_type=agent_type, status=SandboxSession.Status.ACTIVE,
+                                                     test_version=state["pending_update"]["version"]).first()
+                       if state["pending_update"] and see_sandboxes else None)
             spec = get_spec(agent_type, state["current_version"])
             skills = list(skills_for_agent_type(agent_type=agent_type, enabled_only=False)) if see_skills else []
             config = (AgentVersionConfig.objects.filter(agent_type=agent_type).first()
                       or AgentVersionConfig(agent_type=agent_type, current_version=state["current_version"]))
-            agents.append({"state": state, "title": spec.title, "status": "Active" if spec else "Unknown",
+            agents.append({"state": state, "title": spec.title, "testing": testing,
+                           "preferences": [TAG_LABELS.get(t, t.replace("_", " ")) for t in
+                                           state["optimization_preferences"]], "status": "Active" if spec else "Unknown",
                            "policy_label": UpdatePolicy(state["policy"]).label,
                            "recipients": services.release_recipients(config),
                            "skills": [{"skill": s, "report": services.skill_core_report(skill=s)} for s in skills]})
-        sessions = SandboxSession.objects.all()[:10] if see_sandboxes else []
+        sessions = ([{"session": x, "title": agent_title(x.agent_type)}
+                     for x in SandboxSession.objects.select_related("decided_by")[:10]] if see_sandboxes else [])
         context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Agents and versions",
                    "agents": agents, "sessions": sessions,
                    "can_configure": self.allows(request, "version.configure")}
@@ -153,8 +228,14 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
         notification = UpdateNotification.objects.filter(pk=notification_id).first()
         if notification is None:
             return redirect(reverse("instance_admin:versions_agentversionconfig_changelist"))
+        config = AgentVersionConfig.objects.filter(agent_type=notification.agent_type).first()
+        staged = (config.policy if config else UpdatePolicy.STAGED) == UpdatePolicy.STAGED
+        tested = selectors.tested_in_sandbox(agent_type=notification.agent_type, version=notification.version)
+        session = SandboxSession.objects.filter(agent_type=notification.agent_type, test_version=notification.version,
+                                                status=SandboxSession.Status.ACTIVE).first()
         context = {**self.admin_site.each_context(request), "opts": self.opts, "n": notification,
-                   "content_html": markdown_html(notification.content),
+                   "content_html": markdown_html(notification.content), "staged": staged, "tested": tested,
+                   "session": session, "can_configure": self.allows(request, "version.configure"),
                    "title": f"{agent_title(notification.agent_type)} {notification.version}: update details"}
         return TemplateResponse(request, "admin/versions/update.html", context)
 
@@ -166,6 +247,9 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
                                                       action=action, reason=request.POST.get("reason") or "")
         except DomainError as exc:
             messages.error(request, exc.message)
+            if UpdateNotification.objects.filter(pk=notification_id).exists():
+                # back to the update, whose page offers the sandbox
+                return redirect(reverse("instance_admin:versions_update", args=[notification_id]))
             return redirect(reverse("instance_admin:versions_agentversionconfig_changelist"))
         title = agent_title(n.agent_type)
         if session is not None:
@@ -174,7 +258,7 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
             return redirect(reverse("instance_admin:versions_sandbox", args=[session.pk]))
         running = selectors.running_version(n.agent_type)
         messages.success(request, {
-            "approve": f"Approved {n.version}: {title} now runs {running}.",
+            "approve": f"Update approved: {title} now runs {running}.",
             "reject": f"Skipped {n.version}: {title} stays on {running}, pinned there until you change it in "
                       f"Version settings.",
             "defer": f"Deferred the decision on {title} {n.version}; it stays in the updates to review.",
@@ -212,28 +296,108 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
                    "title": f"{agent_title(agent_type)}: version settings"}
         return TemplateResponse(request, "admin/versions/settings.html", context)
 
+    def _session(self, session_id) -> SandboxSession | None:
+        return SandboxSession.objects.select_related("created_by", "decided_by").filter(pk=session_id).first()
+
+    def _sandbox_tests_context(self, request, session: SandboxSession) -> dict:
+        data = session_dict(session)
+        for t in data["tests"]:
+            t["difference_rows"] = [(k.replace("_", " ").capitalize(), readable(d["current"]), readable(d["test"]))
+                                    for k, d in t["differences"].items()]
+        return {"session": data, "title_agent": agent_title(session.agent_type),
+                "live": session.status == SandboxSession.Status.ACTIVE or not all(t["finished"] for t in data["tests"])}
+
     def sandbox_view(self, request, session_id):
-        session = SandboxSession.objects.filter(pk=session_id).first()
+        session = self._session(session_id)
         if session is None:
+            messages.error(request, "That sandbox session does not exist in this instance.")
             return redirect(reverse("instance_admin:versions_agentversionconfig_changelist"))
+        from spokestack.accounts import policy
+
+        clients = policy.visible_clients(request.user).filter(archived_at__isnull=True).order_by("name")
+        form = SandboxTestForm(request.POST or None, clients=clients)
+        decision = request.POST.get("decision") if request.method == "POST" else None
+        if decision in SANDBOX_DECISIONS:  # a decision is taken on its confirmation page, with a reason
+            self.require(request, "sandbox.decide")
+            return redirect(reverse("instance_admin:versions_sandbox_decide", args=[session.pk, decision]))
         if request.method == "POST":
-            decision = request.POST.get("decision")
-            self.require(request, "sandbox.run" if decision == "test" else "sandbox.decide")
+            self.require(request, "sandbox.run")
+            if form.is_valid():
+                client = form.cleaned_data["client"]
+                self.require(request, "sandbox.run", client)
+                try:
+                    services.sandbox_test_add(actor=request.user, session_id=session.pk,
+                                              task=form.cleaned_data["task"], client_id=client.pk if client else None,
+                                              specialization=form.specialization())
+                except DomainError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    messages.success(request, f"Test started on {session.current_version} and "
+                                              f"{session.test_version}{f' for {client.name}' if client else ''}; "
+                                              f"its verdict appears below when both runs end.")
+                    return redirect(reverse("instance_admin:versions_sandbox", args=[session.pk]))
+        active = session.status == SandboxSession.Status.ACTIVE and session.expires_at > timezone.now()
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
+                   **self._sandbox_tests_context(request, session), "active": active,
+                   "can_run": active and self.allows(request, "sandbox.run"),
+                   "can_decide": active and self.allows(request, "sandbox.decide"),
+                   "status_label": SandboxSession.Status(session.status).label,
+                   "title": f"Sandbox: {agent_title(session.agent_type)} {session.current_version} vs "
+                            f"{session.test_version}"}
+        return TemplateResponse(request, "admin/versions/sandbox.html", context)
+
+    def sandbox_status_view(self, request, session_id):
+        """What the sandbox page polls: the tests and the summary, rendered, and whether to poll on."""
+        from django.http import JsonResponse
+        from django.template.loader import render_to_string
+
+        session = self._session(session_id)
+        if session is None:
+            return JsonResponse({"error": "No such sandbox session."}, status=404)
+        context = self._sandbox_tests_context(request, session)
+        data = context["session"]
+        return JsonResponse({"status": session.status, "summary": data["summary"], "time_left": data["time_left"],
+                             "finished": all(t["finished"] for t in data["tests"]),
+                             "tests": [{"id": t["id"], "verdict": t["verdict"]} for t in data["tests"]],
+                             "html": render_to_string("admin/versions/_sandbox_tests.html", context, request)})
+
+    def sandbox_decide_view(self, request, session_id, decision: str):
+        session = self._session(session_id)
+        if session is None or decision not in SANDBOX_DECISIONS:
+            messages.error(request, "That sandbox session or decision does not exist.")
+            return redirect(reverse("instance_admin:versions_agentversionconfig_changelist"))
+        back = reverse("instance_admin:versions_sandbox", args=[session.pk])
+        title = agent_title(session.agent_type)
+        form = SandboxDecisionForm(request.POST or None, decision=decision)
+        if request.method == "POST" and form.is_valid():
+            reason, notes = form.cleaned_data["reason"], form.cleaned_data["notes"]
             try:
-                if decision == "test":
-                    services.sandbox_test_add(actor=request.user, session_id=session.pk, task=request.POST.get("task"))
-                elif decision == "promote":
-                    services.sandbox_promote(actor=request.user, session_id=session.pk)
-                elif decision == "reject":
-                    services.sandbox_reject(actor=request.user, session_id=session.pk)
-                elif decision == "defer":
-                    services.sandbox_defer(actor=request.user, session_id=session.pk)
+                if decision == "promote":
+                    config = services.sandbox_promote(actor=request.user, session_id=session.pk, reason=reason,
+                                                      notes=notes)
+                    messages.success(request, f"Version {session.test_version} promoted: {title} now runs "
+                                              f"{config.current_version}.")
+                    return redirect(reverse("instance_admin:versions_agentversionconfig_changelist"))
+                if decision == "reject":
+                    config = services.sandbox_reject(actor=request.user, session_id=session.pk, reason=reason,
+                                                     notes=notes)
+                    messages.success(request, f"Update rejected: {title} stays on {config.current_version}, pinned "
+                                              f"there until you change it in Version settings.")
+                    return redirect(reverse("instance_admin:versions_agentversionconfig_changelist"))
+                services.sandbox_defer(actor=request.user, session_id=session.pk, reason=reason, notes=notes)
+                messages.success(request, f"Decision deferred: {title} stays on {session.current_version} and "
+                                          f"{session.test_version} waits in the updates to review.")
+                return redirect(back)
             except DomainError as exc:
                 messages.error(request, exc.message)
-            return redirect(reverse("instance_admin:versions_sandbox", args=[session.pk]))
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "session": session_dict(session),
-                   "title": f"Sandbox: {session.agent_type} {session.current_version} vs {session.test_version}"}
-        return TemplateResponse(request, "admin/versions/sandbox.html", context)
+                return redirect(back)
+        data = session_dict(session)
+        heading, consequence = SANDBOX_DECISIONS[decision]
+        names = {"title": title, "test": session.test_version, "current": session.current_version}
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form, "session": data,
+                   "decision": decision, "consequence": consequence.format(**names), "back": back,
+                   "title": f"{heading.format(**names)}?", "title_agent": title}
+        return TemplateResponse(request, "admin/versions/sandbox_decide.html", context)
 
     def rollback_view(self, request, agent_type: str):
         services.known_agent_type(agent_type)

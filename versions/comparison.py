@@ -52,7 +52,32 @@ def _side(run: AgentRun, calls: list[ToolCall]) -> dict[str, Any]:
             "simulated_writes": [c.result.get("would_have") or c.result.get("would_send") for c in calls
                                  if c.side_effect and isinstance(c.result, dict) and c.result.get("simulated")],
             "tool_errors": [{"tool": c.name, "message": str(c.result)[:300]} for c in calls if c.is_error],
-            "duration_s": run.duration_s, "cost_usd": float(run.cost_usd)}
+            "duration_s": run.duration_s, "cost_usd": float(run.cost_usd), "tool_calls": len(calls)}
+
+
+VERDICTS = {
+    "running": "Running on both versions…",
+    "same": "Both succeeded with the same result",
+    "differ": "Both succeeded; the results differ",
+    "test_failed": "The test version failed",
+    "current_failed": "The current version failed; the test version succeeded",
+    "both_failed": "Both versions failed",
+    "cancelled": "Cancelled before both versions finished",
+}
+
+
+def verdict(finished: bool, a: dict[str, Any], b: dict[str, Any], differs: bool) -> str:
+    """One word for a test: how the test version did against the current one."""
+    if not finished:
+        return "running"
+    if "cancelled" in (a["status"], b["status"]):
+        return "cancelled"
+    ok_a, ok_b = a["status"] == "succeeded", b["status"] == "succeeded"
+    if ok_a and ok_b:
+        return "differ" if differs else "same"
+    if not ok_a and not ok_b:
+        return "both_failed"
+    return "test_failed" if ok_a else "current_failed"
 
 
 def compare(test: SandboxTest) -> dict[str, Any]:
@@ -64,27 +89,59 @@ def compare(test: SandboxTest) -> dict[str, Any]:
     a, b = _side(current, calls[current.pk]), _side(new, calls[new.pk])
     spec_a = _specifics(test.session.agent_type, calls[current.pk])
     spec_b = _specifics(test.session.agent_type, calls[new.pk])
+    finished = current.is_finished and new.is_finished
+    differences = {k: {"current": spec_a.get(k), "test": spec_b.get(k)} for k in spec_a if spec_a.get(k) != spec_b.get(k)}
+    tools_added = [t for t in b["tools_used"] if t not in a["tools_used"]]
+    tools_removed = [t for t in a["tools_used"] if t not in b["tools_used"]]
+    differs = bool(differences or tools_added or tools_removed or a["output"] != b["output"])
+    outcome = verdict(finished, a, b, differs)
+    client = test.client
     return {
         "id": test.pk, "task": test.task, "created_at": test.created_at,
-        "finished": current.is_finished and new.is_finished,
+        "client": {"id": client.pk, "name": client.name} if client else None,
+        "specialization": test.specialization or {},
+        "finished": finished, "verdict": outcome, "verdict_label": VERDICTS[outcome],
         "current": {**a, **spec_a}, "test": {**b, **spec_b},
-        "tools_added": [t for t in b["tools_used"] if t not in a["tools_used"]],
-        "tools_removed": [t for t in a["tools_used"] if t not in b["tools_used"]],
+        "tools_added": tools_added, "tools_removed": tools_removed,
+        "tool_calls_change": b["tool_calls"] - a["tool_calls"],
+        "cost_change_usd": round(b["cost_usd"] - a["cost_usd"], 6),
         "output_length_change": b["output_length"] - a["output_length"],
         "output_length_change_pct": (round(100 * (b["output_length"] - a["output_length"]) / a["output_length"], 1)
                                      if a["output_length"] else None),
-        "differences": {k: {"current": spec_a.get(k), "test": spec_b.get(k)} for k in spec_a
-                        if spec_a.get(k) != spec_b.get(k)},
+        "differences": differences,
     }
+
+
+def time_left(expires_at, now) -> str:
+    """ "23 h 12 min", "45 min", "less than a minute" or "" once expired."""
+    seconds = int((expires_at - now).total_seconds())
+    if seconds <= 0:
+        return ""
+    hours, minutes = divmod(seconds // 60, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else "less than a minute"
 
 
 def session_dict(session, with_tests: bool = True) -> dict[str, Any]:
     from django.utils import timezone
 
+    now = timezone.now()
+    expired = session.expires_at <= now
     out = {"id": str(session.pk), "agent_type": session.agent_type, "current_version": session.current_version,
            "test_version": session.test_version, "status": session.status, "created_at": session.created_at,
-           "expires_at": session.expires_at, "expired": session.expires_at <= timezone.now()}
+           "expires_at": session.expires_at, "expired": expired,
+           "time_left": "" if expired or session.status != "active" else time_left(session.expires_at, now),
+           "created_by": getattr(session.created_by, "email", None), "decided_at": session.decided_at,
+           "decided_by": getattr(session.decided_by, "email", None), "decision_reason": session.decision_reason,
+           "notes": session.notes}
     if with_tests:
-        tests = session.tests.select_related("current_run", "test_run", "session")
+        tests = session.tests.select_related("current_run", "test_run", "session", "client")
         out["tests"] = [compare(t) for t in tests]
+        out["summary"] = {
+            "tests_run": len(out["tests"]),
+            "finished": sum(t["finished"] for t in out["tests"]),
+            "passed": sum(t["verdict"] in ("same", "differ", "current_failed") for t in out["tests"]),
+            "failed": sum(t["verdict"] in ("test_failed", "both_failed") for t in out["tests"]),
+        }
     return out

@@ -11,6 +11,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from tuning.models import agent_label
+
 
 class UpdatePolicy(models.TextChoices):
     AUTO = "auto", "Auto (apply safe updates)"
@@ -38,9 +40,10 @@ class AgentVersionConfig(models.Model):
 
     class Meta:
         ordering = ["agent_type"]
+        verbose_name = verbose_name_plural = "version settings"
 
     def __str__(self) -> str:
-        return f"{self.agent_type} {self.current_version}"
+        return f"{agent_label(self.agent_type)} {self.current_version}"
 
 
 class VersionChange(models.Model):
@@ -68,7 +71,7 @@ class VersionChange(models.Model):
         ordering = ["-activated_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.agent_type} → {self.version} ({self.action})"
+        return f"{agent_label(self.agent_type)} → {self.version} ({self.get_action_display().lower()})"
 
 
 class Recommendation(models.TextChoices):
@@ -107,7 +110,8 @@ class UpdateNotification(models.Model):
         constraints = [models.UniqueConstraint(fields=["agent_type", "version"], name="updatenotification_once")]
 
     def __str__(self) -> str:
-        return f"{self.agent_type} {self.from_version} → {self.version} ({self.recommendation})"
+        return (f"{agent_label(self.agent_type)} {self.from_version} → {self.version} "
+                f"({self.get_recommendation_display().lower()})")
 
 
 class SandboxSession(models.Model):
@@ -134,12 +138,16 @@ class SandboxSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decision_reason = models.TextField(blank=True, help_text="Why the session was promoted, rejected or deferred.")
+    notes = models.TextField(blank=True, help_text="Review notes kept with the session.")
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.agent_type} {self.current_version} vs {self.test_version}"
+        return f"{agent_label(self.agent_type)} {self.current_version} vs {self.test_version}"
 
 
 class SandboxTest(models.Model):
@@ -147,9 +155,17 @@ class SandboxTest(models.Model):
 
     session = models.ForeignKey(SandboxSession, on_delete=models.CASCADE, related_name="tests")
     task = models.TextField()
+    client = models.ForeignKey("tuning.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               help_text="The client both runs work for (its tuning and client-bound tools).")
+    specialization = models.JSONField(default=dict, blank=True,
+                                      help_text='Normalised {"vertical", "region", "language"} of both runs.')
     current_run = models.ForeignKey("agents.AgentRun", on_delete=models.PROTECT, related_name="+")
     test_run = models.ForeignKey("agents.AgentRun", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        task = self.task if len(self.task) <= 60 else self.task[:59] + "…"
+        return f"Sandbox test “{task}”"

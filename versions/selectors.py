@@ -14,7 +14,7 @@ from spokestack.accounts import policy
 
 from .catalog.models import CatalogVersion
 from .models import AgentVersionConfig, SandboxSession, UpdateNotification, VersionChange
-from .services import known_agent_type, latest_released
+from .services import _finished_sandbox_tests, known_agent_type, latest_released
 
 
 def configured_version(agent_type: str) -> str | None:
@@ -103,3 +103,8 @@ def sandbox_get(*, actor: AbstractUser | None, session_id: Any) -> SandboxSessio
     if session is None:
         raise NotFound(f"No sandbox session {session_id} in this instance.")
     return session
+
+
+def tested_in_sandbox(*, agent_type: str, version: str) -> bool:
+    """Has a sandbox test of `version` finished on both versions (what `staged` asks before approve)?"""
+    return _finished_sandbox_tests(agent_type=agent_type, version=version).exists()

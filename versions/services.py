@@ -29,6 +29,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 from agents.registry import _semver_key, agent_types, get_spec, versions
 from spokestack.accounts import policy
 from spokestack.errors import Conflict, InvalidInput, NotFound
+from spokestack.realtime import publish_update_event
 from tuning import audit
 from tuning.models import Action, Client, Entity, Tier, TuningChange
 from tuning.services import _unchanged_since
@@ -382,6 +383,18 @@ def release_notify_instance(*, agent_type: str, version: str, previous_version: 
                       reason="Policy auto and the impact analysis found nothing to review.")
             notification.status = UpdateNotification.Status.AUTO_APPLIED
             notification.save(update_fields=["status"])
+        elif config.policy == UpdatePolicy.AUTO and not config.pinned_version:
+            # auto applies only what is safe; anything else is tested first, side by side
+            config = AgentVersionConfig.objects.select_for_update().get(pk=config.pk)
+            why = (f"Policy auto, but the impact analysis recommends {analysis['recommendation']} "
+                   f"({analysis['reason']}), so {version} was not applied: a sandbox session was opened to test it "
+                   f"against {config.current_version} for {SANDBOX_TTL.total_seconds() / 3600:g} hours.")
+            session = _sandbox_open(actor=None, config=config, test_version=version, reason=why)
+            notification.status = UpdateNotification.Status.SANDBOX
+            notification.content += (f"\n\n## Sandbox opened\n{why} Run your own tasks in it, then promote or "
+                                     f"reject {version} (sandbox session {session.pk}).")
+            notification.save(update_fields=["status", "content"])
+    publish_update_event(notification)
     if notification.emailed_to:
         instance_name = getattr(connection.tenant, "name", "")
         send_mail(subject=f"[{instance_name}] {agent_type} {version}: {analysis['recommendation']}",
@@ -483,6 +496,12 @@ def notification_review(*, actor: AbstractUser | None, notification_id: int, act
                      "status": notification.status},
                 new={"notification_id": notification.pk, "version": notification.version, "status": status})
         if action == "approve":
+            if config.policy == UpdatePolicy.STAGED and not _finished_sandbox_tests(
+                    agent_type=notification.agent_type, version=notification.version).exists():
+                raise Conflict(f"Policy staged: before you approve {notification.version}, open a sandbox and run "
+                               f"at least one test until both versions finish; then approve it here or promote it "
+                               f"from the sandbox.", details={"policy": config.policy, "needs": "finished_sandbox_test",
+                                                         "version": notification.version})
             if config.current_version != notification.version:
                 _activate(config=config, version=notification.version, action=VersionChange.Action.APPROVE,
                           actor=actor, reason=reason, pin=False if config.pinned_version else None)
@@ -497,13 +516,22 @@ def notification_review(*, actor: AbstractUser | None, notification_id: int, act
         elif action == "sandbox":
             session = _sandbox_open(actor=actor, config=config, test_version=notification.version)
     notification.refresh_from_db()
+    publish_update_event(notification)
     return notification, session
 
 
 # --- sandbox ------------------------------------------------------------------------------
 
+FINISHED_RUN = ("succeeded", "failed")  # a cancelled run tested nothing
 
-def _sandbox_open(*, actor, config: AgentVersionConfig, test_version: str) -> SandboxSession:
+
+def _finished_sandbox_tests(*, agent_type: str, version: str):
+    """The sandbox tests of `version` (any session) whose runs on both versions have ended."""
+    return SandboxTest.objects.filter(session__agent_type=agent_type, session__test_version=version,
+                                      current_run__status__in=FINISHED_RUN, test_run__status__in=FINISHED_RUN)
+
+
+def _sandbox_open(*, actor, config: AgentVersionConfig, test_version: str, reason: str = "") -> SandboxSession:
     if test_version == config.current_version:
         raise InvalidInput(f"test_version: {config.agent_type} already runs {test_version}; pick another version.")
     session = SandboxSession(agent_type=config.agent_type, current_version=config.current_version,
@@ -513,7 +541,7 @@ def _sandbox_open(*, actor, config: AgentVersionConfig, test_version: str) -> Sa
     session.save()
     before = _config_state(config)
     config.sandbox_version = test_version
-    _config_save(config=config, before=before, actor=actor, reason=f"Sandbox session {session.pk} opened.")
+    _config_save(config=config, before=before, actor=actor, reason=reason or f"Sandbox session {session.pk} opened.")
     return session
 
 
@@ -538,27 +566,78 @@ def _session_for_change(session_id: Any) -> SandboxSession:
     return session
 
 
+def _sandbox_client(actor: AbstractUser | None, client_id: Any) -> Client | None:
+    if client_id in (None, ""):
+        return None
+    try:
+        client = Client.objects.filter(pk=int(client_id)).first()
+    except (TypeError, ValueError):
+        client = None
+    if client is None or not policy.can_see_client(actor, client):
+        raise InvalidInput(f"client_id: no client {client_id} in this instance.", details={"client_id": client_id})
+    return client
+
+
+def _sandbox_specialization(value: Any) -> dict[str, str]:
+    """{"vertical", "region", "language"} in canonical form (tuning.specialization); blanks dropped."""
+    from tuning.specialization import DIMENSIONS, normalise
+
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("specialization: give an object with vertical, region and/or language.")
+    unknown = sorted(set(value) - set(DIMENSIONS))
+    if unknown:
+        raise InvalidInput(f"specialization: unknown key(s) {', '.join(unknown)}; use {', '.join(DIMENSIONS)}.")
+    cleaned = {key: normalise(key, value[key], field=f"specialization.{key}") for key in DIMENSIONS if key in value}
+    return {key: v for key, v in cleaned.items() if v}
+
+
 @transaction.atomic
-def sandbox_test_add(*, actor: AbstractUser | None, session_id: Any, task: Any, client_id: Any = None) -> SandboxTest:
-    """Run the task on both versions as sandbox runs (side-effecting tools simulated). The two
-    runs are queued together after commit, so the workers execute them concurrently."""
+def sandbox_test_add(*, actor: AbstractUser | None, session_id: Any, task: Any, client_id: Any = None,
+                     specialization: Any = None) -> SandboxTest:
+    """Run the task on both versions as sandbox runs (side-effecting tools simulated), for a client
+    (its tuning and client-bound tools) and a specialization when given. The two runs are queued
+    together after commit, so the workers execute them concurrently."""
     policy.require(actor, "sandbox.run")
     from agents.services import run_create
 
+    client = _sandbox_client(actor, client_id)
+    policy.require(actor, "sandbox.run", client)
+    specialization = _sandbox_specialization(specialization)
     session = _session_for_change(session_id)
     runs = {}
     for side, version in (("current", session.current_version), ("test", session.test_version)):
-        runs[side] = run_create(actor=actor, agent_type=session.agent_type, task=task, client_id=client_id,
+        runs[side] = run_create(actor=actor, agent_type=session.agent_type, task=task,
+                                client_id=client.pk if client else None, specialization=specialization or None,
                                 sandbox=True, agent_version=version,
                                 metadata={"sandbox": f"{session.pk}:{version}"}).run
-    return SandboxTest.objects.create(session=session, task=task, current_run=runs["current"], test_run=runs["test"])
+    return SandboxTest.objects.create(session=session, task=task, client=client, specialization=specialization,
+                                      current_run=runs["current"], test_run=runs["test"])
 
 
-def _sandbox_decide(*, session_id: Any, status: str) -> SandboxSession:
+def _text(value: Any, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field}: give the {field} as text (it is kept with the session).")
+    return value.strip()
+
+
+def _sandbox_decide(*, session_id: Any, status: str, actor: AbstractUser | None = None, reason: Any = "",
+                    notes: Any = None) -> SandboxSession:
+    reason = _text(reason, "reason")
+    notes = _text(notes, "notes") if notes is not None else None
     session = _session_for_change(session_id)
     session.status = status
     session.decided_at = timezone.now()
-    session.save(update_fields=["status", "decided_at"])
+    session.decided_by = actor if getattr(actor, "pk", None) else None
+    session.decision_reason = reason
+    fields = ["status", "decided_at", "decided_by", "decision_reason"]
+    if notes is not None:
+        session.notes = notes
+        fields.append("notes")
+    session.save(update_fields=fields)
     return session
 
 
@@ -575,55 +654,56 @@ def _notification_to(agent_type: str, version: str, status: str, actor) -> None:
         status__in=[UpdateNotification.Status.PENDING, UpdateNotification.Status.DEFERRED,
                     UpdateNotification.Status.SANDBOX],
     ).update(status=status, reviewed_at=timezone.now(), reviewed_by=actor if getattr(actor, "pk", None) else None)
+    publish_update_event(agent_type=agent_type, version=version)
 
 
 @transaction.atomic
-def sandbox_promote(*, actor: AbstractUser | None, session_id: Any, reason: str = "") -> AgentVersionConfig:
+def sandbox_promote(*, actor: AbstractUser | None, session_id: Any, reason: Any = "",
+                    notes: Any = None) -> AgentVersionConfig:
     policy.require(actor, "sandbox.decide")
-    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.PROMOTED)
+    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.PROMOTED, actor=actor,
+                              reason=reason, notes=notes)
     config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
+    why = session.decision_reason or f"Promoted after {session.tests.count()} sandbox test(s)."
     with audit.group():
-        _sandbox_decision(actor=actor, config=config, session=session, reason=reason)
+        _sandbox_decision(actor=actor, config=config, session=session, reason=session.decision_reason)
         config = _activate(config=config, version=session.test_version, action=VersionChange.Action.PROMOTE,
-                           actor=actor, reason=reason or f"Promoted after {session.tests.count()} sandbox test(s).",
-                           pin=True if config.pinned_version else None)
+                           actor=actor, reason=why, pin=True if config.pinned_version else None)
     _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.APPLIED, actor)
     return config
 
 
 @transaction.atomic
-def sandbox_reject(*, actor: AbstractUser | None, session_id: Any, reason: str = "") -> AgentVersionConfig:
+def sandbox_reject(*, actor: AbstractUser | None, session_id: Any, reason: Any = "",
+                   notes: Any = None) -> AgentVersionConfig:
     """Reject the tested version: stay on the current one, pinned."""
     policy.require(actor, "sandbox.decide")
-    if reason is None:
-        reason = ""
-    if not isinstance(reason, str):
-        raise InvalidInput("reason: give the reason as text (it is kept in the version history).")
-    reason = reason.strip()
-    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.REJECTED)
+    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.REJECTED, actor=actor,
+                              reason=reason, notes=notes)
     config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
+    why = session.decision_reason or f"Rejected {session.test_version} after sandbox tests."
     before = _config_state(config)
     config.pinned_version = config.current_version
     config.sandbox_version = ""
     with audit.group():
-        _sandbox_decision(actor=actor, config=config, session=session, reason=reason)
-        _config_save(config=config, before=before, actor=actor,
-                     reason=reason or f"Rejected {session.test_version} after sandbox tests.")
+        _sandbox_decision(actor=actor, config=config, session=session, reason=session.decision_reason)
+        _config_save(config=config, before=before, actor=actor, reason=why)
     VersionChange.objects.create(agent_type=config.agent_type, from_version=config.current_version,
                                  version=config.current_version, action=VersionChange.Action.PIN,
-                                 activated_by=actor if getattr(actor, "pk", None) else None,
-                                 reason=reason or f"Rejected {session.test_version} after sandbox tests.")
+                                 activated_by=actor if getattr(actor, "pk", None) else None, reason=why)
     _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.REJECTED, actor)
     return config
 
 
 @transaction.atomic
-def sandbox_defer(*, actor: AbstractUser | None, session_id: Any) -> SandboxSession:
+def sandbox_defer(*, actor: AbstractUser | None, session_id: Any, reason: Any = "",
+                  notes: Any = None) -> SandboxSession:
     policy.require(actor, "sandbox.decide")
-    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.DEFERRED)
+    session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.DEFERRED, actor=actor,
+                              reason=reason, notes=notes)
     config = AgentVersionConfig.objects.filter(agent_type=session.agent_type).first()
     if config is not None:
-        _sandbox_decision(actor=actor, config=config, session=session)
+        _sandbox_decision(actor=actor, config=config, session=session, reason=session.decision_reason)
     _notification_to(session.agent_type, session.test_version, UpdateNotification.Status.DEFERRED, actor)
     return session
 
@@ -662,6 +742,7 @@ def sandboxes_expire(*, now=None) -> int:
                     agent_type=session.agent_type, version=session.test_version,
                     status=UpdateNotification.Status.SANDBOX,
                 ).update(status=UpdateNotification.Status.DEFERRED, reviewed_at=now, reviewed_by=None)
+                publish_update_event(agent_type=session.agent_type, version=session.test_version)
             running = config.current_version if config is not None else session.current_version
             VersionChange.objects.create(
                 agent_type=session.agent_type, from_version=running, version=running,

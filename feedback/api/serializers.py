@@ -21,10 +21,12 @@ class FeedbackCreateSerializer(serializers.Serializer):
     run_id = serializers.UUIDField()
     artifact_id = serializers.IntegerField(required=False, help_text="Judge one artifact instead of the run's output.")
     verdict = serializers.ChoiceField(choices=["approved", "partially_approved", "corrected", "rejected"])
-    corrected_text = serializers.CharField(required=False, help_text="Required when verdict is corrected.")
+    corrected_text = serializers.CharField(
+        required=False, help_text="Required when verdict is corrected (and different from the output); optional for "
+                                  "partially_approved (what you would keep); ignored for approved and rejected.")
     reason = serializers.CharField(required=False)
     category = serializers.CharField(required=False)
-    comment = serializers.CharField(required=False)
+    comment = serializers.CharField(required=False, help_text="A free comment, on any verdict.")
     rating = serializers.IntegerField(required=False, min_value=1, max_value=5)
 
 

@@ -6,6 +6,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import AuthenticationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.http import HttpResponseRedirect
 
 from spokestack.admin_site import InstanceModelAdmin, instance_admin, platform_admin
 from spokestack.errors import DomainError
@@ -171,11 +172,17 @@ class InstanceUserAdmin(InstanceModelAdmin, UserAdmin):
             if exc.status in (403, 404):
                 raise
             messages.error(request, f"Nothing was changed: {exc.message}")
+            request._team_member_unchanged = True  # no "changed successfully" after it (response_change)
             person = User.objects.get(pk=obj.pk)
         obj.__dict__.update({k: v for k, v in person.__dict__.items() if not k.startswith("_")})
 
     def save_related(self, request, form, formsets, change) -> None:
         """The role is not the groups field: the services above set it."""
+
+    def response_change(self, request, obj):
+        if getattr(request, "_team_member_unchanged", False):  # the error message says why; stay on the form
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     def has_send_invitation_permission(self, request) -> bool:
         return self.allows(request, "user.manage")

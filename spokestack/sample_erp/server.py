@@ -41,6 +41,9 @@ Contract, briefly:
   `webhook-signature`) only for agencies given a `whsec_` secret in `webhook_secrets`: the
   platform creates each skill's signing secret itself and shows it once, so the ERP that
   `make run` starts does not know it and does not verify signatures (tests configure it).
+  `POST /hooks/roas-optimizer` is the same for the upgrade scenario's `roas_optimizer` skill
+  (Gamma): `{"input": {"client": "<name or slug>"}}` → the client's ROAS target and average order
+  value from its industry.
 """
 
 from __future__ import annotations
@@ -405,6 +408,10 @@ class ErpStore:
 
 # --- the application: routing, auth, switches --------------------------------------------------
 
+# (ROAS target, average order value in USD) by client industry: the roas_optimizer skill's answer.
+ROAS_BY_INDUSTRY = {"beauty": (4.2, 65.0), "fashion": (3.6, 120.0), "food": (2.8, 35.0), "retail": (3.4, 90.0),
+                    "technology": (2.5, 240.0), "finance": (2.0, 300.0), "travel": (3.0, 410.0)}
+
 # A handler returns (status, payload) or (status, payload, extra headers).
 Handler = Callable[["Request"], tuple[Any, ...]]
 
@@ -458,6 +465,7 @@ class SampleErpApp:
                 (rf"/(?P<kind>briefs|drafts|plans)/{collection}", {"GET": self.get_record}, True),
                 (r"/writes", {"GET": self.writes}, True),
                 (r"/hooks/competitor-check", {"POST": self.competitor_check}, True),
+                (r"/hooks/roas-optimizer", {"POST": self.roas_optimizer}, True),
                 (r"/_reset", {"POST": self.reset}, True),
                 (r"/_faults", {"GET": self.list_faults, "POST": self.add_fault, "DELETE": self.clear_faults}, True),
             ]
@@ -602,6 +610,25 @@ class SampleErpApp:
             raise ErpError(400, "invalid", 'Send the skill call body {"input": {"text": "..."}, "context": {...}}.')
         found, checked = self.store.competitors_named(request.agency, text)
         return 200, {"ok": not found, "competitors_found": found, "checked": checked}
+
+    def roas_optimizer(self, request: Request) -> tuple[int, Any]:
+        """The upgrade scenario's webhook skill (the demo seeds `roas_optimizer` in Gamma): a ROAS
+        target and an average order value for a client named in the input, from its industry."""
+        secret = self.config.webhook_secrets.get(request.agency)
+        if secret:
+            verify_webhook_signature(secret, request.headers, request.body)
+        body = request.json()
+        skill_input = body.get("input") if isinstance(body, dict) else None
+        name = skill_input.get("client") if isinstance(skill_input, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise ErpError(400, "invalid", 'Send the skill call body {"input": {"client": "..."}, "context": {...}}.')
+        wanted = name.strip().lower()
+        for client in self.store.clients(request.agency):
+            if wanted in (client["slug"].lower(), client["name"].lower()):
+                target, aov = ROAS_BY_INDUSTRY.get(client["industry"], (3.0, 80.0))
+                return 200, {"client": client["name"], "roas_target": target, "average_order_value": aov,
+                             "currency": "USD", "basis": f"{client['industry']} benchmarks, last 12 months"}
+        raise ErpError(404, "not_found", f"No client named {name!r}; use a client's name or slug.")
 
     def writes(self, request: Request) -> tuple[int, Any]:
         return 200, self.store.write_log(request.agency)

@@ -113,6 +113,9 @@ TENANT_APPS = [
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenancy.Instance"
+# django-tenants colours the captions of instance apps green in the admin; ours is one admin per
+# instance, where every app is an instance app, so the colour says nothing (issue #15).
+TENANT_COLOR_ADMIN_APPS = False
 TENANT_DOMAIN_MODEL = "tenancy.Domain"
 PUBLIC_SCHEMA_URLCONF = "spokestack.urls_public"
 ROOT_URLCONF = "spokestack.urls"

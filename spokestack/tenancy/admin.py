@@ -12,6 +12,7 @@ from django.http.request import split_domain_port, validate_host
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html, format_html_join
 from django_tenants.utils import schema_context, schema_exists
 
 from spokestack.accounts.roles import Role
@@ -34,6 +35,25 @@ from .services import (
 # The session entry that carries a new instance's admin password from the add form to the one
 # page that shows it: encrypted (bound to the instance), removed when that page is first shown.
 NEW_ADMIN_PASSWORDS = "tenancy.new_admin_passwords"
+
+
+class TimeZoneInput(forms.TextInput):
+    """A text field that suggests the IANA zone names as one types (a datalist; no request leaves
+    the page), so that a typo is caught before `_clean_timezone` refuses it."""
+
+    LIST_ID = "iana-time-zones"
+
+    def __init__(self, attrs=None):
+        super().__init__({"list": self.LIST_ID, "autocomplete": "off", "class": "vTextField", **(attrs or {})})
+
+    def render(self, name, value, attrs=None, renderer=None):
+        zones = format_html_join("", '<option value="{}">', ((zone,) for zone in sorted(zoneinfo.available_timezones())))
+        return format_html('{}<datalist id="{}">{}</datalist>', super().render(name, value, attrs, renderer),
+                           self.LIST_ID, zones)
+
+
+TIME_ZONE_HELP = ("The instance's admin pages show times in this zone. An IANA time zone name, e.g. UTC, Asia/Dubai, "
+                  "Europe/Paris.")
 
 
 def _clean_timezone(value: str) -> str:
@@ -61,7 +81,8 @@ class InstanceProvisionForm(forms.ModelForm):
         model = Instance
         fields = ["name", "schema_name", "tier", "region", "language", "timezone"]
         labels = {"timezone": "Time zone"}
-        help_texts = {"timezone": "An IANA time zone name, e.g. UTC, Asia/Dubai, Europe/Paris."}
+        help_texts = {"timezone": TIME_ZONE_HELP}
+        widgets = {"timezone": TimeZoneInput()}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -124,6 +145,9 @@ class InstanceChangeForm(forms.ModelForm):
         model = Instance
         fields = ["name", "tier", "status", "suspended_reason", "region", "language", "timezone", "erp_base_url",
                   "approval_sla_hours"]
+        labels = {"timezone": "Time zone"}
+        help_texts = {"timezone": TIME_ZONE_HELP}
+        widgets = {"timezone": TimeZoneInput()}
 
         @staticmethod
         def formfield_callback(field, **kwargs):
@@ -254,13 +278,21 @@ class InstanceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Suspend the selected instances")
     def suspend(self, request, queryset):
+        names = []
         for instance in queryset.exclude(schema_name="public"):
             instance_set_status(instance=instance, status=Instance.Status.SUSPENDED, reason="suspended by platform staff")
+            names.append(instance.name)
+        self.message_user(request, f"Suspended {len(names)} instance(s): {', '.join(names) or 'none'}. Their users "
+                                   "and API clients are refused until re-activated.", messages.SUCCESS)
 
     @admin.action(description="Re-activate the selected instances")
     def activate(self, request, queryset):
+        names = []
         for instance in queryset:
             instance_set_status(instance=instance, status=Instance.Status.ACTIVE)
+            names.append(instance.name)
+        self.message_user(request, f"Re-activated {len(names)} instance(s): {', '.join(names) or 'none'}.",
+                          messages.SUCCESS)
 
 
 @admin.register(Domain, site=platform_admin)

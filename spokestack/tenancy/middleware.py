@@ -8,6 +8,7 @@ from django.template.loader import render_to_string
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from spokestack.api.health import LIVENESS_PATH
+from spokestack.middleware import activate_instance_timezone
 from spokestack.outages import DEPENDENCY_ERRORS, dependency_of
 
 
@@ -25,6 +26,7 @@ class InstanceMiddleware(TenantMainMiddleware):
                                 message=f"No SpokeStack instance answers on {hostname}. Check the address.")
 
     def process_request(self, request):
+        activate_instance_timezone(None)  # UTC until the instance is known (never the last request's zone)
         try:
             response = super().process_request(request)
         except DEPENDENCY_ERRORS as exc:
@@ -38,6 +40,8 @@ class InstanceMiddleware(TenantMainMiddleware):
         if response is not None:
             return response
         instance = request.tenant
+        # Pages in the instance's zone; the API's JSON keeps UTC (a contract, not a display).
+        activate_instance_timezone(None if request.path.startswith("/api/") else instance)
         if not instance.is_active:
             reason = f" ({instance.suspended_reason})" if instance.suspended_reason else ""
             return refusal_response(

@@ -1,6 +1,9 @@
+# ruff: noqa: F811 - the scripted model fixture is imported by name
 """The feedback loop closed end to end: runs through the real worker, people correct them, the
 worker analyses the corrections (one model request), the account manager applies the suggested
-rule in the admin, and the next run is prompted with it and checks drafts against it."""
+rule in the admin (the queue shows the phrases the corrections changed), and the next run is prompted
+with it and checks drafts against it. And a partial approval with a comment on one of a run's
+artifacts, given on the live run page."""
 
 import os
 import uuid
@@ -11,6 +14,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of, wait_for
+from ..skills.conftest import scripted  # noqa: F401 - a fixture, by name
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 
@@ -107,29 +111,35 @@ def test_corrections_become_a_rule_the_next_run_obeys(live_instance, celery_work
     assert [t["name"] for t in sent[0]["tools"]] == ["report_patterns"]
 
     page.reload()
-    card = page.locator(f"#pending-suggestions .suggestion[data-suggestion='{theme.pk}']")
-    text = card.inner_text()
-    assert "discount or urgency language" in text and "evidence: 15 item(s)" in text
-    assert DRAFTS[0][0] in text and DRAFTS[0][1] in text  # before -> after examples
+    row = page.locator(f"#result_list tr:has(.decide[data-suggestion='{theme.pk}'])")
+    text = row.inner_text()
+    assert "discount or urgency language" in text and "15" in text
+    # the evidence is the phrases the corrections removed, with a few words of context
+    assert "Get 20% off today!" in [t.strip() for t in row.locator("del.removed").all_inner_texts()]
+    assert "Glow gently with our" in row.locator(".same").all_inner_texts()
+    assert DRAFTS[0][0] not in text
+    page.screenshot(path=str(SCREENSHOTS / "feedback_queue.png"), full_page=True)
     page.goto(f"{base}/admin/")
-    assert "2 suggestion(s) waiting" in page.locator("#landing-suggestions").inner_text()
+    assert "2 suggestions waiting" in page.locator("#landing-suggestions").inner_text()
 
     # another client's account manager sees none of it and cannot reach the queue of this client
     other = browser.new_context()
     other_page = other.new_page()
     login(other_page, base, "other-am@agency.example", "/admin/feedback/suggestion/")
-    other_page.wait_for_selector("#pending-suggestions")
-    assert "discount" not in other_page.locator("#pending-suggestions").inner_text()
+    other_page.wait_for_selector("#changelist")
+    assert "discount" not in other_page.locator("#changelist").inner_text()
     other_page.goto(f"{base}/admin/")
-    assert "0 suggestion(s) waiting" in other_page.locator("#landing-suggestions").inner_text()
+    assert "0 suggestions waiting" in other_page.locator("#landing-suggestions").inner_text()
     assert other_page.goto(f"{base}/admin/feedback/suggestion/?client={dune.pk}").status == 404
     other.close()
 
     page.goto(f"{base}/admin/feedback/suggestion/?client={dune.pk}")
-    page.click(f"#pending-suggestions .suggestion[data-suggestion='{theme.pk}'] button.apply")
+    page.fill(f"input[name='suggestion-reason-{theme.pk}']", "The brand book bans discounts")
+    page.click(f".decide[data-suggestion='{theme.pk}'] button.apply")
     page.wait_for_selector("ul.messagelist")
     assert f"Suggestion #{theme.pk} applied" in page.locator("ul.messagelist").inner_text()
-    assert "discount or urgency language" in page.locator("#decided-suggestions").inner_text()
+    applied = page.locator("#result_list tr:has(.suggestion-status[data-status=applied])").inner_text()
+    assert "discount or urgency language" in applied and "am@agency.example" in applied
 
     page.goto(f"{base}/admin/tuning/client/{dune.pk}/change/")
     page.wait_for_selector("#feedback-dashboard")
@@ -158,3 +168,76 @@ def test_corrections_become_a_rule_the_next_run_obeys(live_instance, celery_work
     assert rule.text in system
     assert check.result["passed"] is False
     assert {v["rule"] for v in check.result["violations"]} == {rule.text}
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_partial_approval_with_a_comment_on_one_artifact_from_the_run_page(live_instance, daphne_server, page,
+                                                                           scripted):
+    """The run saved a draft (an artifact) besides its answer: the account manager partially approves
+    the draft with a comment and a corrected text, and the page shows it among the feedback given."""
+    from agents.loop import execute_run
+    from agents.models import AgentRun, Artifact, RunStatus
+    from agents.services import run_create
+    from feedback.models import Feedback
+    from spokestack.accounts.services import user_create
+    from tuning.services import client_assign, client_create
+
+    schema = live_instance.instance.schema_name
+    marker = f"[fpa-{uuid.uuid4().hex[:8]}]"
+    draft = "Get 20% off today! Glow gently with our rose serum."
+    scripted.script(marker, [
+        {"content": [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:12]}", "name": "save_draft",
+                      "input": {"title": "Ramadan caption", "content": draft}}], "stop_reason": "tool_use"},
+        {"content": [{"type": "text", "text": "I saved the caption as a draft."}], "stop_reason": "end_turn"}])
+    with schema_context(schema):
+        user_create(email="am@agency.example", password=PASSWORD, role="account_manager")
+        manager = user_create(email="am2@agency.example", password=PASSWORD, role="account_manager")
+        dune = client_create(name="Dune Rose", vertical="beauty", region="GCC")
+        client_assign(user=manager, client=dune, role="account_manager")
+
+    def run_it():
+        run = run_create(actor=manager, agent_type="copy", task=f"{marker}: write and save a caption.",
+                         client_id=dune.pk, sandbox=True).run
+        execute_run(run_id=str(run.pk), worker="browser-test")  # unless the session's worker took it first
+        return run.pk
+
+    run_id = in_thread(schema, run_it)
+    with schema_context(schema):
+        wait_for(lambda: AgentRun.objects.get(pk=run_id).status == RunStatus.SUCCEEDED, timeout=60)
+        artifact = Artifact.objects.get(run_id=run_id, kind="draft")
+    connection.set_schema_to_public()
+
+    base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    run_url = f"/admin/agents/agentrun/{run_id}/change/"
+    login(page, base, "am2@agency.example", run_url)
+    target = page.locator(f"#run-feedback .feedback-target[data-target='artifact-{artifact.pk}']")
+    target.wait_for()
+    assert "Artifact: Draft · Ramadan caption" in target.inner_text()
+    target.locator("summary").click()
+    form = target.locator("form.feedback-form")
+    form.locator("input[value=partially_approved]").check()
+    form.locator("textarea[name=comment]").fill("Keep the glow, lose the discount.")
+    form.locator("textarea[name=corrected_text]").fill("Glow gently with our rose serum.")
+    form.locator("select[name=rating]").select_option("4")
+    page.locator("#run-feedback").screenshot(path=str(SCREENSHOTS / "feedback_run_page_form.png"))
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("ul.messagelist")
+    assert "Feedback recorded on the artifact: partially approved." in page.locator("ul.messagelist").inner_text()
+    given = page.locator(f"#feedback-given li[data-target='artifact-{artifact.pk}']")
+    text = given.inner_text()
+    assert "Partially approved" in text and "Ramadan caption" in text and "Keep the glow, lose the discount." in text
+    assert "4/5" in text
+    page.locator("#run-feedback-area").screenshot(path=str(SCREENSHOTS / "feedback_run_page_given.png"))
+    with schema_context(schema):
+        row = Feedback.objects.get(run_id=run_id, current=True)
+        assert (row.artifact_id, row.verdict, row.corrected_text, row.original_text) == (
+            artifact.pk, "partially_approved", "Glow gently with our rose serum.", draft)
+    connection.set_schema_to_public()
+
+    # the feedback list links the row to the run's live page
+    page.goto(f"{base}/admin/feedback/feedback/?verdict__exact=partially_approved")
+    page.screenshot(path=str(SCREENSHOTS / "feedback_list.png"), full_page=True)
+    page.click("#result_list a.run-link")
+    page.wait_for_url(f"**{run_url}")

@@ -78,3 +78,32 @@ def test_model_patterns_are_validated_and_held_to_the_thresholds():
     bad = [{"type": "tool_use", "name": "report_patterns", "input": {"patterns": [{"kind": "maybe", "text": "x"}]}}]
     rules, note = analysis.parse_model_patterns(bad)
     assert rules == [] and "did not match the schema" in note
+
+
+def test_partial_approvals_count_half_teach_through_their_corrections_and_prefer_nothing():
+    partial = [FeedbackItem(verdict="partially_approved", original=f"{DISCOUNT_PAIRS[i % 3][0]} (#{i})",
+                            corrected=f"{DISCOUNT_PAIRS[i % 3][1]} (#{i})" if i % 2 == 0 else "",
+                            reason="Too salesy", category="tone", comment="Keep the product line")
+               for i in range(8)]
+    approved = [FeedbackItem(verdict="approved", original=f"Crafted rose serum, gentle glow #{i}") for i in range(4)]
+    items = partial + approved
+    m = analysis.metrics(items)
+    assert m["counts"]["partially_approved"] == 8 and m["approval_rate"] == round((4 + 0.5 * 8) / 12, 3)
+    assert m["top_reasons"][0] == {"reason": "too salesy", "count": 8}
+    assert m["top_categories"][0] == {"category": "tone", "count": 8}
+    result = analysis.deterministic_analysis(items)
+    [rule] = [s for s in result["suggestions"] if s["signature"] == "never:theme:discount_urgency"]
+    assert rule["evidence_count"] == 4  # the four partial approvals that carried a corrected text
+    # 4 approved outputs are under the 5 a prefer rule needs: the partial approvals do not make up the count
+    assert not [s for s in result["suggestions"] if s["kind"] == "prefer"]
+    assert '"comment": "Keep the product line"' in analysis.model_prompt(items, "Dune Rose")
+
+
+def test_phrase_changes_show_what_changed_with_a_few_words_of_context():
+    before = "Get 20% off today! Glow gently with our rose serum, made in the hills of Taif for you and your family."
+    after = "Glow gently with our rose serum, made in the hills of Taif for your whole family."
+    assert analysis.phrase_changes(before, after) == [
+        [("removed", "Get 20% off today!"), ("same", "Glow gently with our"), ("skipped", "")],
+        [("skipped", ""), ("same", "hills of Taif for"), ("removed", "you and"), ("same", "your"),
+         ("added", "whole"), ("same", "family.")]]
+    assert analysis.phrase_changes("Same words.", "same words") == []

@@ -54,7 +54,7 @@ from ..skills.conftest import scripted, text_turn, tool_turn  # noqa: F401
 
 pytestmark = pytest.mark.live
 
-MAX_EXAMPLES = 10  # per operation and generation mode (valid and invalid requests)
+MAX_EXAMPLES = 7  # per operation and generation mode (valid and invalid requests)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 EXECUTE = "/api/v1/agent/execute"

@@ -445,3 +445,16 @@ def test_faults_are_per_agency_listed_cleared_and_validated(erp):
         assert call(base_url, "POST", "/_faults", body={"path": "/drafts", "drop": True})[0] == 404
     finally:
         server.stop()
+
+
+def test_roas_optimizer_answers_the_upgrade_scenarios_skill_for_a_named_client(erp):
+    """Gamma's `roas_optimizer` skill (the demo's upgrade scenario) reaches a real answer."""
+    status, payload, _ = call(erp, "POST", "/hooks/roas-optimizer", key=GAMMA,
+                              body={"input": {"client": "Hudson Cloud"}, "context": {}})
+    assert status == 200 and payload["client"] == "Hudson Cloud"
+    assert payload["roas_target"] == 2.5 and payload["average_order_value"] == 240.0
+    status, payload, _ = call(erp, "POST", "/hooks/roas-optimizer", key=GAMMA, body={"input": {"client": "Nobody"}})
+    assert status == 404 and "No client named 'Nobody'" in payload["error"]["message"]
+    status, payload, _ = call(erp, "POST", "/hooks/roas-optimizer", key=GAMMA, body={"input": {}})
+    assert status == 400 and '{"input": {"client"' in payload["error"]["message"]
+    assert call(erp, "POST", "/hooks/roas-optimizer", key=None, body={"input": {"client": "x"}})[0] == 401

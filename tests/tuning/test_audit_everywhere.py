@@ -381,6 +381,9 @@ def test_version_settings_over_the_api_are_audited_and_reversible(world, api):
 def test_an_applied_update_is_audited_as_a_decision_and_cannot_be_undone_from_the_log(world, api):
     admin = world["admin"]
     note = _pending_update(world)
+    # Policy manual (written without an entry): under the default staged policy an approval first needs a
+    # finished sandbox test (tests/versions/test_staged_and_sandbox.py).
+    AgentVersionConfig.objects.filter(agent_type="media_buying").update(policy="manual")
     version_services.notification_review(actor=admin, notification_id=note.pk, action="approve", reason="looks fine")
     entries = _version_entries()
     assert [(e.field, e.old_value, e.new_value) for e in entries] == [

@@ -162,7 +162,8 @@ def test_sandbox_defer_ends_the_session_and_leaves_the_update_open(setup):
     assert VersionChange.objects.count() == history, "deferring changes no version"
     again = admin.post(f"{BASE}/sandbox/{session_id}/defer", {}, format="json")
     assert again.status_code == 409 and again.json()["error"]["message"]
-    # the deferred update can still be reviewed later
+    # the deferred update can still be reviewed later (policy manual: staged asks for a finished sandbox test)
+    assert admin.put(f"{BASE}/agents/media_buying/version", {"policy": "manual"}, format="json").status_code == 200
     approve = admin.post(f"{BASE}/updates/{notification_id}/review", {"action": "approve"}, format="json")
     assert approve.status_code == 200 and approve.json()["status"] == "applied"
 

@@ -48,5 +48,9 @@ def test_dashboard_shows_the_update_and_opens_a_sandbox(live_instance, live_db, 
     page.wait_for_url("**/admin/versions/agentversionconfig/sandbox/**")
     assert "2.3.1 vs 2.4.0" in page.content()
     page.screenshot(path=str(SCREENSHOTS / "versions_sandbox.png"), full_page=True)
-    page.click("button[value=promote]")
-    page.wait_for_selector("text=status promoted")
+    page.click("#sandbox-promote")  # through the confirmation, with a reason
+    page.wait_for_selector("#sandbox-decision-form")
+    page.fill("#id_reason", "Reach is fine for this agency")
+    page.click("#sandbox-decision-form input[type=submit]")
+    page.wait_for_url("**/admin/versions/agentversionconfig/")
+    assert "Version 2.4.0 promoted: Media buying now runs 2.4.0." in page.locator("ul.messagelist").inner_text()

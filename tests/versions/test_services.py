@@ -110,6 +110,7 @@ def test_fanout_is_idempotent(before):
 
 def test_review_approve_then_twice_conflicts(before, make_user):
     admin = make_user("instance_admin")
+    configure(policy="manual")  # staged would ask for a sandbox test first
     release(["tenant_a"])
     note = UpdateNotification.objects.get(agent_type="media_buying")
     services.notification_review(actor=admin, notification_id=note.pk, action="approve")

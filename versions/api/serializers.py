@@ -4,6 +4,7 @@ messages); these document it, and what the selectors return."""
 
 from rest_framework import serializers
 
+from ..comparison import VERDICTS
 from ..models import Recommendation, SandboxSession, UpdateNotification, UpdatePolicy, VersionChange
 from ..services import REVIEW_ACTIONS
 
@@ -108,21 +109,46 @@ class ComparisonSideSerializer(serializers.Serializer):
     tool_errors = serializers.ListField(child=serializers.DictField())
     duration_s = serializers.FloatField(allow_null=True)
     cost_usd = serializers.FloatField()
+    tool_calls = serializers.IntegerField(help_text="How many tool calls the run made.")
+
+
+class SandboxClientSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class SpecializationSerializer(serializers.Serializer):
+    vertical = serializers.CharField(required=False)
+    region = serializers.CharField(required=False)
+    language = serializers.CharField(required=False)
 
 
 class ComparisonSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     task = serializers.CharField()
     created_at = serializers.DateTimeField()
+    client = SandboxClientSerializer(allow_null=True, help_text="The client both runs worked for, if any.")
+    specialization = SpecializationSerializer(help_text="The normalised specialization of both runs.")
     finished = serializers.BooleanField()
+    verdict = serializers.ChoiceField(choices=list(VERDICTS.items()))
+    verdict_label = serializers.CharField()
     current = ComparisonSideSerializer(help_text="Per agent type also: bid_strategy, objective, budget_split "
                                                  "(media_buying); requirements_found (rfp).")
     test = ComparisonSideSerializer()
     tools_added = serializers.ListField(child=serializers.CharField())
     tools_removed = serializers.ListField(child=serializers.CharField())
+    tool_calls_change = serializers.IntegerField(help_text="Test version's tool calls minus the current version's.")
+    cost_change_usd = serializers.FloatField(help_text="Test version's cost minus the current version's.")
     output_length_change = serializers.IntegerField()
     output_length_change_pct = serializers.FloatField(allow_null=True)
     differences = serializers.DictField(child=serializers.DictField())
+
+
+class SandboxSummarySerializer(serializers.Serializer):
+    tests_run = serializers.IntegerField()
+    finished = serializers.IntegerField(help_text="Tests whose runs on both versions ended.")
+    passed = serializers.IntegerField(help_text="Finished tests in which the test version succeeded.")
+    failed = serializers.IntegerField(help_text="Finished tests in which the test version failed.")
 
 
 class SandboxSessionSerializer(serializers.Serializer):
@@ -134,7 +160,14 @@ class SandboxSessionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     expired = serializers.BooleanField()
+    time_left = serializers.CharField(help_text='Until the session expires, e.g. "23 h 12 min"; empty once it ended.')
+    created_by = serializers.EmailField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decided_by = serializers.EmailField(allow_null=True, help_text="Who promoted, rejected or deferred it.")
+    decision_reason = serializers.CharField(allow_blank=True)
+    notes = serializers.CharField(allow_blank=True, help_text="Review notes kept with the session.")
     tests = ComparisonSerializer(many=True, required=False, help_text="Left out in a review's answer.")
+    summary = SandboxSummarySerializer(required=False, help_text="With the tests.")
 
 
 class ReviewedUpdateSerializer(UpdateNotificationSerializer):
@@ -148,8 +181,13 @@ class SandboxCreateSerializer(serializers.Serializer):
 
 class SandboxTestSerializer(serializers.Serializer):
     task = serializers.CharField()
-    client_id = serializers.IntegerField(required=False, allow_null=True)
+    client_id = serializers.IntegerField(required=False, allow_null=True,
+                                         help_text="Run both versions for this client (its tuning and tools).")
+    specialization = SpecializationSerializer(required=False, allow_null=True,
+                                              help_text='e.g. {"region": "uae"} (normalised: GCC).')
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, help_text="Kept in the version history.")
+    reason = serializers.CharField(required=False, help_text="Kept with the session, in the version history and "
+                                                             "the audit log.")
+    notes = serializers.CharField(required=False, help_text="Review notes kept with the session.")

@@ -141,7 +141,8 @@ class SandboxTestView(VersionsView):
     def post(self, request, session_id: str):
         data = self.body()
         test = services.sandbox_test_add(actor=request.user, session_id=_session_id(session_id),
-                                         task=data.get("task"), client_id=data.get("client_id"))
+                                         task=data.get("task"), client_id=data.get("client_id"),
+                                         specialization=data.get("specialization"))
         return Response(compare(test), status=status.HTTP_202_ACCEPTED)
 
 
@@ -153,7 +154,7 @@ class SandboxPromoteView(VersionsView):
     def post(self, request, session_id: str):
         data = self.body()
         config = services.sandbox_promote(actor=request.user, session_id=_session_id(session_id),
-                                          reason=str(data.get("reason") or ""))
+                                          reason=data.get("reason"), notes=data.get("notes"))
         return Response(selectors.version_state(actor=request.user, agent_type=config.agent_type))
 
 
@@ -165,16 +166,17 @@ class SandboxRejectView(VersionsView):
     def post(self, request, session_id: str):
         data = self.body()
         config = services.sandbox_reject(actor=request.user, session_id=_session_id(session_id),
-                                         reason=data.get("reason"))
+                                         reason=data.get("reason"), notes=data.get("notes"))
         return Response(selectors.version_state(actor=request.user, agent_type=config.agent_type))
 
 
 class SandboxDeferView(VersionsView):
     action = "sandbox.decide"
 
-    @extend_schema(request=None, responses=SandboxSessionSerializer,
+    @extend_schema(request=ReasonSerializer, responses=SandboxSessionSerializer,
                    summary="Defer the decision: the session ends, the update stays open for a later review.")
     def post(self, request, session_id: str):
-        self.body()
-        session = services.sandbox_defer(actor=request.user, session_id=_session_id(session_id))
+        data = self.body()
+        session = services.sandbox_defer(actor=request.user, session_id=_session_id(session_id),
+                                         reason=data.get("reason"), notes=data.get("notes"))
         return Response(session_dict(session))

@@ -91,4 +91,4 @@ class CoreSubmission(models.Model):
                                                name="coresubmission_one_open_per_skill")]
 
     def __str__(self) -> str:
-        return f"{self.skill_name} from {self.instance_id}"
+        return f"{self.skill_name} ({self.get_status_display().lower()})"
