@@ -15,6 +15,7 @@ from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of, wait_for
 from ..skills.conftest import scripted  # noqa: F401 - a fixture, by name
+from .support import in_thread, log_in
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 
@@ -25,29 +26,6 @@ DRAFTS = [("Get 20% off today! Glow gently with our rose serum.", "Glow gently w
 
 
 
-def in_thread(schema, fn):
-    """Run fn in a thread of its own, in the instance's schema: creating a run broadcasts through
-    async_to_sync, which refuses the main thread while Playwright's event loop runs there."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connections
-
-    def call():
-        try:
-            with schema_context(schema):
-                return fn()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call).result()
-
-
-def login(page, base, email, next_path):
-    page.goto(f"{base}/admin/login/?next={next_path}")
-    page.fill("#id_username", email)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
 
 
 @pytest.mark.browser
@@ -97,7 +75,7 @@ def test_corrections_become_a_rule_the_next_run_obeys(live_instance, celery_work
 
     base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    login(page, base, "am@agency.example", f"/admin/feedback/suggestion/?client={dune.pk}")
+    log_in(page, base, "am@agency.example", f"/admin/feedback/suggestion/?client={dune.pk}")
     page.wait_for_selector("#analyze-now")
     page.click(f"#analyze-now button[data-client='{dune.pk}']")
     page.wait_for_selector("ul.messagelist")
@@ -125,7 +103,7 @@ def test_corrections_become_a_rule_the_next_run_obeys(live_instance, celery_work
     # another client's account manager sees none of it and cannot reach the queue of this client
     other = browser.new_context()
     other_page = other.new_page()
-    login(other_page, base, "other-am@agency.example", "/admin/feedback/suggestion/")
+    log_in(other_page, base, "other-am@agency.example", "/admin/feedback/suggestion/")
     other_page.wait_for_selector("#changelist")
     assert "discount" not in other_page.locator("#changelist").inner_text()
     other_page.goto(f"{base}/admin/")
@@ -211,7 +189,7 @@ def test_partial_approval_with_a_comment_on_one_artifact_from_the_run_page(live_
     base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     run_url = f"/admin/agents/agentrun/{run_id}/change/"
-    login(page, base, "am2@agency.example", run_url)
+    log_in(page, base, "am2@agency.example", run_url)
     target = page.locator(f"#run-feedback .feedback-target[data-target='artifact-{artifact.pk}']")
     target.wait_for()
     assert "Artifact: Draft · Ramadan caption" in target.inner_text()

@@ -14,18 +14,12 @@ from django_tenants.utils import schema_context
 
 from ..conftest import HOST_A, PASSWORD, host_of, wait_for
 from ..skills.conftest import admin_a, client_a, scripted, text_turn, tool_turn  # noqa: F401 - fixtures by name
+from .support import log_in
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 DRAFT = {"content": "Glow gently this Ramadan."}
 
-
-def log_in(page, base, email, next_url):
-    page.goto(f"{base}/admin/login/?next={next_url}")
-    page.fill("#id_username", email)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"**{next_url}")
 
 
 @pytest.mark.browser

@@ -14,6 +14,7 @@ from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of
 from ..skills.conftest import scripted, text_turn  # noqa: F401 - fixtures by name
+from .support import in_thread, log_in
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
@@ -21,23 +22,6 @@ THEME = "never:theme:discount_urgency"
 DRAFTS = [("Get 20% off today! Glow gently with our rose serum.", "Glow gently with our rose serum."),
           ("Hurry, sale ends soon. Our oud mist lasts all evening.", "Our oud mist lasts all evening.")]
 
-
-def in_thread(schema, fn):
-    """fn in a thread of its own, in the instance's schema: a run's broadcasts go through
-    async_to_sync, which refuses the main thread while Playwright's event loop runs there."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connections
-
-    def call():
-        try:
-            with schema_context(schema):
-                return fn()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call).result()
 
 
 def finished_runs(schema, scripted, actor, client, outputs: list[str]) -> list:
@@ -66,13 +50,6 @@ def finished_runs(schema, scripted, actor, client, outputs: list[str]) -> list:
                  timeout=60)
     return ids
 
-
-def log_in(page, base, email, next_url):
-    page.goto(f"{base}/admin/login/?next={next_url}")
-    page.fill("#id_username", email)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"**{next_url}")
 
 
 @pytest.mark.browser

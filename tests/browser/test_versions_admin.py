@@ -13,8 +13,9 @@ from django.core import mail
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from ..conftest import HOST_A, PASSWORD, host_of
+from ..conftest import HOST_A, host_of
 from ..versions.helpers import catalog_before_release, release, skill
+from .support import log_in
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
@@ -42,11 +43,7 @@ def test_admin_configures_versions_reads_the_update_and_rolls_back(live_instance
     base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    page.goto(f"{base}/admin/login/?next=/admin/versions/agentversionconfig/")
-    page.fill("#id_username", live_instance.admin.email)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/versions/agentversionconfig/")
+    log_in(page, base, live_instance.admin.email, "/admin/versions/agentversionconfig/")
     card = page.locator(".agent-card[data-agent=media_buying]")
     assert f"{live_instance.admin.email} (the instance admins)" in card.inner_text()
 

@@ -14,9 +14,10 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from ..conftest import PASSWORD, host_of, wait_for
+from ..conftest import host_of, wait_for
 from ..skills.conftest import scripted, text_turn, tool_turn  # noqa: F401 - fixtures by name
 from ..versions.helpers import catalog_before_release, skill
+from .support import log_in
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 ROAS = "Optimises toward a target ROAS from conversion value data."
@@ -50,11 +51,7 @@ def test_staged_update_is_sandboxed_tested_for_a_client_and_promoted_with_a_reas
     base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    page.goto(f"{base}/admin/login/?next=/admin/versions/agentversionconfig/")
-    page.fill("#id_username", live_instance.admin.email)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/versions/agentversionconfig/")
+    log_in(page, base, live_instance.admin.email, "/admin/versions/agentversionconfig/")
 
     # 1. Policy staged, with a reason.
     page.locator(".agent-card[data-agent=media_buying] >> text=Version settings").click()

@@ -10,7 +10,8 @@ from django_tenants.utils import schema_context
 
 from versions.services import catalog_sync, release_notify_instance, version_config_update
 
-from ..conftest import PASSWORD, host_of
+from ..browser.support import log_in
+from ..conftest import host_of
 from .helpers import catalog_before_release, skill
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
@@ -33,11 +34,7 @@ def test_dashboard_shows_the_update_and_opens_a_sandbox(live_instance, live_db, 
     base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    page.goto(f"{base}/admin/login/?next=/admin/versions/agentversionconfig/")
-    page.fill("#id_username", live_instance.admin.email)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/versions/agentversionconfig/")
+    log_in(page, base, live_instance.admin.email, "/admin/versions/agentversionconfig/")
     card = page.locator(".agent-card[data-agent=media_buying]")
     text = card.inner_text()
     assert "Update available: 2.4.0" in text and "CAUTION" in text.upper() and "roas_optimizer" in text
