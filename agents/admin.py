@@ -5,11 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from feedback.selectors import feedback_visible_to
@@ -20,10 +21,11 @@ from tuning.models import AGENT_TITLES, agent_label
 
 from .approvals import approval_decide, approvals_visible_to, can_decide, pending_for
 from .checks import SOURCES as CHECK_SOURCES
-from .models import AgentRun, ApprovalRequest, ApprovalStatus, ReviewStatus, RunStatus
+from .models import AgentRun, ApprovalRequest, ApprovalStatus, ReviewStatus, RunStatus, Thread
 from .registry import agent_types, get_spec
 from .selectors import REVIEW_FILTERS, runs_in_review, runs_visible_to
 from .services import run_cancel, run_create, run_version_for
+from .threads import threads_visible_to
 
 STATUS_COLOURS = {
     RunStatus.QUEUED: "#6c757d", RunStatus.RUNNING: "#0d6efd", RunStatus.AWAITING_APPROVAL: "#fd7e14",
@@ -274,6 +276,42 @@ instance_admin.register_panel(LandingPanel("Recent runs", "admin/agents/panel_ru
 
 
 # --- approvals --------------------------------------------------------------------------
+
+
+@admin.register(Thread, site=instance_admin)
+class ThreadAdmin(ReadOnlyAdmin):
+    """Threads, read-only: each turn is a run, linked to its live page (services own every change)."""
+
+    view_action = "thread.view"
+    list_display = ["name", "agent", "agent_version", "client", "status", "turns_count", "turn_links", "created_by",
+                    "updated_at"]
+    list_filter = ["status", "agent_type", "client"]
+    search_fields = ["title", "agent_type"]
+    list_select_related = ["client", "created_by"]
+    fields = ["title", "agent_type", "agent_version", "client", "status", "created_by", "created_at", "closed_at",
+              "turn_links"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        turns = AgentRun.objects.defer("messages", "task", "output").order_by("thread_turn")
+        return threads_visible_to(actor=request.user).prefetch_related(Prefetch("turns", queryset=turns))
+
+    @admin.display(description="Thread", ordering="title")
+    def name(self, thread):
+        return thread.title or str(thread.pk)[:8]
+
+    @admin.display(description="Agent", ordering="agent_type")
+    def agent(self, thread):
+        return format_html('{} <code class="quiet">{}</code>', agent_label(thread.agent_type), thread.agent_type)
+
+    @admin.display(description="Turns (runs)")
+    def turn_links(self, thread):
+        turns = list(thread.turns.all())
+        if not turns:
+            return "—"
+        return format_html_join(" ", '<a href="{}">{}. {}</a>', (
+            (reverse("instance_admin:agents_agentrun_change", args=[run.pk]), run.thread_turn, status_badge(run))
+            for run in turns))
 
 
 class DecisionForm(forms.Form):

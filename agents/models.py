@@ -26,6 +26,45 @@ class ReviewStatus(models.TextChoices):
     REVIEWED = "reviewed", "Reviewed"
 
 
+class ThreadStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class Thread(models.Model):
+    """A conversation with one agent for one client (or none): a sequence of runs, one per turn.
+
+    Each turn is an ordinary run (events, streaming, approvals, cancel, limits, feedback) whose
+    conversation starts from the previous finished turn's checkpoint plus the new user message.
+    One turn at a time: services decide it on this row (SELECT … FOR UPDATE). The agent version is
+    pinned when the thread is created and kept until it is closed.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent_type = models.CharField(max_length=40, db_index=True)
+    agent_version = models.CharField(max_length=20, help_text="Pinned when the thread was created.")
+    client = models.ForeignKey("tuning.Client", null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="threads")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="agent_threads")
+    title = models.CharField(max_length=200, blank=True)
+    specialization = models.JSONField(default=dict, blank=True)
+    sandbox = models.BooleanField(default=False, help_text="Side-effecting tools are simulated in every turn.")
+    status = models.CharField(max_length=10, choices=ThreadStatus.choices, default=ThreadStatus.OPEN, db_index=True)
+    turns_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        from tuning.models import agent_label
+
+        return self.title or f"{agent_label(self.agent_type)} thread"
+
+
 class AgentRun(models.Model):
     """One execution of an agent on a task: a row with a state machine, owned by services.
 
@@ -47,6 +86,8 @@ class AgentRun(models.Model):
     specialization = models.JSONField(default=dict, blank=True)
     sandbox = models.BooleanField(default=False, help_text="Side-effecting tools are simulated.")
     idempotency_key = models.CharField(max_length=200, blank=True)
+    thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.PROTECT, related_name="turns")
+    thread_turn = models.PositiveIntegerField(null=True, blank=True, help_text="1 for a thread's first turn.")
 
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     error = models.TextField(blank=True)
@@ -92,6 +133,8 @@ class AgentRun(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["created_by", "idempotency_key"], condition=~models.Q(idempotency_key=""),
                                     name="agentrun_idempotency_per_user"),
+            models.UniqueConstraint(fields=["thread", "thread_turn"], condition=models.Q(thread__isnull=False),
+                                    name="agentrun_one_run_per_thread_turn"),
         ]
         indexes = [models.Index(fields=["status", "lease_until"], name="agentrun_lease_idx")]
         permissions = [("cancel_agentrun", "Can cancel agent runs")]

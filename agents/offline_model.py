@@ -16,6 +16,9 @@ How it behaves, so a run always goes somewhere sensible and always ends:
   that matches the task and was not called yet, else the final answer (`end_turn`): it quotes key
   facts from the tool results, never uses a word the system prompt's "Never …" / "Avoid …" /
   competitor lines rule out, and its first line is `SIMULATED_MARKER`;
+* a thread's follow-up (more than one user message carrying the platform's run context): no
+  tools; the answer quotes the previous turn's answer and builds on it, and a "shorter" request
+  shortens that answer to about a third;
 * usage ≈ characters / 4, with the tools + system prefix reported as a cache read when the same
   prefix (and model) was seen before in this process, as a cache write otherwise.
 """
@@ -400,6 +403,46 @@ def _final_answer(task: str, client: str, results: list[tuple[str, str, bool]], 
     return scrub("\n".join(lines), terms)
 
 
+_SHORTER = re.compile(r"(?i)\b(shorter|shorten|short|brief|briefer|concise|trim|cut|tighter|fewer words)\b")
+
+
+def _text_of(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _requests(messages: list[dict]) -> list[int]:
+    """Where the user's own messages are (the platform appends its run context to each of them;
+    tool results and the output check's revision requests carry none): more than one is a thread."""
+    return [i for i, m in enumerate(messages) if m.get("role") == "user" and "<run_context>" in _text_of(m)]
+
+
+def _follow_up(messages: list[dict], requests: list[int], terms: list[str]) -> str:
+    """A thread's next turn: the answer builds on the previous turn's final answer, visibly (it
+    quotes it); "shorter" and its kin shorten it."""
+    turn = len(requests)
+    request = " ".join(_RUN_CONTEXT.sub(" ", _text_of(messages[requests[-1]])).split())
+    previous = next((_text_of(m) for m in reversed(messages[: requests[-1]])
+                     if m.get("role") == "assistant" and _text_of(m).strip()), "")
+    lines = [line.strip() for line in previous.splitlines() if line.strip() and line.strip() != SIMULATED_MARKER]
+    headline = lines[0] if lines else "(no answer)"
+    out = [SIMULATED_MARKER, ""]
+    if _SHORTER.search(request):
+        words = " ".join(lines).split()
+        keep = max(8, len(words) // 3)
+        short = " ".join(words[:keep]) + ("…" if keep < len(words) else "")
+        out += [f"Shorter version of my previous answer (turn {turn - 1}, {len(words)} → "
+                f"{len(short.split())} words), as you asked: \"{request[:200]}\"", "", short]
+    else:
+        points = [line for line in lines[1:] if line.startswith("- ")][:3]
+        out += [f"Follow-up (turn {turn}): {request[:300]}", "",
+                f"Building on my previous answer (turn {turn - 1}), which began: \"{headline[:300]}\"", *points, "",
+                "Recommendation: apply this request to the draft above and review it before it goes to the client."]
+    return scrub("\n".join(out), terms)
+
+
 def estimate_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
@@ -422,6 +465,30 @@ def estimate_usage(body: dict, content: list[dict]) -> dict[str, int]:
     return {"input_tokens": rest_tokens, "output_tokens": output,
             "cache_creation_input_tokens": 0 if seen else prefix_tokens,
             "cache_read_input_tokens": prefix_tokens if seen else 0}
+
+
+# A lasting preference the user states ("Always use British spelling."): proposed with `remember`.
+_LASTING = re.compile(r"(?i)\b(from now on|going forward|in future|remember that|always (?:use|write|spell|say|"
+                      r"refer|call|keep|include|sign|address)|never (?:use|write|say|mention|call|include))\b")
+
+
+def _remember_lasting_preference(chosen: list[dict], tools: list[dict], messages: list[dict],
+                                 has_results: bool) -> list[dict]:
+    """`remember` (the core memory tool) alone, its fact that sentence, when the user's latest message
+    states a lasting preference; otherwise the turn's tools without it (never chosen by word overlap)."""
+    chosen = [t for t in chosen if t["name"] != "remember"]
+    tool = next((t for t in tools if t["name"] == "remember"), None)
+    last = messages[-1] if messages else {}
+    if tool is None or has_results or last.get("role") != "user":
+        return chosen
+    own = _text_of(last).split("<run_context>")[0]
+    sentence = next((s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", own) if _LASTING.search(s)), "")
+    if not sentence:
+        return chosen
+    sentence = re.sub(r"^[\w-]+:\s*", "", sentence)  # a marker or label before the sentence
+    fact = (sentence[0].upper() + sentence[1:])[:300]
+    schema = {"type": "object", "properties": {"fact": {"type": "string", "const": fact}}, "required": ["fact"]}
+    return [{**tool, "input_schema": schema}]  # on its own: remembering comes first, the work follows
 
 
 def respond(body: dict) -> Reply:
@@ -455,6 +522,10 @@ def respond(body: dict) -> Reply:
             answer_for_tools = _final_answer(task, client, _tool_results(messages), terms)
 
     seed = json.dumps(messages, sort_keys=True, default=str)
+    requests = _requests(messages)
+    if len(requests) > 1:  # a thread's follow-up: answered from the conversation, without tools
+        chosen = []
+    chosen = _remember_lasting_preference(chosen, tools, messages, has_results)
     if chosen:
         ctx = _Context(task=scrub(task, terms), client=client, answer=answer_for_tools)
         content: list[dict[str, Any]] = [{"type": "text", "text": f"Using {', '.join(t['name'] for t in chosen)}."}]
@@ -464,7 +535,10 @@ def respond(body: dict) -> Reply:
                             "name": tool["name"], "input": arguments if isinstance(arguments, dict) else {}})
         stop_reason = "tool_use"
     else:
-        text = _final_answer(task, client, _tool_results(messages), terms)
+        if len(requests) > 1:
+            text = _follow_up(messages, requests, terms)
+        else:
+            text = _final_answer(task, client, _tool_results(messages), terms)
         stop_reason = "end_turn"
         max_tokens = body.get("max_tokens")
         if isinstance(max_tokens, int) and 0 < max_tokens < estimate_tokens(text):

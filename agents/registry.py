@@ -159,6 +159,9 @@ _REGISTRY: dict[str, dict[str, AgentSpec]] = {}
 
 
 def register(spec: AgentSpec) -> AgentSpec:
+    from .tools_memory import with_core_tools  # here: tools_memory builds on this module's types
+
+    spec = with_core_tools(spec)  # every agent gets the core `remember` tool (issue #16)
     versions = _REGISTRY.setdefault(spec.agent_type, {})
     if spec.version in versions and versions[spec.version] is not spec:
         raise ValueError(f"{spec.agent_type} {spec.version} is registered twice")

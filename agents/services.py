@@ -111,50 +111,23 @@ def run_create(
     idempotency_key: str = "",
     sandbox: bool = False,
     agent_version: str | None = None,
+    thread: bool = False,
 ) -> CreatedRun:
-    """Validate an execute request, create the run (queued) and enqueue it after commit."""
+    """Validate an execute request, create the run (queued) and enqueue it after commit. With
+    `thread`, the run is the first turn of a new thread (agents/threads.py)."""
     policy.require(actor, "run.create")
-    if not isinstance(agent_type, str) or get_spec(agent_type) is None:
-        from .registry import agent_types
-
-        raise InvalidInput(f"agent_type: unknown agent type '{agent_type}'; choose one of {', '.join(agent_types())}.",
-                           details={"agent_type": agent_type})
-    if not isinstance(task, str) or not task.strip():
-        raise InvalidInput("task: describe what the agent should do.", details={"task": "required"})
-    if len(task.encode()) > MAX_TASK_BYTES:
-        raise InvalidInput(f"task: at most {MAX_TASK_BYTES // 1000} kB; attach long documents to the client instead.",
-                           details={"task": f"{len(task.encode())} bytes"})
+    if thread:
+        policy.require(actor, "thread.create")
+    check_agent_type(agent_type)
+    check_task(task, field="task")
     metadata = metadata or {}
     if not isinstance(metadata, dict) or len(json.dumps(metadata, default=str)) > MAX_METADATA_BYTES:
         raise InvalidInput(f"metadata: give an object of at most {MAX_METADATA_BYTES // 1000} kB.")
     specialization = _check_specialization(specialization)
-
-    client = None
-    if client_id not in (None, ""):
-        try:
-            client = Client.objects.get(pk=int(client_id))
-        except (Client.DoesNotExist, ValueError, TypeError):
-            raise InvalidInput(f"client_id: no client {client_id} in this instance.",
-                               details={"client_id": client_id}) from None
-        if not policy.can_see_client(actor, client):
-            raise InvalidInput(f"client_id: no client {client_id} in this instance.", details={"client_id": client_id})
-        policy.require(actor, "run.create", client)
-        if client.archived_at is not None:
-            raise Conflict(f"client_id: {client.name} is archived (since {client.archived_at:%Y-%m-%d}), so it takes "
-                           "no new runs; its history stays readable. An instance admin can unarchive it.",
-                           details={"client_id": client.pk, "archived_at": client.archived_at.isoformat()})
-    elif not policy.acts_on_every_client(actor, "run.create"):
-        # Tools would take the client from the model's input: a person who acts for assigned
-        # clients only names one, and the run is bound to it.
-        raise InvalidInput("client_id: your role acts for the clients assigned to you; give one of their ids.",
-                           details={"client_id": "required"})
-
-    version = agent_version or run_version_for(agent_type)
-    if get_spec(agent_type, version) is None:
-        raise InvalidInput(f"agent_version: {agent_type} has no version {version}.")
-    if not _agent_enabled(agent_type, version):
-        raise InvalidInput(f"agent_type: the {agent_type} agent is disabled for this instance; an admin can enable it "
-                           "in the instance tuning.", details={"agent_type": agent_type})
+    client = resolve_client(actor=actor, action="run.create", client_id=client_id)
+    if thread:
+        policy.require(actor, "thread.create", client)
+    version = resolve_version(agent_type, agent_version)
 
     request = {"agent_type": agent_type, "task": task, "client_id": getattr(client, "pk", None), "metadata": metadata,
                "specialization": specialization, "sandbox": sandbox}
@@ -167,6 +140,12 @@ def run_create(
 
     run = AgentRun(agent_type=agent_type, agent_version=version, client=client, created_by=actor, task=task,
                    metadata=metadata, specialization=specialization, sandbox=sandbox, idempotency_key=idempotency_key)
+    if thread:
+        from .threads import thread_open
+
+        run.thread = thread_open(actor=actor, agent_type=agent_type, agent_version=version, client=client,
+                                 title=task, specialization=specialization, sandbox=sandbox, turns_count=1)
+        run.thread_turn = 1
     # The key's uniqueness is decided by the database, not by a check that races: concurrent
     # requests with one key all insert, one wins, the others wait for it and replay its run.
     run.full_clean(validate_constraints=False)
@@ -177,13 +156,79 @@ def run_create(
         existing = AgentRun.objects.filter(created_by=actor, idempotency_key=idempotency_key).first()
         if not idempotency_key or existing is None:
             raise
+        if run.thread_id:
+            run.thread.delete()  # the thread this request opened: the first request's run is the answer
         return _replay(existing, request)
-    event_append(run_id=run.pk, type="run.queued", payload={
-        "agent_type": agent_type, "agent_version": version, "client_id": getattr(client, "pk", None),
-        "sandbox": sandbox})
+    return CreatedRun(run=run, replayed=False, enqueued=run_queued(run))
+
+
+def run_queued(run: AgentRun) -> Enqueued:
+    """The saved run's `run.queued` event, and its task sent to the workers after commit."""
     from .tasks import run_agent
 
-    return CreatedRun(run=run, replayed=False, enqueued=enqueue_on_commit(run_agent, run_id=str(run.pk)))
+    event_append(run_id=run.pk, type="run.queued", payload={
+        "agent_type": run.agent_type, "agent_version": run.agent_version, "client_id": run.client_id,
+        "sandbox": run.sandbox,
+        **({"thread_id": str(run.thread_id), "thread_turn": run.thread_turn} if run.thread_id else {})})
+    return enqueue_on_commit(run_agent, run_id=str(run.pk))
+
+
+def check_task(task: Any, *, field: str) -> None:
+    """What the agent is asked: non-empty text of at most MAX_TASK_BYTES."""
+    if not isinstance(task, str) or not task.strip():
+        raise InvalidInput(f"{field}: describe what the agent should do.", details={field: "required"})
+    if len(task.encode()) > MAX_TASK_BYTES:
+        raise InvalidInput(f"{field}: at most {MAX_TASK_BYTES // 1000} kB; attach long documents to the client "
+                           "instead.", details={field: f"{len(task.encode())} bytes"})
+
+
+def check_agent_type(agent_type: Any) -> None:
+    if not isinstance(agent_type, str) or get_spec(agent_type) is None:
+        from .registry import agent_types
+
+        raise InvalidInput(f"agent_type: unknown agent type '{agent_type}'; choose one of {', '.join(agent_types())}.",
+                           details={"agent_type": agent_type})
+
+
+def resolve_client(*, actor: AbstractUser | None, action: str, client_id: int | str | None) -> Client | None:
+    """The client a run (or thread) is for: one the actor may act on for `action`, not archived;
+    None only for a role that acts on every client."""
+    client = None
+    if client_id not in (None, ""):
+        try:
+            client = Client.objects.get(pk=int(client_id))
+        except (Client.DoesNotExist, ValueError, TypeError):
+            raise InvalidInput(f"client_id: no client {client_id} in this instance.",
+                               details={"client_id": client_id}) from None
+        if not policy.can_see_client(actor, client):
+            raise InvalidInput(f"client_id: no client {client_id} in this instance.", details={"client_id": client_id})
+        policy.require(actor, action, client)
+        check_not_archived(client)
+    elif not policy.acts_on_every_client(actor, action):
+        # Tools would take the client from the model's input: a person who acts for assigned
+        # clients only names one, and the run is bound to it.
+        raise InvalidInput("client_id: your role acts for the clients assigned to you; give one of their ids.",
+                           details={"client_id": "required"})
+    return client
+
+
+def check_not_archived(client: Client | None) -> None:
+    if client is not None and client.archived_at is not None:
+        raise Conflict(f"client_id: {client.name} is archived (since {client.archived_at:%Y-%m-%d}), so it takes "
+                       "no new runs; its history stays readable. An instance admin can unarchive it.",
+                       details={"client_id": client.pk, "archived_at": client.archived_at.isoformat()})
+
+
+def resolve_version(agent_type: str, agent_version: str | None) -> str:
+    """The version a new run (or thread) of the agent type runs: the one asked for, else the
+    instance's current one; 400 when it does not exist or the agent is disabled."""
+    version = agent_version or run_version_for(agent_type)
+    if get_spec(agent_type, version) is None:
+        raise InvalidInput(f"agent_version: {agent_type} has no version {version}.")
+    if not _agent_enabled(agent_type, version):
+        raise InvalidInput(f"agent_type: the {agent_type} agent is disabled for this instance; an admin can enable it "
+                           "in the instance tuning.", details={"agent_type": agent_type})
+    return version
 
 
 def run_cancel(*, actor: AbstractUser | None, run: AgentRun) -> AgentRun:

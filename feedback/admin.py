@@ -22,7 +22,7 @@ from django.utils.timezone import localtime
 from django.views.decorators.http import require_GET, require_POST
 
 from spokestack.accounts import policy
-from spokestack.admin_site import InstanceModelAdmin, LandingPanel, ReadOnlyAdmin, instance_admin
+from spokestack.admin_site import InstanceModelAdmin, LandingPanel, ReadOnlyAdmin, decide_each, instance_admin
 from spokestack.errors import DomainError, NotAllowed, NotFound
 from tuning.admin import AuditedChangeAdmin, ClientPanel, register_client_panel
 from tuning.models import Client, agent_label
@@ -424,23 +424,8 @@ class SuggestionAdmin(ReadOnlyAdmin):
         self._decide_many(request, queryset, services.suggestion_dismiss, "dismissed")
 
     def _decide_many(self, request, queryset, decide, done: str) -> None:
-        """Each suggestion through the service (each its own audited decision); one message saying
-        how many were decided and which failed, and why."""
-        reason = (request.POST.get("decision_reason") or "").strip()[:500]
-        decided, failed = [], []
-        for suggestion in queryset.order_by("pk"):
-            try:
-                decide(actor=request.user, suggestion=suggestion, reason=reason)
-            except (DomainError, PermissionDenied) as exc:
-                failed.append(f"#{suggestion.pk} ({getattr(exc, 'message', None) or exc})")
-            else:
-                decided.append(f"#{suggestion.pk}")
-        text = f"{len(decided)} suggestion{'' if len(decided) == 1 else 's'} {done}"
-        text += f": {', '.join(decided)}." if decided else "."
-        if failed:
-            text += f" {len(failed)} failed: {'; '.join(failed)}"
-        level = messages.SUCCESS if not failed else messages.WARNING if decided else messages.ERROR
-        self.message_user(request, text, level)
+        decide_each(self, request, queryset, decide, argument="suggestion", nouns=("suggestion", "suggestions"),
+                    done=done)
 
     # analysis
 

@@ -136,6 +136,32 @@ class InstanceModelAdmin(PolicyPermissions, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
 
+def decide_each(model_admin: admin.ModelAdmin, request: HttpRequest, queryset, decide: Callable, *, argument: str,
+                nouns: tuple[str, str], done: str, reason_max: int = 500) -> None:
+    """A bulk admin action: each row through its service (`decide(actor=, <argument>=row, reason=)`,
+    each its own audited decision, with the reason typed beside the action), then one message
+    saying how many were decided and which failed, and why."""
+    from django.contrib import messages
+
+    from spokestack.errors import DomainError
+
+    reason = (request.POST.get("decision_reason") or "").strip()[:reason_max]
+    decided, failed = [], []
+    for row in queryset.order_by("pk"):
+        try:
+            decide(actor=request.user, **{argument: row}, reason=reason)
+        except (DomainError, PermissionDenied) as exc:
+            failed.append(f"#{row.pk} ({getattr(exc, 'message', None) or exc})")
+        else:
+            decided.append(f"#{row.pk}")
+    text = f"{len(decided)} {nouns[0] if len(decided) == 1 else nouns[1]} {done}"
+    text += f": {', '.join(decided)}." if decided else "."
+    if failed:
+        text += f" {len(failed)} failed: {'; '.join(failed)}"
+    level = messages.SUCCESS if not failed else messages.WARNING if decided else messages.ERROR
+    model_admin.message_user(request, text, level)
+
+
 class InstanceInline(PolicyPermissions):
     """The base of every inline on an instance admin page: as InstanceModelAdmin, asked about the
     parent object's client."""

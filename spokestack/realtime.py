@@ -16,6 +16,7 @@ that time), and it holds one of its user's `STREAM_MAX_PER_USER` places, counted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -481,6 +482,14 @@ async def _accept_and_close(receive, send, code: int, message: dict | None = Non
     await send({"type": "websocket.close", "code": code})
 
 
+def _drop_connections() -> None:
+    from django.db import DatabaseError, connections
+
+    for conn in connections.all(initialized_only=True):
+        with contextlib.suppress(DatabaseError):
+            conn.close()
+
+
 class InstanceScopeMiddleware:
     def __init__(self, app) -> None:
         self.app = app
@@ -490,17 +499,27 @@ class InstanceScopeMiddleware:
             return await self.app(scope, receive, send)
         from spokestack.outages import DEPENDENCY_ERRORS, dependency_of
 
-        try:
-            instance = await _instance_for_host(_header(scope, b"host"))
-            if instance is not None and instance.is_active:
-                user, credentials = await instance_sync_to_async(instance)(_authenticate)(scope)
-        except HandshakeThrottled as exc:
-            return await _accept_and_close(receive, send, WS_CLOSE_TOO_MANY_STREAMS, {
-                "type": "error", "code": exc.code, "message": exc.message, **exc.details})
-        except DEPENDENCY_ERRORS as exc:
-            if dependency_of(exc) is None:
-                raise
-            return await _accept_and_close(receive, send, WS_CLOSE_TRY_AGAIN_LATER)
+        for attempt in (1, 2):
+            try:
+                instance = await _instance_for_host(_header(scope, b"host"))
+                if instance is not None and instance.is_active:
+                    user, credentials = await instance_sync_to_async(instance)(_authenticate)(scope)
+                break
+            except HandshakeThrottled as exc:
+                return await _accept_and_close(receive, send, WS_CLOSE_TOO_MANY_STREAMS, {
+                    "type": "error", "code": exc.code, "message": exc.message, **exc.details})
+            except DEPENDENCY_ERRORS as exc:
+                dependency = dependency_of(exc)
+                if dependency is None:
+                    raise
+                if attempt == 1 and dependency == "database":
+                    # The thread's connection may be one PostgreSQL ended (a restart, a cut proxy) while
+                    # the server is back: drop it and try once more on a new one before refusing.
+                    await database_sync_to_async(_drop_connections)()
+                    continue
+                logger.warning("a websocket handshake is refused for now (1013): %s is unavailable: %r",
+                               dependency, exc)
+                return await _accept_and_close(receive, send, WS_CLOSE_TRY_AGAIN_LATER)
         if instance is None:
             return await send({"type": "websocket.close", "code": WS_CLOSE_UNKNOWN_INSTANCE})
         if not instance.is_active:

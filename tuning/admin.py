@@ -19,19 +19,21 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models, transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import localtime
 from guardian.shortcuts import get_users_with_perms
 
 from spokestack.accounts import policy
 from spokestack.accounts.roles import Role
-from spokestack.admin_site import InstanceInline, InstanceModelAdmin, ReadOnlyAdmin, instance_admin
+from spokestack.admin_site import InstanceInline, InstanceModelAdmin, ReadOnlyAdmin, decide_each, instance_admin
 from spokestack.errors import DomainError, NotAllowed, NotFound
 
 from . import selectors, services
@@ -46,6 +48,8 @@ from .models import (
     ContentRule,
     Entity,
     InstanceTuning,
+    Memory,
+    MemoryStatus,
     RuleKind,
     TuningChange,
     Vertical,
@@ -964,3 +968,221 @@ def _value_html(change: TuningChange, value: Any) -> str:
     and on the entry's page."""
     text = value_text(change, value)
     return format_html('<code class="audit-value" title="{}">{}</code>', text, _clip(text, 120))
+
+
+# --- memory (tier 3) ---------------------------------------------------------------------------
+
+
+class MemoryActionForm(admin.helpers.ActionForm):
+    decision_reason = forms.CharField(required=False, max_length=300, label="Reason",
+                                      widget=forms.TextInput(attrs={"placeholder": "Why (kept in the audit log)"}))
+
+
+class MemoryForm(forms.ModelForm):
+    class Meta:
+        model = Memory
+        fields = ["client", "text", "expires_at"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 2, "cols": 70})}
+
+    def __init__(self, *args, actor=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "client" in self.fields:
+            self.fields["client"].queryset = selectors.clients_visible_to(actor=actor)
+            self.fields["client"].help_text = "Empty: about the agency, told to runs for every client."
+
+
+def _told(cache: dict, memory: Memory) -> str:
+    """Whether runs are told this accepted memory now, or the size bound leaves it out (per client,
+    computed once per page)."""
+    if memory.status != MemoryStatus.ACCEPTED:
+        return ""
+    if memory.expires_at is not None and memory.expires_at <= timezone.now():
+        return "expired"
+    if memory.client_id not in cache:
+        cache[memory.client_id] = selectors.memories_for_prompt(client=memory.client_id)
+    selection = cache[memory.client_id]
+    if any(m.pk == memory.pk for m in selection.included):
+        return "told to runs"
+    return f"left out: over the {selection.limit}-character bound (least recently used)"
+
+
+@admin.register(Memory, site=instance_admin)
+class MemoryAdmin(InstanceModelAdmin):
+    """The memory queue: proposals first; Accept / Reject one or many (with a reason), each through
+    `tuning.services` (audited, reversible). Accepted memories say whether the size bound leaves
+    them out of the prompt."""
+
+    view_action = "memory.view"
+    add_action = "memory.write"
+    change_action = "memory.decide"
+    delete_action = "memory.write"
+    form = MemoryForm
+    action_form = MemoryActionForm
+    list_display = ["text", "client_shown", "status", "in_prompt", "source", "use_count", "last_used_at"]
+    list_filter = ["status", "client", "created_at"]
+    list_select_related = ["client"]
+    search_fields = ["text", "source", "client__name"]
+    actions = ["accept_selected", "reject_selected"]
+    readonly_fields = ["source", "status", "in_prompt", "proposed_by", "decided_by", "decided_at", "decision_reason",
+                       "use_count", "last_used_at", "created_at"]
+
+    def get_queryset(self, request):
+        pending_first = Case(When(status=MemoryStatus.PROPOSED, then=Value(0)), default=Value(1),
+                             output_field=IntegerField())
+        return selectors.memories_visible_to(actor=request.user).annotate(pending_first=pending_first)
+
+    def get_ordering(self, request):
+        return ["pending_first", "-id"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        actor = request.user
+
+        class Bound(form):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, actor=actor, **kw)
+
+        return Bound
+
+    @admin.display(description="in the prompt")
+    def in_prompt(self, obj: Memory) -> str:
+        return _told({}, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "client"] if obj is not None else fields
+
+    def get_fields(self, request, obj=None):
+        shown = ["client", "text", "expires_at"]
+        if obj is None:
+            return shown
+        return [*shown, *(f for f in self.get_readonly_fields(request, obj) if f != "client")]
+
+    def has_decide_permission(self, request) -> bool:
+        return self.allows(request, "memory.decide")
+
+    @admin.display(description="client", ordering="client__name")
+    def client_shown(self, obj: Memory) -> str:
+        return obj.client.name if obj.client_id else "Agency-wide"
+
+    @staticmethod
+    def _in_prompt(request):
+        """The "in the prompt" column, bound to this request (its per-client selections are shared)."""
+        @admin.display(description="in the prompt")
+        def in_prompt(obj: Memory) -> str:
+            return _told(request.__dict__.setdefault("_memory_selection", {}), obj)
+
+        return in_prompt
+
+    def get_list_display(self, request):
+        return [self._in_prompt(request) if f == "in_prompt" else f for f in super().get_list_display(request)]
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        try:
+            if change:
+                changes = {f: data[f] for f in ("text", "expires_at") if f in form.changed_data}
+                saved = services.memory_edit(actor=request.user, memory=obj, changes=changes)
+            else:
+                saved = services.memory_create(actor=request.user, client=data.get("client"), text=data["text"],
+                                               expires_at=data.get("expires_at"))
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except NotAllowed as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj) -> None:
+        services.memory_delete(actor=request.user, memory=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for memory in queryset:
+            services.memory_delete(actor=request.user, memory=memory)
+
+    @admin.action(description="Accept the selected memories", permissions=["decide"])
+    def accept_selected(self, request, queryset):
+        self._decide_many(request, queryset, services.memory_accept, "accepted")
+
+    @admin.action(description="Reject the selected memories", permissions=["decide"])
+    def reject_selected(self, request, queryset):
+        self._decide_many(request, queryset, services.memory_reject, "rejected")
+
+    def _decide_many(self, request, queryset, decide, done: str) -> None:
+        decide_each(self, request, queryset, decide, argument="memory", nouns=("memory", "memories"), done=done,
+                    reason_max=300)
+
+    def decide_view(self, request, memory_id: int, decision: str):
+        """One memory's Accept / Reject button (the client page's panel); back where it was pressed."""
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        back = request.POST.get("next") or reverse("instance_admin:tuning_memory_changelist")
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = reverse("instance_admin:tuning_memory_changelist")
+        memory = selectors.memory_get(actor=request.user, memory_id=memory_id)
+        decide = services.memory_accept if decision == "accept" else services.memory_reject
+        try:
+            decide(actor=request.user, memory=memory, reason=(request.POST.get("reason") or "").strip()[:300])
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except NotAllowed as exc:
+            raise PermissionDenied(exc.message) from exc
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Memory #{memory.pk} {decision}ed.")
+        return HttpResponseRedirect(back)
+
+    def get_urls(self):
+        view = self.policy_view
+        return [
+            path("<int:memory_id>/accept/", view(lambda r, memory_id: self.decide_view(r, memory_id, "accept"),
+                                                 "memory.decide"), name="tuning_memory_accept"),
+            path("<int:memory_id>/reject/", view(lambda r, memory_id: self.decide_view(r, memory_id, "reject"),
+                                                 "memory.decide"), name="tuning_memory_reject"),
+            *super().get_urls(),
+        ]
+
+
+def memories_html(request, client: Client) -> str:
+    """The client page's panel: accepted memories (told to runs, or left out by the size bound) and
+    proposals, with Accept / Reject for whoever may decide."""
+    if not policy.allows(request.user, "memory.view", client):
+        return ""
+    memories = list(selectors.memories_visible_to(actor=request.user, client_id=client.pk)
+                    .filter(status__in=[MemoryStatus.PROPOSED, MemoryStatus.ACCEPTED]).order_by("status", "id"))
+    may_decide = policy.allows(request.user, "memory.decide", client)
+    selection = selectors.memories_for_prompt(client=client)
+    told = {m.pk for m in selection.included}
+    token = get_token(request)
+    rows = []
+    for memory in memories:
+        if memory.status == MemoryStatus.ACCEPTED:
+            state = "told to runs" if memory.pk in told else "left out (size bound)"
+        else:
+            state = "proposed"
+        buttons = ""
+        if may_decide:
+            forms_html = []
+            for decision in ("accept", "reject"):
+                if decision == "accept" and memory.status == MemoryStatus.ACCEPTED:
+                    continue
+                forms_html.append(format_html(
+                    '<form method="post" action="{}" style="display:inline">'
+                    '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+                    '<input type="hidden" name="next" value="{}">'
+                    '<button type="submit" class="button memory-{}">{}</button></form>',
+                    reverse(f"instance_admin:tuning_memory_{decision}", args=[memory.pk]), token,
+                    request.get_full_path(), decision, decision.capitalize()))
+            buttons = format_html_join("", "{}", ((f,) for f in forms_html))
+        rows.append(format_html('<li class="memory memory-{}"><em class="memory-state">{}</em> · {} '
+                                '<small>({})</small> {}</li>', memory.status, state, memory.text,
+                                memory.source or "—", buttons))
+    if not rows:
+        return format_html("<p>No memories yet. Agents propose them with the remember tool; {}.</p>",
+                           "accept or reject them here" if may_decide else "an account manager decides")
+    link = reverse("instance_admin:tuning_memory_changelist") + f"?client__id__exact={client.pk}"
+    return format_html('<ul class="memories">{}</ul><p><a href="{}">All of this client\'s memories</a></p>',
+                       format_html_join("", "{}", ((r,) for r in rows)), link)
+
+
+register_client_panel(ClientPanel("Memory", memories_html, order=30))

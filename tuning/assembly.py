@@ -19,10 +19,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from spokestack.errors import DomainError, InvalidInput
@@ -154,6 +156,9 @@ class AssembledPrompt:
     audit_all_outputs: bool
     on_rule_violation: str  # flag | revise
     token_estimate: int
+    memory_ids: tuple[int, ...] = ()  # the accepted memories told (tier 3), by id
+    memory_left_out: tuple[int, ...] = ()  # accepted memories the size bound left out
+    memory_valid_until: datetime | None = None  # the first expiry among the told memories
 
     def prefix_bytes(self) -> bytes:
         """The exact bytes of tools + system as they are sent: equal bytes, equal cache key."""
@@ -368,8 +373,16 @@ def render_learned(learned: dict[str, Any]) -> str:
     return _bullets("Learned from feedback", lines)
 
 
+MEMORY_TITLE = "What we remember"
+
+
+def render_memories(memories: Sequence[Any]) -> str:
+    """Accepted memories as told to the model, in the order given (by id)."""
+    return _bullets(MEMORY_TITLE, [m.text for m in memories])
+
+
 def _tier3(client: Client, tuning: dict[str, Any], rules: Sequence[ContentRule],
-           examples: Sequence[ApprovedExample]) -> list[Section]:
+           examples: Sequence[ApprovedExample], memory_text: str = "") -> list[Section]:
     by_kind = {kind: [r.text for r in rules if r.kind == kind] for kind in ("always", "never", "prefer")}
     candidates = [
         ("client", f"# Client: {client.name}"),
@@ -378,6 +391,7 @@ def _tier3(client: Client, tuning: dict[str, Any], rules: Sequence[ContentRule],
         ("rules.always", _bullets("Always", by_kind["always"])),
         ("rules.never", _bullets("Never", by_kind["never"])),
         ("rules.prefer", _bullets("Prefer", by_kind["prefer"])),
+        ("memory", memory_text),
         ("competitor_rules", _competitors(tuning["competitor_rules"])),
         ("format_preferences", _mapping("Format", tuning["format_preferences"])),
         ("length_preferences", _mapping("Length", tuning["length_preferences"])),
@@ -448,20 +462,34 @@ def assemble_prompt(*, platform: PlatformTier, client: Client | None, specializa
     key = _cache_key(platform, client, specialization, extra_tools, tuning_version())
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
-        if hit is not None and hit[0] is platform:
+        fresh = hit is not None and (hit[1].memory_valid_until is None or timezone.now() < hit[1].memory_valid_until)
+        if hit is not None and hit[0] is platform and fresh:
             _CACHE.move_to_end(key)
+            _note_memory_use(hit[1].memory_ids)
             return _fresh_copy(hit[1])
     prompt = _assemble(platform=platform, client=client, specialization=specialization, extra_tools=extra_tools)
     with _CACHE_LOCK:
         _CACHE[key] = (platform, prompt)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
+    _note_memory_use(prompt.memory_ids)
     return _fresh_copy(prompt)
+
+
+def _note_memory_use(memory_ids: Sequence[int]) -> None:
+    """Count a use of each memory told (the size bound leaves the least recently used out first).
+    Not a tuning change: no audit entry, so the cached prompt stays byte-stable."""
+    if memory_ids:
+        from django.db.models import F
+
+        from .models import Memory
+
+        Memory.objects.filter(pk__in=memory_ids).update(use_count=F("use_count") + 1, last_used_at=timezone.now())
 
 
 def _assemble(*, platform: PlatformTier, client: Client | None, specialization: dict | None,
               extra_tools: Sequence[dict]) -> AssembledPrompt:
-    from .selectors import client_tier3_rows, instance_tuning_rows
+    from .selectors import client_tier3_rows, instance_tuning_rows, memories_for_prompt
 
     tier2 = effective_instance(instance_tuning_rows(agent_type=platform.agent_type), platform)
     spec = resolve_specialization(specialization=specialization, client=client, instance=tier2)
@@ -469,13 +497,18 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
     tier3: dict[str, Any] = {"required_approvals": [], "competitor_rules": []}
     rules: list[PromptRule] = [PromptRule("avoid_term", term, 2, "terminology_avoid")
                                for term in tier2["terminology_avoid"]]
+    # Memories of this client and the agency's own, never another client's (DESIGN §11).
+    memories = memories_for_prompt(client=client)
+    memory_text = render_memories(memories.included)
     if client is not None:
         rows, content_rules, examples = client_tier3_rows(client=client, agent_type=platform.agent_type)
         tier3 = effective_client(rows, platform.agent_type)
-        sections += _tier3(client, tier3, content_rules, examples)
+        sections += _tier3(client, tier3, content_rules, examples, memory_text)
         rules += [PromptRule(r.kind, r.text, 3, r.source) for r in content_rules]
         rules += [PromptRule("competitor", f"{c['competitor']}: {c['instruction']}", 3, "competitor_rules",
                              c["competitor"]) for c in tier3["competitor_rules"] if "competitor" in c]
+    elif memory_text:
+        sections.append(Section(3, "memory", memory_text.strip()))
 
     system: list[dict] = []
     for tier in (1, 2, 3):
@@ -514,4 +547,7 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
         on_rule_violation=tier2["on_rule_violation"],
         # A rough count (about four bytes per token), good enough to compare configurations.
         token_estimate=math.ceil(len(_canonical({"tools": tools, "system": system})) / 4),
+        memory_ids=tuple(m.pk for m in memories.included),
+        memory_left_out=tuple(m.pk for m in memories.left_out),
+        memory_valid_until=memories.valid_until,
     )

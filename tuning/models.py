@@ -150,6 +150,12 @@ class InstanceTuning(models.Model):
         help_text="What happens when a final output breaks a content filter or a client rule. Empty: inherit "
                   "(flag by default).",
     )
+    memory_auto_accept = models.BooleanField(
+        default=False,
+        help_text="Memories an agent proposes (the remember tool) are accepted at once instead of waiting for an "
+                  "account manager. Read from the instance-wide row only; changed with tuning.services."
+                  "memory_auto_accept_set (audited).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -254,6 +260,54 @@ class ApprovedExample(models.Model):
         return f"{self.kind}: {self.text[:60]}"
 
 
+MAX_MEMORY_TEXT = 300
+
+
+class MemoryStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+
+class Memory(models.Model):
+    """Tier 3: one short fact about a client (or, with no client, about the agency) that agents
+    are told on every run for it once a person has accepted it (DESIGN §11).
+
+    An agent proposes one with the core `remember` tool (`source` "run:<id>"); a person may write
+    one directly ("person:<username>"). Accepted, unexpired memories are assembled after the
+    client's rules, by id, within `settings.MEMORY_PROMPT_MAX_CHARS` (`tuning.selectors.
+    memories_for_prompt` says which are left out). Written only by `tuning.services.memory_*`.
+    """
+
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.CASCADE, related_name="memories",
+                               help_text="Empty: a memory about the agency, told to runs for every client.")
+    text = models.CharField(max_length=MAX_MEMORY_TEXT)
+    source = models.CharField(max_length=80, blank=True,
+                              help_text='Where it came from: "run:<id>", "thread:<id>" or "person:<username>".')
+    status = models.CharField(max_length=10, choices=MemoryStatus.choices, default=MemoryStatus.PROPOSED)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="After this moment it is no longer told.")
+    decision_reason = models.CharField(max_length=300, blank=True)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    use_count = models.PositiveIntegerField(default=0, help_text="Runs whose prompt included it.")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "client"])]
+        verbose_name = "memory"
+        verbose_name_plural = "memories"
+
+    def __str__(self) -> str:
+        return self.text if len(self.text) <= 60 else self.text[:59] + "…"
+
+
 class Tier(models.IntegerChoices):
     INSTANCE = 2, "Tier 2 · instance"
     CLIENT = 3, "Tier 3 · client"
@@ -273,6 +327,7 @@ class Entity(models.TextChoices):
     SUGGESTION = "suggestion", "Feedback suggestion"
     USER = "user", "Team member"
     USER_ROLE = "user_role", "Role"
+    MEMORY = "memory", "Memory"
 
 
 class Action(models.TextChoices):

@@ -3,14 +3,28 @@ closed: an actor with no role sees nothing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from spokestack.accounts import policy
 from spokestack.errors import NotFound
 
-from .models import ApprovedExample, Client, ClientTuning, ContentRule, InstanceTuning, TuningChange
+from .models import (
+    ApprovedExample,
+    Client,
+    ClientTuning,
+    ContentRule,
+    InstanceTuning,
+    Memory,
+    MemoryStatus,
+    TuningChange,
+)
 
 
 def clients_visible_to(*, actor: AbstractUser | None) -> QuerySet[Client]:
@@ -86,3 +100,81 @@ def tuning_change_get(*, actor: AbstractUser | None, change_id: int | str) -> Tu
         return tuning_changes_visible_to(actor=actor).get(pk=int(change_id))
     except (TuningChange.DoesNotExist, ValueError, TypeError):
         raise NotFound("No such audit entry.", details={"audit_id": change_id}) from None
+
+
+# --- memory (tier 3) ---------------------------------------------------------------------------
+
+MEMORY_LINE_OVERHEAD = 3  # "- " and the newline around each memory in the prompt
+
+
+@dataclass(frozen=True)
+class MemorySelection:
+    """The accepted, unexpired memories a run for a client is told (`included`, by id: the order
+    they appear in), and the ones the size bound left out (least recently used first)."""
+
+    included: tuple[Memory, ...]
+    left_out: tuple[Memory, ...]
+    limit: int
+
+    @property
+    def valid_until(self) -> datetime | None:
+        """The first moment a memory told here expires (the assembler's cache holds until then)."""
+        ends = [m.expires_at for m in self.included if m.expires_at is not None]
+        return min(ends) if ends else None
+
+
+def memory_prompt_limit() -> int:
+    return int(getattr(settings, "MEMORY_PROMPT_MAX_CHARS", 2_000))
+
+
+def memories_for_prompt(*, client: Client | int | None, now: datetime | None = None,
+                        limit: int | None = None) -> MemorySelection:
+    """What the assembler puts in tier 3 (unscoped: the assembler's read). A client's own accepted
+    memories and the agency-wide ones; never another client's. When their text is over the bound
+    (`settings.MEMORY_PROMPT_MAX_CHARS`), the least recently used (last told to a run, else
+    accepted) and, among equals, the least used and oldest are left out first."""
+    now = now or timezone.now()
+    limit = memory_prompt_limit() if limit is None else limit
+    client_id = client.pk if isinstance(client, Client) else client
+    whose = Q(client__isnull=True) | Q(client_id=client_id) if client_id is not None else Q(client__isnull=True)
+    rows = list(Memory.objects.filter(whose, status=MemoryStatus.ACCEPTED)
+                .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+                .only("id", "client_id", "text", "expires_at", "use_count", "last_used_at", "decided_at",
+                      "created_at"))
+
+    def recency(m: Memory) -> tuple:
+        return (m.last_used_at or m.decided_at or m.created_at, m.use_count, m.pk)
+
+    kept, left, used = [], [], 0
+    for memory in sorted(rows, key=recency, reverse=True):
+        size = len(memory.text) + MEMORY_LINE_OVERHEAD
+        if used + size <= limit:
+            kept.append(memory)
+            used += size
+        else:
+            left.append(memory)
+    return MemorySelection(included=tuple(sorted(kept, key=lambda m: m.pk)), left_out=tuple(reversed(left)),
+                           limit=limit)
+
+
+def memories_visible_to(*, actor: AbstractUser | None, client_id: int | None = None, status: str = "",
+                        agency_wide: bool = False) -> QuerySet[Memory]:
+    """The memories the actor may read (policy `memory.view`): every one for admins and managers
+    (agency-wide ones included); an assigned client's for account managers and client contacts."""
+    memories = Memory.objects.select_related("client", "proposed_by", "decided_by")
+    if not policy.acts_on_every_client(actor, "memory.view"):
+        memories = memories.filter(client__in=policy.clients_for(actor, "memory.view"))
+    if client_id is not None:
+        memories = memories.filter(client_id=client_id)
+    elif agency_wide:
+        memories = memories.filter(client__isnull=True)
+    if status:
+        memories = memories.filter(status=status)
+    return memories.order_by("-id")
+
+
+def memory_get(*, actor: AbstractUser | None, memory_id: int | str) -> Memory:
+    try:
+        return memories_visible_to(actor=actor).get(pk=int(memory_id))
+    except (Memory.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such memory.", details={"memory_id": memory_id}) from None

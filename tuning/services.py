@@ -7,7 +7,7 @@ writes, and records one `TuningChange` per changed field or object in the same t
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -19,12 +19,13 @@ from django.utils.text import slugify
 from guardian.shortcuts import assign_perm, remove_perm
 
 from spokestack.accounts import policy
-from spokestack.errors import Conflict, InvalidInput, NotFound
+from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
 
 from . import audit
 from .assembly import get_platform_catalog, platform_tier_for
 from .governance import ROLE_OBJECT_PERMISSION, roles_of
 from .models import (
+    MAX_MEMORY_TEXT,
     MAX_RULE_TEXT,
     Action,
     ApprovedExample,
@@ -33,6 +34,8 @@ from .models import (
     ContentRule,
     Entity,
     InstanceTuning,
+    Memory,
+    MemoryStatus,
     RuleKind,
     RuleSource,
     Tier,
@@ -654,3 +657,237 @@ def _rollback_one(*, actor: AbstractUser | None, change: TuningChange, reason: s
     else:
         raise InvalidInput(f"Entries of kind {entity} cannot be rolled back.")
     return TuningChange.objects.filter(rollback_of=change).order_by("-id").first() or change
+
+
+# --- memory (tier 3) ---------------------------------------------------------------------------
+
+MEMORY_EDITABLE = ("text", "expires_at")
+AUTO_ACCEPT = "memory_auto_accept"
+
+
+def memory_snapshot(memory: Memory) -> dict[str, Any]:
+    """What an entry keeps of a memory (enough to restore it after a delete)."""
+    return {"client_id": memory.client_id, "text": memory.text, "source": memory.source, "status": memory.status,
+            "expires_at": _iso(memory.expires_at), "proposed_by": memory.proposed_by_id,
+            "decided_by": memory.decided_by_id}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _memory_require(actor: AbstractUser | None, action: str, client: Client | None) -> None:
+    """The policy row, with the client; an agency-wide memory (no client) is for the roles that act
+    on every client (instance admins and managers), not for an account manager of some client."""
+    if client is not None:
+        policy.require(actor, action, client)
+        return
+    policy.require(actor, action)
+    if not policy.acts_on_every_client(actor, action):
+        raise NotAllowed("Agency-wide memories (no client) are for instance admins and managers; give a client.",
+                         details={"action": action, "client_id": None})
+
+
+def _memory_text(text: Any) -> str:
+    if not isinstance(text, str) or not " ".join(text.split()):
+        raise InvalidInput("text: write the fact to remember, e.g. 'Always use British spelling.'",
+                           details={"text": ["required"]})
+    text = " ".join(text.split())
+    if len(text) > MAX_MEMORY_TEXT:
+        raise InvalidInput(f"text: a memory is at most {MAX_MEMORY_TEXT} characters ({len(text)} given); keep "
+                           "one short fact per memory.", details={"text": [f"at most {MAX_MEMORY_TEXT}"]})
+    return text
+
+
+def _memory_expiry(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise InvalidInput("expires_at: give an ISO 8601 date and time, e.g. 2027-01-31T00:00:00Z, or null.",
+                               details={"expires_at": [str(value)]}) from None
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _memory_insert(*, actor: AbstractUser | None, memory: Memory, reason: str, ticket: str,
+                   rollback_of: TuningChange | None = None) -> Memory:
+    _full_clean(memory, exclude=["client", "proposed_by", "decided_by"])
+    memory.save(force_insert=True)
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.MEMORY, entity_id=memory.pk, action=Action.CREATE,
+                 new=memory_snapshot(memory), client=memory.client, reason=reason, ticket=ticket,
+                 affected_clients=None if memory.client_id else _all_client_ids(), rollback_of=rollback_of)
+    return memory
+
+
+def memory_auto_accept_enabled() -> bool:
+    return bool(InstanceTuning.objects.filter(agent_type="").values_list(AUTO_ACCEPT, flat=True).first())
+
+
+@transaction.atomic
+def memory_propose(*, actor: AbstractUser | None, client: Client | None, text: str, source: str = "",
+                   expires_at: Any = None, reason: str = "", ticket: str = "") -> Memory:
+    """A fact an agent (the remember tool, `source` "run:<id>") or a person proposes. It waits for an
+    account manager's decision, or is accepted at once when the instance opted in
+    (`memory_auto_accept`). Proposing a fact already proposed or accepted for the client returns
+    that memory and records nothing (a replayed tool call proposes once)."""
+    _memory_require(actor, "memory.propose", client)
+    text = _memory_text(text)
+    existing = Memory.objects.filter(client=client, text__iexact=text,
+                                     status__in=[MemoryStatus.PROPOSED, MemoryStatus.ACCEPTED]).first()
+    if existing is not None:
+        return existing
+    auto = memory_auto_accept_enabled()
+    memory = Memory(client=client, text=text, source=(source or (f"person:{actor.get_username()}" if actor else ""))[:80],
+                    expires_at=_memory_expiry(expires_at), proposed_by=actor,
+                    status=MemoryStatus.ACCEPTED if auto else MemoryStatus.PROPOSED,
+                    decided_at=timezone.now() if auto else None,
+                    decision_reason="accepted automatically (memory_auto_accept)" if auto else "")
+    return _memory_insert(actor=actor, memory=memory, reason=reason, ticket=ticket)
+
+
+@transaction.atomic
+def memory_create(*, actor: AbstractUser | None, client: Client | None, text: str, expires_at: Any = None,
+                  reason: str = "", ticket: str = "") -> Memory:
+    """A person writes a memory directly: accepted at once."""
+    _memory_require(actor, "memory.write", client)
+    memory = Memory(client=client, text=_memory_text(text), expires_at=_memory_expiry(expires_at),
+                    source=f"person:{actor.get_username()}" if actor else "system", proposed_by=actor,
+                    decided_by=actor, decided_at=timezone.now(), status=MemoryStatus.ACCEPTED)
+    return _memory_insert(actor=actor, memory=memory, reason=reason, ticket=ticket)
+
+
+def _memory_change(*, actor: AbstractUser | None, memory: Memory, changes: dict[str, Any], action: str,
+                   reason: str, ticket: str, rollback_of: TuningChange | None) -> Memory:
+    memory_id = memory.pk
+    memory = Memory.objects.select_for_update(of=("self",)).select_related("client").filter(pk=memory_id).first()
+    if memory is None:
+        raise NotFound("No such memory.", details={"memory_id": memory_id})
+    _memory_require(actor, action, memory.client)
+    olds = memory_snapshot(memory)
+    for field, value in changes.items():
+        setattr(memory, field, value)
+    news = memory_snapshot(memory)
+    changed = [f for f in ("status", "text", "expires_at") if olds[f] != news[f]]
+    if not changed:
+        return memory
+    if "status" in changed:
+        memory.decided_by, memory.decided_at = actor, timezone.now()
+        memory.decision_reason = reason.strip()[:300]
+    _full_clean(memory, exclude=["client", "proposed_by", "decided_by"])
+    memory.save()
+    for field in changed:
+        audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.MEMORY, entity_id=memory.pk, action=Action.UPDATE,
+                     field=field, old=olds[field], new=news[field], client=memory.client, reason=reason,
+                     ticket=ticket, affected_clients=None if memory.client_id else _all_client_ids(),
+                     rollback_of=rollback_of)
+    return memory
+
+
+@transaction.atomic
+def memory_accept(*, actor: AbstractUser | None, memory: Memory, reason: str = "", ticket: str = "",
+                  _rollback_of: TuningChange | None = None) -> Memory:
+    """Accept a proposal (or a rejected or expired memory again): runs for its client are told it."""
+    return _memory_change(actor=actor, memory=memory, changes={"status": MemoryStatus.ACCEPTED},
+                          action="memory.decide", reason=reason, ticket=ticket, rollback_of=_rollback_of)
+
+
+@transaction.atomic
+def memory_reject(*, actor: AbstractUser | None, memory: Memory, reason: str = "", ticket: str = "",
+                  _rollback_of: TuningChange | None = None) -> Memory:
+    """Reject a proposal (or withdraw an accepted memory): no run is told it; it stays for the record."""
+    return _memory_change(actor=actor, memory=memory, changes={"status": MemoryStatus.REJECTED},
+                          action="memory.decide", reason=reason, ticket=ticket, rollback_of=_rollback_of)
+
+
+@transaction.atomic
+def memory_edit(*, actor: AbstractUser | None, memory: Memory, changes: dict[str, Any], reason: str = "",
+                ticket: str = "", _rollback_of: TuningChange | None = None) -> Memory:
+    """Change a memory's text or expiry (accept or reject it with memory_accept / memory_reject)."""
+    unknown = sorted(set(changes) - set(MEMORY_EDITABLE))
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: cannot be changed on a memory; change {' or '.join(MEMORY_EDITABLE)} "
+                           "(accept or reject it to change its status).", details={unknown[0]: ["not editable"]})
+    cleaned: dict[str, Any] = {}
+    if "text" in changes:
+        cleaned["text"] = _memory_text(changes["text"])
+    if "expires_at" in changes:
+        cleaned["expires_at"] = _memory_expiry(changes["expires_at"])
+    return _memory_change(actor=actor, memory=memory, changes=cleaned, action="memory.decide", reason=reason,
+                          ticket=ticket, rollback_of=_rollback_of)
+
+
+@transaction.atomic
+def memory_delete(*, actor: AbstractUser | None, memory: Memory, reason: str = "", ticket: str = "",
+                  _rollback_of: TuningChange | None = None) -> None:
+    """Delete a memory; its delete entry keeps it, so a rollback brings it back as it was."""
+    memory = Memory.objects.select_for_update(of=("self",)).select_related("client").filter(pk=memory.pk).first()
+    if memory is None:
+        raise NotFound("No such memory.")
+    _memory_require(actor, "memory.write", memory.client)
+    snapshot, memory_id, client = memory_snapshot(memory), memory.pk, memory.client
+    memory.delete()
+    audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.MEMORY, entity_id=memory_id, action=Action.DELETE,
+                 old=snapshot, client=client, reason=reason, ticket=ticket,
+                 affected_clients=None if client else _all_client_ids(), rollback_of=_rollback_of)
+
+
+@transaction.atomic
+def memory_auto_accept_set(*, actor: AbstractUser | None, enabled: bool, reason: str = "", ticket: str = "",
+                           _rollback_of: TuningChange | None = None) -> InstanceTuning:
+    """Opt the instance in (or out) of accepting agents' proposals at once. Instance admins only."""
+    policy.require(actor, "instance_tuning.edit")
+    if not isinstance(enabled, bool):
+        raise InvalidInput("enabled: true or false.", details={"enabled": [repr(enabled)]})
+    row = InstanceTuning.objects.select_for_update().get_or_create(agent_type="")[0]
+    if row.memory_auto_accept == enabled:
+        return row
+    row.memory_auto_accept = enabled
+    row.save(update_fields=[AUTO_ACCEPT, "updated_at"])
+    audit.record(actor=actor, tier=Tier.INSTANCE, entity=Entity.MEMORY, entity_id=AUTO_ACCEPT, action=Action.UPDATE,
+                 field=AUTO_ACCEPT, old=not enabled, new=enabled, reason=reason, ticket=ticket, affected_clients=[],
+                 rollback_of=_rollback_of)
+    return row
+
+
+@audit.rollback_handler(Entity.MEMORY)
+def _memory_rollback(*, change: TuningChange, actor: AbstractUser | None, reason: str, ticket: str) -> None:
+    """Undo a memory entry through the memory services; 409 when the memory changed again since."""
+    common = {"actor": actor, "reason": reason, "ticket": ticket, "_rollback_of": change}
+    if change.field == AUTO_ACCEPT:
+        if memory_auto_accept_enabled() != change.new_value:
+            raise _conflict(change, memory_auto_accept_enabled())
+        memory_auto_accept_set(enabled=change.old_value, **common)
+        return
+    memory = Memory.objects.select_for_update(of=("self",)).select_related("client").filter(pk=int(change.entity_id)).first()
+    current = memory_snapshot(memory) if memory is not None else None
+    if change.action == Action.CREATE:
+        if current is None or {k: current[k] for k in ("text", "status", "expires_at")} != {
+                k: change.new_value[k] for k in ("text", "status", "expires_at")}:
+            raise _conflict(change, current)
+        memory_delete(memory=memory, **common)
+    elif change.action == Action.DELETE:
+        if current is not None:
+            raise _conflict(change, current)
+        old = change.old_value
+        client = Client.objects.filter(pk=old["client_id"]).first() if old["client_id"] else None
+        if old["client_id"] and client is None:
+            raise _conflict(change, "the client was deleted")
+        _memory_require(actor, "memory.write", client)
+        restored = Memory(pk=int(change.entity_id), client=client, text=old["text"], source=old["source"],
+                          status=old["status"], expires_at=_memory_expiry(old["expires_at"]),
+                          proposed_by_id=old["proposed_by"], decided_by_id=old["decided_by"])
+        _memory_insert(actor=actor, memory=restored, reason=reason, ticket=ticket, rollback_of=change)
+    else:
+        if current is None or current[change.field] != change.new_value:
+            raise _conflict(change, current[change.field] if current else None)
+        if change.field == "status":
+            _memory_change(actor=actor, memory=memory, changes={"status": change.old_value}, action="memory.decide",
+                           reason=reason, ticket=ticket, rollback_of=change)
+        else:
+            memory_edit(memory=memory, changes={change.field: change.old_value}, **common)

@@ -47,6 +47,9 @@ class ExecuteSerializer(serializers.Serializer):
                                       help_text="Answer with the run's event stream instead of 202.")
     specialization = SpecializationField(required=False, default=dict,
                                          help_text="Overrides the client's vertical, region or language.")
+    thread = serializers.BooleanField(required=False, default=False,
+                                      help_text="Start a thread with this run as its first turn; continue it with "
+                                                "POST /api/v1/threads/{thread_id}/messages.")
 
 
 class ToolCallSerializer(serializers.ModelSerializer):
@@ -68,13 +71,15 @@ class RunSerializer(serializers.ModelSerializer):
     usage = serializers.SerializerMethodField()
     cost_usd = serializers.FloatField()
     duration_s = serializers.FloatField(allow_null=True)
+    thread_id = serializers.UUIDField(allow_null=True, help_text="The thread this run is a turn of.")
+    thread_turn = serializers.IntegerField(allow_null=True)
 
     class Meta:
         model = AgentRun
         fields = ["run_id", "agent_type", "agent_version", "status", "client_id", "task", "metadata",
                   "specialization", "sandbox", "output", "error", "simulated", "model", "used_fallback", "usage",
                   "cost_usd", "iterations", "tool_calls_count", "created_at", "started_at", "finished_at",
-                  "duration_s", "review_status", "review_reason", "reviewed_at"]
+                  "duration_s", "review_status", "review_reason", "reviewed_at", "thread_id", "thread_turn"]
 
     def get_usage(self, run) -> dict:
         return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens,
@@ -147,3 +152,53 @@ class ApprovalSerializer(serializers.Serializer):
 
 class DecisionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ThreadCreateSerializer(serializers.Serializer):
+    agent_type = AgentTypeField(max_length=40)
+    client_id = serializers.IntegerField(required=False, allow_null=True,
+                                         help_text="The client the thread is for (its tuning applies to every turn).")
+    title = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    message = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                    help_text="The first message: its turn starts at once (202 names the run).")
+    specialization = SpecializationField(required=False, default=dict,
+                                         help_text="Overrides the client's vertical, region or language.")
+
+
+class ThreadMessageSerializer(serializers.Serializer):
+    message = serializers.CharField(trim_whitespace=False, allow_blank=True, help_text="The next user message.")
+    metadata = MetadataField(required=False, default=dict, help_text="Your own references, kept on the turn's run.")
+    stream = serializers.BooleanField(required=False, default=False,
+                                      help_text="Answer with the turn's event stream instead of 202.")
+
+
+class ThreadSerializer(serializers.Serializer):
+    thread_id = serializers.UUIDField(source="pk")
+    agent_type = serializers.CharField()
+    agent_version = serializers.CharField(help_text="Pinned when the thread was created, kept until it is closed.")
+    client_id = serializers.IntegerField(allow_null=True)
+    title = serializers.CharField()
+    status = serializers.CharField(help_text="open, or closed (it takes no more messages).")
+    turns = serializers.IntegerField(source="turns_count")
+    created_by = serializers.EmailField(source="created_by.email", default=None, allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+
+class ThreadMessageOutSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["user", "assistant"])
+    turn = serializers.IntegerField()
+    text = serializers.CharField(allow_blank=True)
+    run_id = serializers.UUIDField()
+    status = serializers.CharField(required=False, help_text="The turn's run status (assistant messages).")
+    error = serializers.CharField(required=False, allow_blank=True)
+    cost_usd = serializers.FloatField(required=False)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ThreadDetailSerializer(ThreadSerializer):
+    cost_usd = serializers.FloatField(help_text="The sum over the thread's turns.")
+    messages = ThreadMessageOutSerializer(many=True,
+                                          help_text="Each turn's user message and final answer, oldest first.")

@@ -10,6 +10,9 @@ from .views import (
     RunEventsView,
     RunListView,
     RunStatusView,
+    ThreadDetailView,
+    ThreadListView,
+    ThreadMessagesView,
 )
 
 urlpatterns = [
@@ -22,4 +25,7 @@ urlpatterns = [
     path("approvals", ApprovalListView.as_view(), name="approvals"),
     path("approvals/<str:approval_id>/approve", ApprovalApproveView.as_view(), name="approval-approve"),
     path("approvals/<str:approval_id>/reject", ApprovalRejectView.as_view(), name="approval-reject"),
+    path("threads", ThreadListView.as_view(), name="threads"),
+    path("threads/<str:thread_id>", ThreadDetailView.as_view(), name="thread"),
+    path("threads/<str:thread_id>/messages", ThreadMessagesView.as_view(), name="thread-messages"),
 ]

@@ -26,6 +26,16 @@ from ..registry import agent_types, get_spec
 from ..selectors import REVIEW_FILTERS, events_after, run_get, runs_in_review, runs_visible_to
 from ..services import run_cancel, run_create, run_version_for
 from ..streaming import StreamExpired, StreamInterrupted, StreamRefused, run_event_stream
+from ..threads import (
+    thread_close,
+    thread_cost,
+    thread_create,
+    thread_get,
+    thread_list,
+    thread_message_send,
+    thread_messages,
+    thread_turns,
+)
 from .serializers import (
     AgentSerializer,
     ApprovalSerializer,
@@ -33,6 +43,10 @@ from .serializers import (
     ExecuteSerializer,
     RunDetailSerializer,
     RunSerializer,
+    ThreadCreateSerializer,
+    ThreadDetailSerializer,
+    ThreadMessageSerializer,
+    ThreadSerializer,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,6 +55,8 @@ ExecuteAccepted = inline_serializer("ExecuteAccepted", {
     "run_id": serializers.UUIDField(), "status": serializers.CharField(), "status_url": serializers.CharField(),
     "events_url": serializers.CharField(), "websocket_url": serializers.CharField(),
     "replayed": serializers.BooleanField(),
+    "thread_id": serializers.UUIDField(required=False, help_text="With thread=true: the new thread."),
+    "thread_turn": serializers.IntegerField(required=False, help_text="The turn this run is, in a thread."),
     "note": serializers.CharField(required=False, help_text="Present when the job queue was unavailable: the run "
                                   "is saved and starts when the queue recovers.")})
 
@@ -167,16 +183,23 @@ class ExecuteView(InstanceApiView):
         created = run_create(
             actor=request.user, agent_type=data["agent_type"], task=data["task"], client_id=data.get("client_id"),
             metadata=data.get("metadata"), specialization=data.get("specialization"),
-            idempotency_key=request.headers.get("Idempotency-Key", ""))
-        run = created.run
-        # A client that asks for text/event-stream wants the stream, `stream` set or not.
-        if data.get("stream") or request.accepted_renderer.format == EventStreamRenderer.format:
-            return sse_response(request, str(run.pk), 0)
-        body = {"run_id": str(run.pk), "status": run.status, "replayed": created.replayed, **_links(request, run.pk)}
-        if created.enqueued is not None and created.enqueued.sent is False:
-            body["note"] = ("The run is saved but the job queue is unavailable right now: it starts within a minute "
-                            "of the queue's recovery. Do not send the request again.")
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+            idempotency_key=request.headers.get("Idempotency-Key", ""), thread=data.get("thread", False))
+        return accepted(request, created, stream=data.get("stream", False))
+
+
+def accepted(request, created, *, stream: bool) -> Response | StreamingHttpResponse:
+    """202 with the run id and how to follow it, or the run's event stream."""
+    run = created.run
+    # A client that asks for text/event-stream wants the stream, `stream` set or not.
+    if stream or request.accepted_renderer.format == EventStreamRenderer.format:
+        return sse_response(request, str(run.pk), 0)
+    body = {"run_id": str(run.pk), "status": run.status, "replayed": created.replayed, **_links(request, run.pk)}
+    if run.thread_id:
+        body.update(thread_id=str(run.thread_id), thread_turn=run.thread_turn)
+    if created.enqueued is not None and created.enqueued.sent is False:
+        body["note"] = ("The run is saved but the job queue is unavailable right now: it starts within a minute "
+                        "of the queue's recovery. Do not send the request again.")
+    return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class RunStatusView(InstanceApiView):
@@ -313,3 +336,86 @@ class ApprovalApproveView(ApprovalDecisionView):
 
 class ApprovalRejectView(ApprovalDecisionView):
     approve = False
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+ThreadCreated = inline_serializer("ThreadCreated", {
+    "thread": ThreadSerializer(),
+    "run_id": serializers.UUIDField(required=False, help_text="With a message: the first turn's run."),
+    "status_url": serializers.CharField(required=False), "events_url": serializers.CharField(required=False),
+    "websocket_url": serializers.CharField(required=False)})
+
+
+def _thread_detail(thread) -> dict:
+    turns = thread_turns(thread)
+    thread.cost_usd = thread_cost(turns)
+    thread.messages = thread_messages(turns)
+    return ThreadDetailSerializer(thread).data
+
+
+class ThreadListView(InstanceApiView, ListAPIView):
+    action = {"get": "thread.view", "post": "thread.create"}
+    serializer_class = ThreadSerializer
+
+    @extend_schema(parameters=[
+        OpenApiParameter("status", str, enum=["open", "closed"]), OpenApiParameter("agent_type", str),
+        OpenApiParameter("client_id", int)],
+        summary="Threads you may see, most recently active first.")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        client_id = int_param(params, "client_id", minimum=1, wanted="give the client's id in ASCII digits, e.g. 12.")
+        return thread_list(actor=self.request.user, status=choice_param(params, "status", ["open", "closed"]),
+                           agent_type=text_param(params, "agent_type"), client_id=client_id)
+
+    @extend_schema(request=ThreadCreateSerializer, responses={201: ThreadCreated},
+                   summary="Start a thread with an agent (for a client); with a message, its first turn starts.")
+    def post(self, request):
+        body = ThreadCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        created = thread_create(actor=request.user, agent_type=data["agent_type"], client_id=data.get("client_id"),
+                                title=data.get("title", ""), message=data.get("message", ""),
+                                specialization=data.get("specialization"))
+        answer = {"thread": ThreadSerializer(created.thread).data}
+        if created.turn is not None:
+            answer.update(run_id=str(created.turn.run.pk), **_links(request, created.turn.run.pk))
+        return Response(answer, status=status.HTTP_201_CREATED)
+
+
+class ThreadDetailView(InstanceApiView):
+    action = {"get": "thread.view", "delete": "thread.close"}
+
+    @extend_schema(responses=ThreadDetailSerializer,
+                   summary="A thread: its messages (each user message and final answer, with run ids, statuses "
+                           "and cost).")
+    def get(self, request, thread_id):
+        return Response(_thread_detail(thread_get(actor=request.user, thread_id=thread_id)))
+
+    @extend_schema(responses={200: ThreadDetailSerializer},
+                   summary="Close a thread: it takes no more messages (409 after). A turn still running finishes.")
+    def delete(self, request, thread_id):
+        return Response(_thread_detail(thread_close(actor=request.user, thread_id=thread_id)))
+
+
+class ThreadMessagesView(InstanceApiView):
+    action = "thread.message"
+    renderer_classes = STREAMING_RENDERERS
+
+    @extend_schema(
+        request=ThreadMessageSerializer,
+        responses={202: ExecuteAccepted, (200, EVENT_STREAM): OpenApiResponse(
+            ServerSentEventSerializer, description="With stream=true (or Accept: text/event-stream): the turn's "
+                                                   "event stream, as GET /agent/runs/{run_id}/events gives it.")},
+        summary="Send the next message: a new turn (a run) continuing the conversation, answered like an execute. "
+                "409 while the last turn runs, or when the thread is closed.")
+    def post(self, request, thread_id):
+        body = ThreadMessageSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        created = thread_message_send(actor=request.user, thread_id=thread_id, message=data["message"],
+                                      metadata=data.get("metadata"))
+        return accepted(request, created, stream=data.get("stream", False))

@@ -103,6 +103,18 @@ RULES: tuple[Rule, ...] = (
           why="Stopping work is the agency's decision: a client contact rejects or corrects the output instead. "
               "Support may stop a runaway run.",
           what="cancel runs", perms=["agents.cancel_agentrun"]),
+    _rule("thread.view", EVERY_ROLE, assigned=True, support=True,
+          why="A thread is a sequence of runs: whoever may see a client's runs sees its threads.",
+          what="see threads", perms=["agents.view_thread"]),
+    _rule("thread.create", (IA, IM, AM), assigned=True, support=False,
+          why="A thread runs agents, as an execute does: agency work, for an account manager's own clients.",
+          what="start threads"),
+    _rule("thread.message", (IA, IM, AM), assigned=True, support=False,
+          why="Each message starts a run, as an execute does.",
+          what="send messages to threads"),
+    _rule("thread.close", (IA, IM, AM), assigned=True, support=False,
+          why="Closing ends the conversation for everyone on the client; whoever may run its agents may close it.",
+          what="close threads"),
     _rule("approval.view", (IA, IM, AM), assigned=True, support=True,
           why="Approvals are the agency's gate before anything leaves it; an account manager sees their "
               "clients' requests.",
@@ -146,6 +158,22 @@ RULES: tuple[Rule, ...] = (
     _rule("example.remove", (IA, IM, AM), assigned=True, support=True,
           why="Removing what was approved is for the people who tune the client.",
           what="remove examples for this client", perms=["tuning.delete_approvedexample"]),
+    _rule("memory.view", EVERY_ROLE, assigned=True, support=True,
+          why="What agents are told about a client is readable by everyone who works on it, the client included; "
+              "agency-wide memories by instance admins and managers.",
+          what="see this client's memories", perms=["tuning.view_memory"]),
+    _rule("memory.propose", EVERY_ROLE, assigned=True, support=False,
+          why="Anyone who works on the client may propose a fact (as agents do with remember); a proposal is "
+              "told to no run until the agency accepts it.",
+          what="propose memories for this client", perms=["tuning.add_memory"]),
+    _rule("memory.decide", (IA, IM, AM), assigned=True, support=True,
+          why="Accepting a memory changes every run for the client, as a client rule does: a client contact "
+              "proposes, the agency decides.",
+          what="accept or reject this client's memories", perms=["tuning.change_memory"]),
+    _rule("memory.write", (IA, IM, AM), assigned=True, support=True,
+          why="Writing, editing or deleting a memory directly is as accepting one.",
+          what="write or delete this client's memories", perms=["tuning.add_memory", "tuning.change_memory",
+                                                               "tuning.delete_memory"]),
     _rule("prompt.preview", (IA, IM, AM), assigned=True, support=True,
           why="A preview shows tier 2 too; an account manager previews their clients' prompts only (without a "
               "client a preview is instance_tuning.view).",

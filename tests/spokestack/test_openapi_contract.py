@@ -43,10 +43,11 @@ from schemathesis.specs.openapi.checks import (
 from agents.approvals import approvals_visible_to
 from agents.loop import execute_run
 from agents.services import run_cancel, run_create
+from agents.threads import thread_create
 from skills.services import skill_create
 from spokestack.accounts.services import api_token_create
 from tuning.models import TuningChange
-from tuning.services import client_create, client_example_add, client_rule_add, instance_tuning_update
+from tuning.services import client_create, client_example_add, client_rule_add, instance_tuning_update, memory_create
 from versions.services import sandbox_create
 
 from ..conftest import host_of, wait_for
@@ -84,10 +85,13 @@ def seed(admin, scripted) -> dict[str, object]:  # noqa: F811 - the fixture, pas
     approval = wait_for(lambda: approvals_visible_to(actor=admin).filter(run=gated).first())
     session = sandbox_create(actor=admin, agent_type="media_buying", test_version="2.3.1")
     spare = api_token_create(user=admin, name="spare").token
+    thread = thread_create(actor=admin, agent_type="copy", client_id=client.pk, title="Ramadan captions").thread
+    memory = memory_create(actor=admin, client=client, text="Prefers British spelling.")
     return {"client_id": client.pk, "rule_id": rule.pk, "example_id": example.pk, "skill_id": str(skill.pk),
             "run_id": str(finished.pk), "approval_id": str(approval.pk), "session_id": str(session.pk),
             "audit_id": TuningChange.objects.order_by("-pk").values_list("pk", flat=True).first(),
-            "token_id": spare.pk, "agent_type": "copy"}
+            "token_id": spare.pk, "agent_type": "copy", "memory_id": memory.pk,
+            "thread_id": str(thread.pk)}
 
 
 @pytest.fixture

@@ -180,6 +180,20 @@ class Probe:
         return f"{self.action}:{self.surface}:{self.where or '-'}"
 
 
+def _memory(world: World, client):
+    from tuning.services import memory_propose
+
+    return world._per_client("memory", _where(world, client), lambda c: memory_propose(
+        actor=None, client=c, text=f"{c.name} prefers British spelling."))
+
+
+def _thread(world: World, client):
+    from agents.threads import thread_create
+
+    return world._per_client("thread", _where(world, client), lambda c: thread_create(
+        actor=None, agent_type="copy", client_id=c.pk, title=f"Captions for {c.name}").thread)
+
+
 def _both(action: str, surface: str, call, **kwargs) -> list[Probe]:
     return [Probe(action, surface, where, call, **kwargs) for where in ("mine", "other")]
 
@@ -213,6 +227,16 @@ PROBES: list[Probe] = [
     *_admin("run.cancel", lambda w, h, c: h.post("/admin/agents/agentrun/", {
         "action": "cancel_runs", "_selected_action": [str(w.run("mine").pk)], "index": "0"}), where="mine"),
     *_both("run.cancel", "admin", lambda w, h, c: h.post(f"/admin/agents/agentrun/{w.run(_where(w, c)).pk}/cancel/")),
+    # threads
+    *_both("thread.create", "api", lambda w, h, c: h.post("/api/v1/threads", {
+        "agent_type": "copy", "client_id": c.pk}, **J), hidden_status=400),
+    *_api("thread.view", lambda w, h, c: h.get("/api/v1/threads")),
+    *_both("thread.view", "api", lambda w, h, c: h.get(f"/api/v1/threads/{_thread(w, c).pk}")),
+    *_admin("thread.view", lambda w, h, c: h.get("/admin/agents/thread/")),
+    *_both("thread.view", "admin", lambda w, h, c: h.get(f"/admin/agents/thread/{_thread(w, c).pk}/change/")),
+    *_both("thread.message", "api", lambda w, h, c: h.post(f"/api/v1/threads/{_thread(w, c).pk}/messages", {
+        "message": "Shorter."}, **J)),
+    *_both("thread.close", "api", lambda w, h, c: h.delete(f"/api/v1/threads/{_thread(w, c).pk}")),
     # approvals
     *_api("approval.view", lambda w, h, c: h.get("/api/v1/approvals")),
     *_both("approval.decide", "admin", lambda w, h, c: h.post(
@@ -267,6 +291,11 @@ PROBES: list[Probe] = [
                                                        {"kind": "caption", "text": "Glow."}, **J)),
     *_both("example.remove", "api", lambda w, h, c: h.delete(
         f"/api/v1/clients/{c.pk}/examples/{w.example(_where(w, c)).pk}")),
+    *_both("memory.view", "api", lambda w, h, c: h.get(f"/api/v1/memories/{_memory(w, c).pk}")),
+    *_both("memory.propose", "api", lambda w, h, c: h.post(
+        "/api/v1/memories", {"client_id": c.pk, "text": "Prefers teal.", "status": "proposed"}, **J)),
+    *_both("memory.decide", "api", lambda w, h, c: h.post(f"/api/v1/memories/{_memory(w, c).pk}/accept", **J)),
+    *_both("memory.write", "api", lambda w, h, c: h.delete(f"/api/v1/memories/{_memory(w, c).pk}")),
     *_both("prompt.preview", "api", lambda w, h, c: h.get(f"/api/v1/agents/copy/prompt-preview?client_id={c.pk}")),
     *_admin("prompt.preview", lambda w, h, c: h.get(f"/admin/tuning/client/preview/?agent_type=copy&client={c.pk}"),
             where="mine"),

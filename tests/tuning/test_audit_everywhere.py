@@ -61,6 +61,8 @@ NOT_CONFIGURATION = {
     "tuning.services.rule_snapshot": "what an entry keeps of a rule",
     "tuning.services.example_snapshot": "what an entry keeps of an example",
     "tuning.services.client_snapshot": "what an entry keeps of a client",
+    "tuning.services.memory_snapshot": "what an entry keeps of a memory",
+    "tuning.services.memory_auto_accept_enabled": "reads the instance's auto-accept flag",
     "skills.services.core_tool_names": "reads the agents' core tools",
     "skills.services.skill_validate": "validates a form's data, writes nothing",
     "skills.services.skill_snapshot": "what an entry keeps of a skill",
@@ -180,6 +182,21 @@ RECIPES: dict[str, Recipe] = {
     "tuning.services.client_example_remove": lambda w, f: (lambda ex: lambda: tuning_services.client_example_remove(
         actor=w["admin"], example=ex))(tuning_services.client_example_add(
             actor=w["admin"], client=w["mine"], kind="caption", text="Glow gently.")),
+    "tuning.services.memory_propose": lambda w, f: lambda: tuning_services.memory_propose(
+        actor=None, client=w["mine"], text="Always use British spelling.", source="run:test"),
+    "tuning.services.memory_create": lambda w, f: lambda: tuning_services.memory_create(
+        actor=w["am_mine"], client=w["mine"], text="The brand is never called 'cheap'."),
+    "tuning.services.memory_accept": lambda w, f: (lambda m: lambda: tuning_services.memory_accept(
+        actor=w["am_mine"], memory=m))(tuning_services.memory_propose(actor=None, client=w["mine"], text="Oxford comma.")),
+    "tuning.services.memory_reject": lambda w, f: (lambda m: lambda: tuning_services.memory_reject(
+        actor=w["am_mine"], memory=m))(tuning_services.memory_propose(actor=None, client=w["mine"], text="Oxford comma.")),
+    "tuning.services.memory_edit": lambda w, f: (lambda m: lambda: tuning_services.memory_edit(
+        actor=w["am_mine"], memory=m, changes={"text": "No Oxford comma."}))(tuning_services.memory_propose(
+            actor=None, client=w["mine"], text="Oxford comma.")),
+    "tuning.services.memory_delete": lambda w, f: (lambda m: lambda: tuning_services.memory_delete(
+        actor=w["am_mine"], memory=m))(tuning_services.memory_propose(actor=None, client=w["mine"], text="Oxford comma.")),
+    "tuning.services.memory_auto_accept_set": lambda w, f: lambda: tuning_services.memory_auto_accept_set(
+        actor=w["admin"], enabled=True),
     "tuning.services.tuning_rollback": lambda w, f: (lambda entry: lambda: tuning_services.tuning_rollback(
         actor=w["admin"], change=entry))(_entry(w)),
     "skills.services.skill_create": lambda w, f: lambda: skill_services.skill_create(

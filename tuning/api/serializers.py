@@ -4,7 +4,7 @@ services, so the admin and the API refuse the same values with the same messages
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import ApprovedExample, Client, ClientTuning, ContentRule, InstanceTuning, TuningChange
+from ..models import ApprovedExample, Client, ClientTuning, ContentRule, InstanceTuning, Memory, TuningChange
 from ..precedence import BEHAVIOUR_PARAMS, CLIENT_FIELDS, INSTANCE_FIELDS, behaviour_words
 from ..specialization import KNOWN
 
@@ -277,3 +277,41 @@ class PromptPreviewSerializer(serializers.Serializer):
     disabled_tools = serializers.ListField(child=serializers.CharField())
     rules = serializers.ListField(child=serializers.DictField())
     token_estimate = serializers.IntegerField()
+
+
+class MemorySerializer(serializers.ModelSerializer):
+    client_id = serializers.IntegerField(allow_null=True, read_only=True,
+                                         help_text="The client it is about; null: the agency (told to every run).")
+    proposed_by = serializers.CharField(source="proposed_by.username", default=None, read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = Memory
+        fields = ["id", "client_id", "text", "source", "status", "expires_at", "proposed_by", "decided_by",
+                  "decided_at", "decision_reason", "use_count", "last_used_at", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class MemoryCreateSerializer(serializers.Serializer):
+    """A memory written by a person: accepted at once (`memory.write`), or with `status: "proposed"`
+    a proposal for an account manager to decide (`memory.propose`, which a client contact has)."""
+
+    client_id = serializers.IntegerField(required=False, allow_null=True,
+                                         help_text="The client; omitted or null: agency-wide (admins and managers).")
+    text = serializers.CharField(max_length=300, help_text="One short, lasting fact.")
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=["accepted", "proposed"], required=False, default="accepted")
+    reason = serializers.CharField(required=False, help_text="Why: kept in the audit log.")
+    ticket = serializers.CharField(required=False)
+
+
+class MemoryEditSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=300, required=False)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    reason = serializers.CharField(required=False)
+    ticket = serializers.CharField(required=False)
+
+
+class MemoryDecisionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, help_text="Why: kept on the memory and in the audit log.")
+    ticket = serializers.CharField(required=False)

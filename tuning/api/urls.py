@@ -23,4 +23,8 @@ urlpatterns = [
     path("clients/<int:client_id>/examples", views.ClientExamplesView.as_view(), name="client-examples"),
     path("clients/<int:client_id>/examples/<int:example_id>", views.ClientExampleDetailView.as_view(),
          name="client-example"),
+    path("memories", views.MemoryListView.as_view(), name="memories"),
+    path("memories/<int:memory_id>", views.MemoryDetailView.as_view(), name="memory"),
+    path("memories/<int:memory_id>/accept", views.MemoryAcceptView.as_view(), name="memory-accept"),
+    path("memories/<int:memory_id>/reject", views.MemoryRejectView.as_view(), name="memory-reject"),
 ]

@@ -20,7 +20,7 @@ from spokestack.errors import InvalidInput, NotFound
 from .. import audit as audit_log
 from .. import selectors, services
 from ..assembly import assemble_prompt, platform_tier_for
-from ..models import ApprovedExample, ContentRule
+from ..models import ApprovedExample, ContentRule, MemoryStatus
 from ..precedence import CLIENT_FIELDS, EMPTY, INSTANCE_FIELDS, effective_instance
 from . import auditlog
 from .serializers import (
@@ -35,6 +35,10 @@ from .serializers import (
     ContentRuleCreateSerializer,
     ContentRuleSerializer,
     InstanceTuningSerializer,
+    MemoryCreateSerializer,
+    MemoryDecisionSerializer,
+    MemoryEditSerializer,
+    MemorySerializer,
     PromptPreviewSerializer,
     RollbackSerializer,
     TuningChangeSerializer,
@@ -416,3 +420,93 @@ class PromptPreviewView(TuningView):
                 if (value := text_param(request.query_params, key))}
         prompt = assemble_prompt(platform=platform, client=client, specialization=spec or None)
         return Response(preview_payload(prompt))
+
+
+# --- memory (tier 3) ---------------------------------------------------------------------------
+
+MEMORY_FILTERS = [
+    OpenApiParameter("client_id", int, description="Only this client's memories."),
+    OpenApiParameter("agency", bool, description="true: only agency-wide memories (no client)."),
+    OpenApiParameter("status", str, enum=[s.value for s in MemoryStatus], description="Only memories in this status."),
+]
+
+
+class MemoryListView(TuningView):
+    """Facts agents are told about a client (accepted) or that wait for a decision (proposed)."""
+
+    action = {"get": "memory.view", "post": "memory.propose"}
+    pagination_class = Pagination
+
+    @extend_schema(parameters=MEMORY_FILTERS, responses=MemorySerializer(many=True),
+                   summary="The memories you may see, newest first (?client_id=, ?status=, ?agency=true).")
+    def get(self, request):
+        params = request.query_params
+        client_id = int_param(params, "client_id", minimum=1)
+        if client_id is not None:
+            self.client(client_id)  # 404 for a client you may not see
+        status_ = choice_param(params, "status", [s.value for s in MemoryStatus]) or ""
+        agency = choice_param(params, "agency", ["true", "false"]) == "true"
+        memories = selectors.memories_visible_to(actor=request.user, client_id=client_id, status=status_,
+                                                 agency_wide=agency)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(memories, request, view=self)
+        return paginator.get_paginated_response(MemorySerializer(page, many=True).data)
+
+    @extend_schema(request=MemoryCreateSerializer, responses={201: MemorySerializer},
+                   summary="Write a memory (accepted at once), or propose one with status \"proposed\".")
+    def post(self, request):
+        data, audit = self.split(validated_body(MemoryCreateSerializer, self.body()))
+        client_id = data.get("client_id")
+        client = self.client(client_id) if client_id is not None else None
+        common = {"actor": request.user, "client": client, "text": data["text"],
+                  "expires_at": data.get("expires_at"), **audit}
+        if data.get("status") == "proposed":
+            memory = services.memory_propose(**common)
+        else:
+            memory = services.memory_create(**common)
+        return Response(MemorySerializer(memory).data, status=status.HTTP_201_CREATED)
+
+
+class MemoryDetailView(TuningView):
+    action = {"get": "memory.view", "patch": "memory.decide", "delete": "memory.write"}
+
+    def memory(self, memory_id: int):
+        return selectors.memory_get(actor=self.request.user, memory_id=memory_id)
+
+    @extend_schema(responses=MemorySerializer, summary="One memory.")
+    def get(self, request, memory_id: int):
+        return Response(MemorySerializer(self.memory(memory_id)).data)
+
+    @extend_schema(request=MemoryEditSerializer, responses=MemorySerializer,
+                   summary="Change a memory's text or expiry (audited, reversible).")
+    def patch(self, request, memory_id: int):
+        changes, audit = self.split(self.body())
+        memory = services.memory_edit(actor=request.user, memory=self.memory(memory_id), changes=changes, **audit)
+        return Response(MemorySerializer(memory).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a memory (its audit entry can bring it back).")
+    def delete(self, request, memory_id: int):
+        services.memory_delete(actor=request.user, memory=self.memory(memory_id),
+                               reason=request.query_params.get("reason", ""))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemoryAcceptView(TuningView):
+    action = "memory.decide"
+    decide = staticmethod(services.memory_accept)
+
+    @extend_schema(request=MemoryDecisionSerializer, responses=MemorySerializer,
+                   summary="Accept a memory: the client's next runs are told it.")
+    def post(self, request, memory_id: int):
+        memory = selectors.memory_get(actor=request.user, memory_id=memory_id)
+        _, audit = self.split(self.body() if request.data else {})
+        return Response(MemorySerializer(self.decide(actor=request.user, memory=memory, **audit)).data)
+
+
+class MemoryRejectView(MemoryAcceptView):
+    decide = staticmethod(services.memory_reject)
+
+    @extend_schema(request=MemoryDecisionSerializer, responses=MemorySerializer,
+                   summary="Reject a memory: no run is told it (it stays, for the record).")
+    def post(self, request, memory_id: int):
+        return super().post(request, memory_id)
