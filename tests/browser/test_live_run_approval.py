@@ -96,10 +96,12 @@ def test_approve_a_gated_call_on_the_live_run_page_and_watch_the_run_finish(live
     # The resumed run (queued by the decision; run here unless a worker of the session already took
     # it) streams to the open page: it finishes, Cancel goes and the feedback widget comes, without a reload.
     with schema_context(schema):
-        assert execute_run(run_id=str(run.pk), worker="browser-test") in ("succeeded", "skipped")
+        outcome = execute_run(run_id=str(run.pk), worker="browser-test")
+    assert outcome in ("succeeded", "skipped")
     page.wait_for_selector(".run-status[data-status=succeeded]", timeout=30_000)
     page.wait_for_selector("#run-feedback #feedback-approve", timeout=15_000)
-    assert "Saved the draft for review." in page.locator("#run-output").inner_text()
+    if outcome == "succeeded":  # the scripted model answered here (a session worker answers with its own model)
+        assert "Saved the draft for review." in page.locator("#run-output").inner_text()
     assert page.locator("#run-cancel").count() == 0
     tool = page.locator(".tool-call[data-tool=save_draft]")
     assert "running…" not in tool.inner_text() and "awaiting approval" not in tool.inner_text()
