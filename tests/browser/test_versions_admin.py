@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django_tenants.utils import schema_context
 
 from ..conftest import HOST_A, host_of
-from ..versions.helpers import catalog_before_release, release, skill
+from ..versions.helpers import catalog_before_release, caution_update, release
 from .support import log_in
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
@@ -25,21 +24,10 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "t
 @pytest.mark.live
 def test_admin_configures_versions_reads_the_update_and_rolls_back(live_instance, live_db, daphne_server, page):
     from tuning.models import TuningChange
-    from versions.models import AgentVersionConfig, UpdateNotification
-    from versions.services import catalog_sync, release_notify_instance, version_config_update
+    from versions.models import AgentVersionConfig
 
     schema = live_instance.instance.schema_name
-    catalog_before_release()
-    try:
-        with schema_context(schema):
-            version_config_update(actor=None, agent_type="media_buying",
-                                  changes={"optimization_preferences": ["performance", "roas"]})
-            skill("roas_optimizer", "Optimises the bid strategy toward a target ROAS from conversion value data.")
-            release_notify_instance(agent_type="media_buying", version="2.4.0", previous_version="2.3.1")
-            note = UpdateNotification.objects.get(agent_type="media_buying", version="2.4.0")
-    finally:
-        connection.set_schema_to_public()
-        catalog_sync(fanout_schemas=[])
+    note = caution_update(schema)
     base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 

@@ -37,3 +37,22 @@ def skill(name: str, description: str, agent_types=("media_buying",), relies_on_
     # The skills app has no create service yet (it is being built in parallel); this is its model.
     return Skill.objects.create(name=name, description=description, agent_types=list(agent_types),
                                 relies_on_tools=list(relies_on_tools), input_schema={"type": "object"})
+
+
+def caution_update(schema: str):
+    """The guide's upgrade story in `schema`: media buying on 2.3.1 with performance/ROAS
+    preferences and a roas_optimizer skill, told about 2.4.0 (caution); the catalog synced after."""
+    from versions.models import UpdateNotification
+    from versions.services import release_notify_instance, version_config_update
+
+    catalog_before_release()
+    try:
+        with schema_context(schema):
+            version_config_update(actor=None, agent_type="media_buying",
+                                  changes={"optimization_preferences": ["performance", "roas"]})
+            skill("roas_optimizer", "Optimises the bid strategy toward a target ROAS from conversion value data.")
+            release_notify_instance(agent_type="media_buying", version="2.4.0", previous_version="2.3.1")
+            return UpdateNotification.objects.get(agent_type="media_buying", version="2.4.0")
+    finally:
+        connection.set_schema_to_public()
+        catalog_sync(fanout_schemas=[])

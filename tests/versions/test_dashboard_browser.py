@@ -5,14 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.db import connection
-from django_tenants.utils import schema_context
-
-from versions.services import catalog_sync, release_notify_instance, version_config_update
 
 from ..browser.support import log_in
 from ..conftest import host_of
-from .helpers import catalog_before_release, skill
+from .helpers import caution_update
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 
@@ -21,16 +17,7 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "t
 @pytest.mark.live
 def test_dashboard_shows_the_update_and_opens_a_sandbox(live_instance, live_db, daphne_server, page):
     schema = live_instance.instance.schema_name
-    catalog_before_release()
-    try:
-        with schema_context(schema):
-            version_config_update(actor=None, agent_type="media_buying",
-                                  changes={"optimization_preferences": ["performance", "roas"]})
-            skill("roas_optimizer", "Optimises the bid strategy toward a target ROAS from conversion value data.")
-            release_notify_instance(agent_type="media_buying", version="2.4.0", previous_version="2.3.1")
-    finally:
-        connection.set_schema_to_public()
-        catalog_sync(fanout_schemas=[])
+    caution_update(schema)
     base = f"http://{host_of(live_instance.instance)}:{daphne_server}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
