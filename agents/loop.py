@@ -258,6 +258,11 @@ class RunLoop:
             self._account_interrupted_turn()
         messages = list(run.messages) or [_task_message(run)]
         unsaved = not run.messages  # the task message is saved with the first turn's start
+        if run.thread_id and not run.iterations and not unsaved:
+            try:
+                messages = self._compact_thread(messages)
+            except ModelCancelled:
+                return self._finish("cancelled", error="Cancelled while earlier turns were being summarised.")
         # Tool results need no checkpoint of their own: completed calls are rows that a resumed
         # run replays, and the next model turn's checkpoint saves them with the conversation.
         while True:
@@ -313,6 +318,31 @@ class RunLoop:
                 continue
             Artifact.objects.create(run=run, kind="output", title=f"{run.agent_type} output", content=output)
             return self._finish("succeeded", output=output)
+
+    def _compact_thread(self, messages: list[dict]) -> list[dict]:
+        """A thread's turn over the context budget before its first model call continues a compacted
+        conversation (agents/compaction.py): one `thread.compacted` event, written with the compacted
+        messages and the summary's usage in one statement. A resumed run finds it under the budget,
+        or compacted already, and neither compacts nor calls the model for it again. The system prompt
+        and tools are not touched: the cached prefix stays byte-identical."""
+        from django.conf import settings
+
+        from .compaction import compact_for_budget, estimate_tokens, summariser
+        from .models import RunEvent
+
+        run, budget = self.run, int(settings.THREAD_CONTEXT_BUDGET_TOKENS)
+        if estimate_tokens(messages) <= budget or RunEvent.objects.filter(run=run, type="thread.compacted").exists():
+            return messages
+        release_connection()  # the model may write the summary
+        compaction = compact_for_budget(messages, budget_tokens=budget, summarise=summariser(
+            model=self.spec.model, fallback_model=self.spec.fallback_model,
+            metadata={"user_id": f"run-{run.pk}"}, should_cancel=self._cancelled))
+        if compaction is None:
+            return messages
+        summary = compaction.summary
+        self._write(events=[("thread.compacted", compaction.payload())], messages=compaction.messages,
+                    usage=summary.usage if summary else None, cost_usd=summary.cost_usd if summary else 0.0)
+        return compaction.messages
 
     def _check_output(self, output: str) -> dict | None:
         """Check the final output against every filter and rule (agents/checks.py) and record it on

@@ -421,8 +421,10 @@ def _requests(messages: list[dict]) -> list[int]:
 
 def _follow_up(messages: list[dict], requests: list[int], terms: list[str]) -> str:
     """A thread's next turn: the answer builds on the previous turn's final answer, visibly (it
-    quotes it); "shorter" and its kin shorten it."""
-    turn = len(requests)
+    quotes it); "shorter" and its kin shorten it. Turns a compaction summarised (agents/compaction.py)
+    count too: the summary says how many it covers."""
+    summarised = re.search(r'<conversation_summary turns="(\d+)"', _text_of(messages[0])) if messages else None
+    turn = len(requests) + (int(summarised.group(1)) if summarised else 0)
     request = " ".join(_RUN_CONTEXT.sub(" ", _text_of(messages[requests[-1]])).split())
     previous = next((_text_of(m) for m in reversed(messages[: requests[-1]])
                      if m.get("role") == "assistant" and _text_of(m).strip()), "")
@@ -441,6 +443,34 @@ def _follow_up(messages: list[dict], requests: list[int], terms: list[str]) -> s
                 f"Building on my previous answer (turn {turn - 1}), which began: \"{headline[:300]}\"", *points, "",
                 "Recommendation: apply this request to the draft above and review it before it goes to the client."]
     return scrub("\n".join(out), terms)
+
+
+def summarise_turns(previous: str, turns: list[list[dict]], *, first_turn: int, max_chars: int) -> str:
+    """A thread's earlier turns in a deterministic summary (agents/compaction.py, offline): per turn
+    what the person asked, the tools used and how the answer began, after the earlier summary's
+    lines; the oldest lines go first when it is over `max_chars`."""
+    earlier = [line for line in previous.splitlines() if line.startswith("- Turn ")]
+    dropped = sum(int(n) for n in re.findall(r"(?m)^- Earlier turns: (\d+) line", previous))
+    lines = []
+    for number, turn in enumerate(turns, start=first_turn):
+        asked = next((" ".join(_RUN_CONTEXT.sub(" ", _text_of(m)).split()) for m in turn
+                      if m.get("role") == "user" and "<run_context>" in _text_of(m)), "")
+        tools: dict[str, int] = {}
+        for names in _tool_turns(turn):
+            for name in names:
+                tools[name] = tools.get(name, 0) + 1
+        used = ", ".join(name + (f" ×{n}" if n > 1 else "") for name, n in sorted(tools.items()))
+        answer = next((_text_of(m) for m in reversed(turn) if m.get("role") == "assistant" and _text_of(m).strip()), "")
+        answer = " ".join(line.strip() for line in answer.splitlines() if line.strip() and line.strip() != SIMULATED_MARKER)
+        lines.append(f"- Turn {number}: the person asked “{asked[:300]}”. " + (f"Tools used: {used}. " if used else "")
+                     + (f"The answer began: “{answer[:400]}”." if answer else "There was no answer."))
+    lines = earlier + lines
+    while len(lines) > 1 and len("\n".join(lines)) > max_chars - 200:
+        lines.pop(0)
+        dropped += 1
+    head = f"Turns 1–{first_turn + len(turns) - 1} of this conversation (a deterministic summary by the offline model):"
+    note = [f"- Earlier turns: {dropped} line{'s' if dropped != 1 else ''} dropped to keep this summary short."]
+    return "\n".join([head, *(note if dropped else []), *lines])[:max_chars]
 
 
 def estimate_tokens(text: str) -> int:

@@ -407,12 +407,73 @@ def run(args: argparse.Namespace) -> int:
             supervisor.stop()
 
 
+TEST_DURATIONS = ROOT / "tests" / "durations.json"  # pytest-split's record of each test's time
+
+
 def test(args: argparse.Namespace) -> int:
-    """Command 2: the whole suite against a private cluster and Redis."""
-    with services("test", fast=True) as service_env:
-        env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.test"}
-        cmd = [sys.executable, "-m", "pytest", "-c", "tests/pytest.ini", "--rootdir", str(ROOT), *args.pytest_args]
-        return subprocess.run(cmd, env=env, cwd=ROOT).returncode  # noqa: S603
+    """Command 2: the whole suite against a private cluster and Redis.
+
+    The whole suite runs in SPOKESTACK_TEST_SHARDS (default 2) pytest processes at once, each with
+    its own PostgreSQL, Redis, worker and daphne (profiles test, test2 …), the tests split between
+    them by their recorded times (pytest-split, tests/durations.json): most of a live test's time is
+    waiting on other processes, so two shards on two cores take about 60 % of one. With pytest
+    arguments, with one shard, or with DATABASE_URL/REDIS_URL given (one set of servers cannot be
+    shared by two suites), one process runs, unless SPOKESTACK_TEST_SHARDS is set (then the tests
+    the arguments select are split)."""
+    asked = os.environ.get("SPOKESTACK_TEST_SHARDS")
+    shards = int(asked or "2")
+    shared = os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")
+    if (args.pytest_args and not asked) or shards < 2 or shared:
+        with services("test", fast=True) as service_env:
+            return _pytest(service_env, list(args.pytest_args)).wait()
+    return _test_sharded(shards, list(args.pytest_args))
+
+
+def _pytest(service_env: dict[str, str], pytest_args: list[str], *, state: Path | None = None,
+            **popen) -> subprocess.Popen:
+    env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.test"}
+    if state is not None:
+        env["SPOKESTACK_TEST_STATE"] = str(state)  # the shard's process logs and screenshots
+    cmd = [sys.executable, "-m", "pytest", "-c", "tests/pytest.ini", "--rootdir", str(ROOT), *pytest_args]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, **popen)  # noqa: S603
+
+
+def _test_sharded(shards: int, pytest_args: list[str]) -> int:
+    started = time.monotonic()
+    profiles = ["test", *(f"test{n}" for n in range(2, shards + 1))]
+    with contextlib.ExitStack() as stack:
+        envs = [stack.enter_context(services(profile, fast=True)) for profile in profiles]
+        log(f"the suite in {shards} shards at once (pytest-split, {TEST_DURATIONS.relative_to(ROOT)}); "
+            "each line is prefixed with its shard")
+        processes = []
+        for n, (profile, service_env) in enumerate(zip(profiles, envs, strict=True), start=1):
+            split = ["--splits", str(shards), "--group", str(n), "--splitting-algorithm", "least_duration",
+                     "--durations-path", str(TEST_DURATIONS), *pytest_args]
+            processes.append(_pytest(service_env, split, state=STATE / profile, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1))
+        printer = threading.Lock()
+
+        def relay(n: int, process: subprocess.Popen) -> None:
+            for line in process.stdout:
+                with printer:
+                    sys.stdout.write(f"[{n}/{shards}] {line}")
+                    sys.stdout.flush()
+
+        relays = [threading.Thread(target=relay, args=(n, p), daemon=True) for n, p in enumerate(processes, 1)]
+        for thread in relays:
+            thread.start()
+        try:
+            codes = [process.wait() for process in processes]
+        except KeyboardInterrupt:
+            for process in processes:
+                process.terminate()
+            codes = [process.wait() for process in processes]
+        for thread in relays:
+            thread.join(5)
+    for n, code in enumerate(codes, 1):
+        log(f"shard {n}/{shards}: pytest exit code {code}")
+    log(f"the whole suite took {time.monotonic() - started:.0f} s")
+    return next((code for code in codes if code != 0), 0)
 
 
 def bench(args: argparse.Namespace) -> int:

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LOGS = ROOT / ".spokestack" / "test"
+# The shard's own directory when the launcher runs the suite in shards (spokestack.launcher.test).
+LOGS = Path(os.environ.get("SPOKESTACK_TEST_STATE") or ROOT / ".spokestack" / "test")
 
 
 def process_env() -> dict[str, str]:

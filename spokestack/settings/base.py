@@ -367,6 +367,12 @@ TUNING_PLATFORM_CATALOG = env("TUNING_PLATFORM_CATALOG", "")
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
 ANTHROPIC_MAX_RETRIES = int(env("ANTHROPIC_MAX_RETRIES", "2"))  # the SDK's own retries, per model
 ANTHROPIC_TIMEOUT_S = float(env("ANTHROPIC_TIMEOUT_S", "120"))
+# A thread turn's conversation (its messages, estimated at 4 characters a token) at most this big
+# when the turn starts; over it, earlier turns are compacted (agents/compaction.py). Of a 200k-token
+# context this leaves ~100k for the system prompt and tools (the cached prefix, usually under 20k),
+# the turn's own tool calls and results (each result at most 20,000 characters) and max_tokens
+# (at most 8,192 for the core agents).
+THREAD_CONTEXT_BUDGET_TOKENS = int(env("THREAD_CONTEXT_BUDGET_TOKENS", "100000"))
 
 # --- Outbound HTTP and secrets at rest (DESIGN §7) ----------------------------------------
 # Loopback is refused like any non-public address. Development may let the sample ERP
@@ -412,3 +418,8 @@ CELERY_BEAT_SCHEDULE["expire-approvals"] = {"task": "agents.expire_approvals", "
 # Sandbox sessions last 24 hours; this ends the ones past it (the services refuse them already).
 CELERY_BEAT_SCHEDULE["expire-sandboxes"] = {"task": "versions.expire_sandboxes",
                                             "schedule": float(env("SANDBOX_EXPIRY_INTERVAL_S", "600"))}
+
+# --- memory (tier 3) ------------------------------------------------------------------------
+# Memories past their expiry are left out of prompts at once; this marks them expired (audited).
+CELERY_BEAT_SCHEDULE["expire-memories"] = {"task": "tuning.expire_memories",
+                                           "schedule": float(env("MEMORY_EXPIRY_INTERVAL_S", "300"))}

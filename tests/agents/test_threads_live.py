@@ -4,12 +4,19 @@ local fake Messages API, which answers with the offline model (nothing is script
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
+import time
 import uuid
 
 import pytest
+from django_tenants.utils import schema_context
 
-from ..conftest import run_async
+from agents.models import AgentRun, RunEvent, ToolCall
+from spokestack.sample_erp import DEMO_API_KEYS
+
+from ..conftest import run_async, wait_for
 from .test_runtime_live import api_call, run_row, sse_events, stack, ws_events  # noqa: F401
 
 pytestmark = pytest.mark.live
@@ -102,3 +109,69 @@ def test_a_three_turn_thread_streams_every_turn_and_turn_2_is_sent_turn_1s_outpu
     assert status == 200 and closed["status"] == "closed"
     status, refused = api_call(stack, "POST", f"/api/v1/threads/{thread_id}/messages", {"message": "One more."})
     assert status == 409 and "closed" in refused["error"]["message"]
+
+
+def test_a_worker_killed_during_turn_3_completes_the_turn_once_with_its_draft_saved_once(stack):  # noqa: F811
+    """Turns 1 and 2 answered by the offline model; turn 3 saves a draft in the ERP, then the
+    worker dies while the model writes the turn's answer. After the lease runs out the turn is
+    resumed by the new worker and finishes once: one run for turn 3, one draft write, one
+    `run.succeeded`, the thread ready for turn 4."""
+    from agents.tasks import reap_stale_runs
+
+    marker = f"[thread-kill-{uuid.uuid4().hex[:8]}]"
+    status, body = api_call(stack, "POST", "/api/v1/threads", {
+        "agent_type": "copy", "client_id": stack["client"].pk,
+        "message": f"Write an Instagram caption for the Ramadan glow collection {marker}"})
+    assert status == 201, body
+    thread_id = body["thread"]["thread_id"]
+    assert follow(stack, body["run_id"])[-1]["type"] == "run.succeeded"
+    status, sent = api_call(stack, "POST", f"/api/v1/threads/{thread_id}/messages", {"message": "Make it shorter."})
+    assert status == 202 and follow(stack, sent["run_id"])[-1]["type"] == "run.succeeded"
+
+    third = f"[turn3-{uuid.uuid4().hex[:8]}]"  # only turn 3's requests carry it
+    stack["model"].script(third, [
+        {"content": [{"type": "tool_use", "id": "toolu_t3", "name": "save_draft",
+                      "input": {"content": "Glow gently this Ramadan."}}], "stop_reason": "tool_use"},
+        {"content": [{"type": "text", "text": "Saved the shorter caption as a draft."}], "stop_reason": "end_turn",
+         "delay_s": 4.0},
+        {"content": [{"type": "text", "text": "Saved the shorter caption as a draft."}], "stop_reason": "end_turn"},
+    ])
+    status, sent = api_call(stack, "POST", f"/api/v1/threads/{thread_id}/messages",
+                            {"message": f"Save it as a draft {third}"})
+    assert status == 202 and sent["thread_turn"] == 3
+    run_id = sent["run_id"]
+    schema = stack["instance"].schema_name
+
+    def draft_saved():
+        with schema_context(schema):
+            return RunEvent.objects.filter(run_id=run_id, type="tool.finished").exists()
+
+    wait_for(draft_saved)
+    time.sleep(0.5)  # the worker now waits on the slow answer of turn 3
+    stack["worker"].kill()
+    # While turn 3 is unfinished the thread takes no message.
+    status, refused = api_call(stack, "POST", f"/api/v1/threads/{thread_id}/messages", {"message": "Too early."})
+    assert status == 409 and "Turn 3 of this thread is still" in refused["error"]["message"]
+    stack["worker"].start()
+    time.sleep(3.5)  # the dead worker's lease (RUN_LEASE_SECONDS=3) runs out
+    with schema_context("public"):
+        reap_stale_runs.delay()
+    events = follow(stack, run_id)  # from the start: the whole turn, resumed, over both streams
+    types = [e["type"] for e in events]
+    assert types[-1] == "run.succeeded" and types.count("run.succeeded") == 1, types
+    assert "run.resumed" in types
+    assert events[-1]["payload"]["output"] == "Saved the shorter caption as a draft."
+
+    with schema_context(schema):
+        assert AgentRun.objects.filter(thread_id=thread_id, thread_turn=3).count() == 1
+        assert AgentRun.objects.filter(thread_id=thread_id).count() == 3
+        call = ToolCall.objects.get(run_id=run_id, name="save_draft")
+        assert call.attempts == 1 and call.status == "succeeded"
+    erp = http.client.HTTPConnection("127.0.0.1", stack["erp"].server_port, timeout=10)
+    erp.request("GET", "/writes", headers={"X-Api-Key": DEMO_API_KEYS["alpha"]})
+    writes = [w for w in json.loads(erp.getresponse().read())["results"] if w["idempotency_key"] == call.idempotency_key]
+    assert len(writes) == 1, "the draft was written exactly once"
+    # The conversation continues from the resumed turn.
+    status, sent = api_call(stack, "POST", f"/api/v1/threads/{thread_id}/messages", {"message": "Thanks."})
+    assert status == 202 and sent["thread_turn"] == 4
+    assert follow(stack, sent["run_id"])[-1]["type"] == "run.succeeded"

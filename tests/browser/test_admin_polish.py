@@ -4,16 +4,15 @@
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of
+from .support import SCREENSHOTS
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 SNAKE_LABEL = re.compile(r"\b[A-Za-z][a-z]*(?:_[a-z]+)+\b")  # media_buying, Competitor_check
 GREEN = {"rgb(0, 128, 0)", "#008000"}
 LONG_VOICE = ("Radiant, warm and precise; we speak like a trusted dermatologist friend who explains the science "

@@ -1,12 +1,9 @@
 """The instance admin in a real browser: log in on the instance's own host, see it branded."""
 
-from pathlib import Path
-
 import pytest
 
 from ..conftest import PASSWORD
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / ".spokestack" / "test" / "screenshots"
+from .support import SCREENSHOTS as ARTIFACTS
 
 
 @pytest.mark.browser

@@ -7,17 +7,15 @@ cancelled from its page after a confirmation."""
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 from django_tenants.utils import schema_context
 
 from ..conftest import HOST_A, PASSWORD, host_of, wait_for
 from ..skills.conftest import admin_a, client_a, scripted, text_turn, tool_turn  # noqa: F401 - fixtures by name
-from .support import log_in
+from .support import SCREENSHOTS, log_in
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 DRAFT = {"content": "Glow gently this Ramadan."}
 
 

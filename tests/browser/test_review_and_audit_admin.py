@@ -15,9 +15,9 @@ from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of
 from ..skills.conftest import scripted, text_turn  # noqa: F401 - the scripted model, by fixture name
+from .support import SCREENSHOTS
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 
 
 @pytest.mark.browser

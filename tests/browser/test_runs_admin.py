@@ -1,7 +1,5 @@
 """An admin runs an agent from the admin and watches it stream live, then replays it."""
 
-from pathlib import Path
-
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
@@ -11,8 +9,7 @@ from spokestack.tenancy.services import instance_set_erp
 from tuning.services import client_create
 
 from ..conftest import PASSWORD
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".spokestack" / "test" / "screenshots"
+from .support import SCREENSHOTS
 
 
 @pytest.mark.browser

@@ -6,7 +6,6 @@ many suggestions it created, without a reload. Another client's account manager 
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -14,10 +13,9 @@ from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of
 from ..skills.conftest import scripted, text_turn  # noqa: F401 - fixtures by name
-from .support import in_thread, log_in
+from .support import SCREENSHOTS, in_thread, log_in
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 THEME = "never:theme:discount_urgency"
 DRAFTS = [("Get 20% off today! Glow gently with our rose serum.", "Glow gently with our rose serum."),
           ("Hurry, sale ends soon. Our oud mist lasts all evening.", "Our oud mist lasts all evening.")]

@@ -1,19 +1,18 @@
 """An account manager edits a client's rules in the admin and sees them in the prompt preview."""
 
 import os
-from pathlib import Path
 
 import pytest
 from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of
+from .support import SCREENSHOTS
 
 # daphne runs in its own process, where no agents app may have registered a catalog yet: give it
 # the tests' small catalog as the fallback (a registered catalog still wins). This must happen
 # before the session's daphne starts, so it is done when the module is collected.
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 
 
 @pytest.mark.browser

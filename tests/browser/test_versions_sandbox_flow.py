@@ -8,7 +8,6 @@ version history say what happened."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -17,9 +16,8 @@ from django_tenants.utils import schema_context
 from ..conftest import host_of, wait_for
 from ..skills.conftest import scripted, text_turn, tool_turn  # noqa: F401 - fixtures by name
 from ..versions.helpers import catalog_before_release, skill
-from .support import log_in
+from .support import SCREENSHOTS, log_in
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 ROAS = "Optimises toward a target ROAS from conversion value data."
 
 

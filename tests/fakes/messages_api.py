@@ -84,6 +84,8 @@ class FakeMessagesApi:
         self._raw: list[bytes] = []
         self._headers: list[dict] = []
         self._answer_ms: dict[str, list[float]] = defaultdict(list)
+        self._in_flight = 0
+        self.most_in_flight = 0  # the most requests answered at once (parallelism, not timing)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -246,7 +248,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         started = time.perf_counter()
-        marker = self._answer(raw)
+        with self.api._lock:
+            self.api._in_flight += 1
+            self.api.most_in_flight = max(self.api.most_in_flight, self.api._in_flight)
+        try:
+            marker = self._answer(raw)
+        finally:
+            with self.api._lock:
+                self.api._in_flight -= 1
         if marker:
             with self.api._lock:
                 self.api._answer_ms[marker].append((time.perf_counter() - started) * 1000)
