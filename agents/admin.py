@@ -16,16 +16,16 @@ from django.views.decorators.http import require_POST
 from feedback.selectors import feedback_visible_to
 from spokestack.accounts import policy
 from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
-from spokestack.errors import DomainError, NotAllowed
+from spokestack.errors import Conflict, DomainError, InvalidInput, NotAllowed
 from tuning.models import AGENT_TITLES, agent_label
 
 from .approvals import approval_decide, approvals_visible_to, can_decide, pending_for
 from .checks import SOURCES as CHECK_SOURCES
-from .models import AgentRun, ApprovalRequest, ApprovalStatus, ReviewStatus, RunStatus, Thread
+from .models import AgentRun, ApprovalRequest, ApprovalStatus, ReviewStatus, RunStatus, Thread, ThreadStatus
 from .registry import agent_types, get_spec
 from .selectors import REVIEW_FILTERS, runs_in_review, runs_visible_to
 from .services import run_cancel, run_create, run_version_for
-from .threads import threads_visible_to
+from .threads import thread_close, thread_continue_from_run, thread_message_send, threads_visible_to
 
 STATUS_COLOURS = {
     RunStatus.QUEUED: "#6c757d", RunStatus.RUNNING: "#0d6efd", RunStatus.AWAITING_APPROVAL: "#fd7e14",
@@ -159,6 +159,14 @@ class AgentRunAdmin(ReadOnlyAdmin):
                 path("<uuid:run_id>/approvals/<uuid:approval_id>/decide/",
                      self.policy_view(require_POST(self.decide_view), "approval.decide"),
                      name="agents_agentrun_decide"),
+                path("<uuid:run_id>/reply/", self.policy_view(require_POST(self.reply_view), "thread.message"),
+                     name="agents_agentrun_reply"),
+                path("<uuid:run_id>/close-thread/",
+                     self.policy_view(require_POST(self.close_thread_view), "thread.close"),
+                     name="agents_agentrun_close_thread"),
+                path("<uuid:run_id>/continue/",
+                     self.policy_view(require_POST(self.continue_view), "thread.create"),
+                     name="agents_agentrun_continue"),
                 *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
@@ -178,7 +186,7 @@ class AgentRunAdmin(ReadOnlyAdmin):
                    "check_violations": [{**v, "source_label": CHECK_SOURCES.get(v.get("source"), v.get("source"))}
                                         for v in (run.checks or {}).get("violations", [])],
                    "check_sources": CHECK_SOURCES, **self._human_steps(request, run),
-                   "has_view_permission": True, "original": run}
+                   **self._conversation(request, run), "has_view_permission": True, "original": run}
         return TemplateResponse(request, self.change_form_template, context)
 
     def _human_steps(self, request, run: AgentRun) -> dict:
@@ -194,6 +202,79 @@ class AgentRunAdmin(ReadOnlyAdmin):
                 "may_cancel": not run.is_finished and policy.allows(request.user, "run.cancel", run.client_id),
                 "feedback_given": feedback_visible_to(actor=request.user).filter(run=run, current=True)
                 .order_by("-created_at")}
+
+    def _conversation(self, request, run: AgentRun) -> dict:
+        """A thread's turn: the turns before it (each message, answer, status, cost and run page),
+        the ones after it, and Reply (its last turn, once finished, to whom may message the thread)
+        and Close. A succeeded run outside a thread: "Continue in a thread". The page's script swaps
+        the #run-thread part in when the turn ends, so Reply appears without a reload."""
+        client_id = run.client_id
+        if run.thread_id is None:
+            return {"thread": None, "may_continue": run.status == RunStatus.SUCCEEDED
+                    and policy.allows(request.user, "thread.create", client_id)}
+        thread = Thread.objects.get(pk=run.thread_id)
+        turns = list(runs_visible_to(actor=request.user).filter(thread=thread).defer("messages")
+                     .order_by("thread_turn"))
+        for turn in turns:
+            turn.badge = status_badge(turn)
+        later = [t for t in turns if t.thread_turn > run.thread_turn]
+        is_open = thread.status == ThreadStatus.OPEN
+        may_reply = (is_open and not later and run.is_finished
+                     and policy.allows(request.user, "thread.message", client_id))
+        # A reply that was refused waits in the session until a Reply box shows it again.
+        draft = request.session.pop(self._draft_key(thread.pk), "") if may_reply else ""
+        return {"thread": thread, "earlier_turns": [t for t in turns if t.thread_turn < run.thread_turn],
+                "later_turns": later, "thread_turns": max(thread.turns_count, run.thread_turn),
+                "may_reply": may_reply, "reply_draft": draft,
+                "may_close": is_open and policy.allows(request.user, "thread.close", client_id)}
+
+    @staticmethod
+    def _draft_key(thread_id) -> str:
+        return f"thread-reply-draft:{thread_id}"
+
+    def reply_view(self, request, run_id):
+        """Reply: the thread's next turn, then its run page (which streams it). A refusal (a turn
+        still running, the thread closed, its version gone, an empty message) is a message on this
+        page; the text is kept for the next Reply box of the thread."""
+        run = self._run_or_404(request, run_id)
+        if run.thread_id is None:
+            raise Http404("This run is not a turn of a thread: continue it in a thread first.")
+        text = request.POST.get("message", "")
+        try:
+            created = thread_message_send(actor=request.user, thread_id=run.thread_id, message=text,
+                                          metadata={"source": "admin"})
+        except (Conflict, InvalidInput) as exc:
+            messages.error(request, exc.message)
+            if text.strip():
+                request.session[self._draft_key(run.thread_id)] = text[:100_000]
+            return redirect(reverse("instance_admin:agents_agentrun_change", args=[run.pk]))
+        messages.success(request, f"Sent: turn {created.run.thread_turn} started.")
+        return redirect(reverse("instance_admin:agents_agentrun_change", args=[created.run.pk]))
+
+    def close_thread_view(self, request, run_id):
+        run = self._run_or_404(request, run_id)
+        if run.thread_id is None:
+            raise Http404("This run is not a turn of a thread.")
+        try:
+            thread_close(actor=request.user, thread_id=run.thread_id)
+        except Conflict as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Thread closed: it takes no more messages.")
+        return redirect(reverse("instance_admin:agents_agentrun_change", args=[run.pk]))
+
+    def continue_view(self, request, run_id):
+        run = self._run_or_404(request, run_id)
+        try:
+            continued = thread_continue_from_run(actor=request.user, run_id=run.pk)
+        except (Conflict, InvalidInput) as exc:
+            messages.error(request, exc.message)
+        else:
+            if continued.created:
+                messages.success(request, "Continued in a thread: this run is its turn 1. Reply below.")
+            else:
+                messages.info(request, f"This run is a turn of the thread “{continued.thread}” already.")
+        return redirect(reverse("instance_admin:agents_agentrun_change", args=[run.pk]))
 
     def _run_or_404(self, request, run_id) -> AgentRun:
         run = self.get_queryset(request).filter(pk=run_id).first()
@@ -285,7 +366,8 @@ class ThreadAdmin(ReadOnlyAdmin):
     view_action = "thread.view"
     list_display = ["name", "agent", "agent_version", "client", "status", "turns_count", "turn_links", "created_by",
                     "updated_at"]
-    list_filter = ["status", "agent_type", "client"]
+    list_display_links = None  # the title opens the conversation (the latest turn's run page)
+    list_filter = ["status", AgentTypeFilter, "client"]
     search_fields = ["title", "agent_type"]
     list_select_related = ["client", "created_by"]
     fields = ["title", "agent_type", "agent_version", "client", "status", "created_by", "created_at", "closed_at",
@@ -298,7 +380,13 @@ class ThreadAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Thread", ordering="title")
     def name(self, thread):
-        return thread.title or str(thread.pk)[:8]
+        turns = list(thread.turns.all())
+        title = thread.title or str(thread.pk)[:8]
+        if not turns:  # nothing said yet: the thread's own page
+            return format_html('<a href="{}">{}</a>', reverse("instance_admin:agents_thread_change",
+                                                              args=[thread.pk]), title)
+        return format_html('<a href="{}" class="thread-conversation" title="Open the conversation at its latest turn">'
+                           '{}</a>', reverse("instance_admin:agents_agentrun_change", args=[turns[-1].pk]), title)
 
     @admin.display(description="Agent", ordering="agent_type")
     def agent(self, thread):

@@ -12,6 +12,10 @@ How it behaves, so a run always goes somewhere sensible and always ends:
   with the task (at most `MAX_TOOLS_PER_TURN`, all in one turn), arguments filled from their JSON
   schemas (required fields first; strings from the task or the client named in the prompt, enums
   → first value, numbers → a default inside minimum/maximum);
+* a task asking for the brand guidelines / style guide / on-brand work, with `search_knowledge`
+  offered: that tool alone first (its query from the task's words), then the turns above as if
+  it were the first, and the answer cites the top passage ("Per the Brand guidelines (p. 2 ›
+  Voice): …"); it is never chosen by word overlap;
 * after tool results: once (while under `MAX_TOOL_TURNS`) a "create" tool (save_/create_/draft_…)
   that matches the task and was not called yet, else the final answer (`end_turn`): it quotes key
   facts from the tool results, never uses a word the system prompt's "Never …" / "Avoid …" /
@@ -386,6 +390,9 @@ def _facts(text: str, limit: int = 6) -> list[str]:
 def _final_answer(task: str, client: str, results: list[tuple[str, str, bool]], terms: list[str]) -> str:
     subject = f" for {client}" if client else ""
     lines = [SIMULATED_MARKER, "", f"Response{subject}: {' '.join(task.split())[:300]}", ""]
+    cited = _cited_passage(results)
+    if cited:
+        lines += [cited, ""]
     if results:
         lines.append(f"What the tools returned ({len(results)} result{'s' if len(results) != 1 else ''}):")
         for name, text, is_error in results:
@@ -521,6 +528,54 @@ def _remember_lasting_preference(chosen: list[dict], tools: list[dict], messages
     return [{**tool, "input_schema": schema}]  # on its own: remembering comes first, the work follows
 
 
+# A task that asks for the client's documents: the core `search_knowledge` tool is called first.
+_WANTS_GUIDELINES = re.compile(r"(?i)\b(brand\s+guide(?:lines?|book)?|style\s+guide|on[-\s]brand|"
+                               r"according to (?:our|the|their) guidelines|(?:our|the|their) guidelines)\b")
+SEARCH_KNOWLEDGE = "search_knowledge"
+_QUERY_NOISE = frozenset("according brand guide guideline guidelines style on write draft make create give "
+                         "following follow per check save saving best them before".split())
+
+
+def _knowledge_query(task: str) -> str:
+    """The search: the task's own words (not the words asking for guidelines), in order, plus
+    "voice tone" — what a guideline's passage on writing is about."""
+    words = [w for w in _WORD.findall(task.lower()) if w not in _STOPWORDS and w not in _QUERY_NOISE and len(w) > 2]
+    return " ".join([*dict.fromkeys(words)][:8] + ["voice", "tone"])
+
+
+def _search_knowledge_first(chosen: list[dict], tools: list[dict], task: str, first_turn: bool) -> list[dict]:
+    """`search_knowledge` first in the first turn, its query built from the task, when the task asks
+    for the brand guidelines / style guide / on-brand work; never chosen by word overlap."""
+    chosen = [t for t in chosen if t["name"] != SEARCH_KNOWLEDGE]
+    tool = next((t for t in tools if t["name"] == SEARCH_KNOWLEDGE), None)
+    if tool is None or not first_turn or any(t["name"] == "remember" for t in chosen) \
+            or not _WANTS_GUIDELINES.search(task):
+        return chosen
+    schema = {"type": "object", "properties": {"query": {"type": "string", "const": _knowledge_query(task)}},
+              "required": ["query"]}
+    return [{**tool, "input_schema": schema}]  # on its own: the work's tools follow in the next turn
+
+
+def _cited_passage(results: list[tuple[str, str, bool]]) -> str:
+    """"Per the Brand guidelines (p. 2 › Voice): “…”": the top passage search_knowledge returned."""
+    for name, text, is_error in reversed(results):
+        if name != SEARCH_KNOWLEDGE or is_error:
+            continue
+        try:
+            passages = json.loads(text).get("passages") or []
+        except (ValueError, TypeError, AttributeError):
+            continue
+        if passages and isinstance(passages[0], dict):
+            top = passages[0]
+            kind = str(top.get("kind") or "document").replace("_", " ").capitalize()
+            where = " › ".join(part for part in (f"p. {top['page']}" if top.get("page") else "",
+                                                  str(top.get("section") or "")) if part)
+            excerpt = " ".join(str(top.get("excerpt", "")).split())[:300]
+            return (f"Per the {kind}{f' ({where})' if where else ''}: “{excerpt}” "
+                    f"(Source: {top.get('citation', '')})")
+    return ""
+
+
 def respond(body: dict) -> Reply:
     """The offline model's answer to a Messages API request body."""
     messages = body.get("messages") or []
@@ -538,13 +593,16 @@ def respond(body: dict) -> Reply:
 
     chosen: list[dict] = []
     answer_for_tools = ""
-    if tools and not turns and not has_results:
+    # A first turn that only searched the knowledge base does not count: the work's own turns follow it.
+    work_turns = [names for names in turns if names != {SEARCH_KNOWLEDGE}]
+    searched_first = bool(turns) and not work_turns
+    if tools and not work_turns and (not has_results or searched_first):
         scored = sorted(((_tool_score(t, task_words), i, t) for i, t in enumerate(tools)), key=lambda s: (-s[0], s[1]))
         matching = [t for score, _, t in scored if score > 0]
         # gather first (Think → Act), create afterwards: a create tool opens only when nothing else matches
         gathering = [t for t in matching if not t["name"].startswith(CREATE_PREFIXES)]
         chosen = (gathering or matching)[:MAX_TOOLS_PER_TURN]
-    elif tools and has_results and len(turns) < MAX_TOOL_TURNS:
+    elif tools and has_results and len(work_turns) < MAX_TOOL_TURNS:
         create = [t for t in tools if t["name"].startswith(CREATE_PREFIXES) and t["name"] not in called
                   and _tool_score(t, task_words) > 0]
         if create:
@@ -556,6 +614,7 @@ def respond(body: dict) -> Reply:
     if len(requests) > 1:  # a thread's follow-up: answered from the conversation, without tools
         chosen = []
     chosen = _remember_lasting_preference(chosen, tools, messages, has_results)
+    chosen = _search_knowledge_first(chosen, tools, task, not turns and not has_results and len(requests) <= 1)
     if chosen:
         ctx = _Context(task=scrub(task, terms), client=client, answer=answer_for_tools)
         content: list[dict[str, Any]] = [{"type": "text", "text": f"Using {', '.join(t['name'] for t in chosen)}."}]

@@ -159,9 +159,11 @@ _REGISTRY: dict[str, dict[str, AgentSpec]] = {}
 
 
 def register(spec: AgentSpec) -> AgentSpec:
-    from .tools_memory import with_core_tools  # here: tools_memory builds on this module's types
+    from .tools_knowledge import with_knowledge_tool  # here: both build on this module's types
+    from .tools_memory import with_core_tools
 
     spec = with_core_tools(spec)  # every agent gets the core `remember` tool (issue #16)
+    spec = with_knowledge_tool(spec)  # … and the core `search_knowledge` tool (issue #17)
     versions = _REGISTRY.setdefault(spec.agent_type, {})
     if spec.version in versions and versions[spec.version] is not spec:
         raise ValueError(f"{spec.agent_type} {spec.version} is registered twice")

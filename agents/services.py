@@ -92,6 +92,8 @@ def _replay(existing: AgentRun, request: dict[str, Any]) -> CreatedRun:
     """The run an earlier request with the same Idempotency-Key created, when this request is the
     same (every field of IDEMPOTENT_FIELDS); 409 naming the fields that differ otherwise."""
     differ = [name for name in IDEMPOTENT_FIELDS if getattr(existing, name) != request[name]]
+    if (existing.thread_id is not None) != request["thread"]:
+        differ.append("thread")
     if differ:
         raise Conflict(f"Idempotency-Key was already used for a request with another {', '.join(differ)}; send the "
                        "same request to get its run, or use a new key for a new one.",
@@ -130,7 +132,7 @@ def run_create(
     version = resolve_version(agent_type, agent_version)
 
     request = {"agent_type": agent_type, "task": task, "client_id": getattr(client, "pk", None), "metadata": metadata,
-               "specialization": specialization, "sandbox": sandbox}
+               "specialization": specialization, "sandbox": sandbox, "thread": thread}
     if idempotency_key:
         if len(idempotency_key) > 200:
             raise InvalidInput("Idempotency-Key: at most 200 characters.")

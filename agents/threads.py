@@ -29,7 +29,7 @@ from spokestack.accounts import policy
 from spokestack.errors import Conflict, InvalidInput, NotFound
 from tuning.models import Client
 
-from .models import AgentRun, RunStatus, Thread, ThreadStatus
+from .models import TERMINAL_STATUSES, AgentRun, RunStatus, Thread, ThreadStatus
 from .registry import get_spec
 from .services import (
     CreatedRun,
@@ -180,7 +180,7 @@ def thread_message_send(*, actor: AbstractUser | None, thread_id: uuid.UUID | st
     if thread.status == ThreadStatus.CLOSED:
         raise Conflict(f"The thread was closed at {thread.closed_at:%Y-%m-%d %H:%M} UTC and takes no more messages; "
                        "start a new thread.", details={"thread_id": str(thread.pk), "status": thread.status})
-    last = AgentRun.objects.filter(thread=thread).order_by("-thread_turn").first()
+    last = AgentRun.objects.filter(thread=thread).only("pk", "status", "thread_turn").order_by("-thread_turn").first()
     if last is not None and not last.is_finished:
         raise Conflict(f"Turn {last.thread_turn} of this thread is still {last.get_status_display().lower()} "
                        f"(run {last.pk}); send the next message when it has finished, or cancel it first.",
@@ -199,12 +199,53 @@ def thread_message_send(*, actor: AbstractUser | None, thread_id: uuid.UUID | st
 
 @transaction.atomic
 def thread_close(*, actor: AbstractUser | None, thread_id: uuid.UUID | str) -> Thread:
-    """Close the thread: it takes no more messages (a turn still running finishes). 409 when it
-    was closed already."""
+    """Close the thread: it takes no more messages, and a turn still queued, running or awaiting
+    approval is cancelled (as `DELETE /api/v1/agent/task/{id}` would: whoever may close a thread
+    may cancel its runs). 409 when it was closed already."""
+    from .services import run_cancel
+
     visible = thread_get(actor=actor, thread_id=thread_id)
     policy.require(actor, "thread.close", visible.client_id)
     closed = Thread.objects.filter(pk=visible.pk, status=ThreadStatus.OPEN).update(
         status=ThreadStatus.CLOSED, closed_at=timezone.now(), updated_at=timezone.now())
     if not closed:
         raise Conflict("The thread is already closed.", details={"thread_id": str(visible.pk)})
+    for turn in AgentRun.objects.filter(thread_id=visible.pk).exclude(status__in=TERMINAL_STATUSES):
+        run_cancel(actor=actor, run=turn)
     return thread_get(actor=actor, thread_id=visible.pk)
+
+
+@dataclass(frozen=True)
+class ContinuedThread:
+    thread: Thread
+    created: bool  # False: the run was a thread's turn already, and this is that thread
+
+
+@transaction.atomic
+def thread_continue_from_run(*, actor: AbstractUser | None, run_id: uuid.UUID | str) -> ContinuedThread:
+    """"Continue in a thread": a thread on the succeeded run's agent type and version, client,
+    specialization and sandbox, with the run as its turn 1, so the next message continues that
+    run's conversation. A run that is a thread's turn already (a second click, two people at once)
+    answers that thread, created=False: the run row is locked, so only one thread is ever opened."""
+    from .selectors import run_get
+
+    visible = run_get(actor=actor, run_id=run_id)
+    policy.require(actor, "thread.create", visible.client_id)
+    run = AgentRun.objects.select_for_update().defer("messages").get(pk=visible.pk)
+    if run.thread_id is not None:
+        return ContinuedThread(thread=Thread.objects.select_related("client", "created_by").get(pk=run.thread_id),
+                               created=False)
+    if run.status != RunStatus.SUCCEEDED:
+        then = "continue it when it has finished" if not run.is_finished else "start a new run or thread instead"
+        raise Conflict(f"Only a succeeded run can be continued in a thread; this one is "
+                       f"{run.get_status_display().lower()}: {then}.",
+                       details={"run_id": str(run.pk), "status": run.status})
+    client = Client.objects.filter(pk=run.client_id).first() if run.client_id else None
+    check_not_archived(client)
+    if get_spec(run.agent_type, run.agent_version) is None:
+        raise Conflict(f"{run.agent_type} {run.agent_version}, the version this run used, is no longer available; "
+                       "start a new thread.", details={"agent_version": run.agent_version})
+    thread = thread_open(actor=actor, agent_type=run.agent_type, agent_version=run.agent_version, client=client,
+                         title=run.task, specialization=run.specialization, sandbox=run.sandbox, turns_count=1)
+    AgentRun.objects.filter(pk=run.pk).update(thread=thread, thread_turn=1)
+    return ContinuedThread(thread=thread, created=True)

@@ -1,5 +1,6 @@
 """The demo the README's first command brings up: the guide's three agencies, each with an
-admin and two clients, plus a platform admin on the public host. Idempotent."""
+admin and two clients (each with its brand guidelines document), plus a platform admin on the
+public host. Idempotent."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def seed_demo(*, erp_url: str = "") -> list[str]:
                     created.append(f"client {name} of {demo.name}")
         with schema_context(demo.schema):
             created += _demo_tuning(demo)
+            created += seed_demo_documents(demo)
         if erp_url:
             instance = Instance.objects.get(schema_name=demo.schema)
             instance_set_erp(instance=instance, base_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
@@ -148,6 +150,33 @@ def seed_demo_versions(demo, *, erp_url: str, api_key: str) -> list[str]:
     return created
 
 
+def seed_demo_documents(demo) -> list[str]:
+    """Each client's brand guidelines (DEMO_GUIDELINES), once: uploaded through the documents' service
+    (audited like any upload) in the instance's format (DEMO_GUIDELINES_FORMAT) and read at once, so
+    the demo's first run can search and cite them (the queued ingestion then finds nothing to do)."""
+    from django.core.files.base import ContentFile
+
+    from tuning.knowledge.models import Document, DocumentKind
+    from tuning.knowledge.services import document_ingest, document_upload
+    from tuning.models import Client
+
+    from .demo_data import DEMO_GUIDELINES, DEMO_GUIDELINES_FORMAT
+
+    created = []
+    for name, *_ in demo.clients:
+        client = Client.objects.get(name=name)
+        if Document.objects.filter(client=client, kind=DocumentKind.BRAND_GUIDELINES).exists():
+            continue
+        guidelines = DEMO_GUIDELINES[name]
+        file_name, data = guidelines_file(guidelines, DEMO_GUIDELINES_FORMAT[demo.schema])
+        document = document_upload(actor=None, client=client, title=guidelines.title,
+                                   kind=DocumentKind.BRAND_GUIDELINES, language="en",
+                                   uploaded_file=ContentFile(data, name=file_name), reason="demo seed")
+        document_ingest(document_id=document.pk, revision=document.revision)
+        created.append(f"brand guidelines of {name} ({file_name})")
+    return created
+
+
 def _demo_tuning(demo) -> list[str]:
     """The first client's brand voice, a never rule and an approved example, once."""
     from tuning.models import Client, ContentRule
@@ -180,3 +209,53 @@ def demo_credentials() -> list[dict]:
             out.append({"host": demo.host, "name": demo.name, "token": raw, "client_id": client.pk,
                         "client": client.name, "agent_type": demo.demo_agent, "task": demo.demo_task})
     return out
+
+
+def guidelines_file(guidelines, file_type: str) -> tuple[str, bytes]:
+    """A demo client's brand guidelines as a file of `file_type` (pdf: fpdf2, docx: python-docx, md):
+    (file name, bytes). Headings are real headings in each format (a larger font in the PDF, heading
+    styles in the DOCX), so the chunks keep their sections."""
+    import io
+
+    slug = guidelines.client.lower().replace(" ", "-")
+    if file_type == "md":
+        return f"{slug}-brand-guidelines.md", guidelines.markdown().encode()
+    if file_type == "docx":
+        from docx import Document as DocxDocument
+
+        doc = DocxDocument()
+        doc.add_heading(guidelines.title, level=1)
+        for heading, text in guidelines.sections():
+            doc.add_heading(heading, level=2)
+            for line in text.split("\n"):
+                if line.startswith("- "):
+                    doc.add_paragraph(line[2:], style="List Bullet")
+                else:
+                    doc.add_paragraph(line)
+        out = io.BytesIO()
+        doc.save(out)
+        return f"{slug}-brand-guidelines.docx", out.getvalue()
+    from fpdf import FPDF
+
+    def latin(text: str) -> str:  # the PDF's core font is Latin-1
+        for a, b in (("\u201c", '"'), ("\u201d", '"'), ("\u2019", "'"), ("\u2013", "-"), ("\u2014", "-")):
+            text = text.replace(a, b)
+        return text.encode("latin-1", "replace").decode("latin-1")
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=20)
+    pdf.set_title(latin(guidelines.title))
+    pdf.add_page()
+    pdf.set_font("Helvetica", style="B", size=20)
+    pdf.multi_cell(0, 10, latin(guidelines.title), new_x="LMARGIN", new_y="NEXT")
+    for number, (heading, text) in enumerate(guidelines.sections()):
+        if number in (3, 6):  # a few pages, so citations name a page
+            pdf.add_page()
+        pdf.ln(4)
+        pdf.set_font("Helvetica", style="B", size=14)
+        pdf.multi_cell(0, 8, latin(heading), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", size=11)
+        for line in text.split("\n"):
+            pdf.multi_cell(0, 6, latin(line), new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(2)
+    return f"{slug}-brand-guidelines.pdf", bytes(pdf.output())

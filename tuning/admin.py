@@ -199,6 +199,12 @@ class InstanceTuningForm(forms.ModelForm):
             self.fields["agent_type"] = forms.ChoiceField(
                 choices=_agent_type_choices("—"), required=True,
                 disabled=bool(self.instance.pk), help_text="The agent these overrides apply to.")
+        if services.AUTO_ACCEPT in self.fields:  # the instance-wide page only
+            field = self.fields[services.AUTO_ACCEPT]
+            field.label = "Accept agents' memories automatically"
+            field.help_text = ("Facts an agent proposes with the remember tool are accepted at once and told to the "
+                               "client's next runs, instead of waiting in the memory queue for an account manager. "
+                               "People can still edit, reject or delete them there. Audited; undo it from History.")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -279,7 +285,7 @@ class InstanceTuningAdmin(DialsReadOnly, AuditedChangeAdmin, InstanceModelAdmin)
     change_action = "instance_tuning.edit"
     formfield_overrides = COMPACT_JSON
     form = InstanceTuningForm
-    fieldsets = FIELDSETS_TIER2
+    fieldsets = [*FIELDSETS_TIER2, ("Memory (tier 3)", {"fields": [services.AUTO_ACCEPT]})]
     inlines = [PerAgentTuningInline]
     list_select_related = ["parent"]
 
@@ -303,6 +309,9 @@ class InstanceTuningAdmin(DialsReadOnly, AuditedChangeAdmin, InstanceModelAdmin)
         changes = {f: form.cleaned_data[f] for f in form.changed_data if f in INSTANCE_FIELDS}
         self._run(request, lambda: services.instance_tuning_update(actor=request.user, changes=changes,
                                                                    **self.why(form)))
+        if services.AUTO_ACCEPT in form.changed_data:
+            self._run(request, lambda: services.memory_auto_accept_set(
+                actor=request.user, enabled=bool(form.cleaned_data[services.AUTO_ACCEPT]), **self.why(form)))
 
     def save_formset(self, request, form, formset, change) -> None:
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
@@ -326,7 +335,8 @@ class InstanceTuningAdmin(DialsReadOnly, AuditedChangeAdmin, InstanceModelAdmin)
     def history_view(self, request, object_id, extra_context=None):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        changes = selectors.tuning_changes_visible_to(actor=request.user).filter(entity=Entity.INSTANCE_TUNING)
+        changes = selectors.tuning_changes_visible_to(actor=request.user).filter(
+            Q(entity=Entity.INSTANCE_TUNING) | Q(entity=Entity.MEMORY, field=services.AUTO_ACCEPT))
         return _history(request, self.admin_site, title="History of the instance tuning", changes=changes[:300])
 
 
@@ -666,6 +676,8 @@ class ClientAdmin(AuditedChangeAdmin, InstanceModelAdmin):
 
     def preview_view(self, request):
         """Agent type × client (× specialization) -> the assembled prompt, labelled by tier and field."""
+        from .knowledge.pins import with_sources as with_pin_sources
+
         context: dict[str, Any] = {**self.admin_site.each_context(request), "title": "Prompt preview",
                                    "opts": self.model._meta}
         status = 200
@@ -680,7 +692,10 @@ class ClientAdmin(AuditedChangeAdmin, InstanceModelAdmin):
                 platform = platform_tier_for(form.cleaned_data["agent_type"])
                 spec = {k: form.cleaned_data[k] for k in ("vertical", "region", "language") if form.cleaned_data[k]}
                 prompt = assemble_prompt(platform=platform, client=client, specialization=spec or None)
-                context.update(prompt=prompt, tiers=_tiers(prompt), diff=_diff_since_last_change(
+                tiers = _tiers(prompt)
+                for tier in tiers:  # pinned document excerpts name their source (tuning.knowledge.pins)
+                    tier["sections"] = with_pin_sources(tier["sections"])
+                context.update(prompt=prompt, tiers=tiers, diff=_diff_since_last_change(
                     platform=platform, client=client, spec=spec, current=prompt))
         except CatalogUnavailable as exc:
             context["unavailable"], status = exc.message, 503
@@ -774,6 +789,10 @@ def object_label(change: TuningChange) -> str:
         return f"tuning{agent}" if change.agent_type else "instance-wide tuning"
     if change.entity == Entity.CLIENT_TUNING:
         return f"{change.client_label}'s tuning{agent or ' for all agents'}"
+    if change.entity == Entity.MEMORY and change.field == services.AUTO_ACCEPT:
+        return "instance-wide tuning"
+    if change.entity == Entity.MEMORY and change.field:  # an entry of one field keeps no text
+        return f"memory #{change.entity_id}"
     snapshot = change.old_value if isinstance(change.old_value, dict) else change.new_value
     entity = change.get_entity_display().lower()
     if isinstance(snapshot, dict):
@@ -994,16 +1013,41 @@ class MemoryForm(forms.ModelForm):
 def _told(cache: dict, memory: Memory) -> str:
     """Whether runs are told this accepted memory now, or the size bound leaves it out (per client,
     computed once per page)."""
+    if memory.status == MemoryStatus.EXPIRED or (memory.status == MemoryStatus.ACCEPTED and memory.expires_at
+                                                  is not None and memory.expires_at <= timezone.now()):
+        when = f" {date_format(localtime(memory.expires_at), 'DATETIME_FORMAT')}" if memory.expires_at else ""
+        return f"expired{when}: accept it again with a new expiry"
     if memory.status != MemoryStatus.ACCEPTED:
         return ""
-    if memory.expires_at is not None and memory.expires_at <= timezone.now():
-        return "expired"
     if memory.client_id not in cache:
         cache[memory.client_id] = selectors.memories_for_prompt(client=memory.client_id)
     selection = cache[memory.client_id]
     if any(m.pk == memory.pk for m in selection.included):
         return "told to runs"
     return f"left out: over the {selection.limit}-character bound (least recently used)"
+
+
+class MemoryClientFilter(admin.RelatedOnlyFieldListFilter):
+    """The clients of the memories this person may see (never every client's name), and the
+    agency-wide ones."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.empty_value_display = "Agency-wide"
+
+
+class MemoryExpiryFilter(admin.SimpleListFilter):
+    title = "expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request, model_admin):
+        return [("never", "Never expires"), ("later", "Expires later"), ("passed", "Expiry passed")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        return {"never": lambda: queryset.filter(expires_at__isnull=True),
+                "later": lambda: queryset.filter(expires_at__gt=now),
+                "passed": lambda: queryset.filter(expires_at__lte=now)}.get(self.value(), lambda: queryset)()
 
 
 @admin.register(Memory, site=instance_admin)
@@ -1019,7 +1063,7 @@ class MemoryAdmin(InstanceModelAdmin):
     form = MemoryForm
     action_form = MemoryActionForm
     list_display = ["text", "client_shown", "status", "in_prompt", "source", "use_count", "last_used_at"]
-    list_filter = ["status", "client", "created_at"]
+    list_filter = ["status", ("client", MemoryClientFilter), MemoryExpiryFilter, "created_at"]
     list_select_related = ["client"]
     search_fields = ["text", "source", "client__name"]
     actions = ["accept_selected", "reject_selected"]
@@ -1155,8 +1199,11 @@ def memories_html(request, client: Client) -> str:
     told = {m.pk for m in selection.included}
     token = get_token(request)
     rows = []
+    now = timezone.now()
     for memory in memories:
-        if memory.status == MemoryStatus.ACCEPTED:
+        if memory.status == MemoryStatus.ACCEPTED and memory.expires_at is not None and memory.expires_at <= now:
+            state = "expired"
+        elif memory.status == MemoryStatus.ACCEPTED:
             state = "told to runs" if memory.pk in told else "left out (size bound)"
         else:
             state = "proposed"
@@ -1181,8 +1228,14 @@ def memories_html(request, client: Client) -> str:
         return format_html("<p>No memories yet. Agents propose them with the remember tool; {}.</p>",
                            "accept or reject them here" if may_decide else "an account manager decides")
     link = reverse("instance_admin:tuning_memory_changelist") + f"?client__id__exact={client.pk}"
-    return format_html('<ul class="memories">{}</ul><p><a href="{}">All of this client\'s memories</a></p>',
-                       format_html_join("", "{}", ((r,) for r in rows)), link)
+    note = ""
+    if selection.left_out:
+        note = format_html("<p class=\"memory-bound\">{} accepted {} left out of prompts: together they are over "
+                           "the {}-character bound, and the least recently used go first.</p>",
+                           len(selection.left_out), "memory is" if len(selection.left_out) == 1 else "memories are",
+                           selection.limit)
+    return format_html('<ul class="memories">{}</ul>{}<p><a href="{}">All of this client\'s memories</a></p>',
+                       format_html_join("", "{}", ((r,) for r in rows)), note, link)
 
 
 register_client_panel(ClientPanel("Memory", memories_html, order=30))

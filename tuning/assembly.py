@@ -159,6 +159,8 @@ class AssembledPrompt:
     memory_ids: tuple[int, ...] = ()  # the accepted memories told (tier 3), by id
     memory_left_out: tuple[int, ...] = ()  # accepted memories the size bound left out
     memory_valid_until: datetime | None = None  # the first expiry among the told memories
+    pinned_documents: tuple[int, ...] = ()  # the documents whose pinned excerpts are told (tier 3), by id
+    pins_left_out: tuple[int, ...] = ()  # pinned documents the total bound left out
 
     def prefix_bytes(self) -> bytes:
         """The exact bytes of tools + system as they are sent: equal bytes, equal cache key."""
@@ -382,7 +384,8 @@ def render_memories(memories: Sequence[Any]) -> str:
 
 
 def _tier3(client: Client, tuning: dict[str, Any], rules: Sequence[ContentRule],
-           examples: Sequence[ApprovedExample], memory_text: str = "") -> list[Section]:
+           examples: Sequence[ApprovedExample], memory_text: str = "",
+           pins: Sequence[tuple[str, str]] = ()) -> list[Section]:
     by_kind = {kind: [r.text for r in rules if r.kind == kind] for kind in ("always", "never", "prefer")}
     candidates = [
         ("client", f"# Client: {client.name}"),
@@ -392,6 +395,7 @@ def _tier3(client: Client, tuning: dict[str, Any], rules: Sequence[ContentRule],
         ("rules.never", _bullets("Never", by_kind["never"])),
         ("rules.prefer", _bullets("Prefer", by_kind["prefer"])),
         ("memory", memory_text),
+        *pins,  # pinned document excerpts (tuning.knowledge.pins), after the memories
         ("competitor_rules", _competitors(tuning["competitor_rules"])),
         ("format_preferences", _mapping("Format", tuning["format_preferences"])),
         ("length_preferences", _mapping("Length", tuning["length_preferences"])),
@@ -500,15 +504,21 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
     # Memories of this client and the agency's own, never another client's (DESIGN §11).
     memories = memories_for_prompt(client=client)
     memory_text = render_memories(memories.included)
+    # Pinned excerpts of this client's documents and the instance-wide ones (tuning.knowledge.pins);
+    # every pin change is an audit entry, so the cache key above covers them.
+    from .knowledge.pins import pin_sections, pins_for_prompt
+
+    pins = pins_for_prompt(client=client)
     if client is not None:
         rows, content_rules, examples = client_tier3_rows(client=client, agent_type=platform.agent_type)
         tier3 = effective_client(rows, platform.agent_type)
-        sections += _tier3(client, tier3, content_rules, examples, memory_text)
+        sections += _tier3(client, tier3, content_rules, examples, memory_text, pin_sections(pins.included))
         rules += [PromptRule(r.kind, r.text, 3, r.source) for r in content_rules]
         rules += [PromptRule("competitor", f"{c['competitor']}: {c['instruction']}", 3, "competitor_rules",
                              c["competitor"]) for c in tier3["competitor_rules"] if "competitor" in c]
-    elif memory_text:
-        sections.append(Section(3, "memory", memory_text.strip()))
+    else:
+        sections += [Section(3, name, text.strip()) for name, text in
+                     [("memory", memory_text), *pin_sections(pins.included)] if text.strip()]
 
     system: list[dict] = []
     for tier in (1, 2, 3):
@@ -550,4 +560,6 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
         memory_ids=tuple(m.pk for m in memories.included),
         memory_left_out=tuple(m.pk for m in memories.left_out),
         memory_valid_until=memories.valid_until,
+        pinned_documents=tuple(pin.document_id for pin in pins.included),
+        pins_left_out=tuple(pin.document_id for pin in pins.left_out),
     )

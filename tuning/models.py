@@ -328,6 +328,7 @@ class Entity(models.TextChoices):
     USER = "user", "Team member"
     USER_ROLE = "user_role", "Role"
     MEMORY = "memory", "Memory"
+    DOCUMENT = "document", "Knowledge document"
 
 
 class Action(models.TextChoices):

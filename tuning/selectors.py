@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -40,14 +41,21 @@ def client_get(*, actor: AbstractUser | None, client_id: int | str) -> Client:
 
 
 def tuning_version() -> tuple[int, int | None]:
-    """The id of the newest audit entry, and this transaction's id if it has written anything.
+    """The id of the newest audit entry, and this transaction's id if it has recorded one.
 
     Every tuning write goes through a service that records an entry, so the id changes exactly
-    when some tuning may have changed (the assembler's cache key). A transaction that wrote
-    sees its own uncommitted state: its id keeps what it assembles private to it.
+    when some tuning may have changed (the assembler's cache key). A transaction that recorded an
+    entry sees its own uncommitted state: its id keeps what it assembles private to it. Other
+    writes (a run's rows, a row lock such as a thread's SELECT … FOR UPDATE) give a transaction an
+    id too, but change no tuning, so they keep the shared key and its cached prompt (the
+    transaction's own insert count, `pg_stat_get_xact_tuples_inserted`; it may also count inserts
+    of rolled-back savepoints and of this connection's earlier transactions not yet flushed to the
+    statistics, which only ever makes a key private, never shares one).
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(id), 0), txid_current_if_assigned() FROM tuning_tuningchange")
+        cursor.execute("SELECT COALESCE(MAX(id), 0), CASE WHEN pg_stat_get_xact_tuples_inserted("
+                       "'tuning_tuningchange'::regclass) > 0 THEN txid_current_if_assigned() END "
+                       "FROM tuning_tuningchange")
         newest, transaction_id = cursor.fetchone()
         return newest, transaction_id
 
@@ -107,13 +115,22 @@ def tuning_change_get(*, actor: AbstractUser | None, change_id: int | str) -> Tu
 MEMORY_LINE_OVERHEAD = 3  # "- " and the newline around each memory in the prompt
 
 
+class ToldMemory(NamedTuple):
+    """What the assembler needs of an accepted memory (not a model instance: building 200 of those
+    cost more than the query itself)."""
+
+    pk: int
+    text: str
+    expires_at: datetime | None
+
+
 @dataclass(frozen=True)
 class MemorySelection:
     """The accepted, unexpired memories a run for a client is told (`included`, by id: the order
     they appear in), and the ones the size bound left out (least recently used first)."""
 
-    included: tuple[Memory, ...]
-    left_out: tuple[Memory, ...]
+    included: tuple[ToldMemory, ...]
+    left_out: tuple[ToldMemory, ...]
     limit: int
 
     @property
@@ -132,27 +149,33 @@ def memories_for_prompt(*, client: Client | int | None, now: datetime | None = N
     """What the assembler puts in tier 3 (unscoped: the assembler's read). A client's own accepted
     memories and the agency-wide ones; never another client's. When their text is over the bound
     (`settings.MEMORY_PROMPT_MAX_CHARS`), the least recently used (last told to a run, else
-    accepted) and, among equals, the least used and oldest are left out first."""
+    accepted) and, among equals, the least used and oldest are left out first: one query, most
+    recently used first, then each kept while it still fits."""
     now = now or timezone.now()
     limit = memory_prompt_limit() if limit is None else limit
     client_id = client.pk if isinstance(client, Client) else client
-    whose = Q(client__isnull=True) | Q(client_id=client_id) if client_id is not None else Q(client__isnull=True)
-    rows = list(Memory.objects.filter(whose, status=MemoryStatus.ACCEPTED)
-                .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-                .only("id", "client_id", "text", "expires_at", "use_count", "last_used_at", "decided_at",
-                      "created_at"))
-
-    def recency(m: Memory) -> tuple:
-        return (m.last_used_at or m.decided_at or m.created_at, m.use_count, m.pk)
-
+    # Plain SQL on purpose: on a cold cache this runs for every run, and with 200 memories the ORM's
+    # query building and row handling took several times the query itself (tests/benchmarks/
+    # bench_threads.py, memory_assembly_p50_ms).
+    params: list[Any] = [MemoryStatus.ACCEPTED.value, now]
+    whose = "client_id IS NULL"
+    if client_id is not None:
+        whose += " OR client_id = %s"
+        params.append(int(client_id))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, text, expires_at FROM {Memory._meta.db_table} "  # noqa: S608 - no input in the names
+            f"WHERE status = %s AND (expires_at IS NULL OR expires_at > %s) AND ({whose}) "
+            "ORDER BY COALESCE(last_used_at, decided_at, created_at) DESC, use_count DESC, id DESC", params)
+        rows = cursor.fetchall()
     kept, left, used = [], [], 0
-    for memory in sorted(rows, key=recency, reverse=True):
-        size = len(memory.text) + MEMORY_LINE_OVERHEAD
+    for pk, text, expires_at in rows:
+        size = len(text) + MEMORY_LINE_OVERHEAD
         if used + size <= limit:
-            kept.append(memory)
+            kept.append(ToldMemory(pk, text, expires_at))
             used += size
         else:
-            left.append(memory)
+            left.append(ToldMemory(pk, text, expires_at))
     return MemorySelection(included=tuple(sorted(kept, key=lambda m: m.pk)), left_out=tuple(reversed(left)),
                            limit=limit)
 

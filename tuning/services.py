@@ -7,6 +7,7 @@ writes, and records one `TuningChange` per changed field or object in the same t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -763,12 +764,15 @@ def memory_create(*, actor: AbstractUser | None, client: Client | None, text: st
 
 
 def _memory_change(*, actor: AbstractUser | None, memory: Memory, changes: dict[str, Any], action: str,
-                   reason: str, ticket: str, rollback_of: TuningChange | None) -> Memory:
+                   reason: str, ticket: str, rollback_of: TuningChange | None,
+                   check: Callable[[Memory], None] | None = None) -> Memory:
     memory_id = memory.pk
     memory = Memory.objects.select_for_update(of=("self",)).select_related("client").filter(pk=memory_id).first()
     if memory is None:
         raise NotFound("No such memory.", details={"memory_id": memory_id})
     _memory_require(actor, action, memory.client)
+    if check is not None:  # on the locked row, after the policy
+        check(memory)
     olds = memory_snapshot(memory)
     for field, value in changes.items():
         setattr(memory, field, value)
@@ -789,12 +793,34 @@ def _memory_change(*, actor: AbstractUser | None, memory: Memory, changes: dict[
     return memory
 
 
+_KEEP_EXPIRY = object()
+
+
 @transaction.atomic
 def memory_accept(*, actor: AbstractUser | None, memory: Memory, reason: str = "", ticket: str = "",
-                  _rollback_of: TuningChange | None = None) -> Memory:
-    """Accept a proposal (or a rejected or expired memory again): runs for its client are told it."""
-    return _memory_change(actor=actor, memory=memory, changes={"status": MemoryStatus.ACCEPTED},
-                          action="memory.decide", reason=reason, ticket=ticket, rollback_of=_rollback_of)
+                  expires_at: Any = _KEEP_EXPIRY, _rollback_of: TuningChange | None = None) -> Memory:
+    """Accept a proposal (or a rejected or expired memory again): runs for its client are told it.
+
+    `expires_at` (a future moment, or None for never) replaces the expiry in the same decision; a
+    memory whose expiry has passed is accepted again only with one (else it would expire at once).
+    The status and the new expiry are two entries of one audit group (rolled back together)."""
+    changes: dict[str, Any] = {"status": MemoryStatus.ACCEPTED}
+    now = timezone.now()
+    if expires_at is not _KEEP_EXPIRY:
+        changes["expires_at"] = _memory_expiry(expires_at)
+        if changes["expires_at"] is not None and changes["expires_at"] <= now:
+            raise InvalidInput("expires_at: give a moment in the future (or null: never expires).",
+                               details={"expires_at": [_iso(changes["expires_at"])]})
+
+    def still_current(locked: Memory) -> None:
+        if "expires_at" not in changes and locked.expires_at is not None and locked.expires_at <= now:
+            raise InvalidInput(f"expires_at: memory #{locked.pk} expired on {locked.expires_at:%Y-%m-%d %H:%M} UTC; "
+                               "accept it with a new expires_at (in the future, or null for never), or change its "
+                               "expiry first.", details={"expires_at": [_iso(locked.expires_at)]})
+
+    with audit.group():
+        return _memory_change(actor=actor, memory=memory, changes=changes, action="memory.decide", reason=reason,
+                              ticket=ticket, rollback_of=_rollback_of, check=still_current)
 
 
 @transaction.atomic
@@ -835,6 +861,31 @@ def memory_delete(*, actor: AbstractUser | None, memory: Memory, reason: str = "
     audit.record(actor=actor, tier=Tier.CLIENT, entity=Entity.MEMORY, entity_id=memory_id, action=Action.DELETE,
                  old=snapshot, client=client, reason=reason, ticket=ticket,
                  affected_clients=None if client else _all_client_ids(), rollback_of=_rollback_of)
+
+
+def memories_expire(*, now: datetime | None = None) -> int:
+    """Mark the proposed and accepted memories of the current schema whose expiry has passed as
+    expired (beat task `tuning.expire_memories`). The assembler leaves them out already; this makes
+    the admin and the API say so. Each is an audited system change (actor none) that a person can
+    undo by accepting the memory again with a new expiry. Rows a person holds locked at that moment
+    are skipped (the next round takes them); the rest change in one UPDATE."""
+    now = now or timezone.now()
+    live = [MemoryStatus.PROPOSED, MemoryStatus.ACCEPTED]
+    with transaction.atomic():
+        due = list(Memory.objects.select_for_update(skip_locked=True, of=("self",)).select_related("client")
+                   .filter(status__in=live, expires_at__lte=now).order_by("pk"))
+        if not due:
+            return 0
+        Memory.objects.filter(pk__in=[m.pk for m in due]).update(status=MemoryStatus.EXPIRED, updated_at=now)
+        every_client = None
+        for memory in due:
+            if memory.client_id is None and every_client is None:
+                every_client = _all_client_ids()
+            audit.record(actor=None, tier=Tier.CLIENT, entity=Entity.MEMORY, entity_id=memory.pk,
+                         action=Action.UPDATE, field="status", old=memory.status, new=MemoryStatus.EXPIRED,
+                         client=memory.client, reason=f"Expired: its expiry ({_iso(memory.expires_at)}) has passed.",
+                         affected_clients=every_client if memory.client_id is None else None)
+    return len(due)
 
 
 @transaction.atomic

@@ -28,6 +28,7 @@ from ..services import run_cancel, run_create, run_version_for
 from ..streaming import StreamExpired, StreamInterrupted, StreamRefused, run_event_stream
 from ..threads import (
     thread_close,
+    thread_continue_from_run,
     thread_cost,
     thread_create,
     thread_get,
@@ -169,8 +170,8 @@ class ExecuteView(InstanceApiView):
         request=ExecuteSerializer,
         parameters=[OpenApiParameter(
             "Idempotency-Key", {"type": "string", "maxLength": 200}, OpenApiParameter.HEADER, required=False,
-            description="Repeat a request safely: your same key with the same agent_type, task, client_id, metadata "
-                        "and specialization returns the first run (replayed: true); with any other value it is 409 "
+            description="Repeat a request safely: your same key with the same agent_type, task, client_id, metadata, "
+                        "specialization and thread returns the first run (replayed: true); with any other value it is 409 "
                         "naming the fields that differ. Keys are per user.")],
         responses={202: ExecuteAccepted, (200, EVENT_STREAM): OpenApiResponse(
             ServerSentEventSerializer, description="With stream=true (or Accept: text/event-stream): the run's event stream, "
@@ -396,7 +397,7 @@ class ThreadDetailView(InstanceApiView):
         return Response(_thread_detail(thread_get(actor=request.user, thread_id=thread_id)))
 
     @extend_schema(responses={200: ThreadDetailSerializer},
-                   summary="Close a thread: it takes no more messages (409 after). A turn still running finishes.")
+                   summary="Close a thread: it takes no more messages (409 after); a turn still running is cancelled.")
     def delete(self, request, thread_id):
         return Response(_thread_detail(thread_close(actor=request.user, thread_id=thread_id)))
 
@@ -419,3 +420,16 @@ class ThreadMessagesView(InstanceApiView):
         created = thread_message_send(actor=request.user, thread_id=thread_id, message=data["message"],
                                       metadata=data.get("metadata"))
         return accepted(request, created, stream=data.get("stream", False))
+
+
+class RunThreadView(InstanceApiView):
+    action = "thread.create"
+
+    @extend_schema(request=None, responses={201: ThreadDetailSerializer, 200: ThreadDetailSerializer},
+                   summary="Continue a succeeded run in a thread: the run becomes turn 1 of a new thread (201); "
+                           "send the next message to POST /threads/{thread_id}/messages. A run that is a thread's "
+                           "turn already answers that thread (200). 409 while the run has not succeeded.")
+    def post(self, request, run_id):
+        continued = thread_continue_from_run(actor=request.user, run_id=run_id)
+        return Response(_thread_detail(continued.thread),
+                        status=status.HTTP_201_CREATED if continued.created else status.HTTP_200_OK)

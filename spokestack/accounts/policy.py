@@ -174,6 +174,20 @@ RULES: tuple[Rule, ...] = (
           why="Writing, editing or deleting a memory directly is as accepting one.",
           what="write or delete this client's memories", perms=["tuning.add_memory", "tuning.change_memory",
                                                                "tuning.delete_memory"]),
+    _rule("knowledge.view", EVERY_ROLE, assigned=True, support=True,
+          why="A client's documents are what its agents are told to cite: readable by everyone who works on it, "
+              "the client included; instance-wide documents by everyone.",
+          what="see this client's documents", perms=["knowledge.view_document"]),
+    _rule("knowledge.upload", EVERY_ROLE, assigned=True, support=False,
+          why="The client owns its brand guidelines: a client contact may upload for their client. Instance-wide "
+              "documents are uploaded by instance admins and managers.",
+          what="upload documents for this client", perms=["knowledge.add_document"]),
+    _rule("knowledge.delete", (IA, IM, AM), assigned=True, support=True,
+          why="Removing a document changes what every agent of the client can cite: the agency decides.",
+          what="delete this client's documents", perms=["knowledge.delete_document"]),
+    _rule("knowledge.pin", (IA, IM, AM), assigned=True, support=True,
+          why="A pinned excerpt is told to every run for the client, as a client rule is.",
+          what="pin this client's documents into its prompt", perms=["knowledge.change_document"]),
     _rule("prompt.preview", (IA, IM, AM), assigned=True, support=True,
           why="A preview shows tier 2 too; an account manager previews their clients' prompts only (without a "
               "client a preview is instance_tuning.view).",

@@ -87,6 +87,7 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
@@ -105,6 +106,7 @@ TENANT_APPS = [
     "axes",
     "spokestack.accounts",
     "tuning",
+    "tuning.knowledge",
     "skills",
     "agents",
     "feedback",
@@ -325,6 +327,8 @@ SPECTACULAR_SETTINGS = {
         "RuleSourceEnum": "tuning.models.RuleSource",
         "VerticalEnum": "tuning.models.Vertical",
         "VerdictEnum": "feedback.models.Verdict",
+        "DocumentKindEnum": "tuning.knowledge.models.DocumentKind",
+        "DocumentStatusEnum": "tuning.knowledge.models.DocumentStatus",
         "RoleEnum": ["instance_admin", "instance_manager", "account_manager", "client_contact"],  # a person's role
         "AssignableRoleEnum": ["account_manager", "client_contact"],  # the roles a client assignment gives
     },
@@ -423,3 +427,20 @@ CELERY_BEAT_SCHEDULE["expire-sandboxes"] = {"task": "versions.expire_sandboxes",
 # Memories past their expiry are left out of prompts at once; this marks them expired (audited).
 CELERY_BEAT_SCHEDULE["expire-memories"] = {"task": "tuning.expire_memories",
                                            "schedule": float(env("MEMORY_EXPIRY_INTERVAL_S", "300"))}
+
+# --- knowledge (DESIGN §12) -------------------------------------------------------------
+# Documents are stored through STORAGES["default"]: files under MEDIA_ROOT by default (never
+# served by URL; the admin and the API stream them after asking the policy). For S3-compatible
+# storage set STORAGES["default"] to django-storages' S3 backend (see the README, "Knowledge").
+MEDIA_ROOT = env("DJANGO_MEDIA_ROOT", str(BASE_DIR / ".spokestack" / "media"))
+KNOWLEDGE_MAX_UPLOAD_BYTES = int(env("KNOWLEDGE_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
+KNOWLEDGE_MAX_PAGES = int(env("KNOWLEDGE_MAX_PAGES", "500"))
+KNOWLEDGE_CHUNK_CHARS = int(env("KNOWLEDGE_CHUNK_CHARS", "1200"))
+# A pinned document excerpt is told to every run for its client (tier 3) within this many characters;
+# all pins of one prompt together within four times as many (tuning.knowledge.pins).
+KNOWLEDGE_PIN_MAX_CHARS = int(env("KNOWLEDGE_PIN_MAX_CHARS", "2000"))
+# A document still processing this long after its last progress lost its worker (or its message):
+# it is queued again when the documents are read, and by this beat task.
+KNOWLEDGE_STALE_AFTER_S = float(env("KNOWLEDGE_STALE_AFTER_S", "300"))
+CELERY_BEAT_SCHEDULE["recover-knowledge-ingestions"] = {
+    "task": "knowledge.recover_ingestions", "schedule": float(env("KNOWLEDGE_RECOVERY_INTERVAL_S", "120"))}

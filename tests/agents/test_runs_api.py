@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from agents.loop import execute_run
-from agents.models import AgentRun, RunEvent, RunStatus, ToolCall
+from agents.models import AgentRun, RunEvent, RunStatus, Thread, ToolCall
 from tuning.services import client_create
 
 from ..conftest import HOST_B
@@ -222,6 +222,21 @@ def test_the_same_idempotency_key_with_other_metadata_or_specialization_is_409_n
     error = other.json()["error"]
     assert error["details"]["fields"] == ["metadata", "specialization"] and "metadata, specialization" in error["message"]
     assert AgentRun.objects.count() == 1
+
+
+def test_the_same_idempotency_key_with_and_without_thread_is_409_and_replays_the_threaded_one(in_a, admin_a, api):
+    client = api(in_a, admin_a)
+    body = {"agent_type": "copy", "task": "One", "thread": True}
+    first = client.post("/api/v1/agent/execute", body, format="json", HTTP_IDEMPOTENCY_KEY="order-44")
+    assert first.status_code == 202 and first.json()["thread_id"]
+    plain = client.post("/api/v1/agent/execute", {**body, "thread": False}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="order-44")
+    assert plain.status_code == 409 and plain.json()["error"]["details"]["fields"] == ["thread"]
+    again = client.post("/api/v1/agent/execute", body, format="json", HTTP_IDEMPOTENCY_KEY="order-44")
+    assert again.status_code == 202 and again.json()["replayed"] is True
+    assert again.json()["run_id"] == first.json()["run_id"]
+    assert again.json()["thread_id"] == first.json()["thread_id"]
+    assert AgentRun.objects.count() == 1 and Thread.objects.count() == 1
 
 
 def test_an_execute_that_asks_for_an_event_stream_gets_the_stream(in_a, admin_a, api):

@@ -129,6 +129,19 @@ def test_a_closed_thread_takes_no_message(in_a, admin_a, client_a, api):
     assert not AgentRun.objects.filter(thread_id=thread_id).exists()
 
 
+def test_closing_a_thread_cancels_the_turn_it_is_running(in_a, admin_a, client_a, api):
+    client = api(in_a, admin_a)
+    created = client.post(THREADS, {"agent_type": "copy", "client_id": client_a.pk, "message": "A caption."},
+                          format="json").json()
+    thread_id, turn = created["thread"]["thread_id"], created["run_id"]
+    assert AgentRun.objects.get(pk=turn).status == RunStatus.QUEUED
+    closed = client.delete(f"{THREADS}/{thread_id}")
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    run = AgentRun.objects.get(pk=turn)
+    assert run.status == RunStatus.CANCELLED and run.cancel_requested
+    assert run.events.order_by("-seq").first().type == "run.cancelled"
+
+
 def test_the_thread_keeps_its_version_after_a_newer_one_is_activated(in_a, admin_a, api):
     from versions.services import version_config_update
 

@@ -20,6 +20,8 @@ from django.db import connection
 from django.test import override_settings
 from django_tenants.utils import schema_context
 
+from . import fresh_instance
+
 SCHEMA = "bench_feedback"
 HOST = "bench-feedback.localhost"
 N = 10_000
@@ -31,16 +33,7 @@ AFTER = ["Glow gently with our rose serum.", "Our oud mist lasts.", "The night c
 
 
 def _instance():
-    from spokestack.tenancy.models import Domain, Instance
-    from spokestack.tenancy.services import instance_provision
-
-    public, _ = Instance.objects.get_or_create(schema_name="public", defaults={"name": "Platform"})
-    Domain.objects.get_or_create(domain="localhost", defaults={"tenant": public})
-    existing = Instance.objects.filter(schema_name=SCHEMA).first()
-    if existing is not None:
-        existing.delete(force_drop=True)
-    return instance_provision(name="Bench feedback", domain=HOST, admin_email="admin@bench.example",
-                              schema_name=SCHEMA).instance
+    return fresh_instance(schema=SCHEMA, host=HOST, name="Bench feedback").instance
 
 
 def _seed(client, n: int, tag: str = "") -> None:

@@ -18,21 +18,14 @@ from django.test import Client as HttpClient
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
+from . import fresh_instance
+
 SCHEMA = "bench_tuning"
 HOST = "bench-tuning.localhost"
 
 
 def _instance():
-    from spokestack.tenancy.models import Domain, Instance
-    from spokestack.tenancy.services import instance_provision
-
-    public, _ = Instance.objects.get_or_create(schema_name="public", defaults={"name": "Platform"})
-    Domain.objects.get_or_create(domain="localhost", defaults={"tenant": public})
-    existing = Instance.objects.filter(schema_name=SCHEMA).first()
-    if existing is not None:
-        existing.delete(force_drop=True)
-    return instance_provision(name="Bench tuning", domain=HOST, admin_email="admin@bench.example",
-                              schema_name=SCHEMA).instance
+    return fresh_instance(schema=SCHEMA, host=HOST, name="Bench tuning").instance
 
 
 def _assembly_p50_ms() -> tuple[float, float]:

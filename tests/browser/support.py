@@ -37,3 +37,21 @@ def in_thread(schema: str, fn):
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(call).result()
+
+
+def erp_wired_client(live_instance, sample_erp, egress_loopback):
+    """The live instance wired to the sample ERP (reachable on loopback) with one client, Desert
+    Bloom Cosmetics, for tests that run agents whose tools read the ERP; returns the client."""
+    from django.db import connection
+
+    from spokestack.sample_erp import DEMO_API_KEYS
+    from spokestack.tenancy.services import instance_set_erp
+    from tuning.services import client_create
+
+    egress_loopback(sample_erp[0].server_port)
+    instance = live_instance.instance
+    instance_set_erp(instance=instance, base_url=sample_erp[1], api_key=DEMO_API_KEYS["alpha"])
+    with schema_context(instance.schema_name):
+        client = client_create(name="Desert Bloom Cosmetics", vertical="beauty", region="GCC")
+    connection.set_schema_to_public()
+    return client

@@ -1,27 +1,18 @@
 """An admin runs an agent from the admin and watches it stream live, then replays it."""
 
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context
 
-from spokestack.sample_erp import DEMO_API_KEYS
-from spokestack.tenancy.services import instance_set_erp
-from tuning.services import client_create
-
 from ..conftest import PASSWORD
-from .support import SCREENSHOTS
+from .support import SCREENSHOTS, erp_wired_client
 
 
 @pytest.mark.browser
 @pytest.mark.live
 def test_run_an_agent_from_the_admin_and_watch_it_stream(live_instance, celery_worker, daphne_server, sample_erp,
                                                          fake_model, egress_loopback, page):
-    egress_loopback(sample_erp[0].server_port)
     instance = live_instance.instance
-    instance_set_erp(instance=instance, base_url=sample_erp[1], api_key=DEMO_API_KEYS["alpha"])
-    with schema_context(instance.schema_name):
-        client = client_create(name="Desert Bloom Cosmetics", vertical="beauty", region="GCC")
-    connection.set_schema_to_public()
+    client = erp_wired_client(live_instance, sample_erp, egress_loopback)
     marker = "[browser-run]"
     fake_model.script(marker, [
         {"content": [{"type": "text", "text": "Reading the brand guidelines."},

@@ -47,7 +47,13 @@ def test_the_offline_model_calls_the_demo_skill_in_alphas_copy_run(in_a, egress_
     seed_demo_skill(ALPHA, erp_url="http://127.0.0.1:8765", api_key=DEMO_API_KEYS["alpha"])
     tools = sorted([*platform_tier(get_spec("copy")).tools, Skill.objects.get(name=DEMO_SKILL_NAME).definition()],
                    key=lambda t: t["name"])
-    reply = offline_model.respond({"model": "offline", "tools": tools,
-                                   "messages": [{"role": "user", "content": ALPHA.demo_task}]})
+    messages = [{"role": "user", "content": ALPHA.demo_task}]
+    reply = offline_model.respond({"model": "offline", "tools": tools, "messages": messages})
     calls = [block for block in reply.content if block["type"] == "tool_use"]
+    if [block["name"] for block in calls] == ["search_knowledge"]:  # the task asks for the brand guidelines (#17)
+        messages += [{"role": "assistant", "content": reply.content},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": calls[0]["id"],
+                                                   "content": '{"passages": []}'}]}]
+        reply = offline_model.respond({"model": "offline", "tools": tools, "messages": messages})
+        calls = [block for block in reply.content if block["type"] == "tool_use"]
     assert DEMO_SKILL_NAME in [block["name"] for block in calls]

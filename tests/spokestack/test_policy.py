@@ -194,6 +194,29 @@ def _thread(world: World, client):
         actor=None, agent_type="copy", client_id=c.pk, title=f"Captions for {c.name}").thread)
 
 
+def _markdown_file(name: str, text: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, text)
+
+
+def _read(response):
+    """A streamed download as a plain response (the matrix reads `content`)."""
+    from django.http import HttpResponse
+
+    if not getattr(response, "streaming", False):
+        return response
+    return HttpResponse(b"".join(response.streaming_content), status=response.status_code)
+
+
+def _document(world: World, client):
+    from tuning.knowledge.services import document_upload
+
+    return world._per_client("document", _where(world, client), lambda c: document_upload(
+        actor=None, client=c, title=f"{c.name} brand guidelines",
+        uploaded_file=_markdown_file("guidelines.md", b"# Voice\nWarm and plain.")))
+
+
 def _both(action: str, surface: str, call, **kwargs) -> list[Probe]:
     return [Probe(action, surface, where, call, **kwargs) for where in ("mine", "other")]
 
@@ -296,6 +319,15 @@ PROBES: list[Probe] = [
         "/api/v1/memories", {"client_id": c.pk, "text": "Prefers teal.", "status": "proposed"}, **J)),
     *_both("memory.decide", "api", lambda w, h, c: h.post(f"/api/v1/memories/{_memory(w, c).pk}/accept", **J)),
     *_both("memory.write", "api", lambda w, h, c: h.delete(f"/api/v1/memories/{_memory(w, c).pk}")),
+    *_both("knowledge.view", "api", lambda w, h, c: h.get(f"/api/v1/knowledge/documents/{_document(w, c).pk}")),
+    *_both("knowledge.view", "api", lambda w, h, c: _read(h.get(
+        f"/api/v1/knowledge/documents/{_document(w, c).pk}/file"))),
+    *_both("knowledge.upload", "api", lambda w, h, c: h.post("/api/v1/knowledge/documents", {
+        "client_id": c.pk, "file": _markdown_file("tone.md", b"# Tone\nCalm.")})),
+    *_both("knowledge.delete", "api", lambda w, h, c: h.delete(f"/api/v1/knowledge/documents/{_document(w, c).pk}")),
+    *_both("knowledge.pin", "api", lambda w, h, c: h.post(f"/api/v1/knowledge/documents/{_document(w, c).pk}/pin",
+                                                        {"excerpt": "Warm and plain."}, **J)),
+    *_both("knowledge.view", "api", lambda w, h, c: h.get(f"/api/v1/knowledge/search?q=voice&client_id={c.pk}")),
     *_both("prompt.preview", "api", lambda w, h, c: h.get(f"/api/v1/agents/copy/prompt-preview?client_id={c.pk}")),
     *_admin("prompt.preview", lambda w, h, c: h.get(f"/admin/tuning/client/preview/?agent_type=copy&client={c.pk}"),
             where="mine"),

@@ -156,7 +156,7 @@ def test_assembly_reads_a_constant_few_queries(in_a, make_client):
         return prompt, [q["sql"] for q in queries.captured_queries if not q["sql"].startswith("SET search_path")]
 
     first, cold = reads()
-    assert len(cold) == 6  # the tuning version, tier 2 rows, memories, tier 3 rows, rules, examples
+    assert len(cold) == 7  # the tuning version, tier 2 rows, memories, pinned excerpts, tier 3 rows, rules, examples
     second, warm = reads()
     assert len(warm) == 1 and "FROM tuning_tuningchange" in warm[0]
     assert second.prefix_bytes() == first.prefix_bytes() and second.system is not first.system

@@ -197,6 +197,9 @@ RECIPES: dict[str, Recipe] = {
         actor=w["am_mine"], memory=m))(tuning_services.memory_propose(actor=None, client=w["mine"], text="Oxford comma.")),
     "tuning.services.memory_auto_accept_set": lambda w, f: lambda: tuning_services.memory_auto_accept_set(
         actor=w["admin"], enabled=True),
+    "tuning.services.memories_expire": lambda w, f: (lambda m: lambda: tuning_services.memories_expire(
+        now=m.expires_at + dt.timedelta(seconds=1)))(tuning_services.memory_create(
+            actor=None, client=w["mine"], text="Spring sale ends soon.", expires_at=timezone.now() + dt.timedelta(days=1))),
     "tuning.services.tuning_rollback": lambda w, f: (lambda entry: lambda: tuning_services.tuning_rollback(
         actor=w["admin"], change=entry))(_entry(w)),
     "skills.services.skill_create": lambda w, f: lambda: skill_services.skill_create(

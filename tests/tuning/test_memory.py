@@ -6,21 +6,30 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+import re
+import threading
+from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.test import Client as HttpClient
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from agents.loop import execute_run
 from agents.models import RunStatus
 from agents.services import run_create
+from tests.browser.support import SCREENSHOTS
 from tuning.assembly import assemble_prompt, platform_tier_for
-from tuning.models import Memory, TuningChange
+from tuning.models import Client, Memory, TuningChange
 from tuning.selectors import memories_for_prompt
 from tuning.services import (
+    client_create,
     client_rule_add,
+    memory_auto_accept_enabled,
     memory_auto_accept_set,
     memory_create,
     memory_propose,
@@ -29,6 +38,7 @@ from tuning.services import (
 
 from ..conftest import HOST_A
 from ..skills.conftest import scripted, text_turn, tool_turn  # noqa: F401 - the fixture
+from .test_admin_polish import WIDE_FIELDS
 
 FACT = "Always use British spelling."
 
@@ -192,6 +202,8 @@ def test_the_size_bound_leaves_out_the_least_recently_used_and_the_admin_says_wh
         assert page.count("told to runs") == 2 and "left out: over the" in page
         client_page = http.get(f"/admin/tuning/client/{w['mine'].pk}/change/").content.decode()
         assert "left out (size bound)" in client_page and old.text in client_page
+        assert f"1 accepted memory is left out of prompts: together they are over the {limit}-character bound" \
+            in client_page
 
 
 def test_admin_queue_bulk_accepts_with_a_reason_and_the_client_page_decides_one(world):
@@ -203,6 +215,7 @@ def test_admin_queue_bulk_accepts_with_a_reason_and_the_client_page_decides_one(
     http.force_login(w["am_mine"])
     page = http.get("/admin/tuning/memory/?status__exact=proposed").content.decode()
     assert first.text in page and foreign.text not in page
+    assert "Other Bank" not in page  # the client filter names only the clients of memories one may see
     response = http.post("/admin/tuning/memory/", {"action": "accept_selected", "_selected_action": [first.pk],
                                                    "decision_reason": "Confirmed on the call."})
     assert response.status_code == 302
@@ -251,20 +264,151 @@ def test_a_person_writes_and_edits_a_memory_in_the_admin_through_the_services(wo
     assert other.get(f"/admin/tuning/memory/{memory.pk}/change/").status_code == 404
 
 
+def test_an_instance_admin_turns_auto_accept_on_in_the_api_and_off_in_the_admin(world, scripted, api):  # noqa: F811
+    w = world
+    admin, am_mine, am_other = (api(w["instance"], w[k]) for k in ("admin", "am_mine", "am_other"))
+    assert admin.get("/api/v1/tuning").json()["memory_auto_accept"] is False
+    assert "memory_auto_accept" not in admin.get("/api/v1/agents/copy/tuning").json()
+    # off: the remember tool only proposes, and the next run is not told
+    _run(w, scripted, "auto-off", w["mine"], [tool_turn(("toolu_a1", "remember", {"fact": FACT})), text_turn("Noted.")])
+    assert Memory.objects.get().status == "proposed"
+    _, told = _run(w, scripted, "auto-off-next", w["mine"])
+    assert FACT not in _system(told[0])
+    # who may change instance tuning may change it; account managers may not
+    for refused in (am_mine, am_other):
+        response = refused.put("/api/v1/tuning", {"memory_auto_accept": True}, format="json")
+        assert response.status_code == 403 and response.json()["error"]["code"]
+    assert admin.put("/api/v1/tuning", {"memory_auto_accept": "yes"}, format="json").status_code == 400
+    on = admin.put("/api/v1/tuning", {"memory_auto_accept": True, "reason": "We trust the agents."}, format="json")
+    assert on.status_code == 200 and on.json()["memory_auto_accept"] is True
+    assert admin.get("/api/v1/tuning").json()["memory_auto_accept"] is True
+    entry = TuningChange.objects.get(field="memory_auto_accept")
+    assert (entry.actor, entry.old_value, entry.new_value, entry.reason) == (w["admin"], False, True,
+                                                                             "We trust the agents.")
+    # on: the remember tool's fact is accepted at once and told to the client's next run
+    fact = "Sign off as 'The Mine team'."
+    _run(w, scripted, "auto-on", w["mine"], [tool_turn(("toolu_a2", "remember", {"fact": fact})), text_turn("Noted.")])
+    assert Memory.objects.get(text=fact).status == "accepted"
+    _, told = _run(w, scripted, "auto-on-next", w["mine"])
+    assert fact in _system(told[0]) and FACT not in _system(told[0])
+
+    # the instance tuning page: the setting, explained, saved through the audited service
+    http = HttpClient(HTTP_HOST=HOST_A)
+    http.force_login(w["admin"])
+    url = http.get("/admin/tuning/instancetuning/")["Location"]
+    page = http.get(url).content.decode()
+    assert "Accept agents&#x27; memories automatically" in page
+    assert re.search(r'<input type="checkbox" name="memory_auto_accept"[^>]* checked', page)
+    off = http.post(url, {**WIDE_FIELDS, "change_reason": "Proposals wait for a person again."})
+    assert off.status_code == 302, off.content.decode()[:2000]
+    assert not memory_auto_accept_enabled()
+    latest = TuningChange.objects.filter(field="memory_auto_accept").latest("id")
+    assert (latest.old_value, latest.new_value, latest.reason) == (True, False, "Proposals wait for a person again.")
+    assert "memory auto accept" in http.get(url.replace("/change/", "/history/")).content.decode()
+    # reversible: rolling the entry back turns it on again
+    assert admin.post(f"/api/v1/tuning/rollback/{latest.pk}", format="json").status_code == 201
+    assert memory_auto_accept_enabled()
+
+
+def test_expired_memories_are_marked_by_beat_shown_as_expired_and_accepted_again_with_a_new_expiry(
+        world, scripted, api):  # noqa: F811
+    from tuning.tasks import expire_memories
+
+    w = world
+    assert settings.CELERY_BEAT_SCHEDULE["expire-memories"]["task"] == "tuning.expire_memories"
+    past = timezone.now() - timedelta(minutes=5)
+    accepted = memory_create(actor=w["am_mine"], client=w["mine"], text=FACT, expires_at=past)
+    proposed = memory_propose(actor=None, client=w["mine"], text="Spring sale copy until May.", source="run:x",
+                              expires_at=past)
+    lasting = memory_create(actor=None, client=w["mine"], text="Prefers teal accents.")
+    am, am_other = api(w["instance"], w["am_mine"]), api(w["instance"], w["am_other"])
+    # before beat marks it: left out of the prompt already, and the admin says it expired
+    _, told = _run(w, scripted, "expiry-before", w["mine"])
+    assert FACT not in _system(told[0]) and lasting.text in _system(told[0])
+    http = HttpClient(HTTP_HOST=HOST_A)
+    http.force_login(w["am_mine"])
+    assert "expired " in http.get(f"/admin/tuning/memory/{accepted.pk}/change/").content.decode()
+
+    assert expire_memories() == 2
+    assert expire_memories() == 0
+    listed = {m["id"]: m["status"] for m in am.get("/api/v1/memories").json()["results"]}
+    assert listed == {accepted.pk: "expired", proposed.pk: "expired", lasting.pk: "accepted"}
+    entries = TuningChange.objects.filter(entity="memory", field="status", new_value="expired").order_by("entity_id")
+    assert [(e.entity_id, e.actor_label, e.old_value, e.client) for e in entries] == [
+        (str(accepted.pk), "system", "accepted", w["mine"]), (str(proposed.pk), "system", "proposed", w["mine"])]
+    queue = http.get("/admin/tuning/memory/?status__exact=expired").content.decode()
+    assert FACT in queue and "accept it again with a new expiry" in queue and lasting.text not in queue
+    passed = http.get("/admin/tuning/memory/?expiry=passed").content.decode()
+    assert FACT in passed and proposed.text in passed and lasting.text not in passed
+
+    # accepted again: only with a new expiry in the future (or none), both changes one reversible group
+    again = am.post(f"/api/v1/memories/{accepted.pk}/accept", format="json")
+    assert again.status_code == 400 and "new expires_at" in again.json()["error"]["message"]
+    stale = am.post(f"/api/v1/memories/{accepted.pk}/accept", {"expires_at": past.isoformat()}, format="json")
+    assert stale.status_code == 400
+    assert am.post(f"/api/v1/memories/{proposed.pk}/reject", {"expires_at": None}, format="json").status_code == 400
+    assert am_other.post(f"/api/v1/memories/{accepted.pk}/accept", {"expires_at": None},
+                         format="json").status_code == 404
+    until = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
+    renewed = am.post(f"/api/v1/memories/{accepted.pk}/accept", {"expires_at": until.isoformat(),
+                                                                  "reason": "Still true this quarter."}, format="json")
+    assert renewed.status_code == 200, renewed.json()
+    assert renewed.json()["status"] == "accepted" and renewed.json()["expires_at"].startswith(until.strftime("%Y-%m-%d"))
+    _, told = _run(w, scripted, "expiry-renewed", w["mine"])
+    assert FACT in _system(told[0])
+    status_entry, expiry_entry = TuningChange.objects.filter(entity="memory", entity_id=str(accepted.pk),
+                                                             actor=w["am_mine"], action="update").order_by("id")
+    assert (status_entry.field, expiry_entry.field) == ("status", "expires_at")
+    assert status_entry.group is not None and status_entry.group == expiry_entry.group
+    assert am.post(f"/api/v1/tuning/rollback/{status_entry.pk}", format="json").status_code == 201
+    accepted.refresh_from_db()
+    assert (accepted.status, accepted.expires_at) == ("expired", past)
+    # an expired memory is never told, and a new proposal of the same fact is a new memory
+    assert memory_propose(actor=None, client=w["mine"], text=FACT, source="run:y").pk != accepted.pk
+
+
+@pytest.mark.live
+def test_a_row_lock_is_no_tuning_change_so_the_cached_prompt_serves_it(live_instance, live_db):
+    """A thread's message locks its thread row (SELECT … FOR UPDATE) before its run is assembled: the
+    lock gives the transaction an id but changes no tuning, so the cached prompt serves it (a
+    transaction that records a tuning change keeps its prompt private: test_concurrency.py)."""
+    schema = live_instance.instance.schema_name
+    with schema_context(schema):
+        client = client_create(name="Lock Cosmetics")
+        memory_create(actor=None, client=client, text=FACT)
+    seen: dict = {}
+
+    def locker() -> None:  # a connection of its own: no inserts of this test's set-up counted on it
+        try:
+            with schema_context(schema):
+                copy = platform_tier_for("copy")
+                assemble_prompt(platform=copy, client=client)
+                with transaction.atomic():
+                    Client.objects.select_for_update().get(pk=client.pk)
+                    with CaptureQueriesContext(connection) as queries:
+                        seen["told"] = FACT in assemble_prompt(platform=copy, client=client).system_text()
+                    seen["queries"] = [q["sql"] for q in queries.captured_queries]
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=locker)
+    thread.start()
+    thread.join(30)
+    assert seen["told"] is True
+    assert not [sql for sql in seen["queries"] if "tuning_instancetuning" in sql or "SELECT id, text" in sql]
+
+
 # daphne runs in its own process: as tests/browser/test_tuning_admin.py, it gets the tests' small
 # catalog as the fallback (set before the session's daphne starts; a registered catalog still wins).
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 
 
 @pytest.mark.browser
 @pytest.mark.live
 def test_an_account_manager_accepts_a_proposal_on_the_client_page_and_bulk_rejects_in_the_queue(
         live_instance, daphne_server, page):
-    from django_tenants.utils import schema_context
-
     from spokestack.accounts.services import user_create
-    from tuning.services import client_assign, client_create
+    from tuning.services import client_assign
 
     from ..conftest import PASSWORD, host_of
 

@@ -166,13 +166,16 @@ class InstanceTuningSerializer(serializers.ModelSerializer):
     agency_terminology = TerminologyField(write_only=True, required=False,
                                           help_text="The guide's shape of terminology_use / terminology_avoid.")
     updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text=UPDATED_AT)
+    memory_auto_accept = serializers.BooleanField(
+        required=False, help_text="Instance-wide only: memories an agent proposes (the remember tool) are accepted at "
+                                  "once instead of waiting for an account manager. Audited and reversible.")
     reason = serializers.CharField(write_only=True, required=False, help_text="Why: kept in the audit log.")
     ticket = serializers.CharField(write_only=True, required=False, help_text="A ticket reference for the audit log.")
 
     class Meta:
         model = InstanceTuning
-        fields = ["agent_type", *INSTANCE_FIELDS, "behavior_params", "agency_brand_voice", "agency_terminology",
-                  "updated_at", "reason", "ticket"]
+        fields = ["agent_type", *INSTANCE_FIELDS, "memory_auto_accept", "behavior_params", "agency_brand_voice",
+                  "agency_terminology", "updated_at", "reason", "ticket"]
         read_only_fields = ["agent_type", "updated_at"]
         extra_kwargs = {field: {"required": False} for field in INSTANCE_FIELDS}
 
@@ -180,12 +183,14 @@ class InstanceTuningSerializer(serializers.ModelSerializer):
 class AgentTuningSerializer(InstanceTuningSerializer):
     """One agent type's tier-2 row, with what applies after precedence and the platform's bounds."""
 
+    memory_auto_accept = None  # an instance-wide setting: not on an agent type's row
     effective = serializers.DictField(read_only=True, help_text="The values a run gets (tiers 1-2 merged).")
     platform = serializers.DictField(read_only=True, help_text="The platform's bounds: max_effort, "
                                      "max_tokens_limit, content_filters, confirmation_patterns.")
 
     class Meta(InstanceTuningSerializer.Meta):
-        fields = [*InstanceTuningSerializer.Meta.fields, "effective", "platform"]
+        fields = [*(f for f in InstanceTuningSerializer.Meta.fields if f != "memory_auto_accept"), "effective",
+                  "platform"]
 
 
 class ClientTuningSerializer(serializers.ModelSerializer):
@@ -314,4 +319,7 @@ class MemoryEditSerializer(serializers.Serializer):
 
 class MemoryDecisionSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, help_text="Why: kept on the memory and in the audit log.")
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="Accept only: a new expiry (in the future; null: never). Required to accept an expired memory.")
     ticket = serializers.CharField(required=False)

@@ -1,5 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
+from ..knowledge.search_api import KnowledgeSearchView
 from . import views
 
 urlpatterns = [
@@ -27,4 +28,6 @@ urlpatterns = [
     path("memories/<int:memory_id>", views.MemoryDetailView.as_view(), name="memory"),
     path("memories/<int:memory_id>/accept", views.MemoryAcceptView.as_view(), name="memory-accept"),
     path("memories/<int:memory_id>/reject", views.MemoryRejectView.as_view(), name="memory-reject"),
+    path("", include("tuning.knowledge.api")),
+    path("knowledge/search", KnowledgeSearchView.as_view(), name="knowledge-search"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -59,10 +60,18 @@ class TuningView(InstanceApiView):
         return selectors.client_get(actor=self.request.user, client_id=client_id)
 
 
+AUTO_ACCEPT = services.AUTO_ACCEPT  # instance-wide only; written by memory_auto_accept_set
+
+
 def _instance_payload(row, agent_type: str) -> dict[str, Any]:
     if row is None:
-        return {"agent_type": agent_type, **{f: EMPTY[k] for f, k in INSTANCE_FIELDS.items()}, "updated_at": None}
-    return InstanceTuningSerializer(row).data
+        payload = {"agent_type": agent_type, **{f: EMPTY[k] for f, k in INSTANCE_FIELDS.items()},
+                   AUTO_ACCEPT: False, "updated_at": None}
+    else:
+        payload = dict(InstanceTuningSerializer(row).data)
+    if agent_type:
+        payload.pop(AUTO_ACCEPT, None)
+    return payload
 
 
 class InstanceTuningView(TuningView):
@@ -76,8 +85,12 @@ class InstanceTuningView(TuningView):
                    summary="Change instance-wide tuning fields; only the fields sent change.")
     def put(self, request):
         changes, audit = self.split(self.body())
-        row = services.instance_tuning_update(actor=request.user, changes=changes, **audit)
-        return Response(InstanceTuningSerializer(row).data)
+        auto_accept = changes.pop(AUTO_ACCEPT, None)
+        with transaction.atomic():  # the tuning fields and the auto-accept flag: both or neither
+            row = services.instance_tuning_update(actor=request.user, changes=changes, **audit)
+            if auto_accept is not None:
+                row = services.memory_auto_accept_set(actor=request.user, enabled=auto_accept, **audit)
+        return Response(_instance_payload(row, ""))
 
 
 class AgentTuningView(TuningView):
@@ -99,7 +112,7 @@ class AgentTuningView(TuningView):
     def put(self, request, agent_type: str):
         changes, audit = self.split(self.body())
         row = services.instance_tuning_update(actor=request.user, agent_type=agent_type, changes=changes, **audit)
-        return Response(InstanceTuningSerializer(row).data)
+        return Response(_instance_payload(row, agent_type))
 
 
 ARCHIVED_PARAM = OpenApiParameter("archived", bool, description="true: only the archived clients; false "
@@ -496,10 +509,16 @@ class MemoryAcceptView(TuningView):
     decide = staticmethod(services.memory_accept)
 
     @extend_schema(request=MemoryDecisionSerializer, responses=MemorySerializer,
-                   summary="Accept a memory: the client's next runs are told it.")
+                   summary="Accept a memory: the client's next runs are told it. An expired memory is accepted "
+                           "again with a new expires_at (in the future, or null for never).")
     def post(self, request, memory_id: int):
         memory = selectors.memory_get(actor=request.user, memory_id=memory_id)
-        _, audit = self.split(self.body() if request.data else {})
+        data, audit = self.split(self.body() if request.data else {})
+        if "expires_at" in data:
+            if self.decide is not services.memory_accept:
+                raise InvalidInput("expires_at: only an accept takes a new expiry; change it with PATCH "
+                                   f"/api/v1/memories/{memory.pk}.", details={"expires_at": ["not here"]})
+            audit["expires_at"] = data["expires_at"]
         return Response(MemorySerializer(self.decide(actor=request.user, memory=memory, **audit)).data)
 
 

@@ -1,0 +1,108 @@
+"""Documents and their chunks (DESIGN §12).
+
+A `Document` belongs to a client (tier 3) or, with no client, to the instance (tier 2). Its file is
+kept through Django's storage API under a path of the instance's schema and a random directory
+(`document_path`), never served by URL: the admin and the API stream it after asking the policy.
+Ingestion (a Celery job) extracts the text and replaces the document's `Chunk` rows in one
+transaction; each chunk keeps its heading path and page, and is indexed for PostgreSQL full-text
+search in the document's language (`search_vector`, built with `config`) and for trigram
+similarity (`text`, pg_trgm). `client` is copied onto every chunk so a search filters one column.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import connection, models
+from django.utils.text import get_valid_filename
+
+from tuning.models import Client
+
+
+class DocumentKind(models.TextChoices):
+    BRAND_GUIDELINES = "brand_guidelines", "Brand guidelines"
+    STYLE_GUIDE = "style_guide", "Style guide"
+    PAST_WORK = "past_work", "Past work"
+    REFERENCE = "reference", "Reference"
+    OTHER = "other", "Other"
+
+
+class DocumentStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+# The PostgreSQL text search configuration of each language a document may be in; any other
+# language is indexed with `simple` (words as written, no stemming).
+SEARCH_CONFIGS = {"en": "english", "ar": "arabic", "fr": "french", "de": "german"}
+
+
+def search_config(language: str) -> str:
+    return SEARCH_CONFIGS.get((language or "").split("-")[0].lower(), "simple")
+
+
+def document_path(document: Document, filename: str) -> str:
+    """knowledge/<schema>/<random>/<file name>: per instance, and not guessable from anything a
+    user sees (the random part is 128 bits)."""
+    name = get_valid_filename(filename)[-120:] or "document"
+    return f"knowledge/{connection.schema_name}/{secrets.token_hex(16)}/{name}"
+
+
+class Document(models.Model):
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.CASCADE, related_name="documents",
+                               help_text="Empty: an instance-wide document, searched by runs for every client.")
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=DocumentKind.choices, default=DocumentKind.REFERENCE)
+    language = models.CharField(max_length=10, default="en", help_text="en, ar, fr, de … (search stems these four).")
+    file = models.FileField(upload_to=document_path, max_length=300)
+    original_name = models.CharField(max_length=255, blank=True)
+    file_type = models.CharField(max_length=10, blank=True, help_text="What the content is: pdf, docx, html, md, txt, csv.")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=DocumentStatus.choices, default=DocumentStatus.PROCESSING)
+    error = models.TextField(blank=True, help_text="Why processing failed, in words the uploader can act on.")
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of the ingestion done.")
+    chunks_count = models.PositiveIntegerField(default=0)
+    revision = models.PositiveIntegerField(default=1, help_text="1, then one more for each re-upload.")
+    pinned = models.BooleanField(default=False, help_text="Told to every run for the client as a bounded excerpt.")
+    pin_excerpt = models.TextField(blank=True, help_text="The part pinned; empty: the document's beginning.")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["client", "status"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    heading = models.CharField(max_length=500, blank=True, help_text="The section path, e.g. 'Voice › Tone'.")
+    page = models.PositiveIntegerField(null=True, blank=True)
+    config = models.CharField(max_length=20, default="simple", help_text="The text search configuration used.")
+    search_vector = SearchVectorField(null=True)
+
+    class Meta:
+        ordering = ["document", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["document", "ordinal"], name="knowledge_chunk_ordinal")]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="knowledge_chunk_fts"),
+            GinIndex(fields=["text"], opclasses=["gin_trgm_ops"], name="knowledge_chunk_trgm"),
+            models.Index(fields=["client"], name="knowledge_chunk_client"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal}"
