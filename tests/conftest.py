@@ -71,6 +71,20 @@ def network_guard():
 # --- database and instances -------------------------------------------------------------
 
 
+def pytest_collection_modifyitems(config, items):
+    """No test may use pytest-django's transactional database (django_db(transaction=True),
+    `transactional_db`): its flush empties every table at teardown, the public instance and the
+    hosts of instances A and B included, and every later test of the session then meets 404s.
+    Tests that need committed data use `live_instance` (or `live_db`) instead."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        transactional = marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+        if transactional or "transactional_db" in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(f"{item.nodeid}: use live_instance or live_db, not a transactional database "
+                                    "(its flush empties the public tables for the rest of the session)")
+
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
     """The test database, always (pytest-django only creates it when a collected test asks for

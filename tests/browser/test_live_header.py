@@ -8,16 +8,15 @@ their own client is held."""
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of, wait_for
 from ..skills.conftest import scripted, text_turn, tool_turn  # noqa: F401 - fixtures by name
+from .support import SCREENSHOTS
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 DRAFT = {"content": "Glow gently this Ramadan."}
 
 

@@ -2,7 +2,6 @@
 admin signs in to the new instance with it."""
 
 import os
-from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -10,8 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from ..conftest import PASSWORD
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
+from .support import SCREENSHOTS
 
 
 @pytest.fixture

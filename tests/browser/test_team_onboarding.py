@@ -4,16 +4,15 @@ and a page their role may not open is the styled 403 page that says why."""
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of
 from ..processes import process_env, start_daphne, stop_process
+from .support import SCREENSHOTS
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 LINK = re.compile(r"http://\S+/account/welcome/\S+/")
 
 

@@ -4,15 +4,14 @@ reprs, the Roll back button whole), and rolls a client change back from the clie
 through the confirmation page, with a reason."""
 
 import os
-from pathlib import Path
 
 import pytest
 from django_tenants.utils import schema_context
 
 from ..conftest import PASSWORD, host_of
+from .support import SCREENSHOTS
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 
 
 @pytest.mark.browser

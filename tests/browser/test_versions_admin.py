@@ -6,7 +6,6 @@ instance never ran). And the release e-mail goes to the instance admins when no 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -14,10 +13,9 @@ from django_tenants.utils import schema_context
 
 from ..conftest import HOST_A, host_of
 from ..versions.helpers import catalog_before_release, caution_update, release
-from .support import log_in
+from .support import SCREENSHOTS, log_in
 
 os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 
 
 @pytest.mark.browser

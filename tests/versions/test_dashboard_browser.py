@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from tests.browser.support import SCREENSHOTS
 
 from ..browser.support import log_in
 from ..conftest import host_of
 from .helpers import caution_update
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".spokestack" / "test" / "screenshots"
 
 
 @pytest.mark.browser
