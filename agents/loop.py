@@ -178,7 +178,7 @@ class RunLoop:
         # name, e.g. after a new core version, is left out rather than shadowing the core tool).
         self.skills = {s.name: s for s in skills_for_agent_type(agent_type=spec.agent_type)
                        if s.name not in core_names}
-        self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client,
+        self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client, for_run=True,
                                       specialization=run.specialization,
                                       extra_tools=[s.definition() for s in self.skills.values()])
         self.tools = {t.name: t for t in spec.tools if t.name not in set(self.prompt.disabled_tools)}

@@ -459,8 +459,9 @@ def _fresh_copy(prompt: AssembledPrompt) -> AssembledPrompt:
 
 
 def assemble_prompt(*, platform: PlatformTier, client: Client | None, specialization: dict | None = None,
-                    extra_tools: Sequence[dict] = ()) -> AssembledPrompt:
-    """Build the stable request prefix for one agent run of `platform.agent_type` for `client`."""
+                    extra_tools: Sequence[dict] = (), for_run: bool = False) -> AssembledPrompt:
+    """Build the stable request prefix for one agent run of `platform.agent_type` for `client`.
+    `for_run`: a run will be told it, so each memory in it counts a use (previews and checks do not)."""
     from .selectors import tuning_version
 
     key = _cache_key(platform, client, specialization, extra_tools, tuning_version())
@@ -469,14 +470,16 @@ def assemble_prompt(*, platform: PlatformTier, client: Client | None, specializa
         fresh = hit is not None and (hit[1].memory_valid_until is None or timezone.now() < hit[1].memory_valid_until)
         if hit is not None and hit[0] is platform and fresh:
             _CACHE.move_to_end(key)
-            _note_memory_use(hit[1].memory_ids)
+            if for_run:
+                _note_memory_use(hit[1].memory_ids)
             return _fresh_copy(hit[1])
     prompt = _assemble(platform=platform, client=client, specialization=specialization, extra_tools=extra_tools)
     with _CACHE_LOCK:
         _CACHE[key] = (platform, prompt)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    _note_memory_use(prompt.memory_ids)
+    if for_run:
+        _note_memory_use(prompt.memory_ids)
     return _fresh_copy(prompt)
 
 

@@ -95,6 +95,9 @@ def test_a_run_proposes_the_account_manager_accepts_and_only_that_clients_next_r
     _, other_next = _run(w, scripted, "mem-other", w["other"])
     assert FACT not in _system(other_next[0]) and FACT not in json.dumps(other_next[0]["messages"])
     assert Memory.objects.get().use_count == 1
+    preview = am_mine.get(f"/api/v1/agents/copy/prompt-preview?client_id={w['mine'].pk}")
+    assert preview.status_code == 200 and FACT in json.dumps(preview.json())
+    assert Memory.objects.get().use_count == 1, "a preview is no run: it counts no use"
 
     # rolled back (the accept entry, by the account manager): the next run is no longer told it
     entry = TuningChange.objects.get(entity="memory", entity_id=str(memory.pk), field="status")
