@@ -23,6 +23,16 @@ def media_root(settings, tmp_path):
     return tmp_path / "media"
 
 
+@pytest.fixture
+def worker_media(settings):
+    """The MEDIA_ROOT a worker of the session reads (the default, as the server's): for tests whose
+    documents a real worker may ingest."""
+    import os
+
+    settings.MEDIA_ROOT = os.environ.get("DJANGO_MEDIA_ROOT", str(settings.BASE_DIR / ".spokestack" / "media"))
+    return settings.MEDIA_ROOT
+
+
 def pdf_bytes(pages: list[list[tuple[str, str]]]) -> bytes:
     """A PDF with one page per item; each page a list of (style, text): h1, h2 or p."""
     from fpdf import FPDF

@@ -4,7 +4,6 @@ resolved to one ingestion — in-process, and once through the real worker."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from datetime import timedelta
@@ -122,7 +121,14 @@ def test_a_reupload_replaces_the_chunks_atomically(client_a, make_user, django_c
     assert services.document_ingest(document_id=document.pk, revision=2) == "skipped"  # a duplicate delivery
 
 
-def test_a_search_during_a_reupload_sees_the_old_chunks_or_the_new_never_a_mix(live_instance):
+def _ready(document_id: int, *, revision: int) -> Document:
+    """Ingest the revision here, or wait for the worker that took it first."""
+    services.document_ingest(document_id=document_id, revision=revision)
+    return wait_for(lambda: Document.objects.filter(pk=document_id, revision=revision,
+                                                    status=DocumentStatus.READY).first(), timeout=60)
+
+
+def test_a_search_during_a_reupload_sees_the_old_chunks_or_the_new_never_a_mix(live_instance, worker_media):
     """Real threads against real PostgreSQL: a reader polls the chunks while the new revision is indexed.
     (Committed data in an instance of its own: not django_db(transaction=True), whose flush would empty
     the public tables — the instances and their hosts — for every test after it.)"""
@@ -135,7 +141,10 @@ def test_a_search_during_a_reupload_sees_the_old_chunks_or_the_new_never_a_mix(l
         client = client_create(name="Atomic Co")
         old_text = "\n\n".join(f"Old paragraph {i} about tone. " * 20 for i in range(30)).encode()
         new_text = "\n\n".join(f"New paragraph {i} about tone. " * 20 for i in range(40)).encode()
-        document = _ingest(client, "old.txt", old_text)
+        # The data is committed, so the session's worker (if one runs) may ingest before this test
+        # does: whoever does, the reader must never see a mix.
+        document = services.document_upload(actor=None, client=client, uploaded_file=upload("old.txt", old_text))
+        document = _ready(document.pk, revision=1)
         old_count = document.chunks_count
         services.document_replace(actor=None, document=document, uploaded_file=upload("new.txt", new_text))
         seen: set[tuple[int, int]] = set()
@@ -151,7 +160,7 @@ def test_a_search_during_a_reupload_sees_the_old_chunks_or_the_new_never_a_mix(l
         thread = threading.Thread(target=reader)
         thread.start()
         try:
-            assert services.document_ingest(document_id=document.pk, revision=2) == "ready"
+            _ready(document.pk, revision=2)
         finally:
             done.set()
             thread.join()
@@ -181,14 +190,13 @@ def test_a_stale_processing_document_is_queued_again_when_read(client_a, make_us
 
 
 @pytest.mark.live
-def test_the_worker_ingests_once_whatever_the_deliveries(live_instance, celery_worker, api, settings):
+def test_the_worker_ingests_once_whatever_the_deliveries(live_instance, celery_worker, api, worker_media):
     """Upload through the API, the worker ingests; a duplicate task and a lost-worker recovery change nothing
     twice. (The worker stores and reads files under the default MEDIA_ROOT, as the server does.)"""
     from tuning.knowledge.tasks import knowledge_ingest
     from tuning.services import client_create
 
     instance, admin = live_instance.instance, live_instance.admin
-    settings.MEDIA_ROOT = os.environ.get("DJANGO_MEDIA_ROOT", str(settings.BASE_DIR / ".spokestack" / "media"))
     with schema_context(instance.schema_name):
         client = client_create(name="Desert Bloom Cosmetics")
     http = api(instance, admin)
@@ -232,7 +240,7 @@ def _worker_log(worker) -> str:
 
 @pytest.mark.live
 def test_a_worker_killed_mid_ingestion_is_replaced_and_the_document_ingested_once(live_instance, api, settings,
-                                                                                    request):
+                                                                                   worker_media, request):
     """SIGKILL the worker half-way through a long PDF: the document stays processing with its progress;
     once it is stale, reading it queues it again, and another worker ingests it, once."""
     from tuning.knowledge.tasks import knowledge_ingest
@@ -240,7 +248,6 @@ def test_a_worker_killed_mid_ingestion_is_replaced_and_the_document_ingested_onc
 
     from ..processes import WorkerProcess, process_env
 
-    settings.MEDIA_ROOT = os.environ.get("DJANGO_MEDIA_ROOT", str(settings.BASE_DIR / ".spokestack" / "media"))
     settings.KNOWLEDGE_STALE_AFTER_S = 2
     instance, admin = live_instance.instance, live_instance.admin
     paragraph = "Every caption for the launch keeps to the brand voice: warm, plain and confident. " * 6
