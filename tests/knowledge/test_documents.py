@@ -184,4 +184,10 @@ def test_instance_b_never_sees_instance_a_documents(world, api, instance_a, inst
     assert http.get(f"/api/v1/knowledge/documents/{document.pk}").status_code == 404
     assert http.get(f"/api/v1/knowledge/documents/{document.pk}/file").status_code == 404
     assert http.get("/api/v1/knowledge/documents").json()["results"] == []
+    pin = http.post(f"/api/v1/knowledge/documents/{document.pk}/pin", {"excerpt": "Warm."}, format="json")
+    assert pin.status_code == 404
+    assert http.delete(f"/api/v1/knowledge/documents/{document.pk}").status_code == 404
+    assert http.get("/api/v1/knowledge/search?q=voice").json()["results"] == []
     connection.set_tenant(instance_a)
+    document.refresh_from_db()
+    assert not document.pinned
