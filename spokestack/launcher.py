@@ -452,12 +452,15 @@ def _test_sharded(shards: int, pytest_args: list[str]) -> int:
             processes.append(_pytest(service_env, split, state=STATE / profile, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1))
         printer = threading.Lock()
+        failures: list[str] = []  # pytest's "FAILED …"/"ERROR …" summary lines, repeated at the very end
 
         def relay(n: int, process: subprocess.Popen) -> None:
             for line in process.stdout:
                 with printer:
                     sys.stdout.write(f"[{n}/{shards}] {line}")
                     sys.stdout.flush()
+                    if line.startswith(("FAILED ", "ERROR ")):
+                        failures.append(f"[{n}/{shards}] {line.rstrip()}")
 
         relays = [threading.Thread(target=relay, args=(n, p), daemon=True) for n, p in enumerate(processes, 1)]
         for thread in relays:
@@ -472,6 +475,8 @@ def _test_sharded(shards: int, pytest_args: list[str]) -> int:
             thread.join(5)
     for n, code in enumerate(codes, 1):
         log(f"shard {n}/{shards}: pytest exit code {code}")
+    for line in failures:  # so that the tail of the output (all a CI page may keep) names what failed
+        log(line)
     log(f"the whole suite took {time.monotonic() - started:.0f} s")
     return next((code for code in codes if code != 0), 0)
 
