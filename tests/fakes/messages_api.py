@@ -32,6 +32,12 @@ answer (`agents.offline_model.respond`), or a 500 with `default="error"`.
 
 Latency is real waiting in the server thread, spread over the stream's events.
 
+It also answers POST /v1/embeddings, in Voyage's and OpenAI's shape, for knowledge search's semantic
+ranking: deterministic vectors of 1,024 numbers in which words of one `CONCEPTS` group share a
+dimension ("shades" is near "palette"), other words hash to their own, so a query finds the
+passage that means the same without a word in common. `embeddings_status` (e.g. 503) makes it
+refuse; `embedding_requests` keeps each request's (input_type, number of texts).
+
 As a process, for benchmarks::
 
     python -m tests.fakes.messages_api --port 8799 --latency 2.0
@@ -41,15 +47,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import signal
 import socket
 import threading
 import time
+import zlib
 from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agents import offline_model
+
+EMBEDDING_DIMENSIONS = 1024
+CONCEPTS = (
+    {"palette", "colour", "colours", "color", "colors", "shade", "shades", "hue", "hues"},
+    {"voice", "tone", "personality", "sound", "sounds"},
+    {"logo", "logotype", "emblem", "mark"},
+    {"typeface", "typefaces", "font", "fonts", "typography", "lettering"},
+    {"price", "prices", "pricing", "cost", "costs", "quote"},
+)
+_STOP = {"the", "a", "an", "and", "or", "of", "to", "in", "on", "is", "are", "we", "our", "may", "which", "what",
+         "how", "use", "it", "its", "for", "with", "be", "do", "does", "can", "should", "us", "you", "your"}
+
+
+def fake_embedding(text: str) -> list[float]:
+    """A unit vector: one dimension per concept (weight 3) and per other word (1, by its CRC)."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in _STOP:
+            continue
+        concept = next((n for n, group in enumerate(CONCEPTS) if word in group), None)
+        if concept is not None:
+            vector[concept] += 3.0
+        else:
+            vector[len(CONCEPTS) + zlib.crc32(word.encode()) % (EMBEDDING_DIMENSIONS - len(CONCEPTS))] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    if not norm:
+        vector[-1], norm = 1.0, 1.0
+    return [x / norm for x in vector]
 
 
 def _complete_content(content: list[dict], marker: str, index: int) -> list[dict]:
@@ -88,6 +125,8 @@ class FakeMessagesApi:
         self.most_in_flight = 0  # the most requests answered at once (parallelism, not timing)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.embeddings_status = 200  # another status: every embeddings request is refused with it
+        self.embedding_requests: list[tuple[str, int]] = []  # (input_type, how many texts), oldest first
 
     # --- scripting and inspection ---------------------------------------------------------
 
@@ -260,8 +299,25 @@ class _Handler(BaseHTTPRequestHandler):
             with self.api._lock:
                 self.api._answer_ms[marker].append((time.perf_counter() - started) * 1000)
 
+    def _embeddings(self, raw: bytes) -> None:
+        body = json.loads(raw or b"{}")
+        texts = body.get("input") or []
+        texts = [texts] if isinstance(texts, str) else texts
+        with self.api._lock:
+            self.api.embedding_requests.append((body.get("input_type", ""), len(texts)))
+            status = self.api.embeddings_status
+        if status != 200:
+            self._send_json(status, {"detail": f"the fake embeddings API answers {status}"})
+            return
+        self._send_json(200, {"object": "list", "model": body.get("model", ""),
+                              "data": [{"object": "embedding", "index": n, "embedding": fake_embedding(text)}
+                                       for n, text in enumerate(texts)]})
+
     def _answer(self, raw: bytes) -> str:
         """Answer one POST; returns the marker of the scripted turn it served ('' for none)."""
+        if self.path.split("?")[0].rstrip("/") == "/v1/embeddings":
+            self._embeddings(raw)
+            return ""
         if self.path.split("?")[0].rstrip("/") != "/v1/messages":
             self._send_json(404, offline_model.error_body(404, f"No route {self.path}"))
             return ""

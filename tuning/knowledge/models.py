@@ -6,7 +6,8 @@ kept through Django's storage API under a path of the instance's schema and a ra
 Ingestion (a Celery job) extracts the text and replaces the document's `Chunk` rows in one
 transaction; each chunk keeps its heading path and page, and is indexed for PostgreSQL full-text
 search in the document's language (`search_vector`, built with `config`) and for trigram
-similarity (`text`, pg_trgm). `client` is copied onto every chunk so a search filters one column.
+similarity (`text`, pg_trgm), and, with an embedding provider, by its vector (`embedding`, pgvector).
+`client` is copied onto every chunk so a search filters one column.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.db import connection, models
+from django.db.models.functions import Cast
 from django.utils.text import get_valid_filename
+from pgvector.django import HnswIndex, VectorField
 
 from tuning.models import Client
 
@@ -39,6 +42,10 @@ class DocumentStatus(models.TextChoices):
 # The PostgreSQL text search configuration of each language a document may be in; any other
 # language is indexed with `simple` (words as written, no stemming).
 SEARCH_CONFIGS = {"en": "english", "ar": "arabic", "fr": "french", "de": "german"}
+
+
+EMBEDDING_DIMENSIONS = 1024
+EMBEDDING_SQL = f"c.embedding::vector({EMBEDDING_DIMENSIONS})"  # the indexed expression
 
 
 def search_config(language: str) -> str:
@@ -94,6 +101,12 @@ class Chunk(models.Model):
     page = models.PositiveIntegerField(null=True, blank=True)
     config = models.CharField(max_length=20, default="simple", help_text="The text search configuration used.")
     search_vector = SearchVectorField(null=True)
+    # Only with an embedding provider (tuning.knowledge.embeddings): filled after ingestion. Declared
+    # without its dimensions, which django-tenants' clone_schema drops from a type in `public`
+    # ("vector", then the HNSW index fails: "column does not have dimensions"; denishpatel/pg-clone-schema
+    # #157, whose clone_schema django-tenants vendors); the index is on the
+    # cast to vector(1024) instead, and the search orders by that same expression (`EMBEDDING_SQL`).
+    embedding = VectorField(null=True, blank=True)
 
     class Meta:
         ordering = ["document", "ordinal"]
@@ -102,6 +115,9 @@ class Chunk(models.Model):
             GinIndex(fields=["search_vector"], name="knowledge_chunk_fts"),
             GinIndex(fields=["text"], opclasses=["gin_trgm_ops"], name="knowledge_chunk_trgm"),
             models.Index(fields=["client"], name="knowledge_chunk_client"),
+            HnswIndex(OpClass(Cast("embedding", VectorField(dimensions=EMBEDDING_DIMENSIONS)),
+                              name="vector_cosine_ops"),
+                      name="knowledge_chunk_embedding", m=16, ef_construction=64),
         ]
 
     def __str__(self) -> str:

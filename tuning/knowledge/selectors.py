@@ -11,7 +11,10 @@ configuration that its `search_vector` has; a query word no document in scope ha
 as a misspelt product name, counts by its `word_similarity` to the passage), plus ts_rank_cd of the
 exact phrase (`phraseto_tsquery`) and of `websearch_to_tsquery(chunk.config, query)` (the words
 near each other). The candidates come from the two GIN indexes alone (see `_SEARCH_SQL`); only
-those are ranked.
+those are ranked. With an embedding provider configured, the query's nearest chunks by meaning
+(pgvector's HNSW index) are fused with that ranking by reciprocal rank (`_fuse`): "which shades may
+we use" finds the passage on the palette that shares no word with it. Without one, or while the
+provider does not answer, the ranking is the full-text one alone.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from django.db.models import Q
 from spokestack.accounts import policy
 from spokestack.errors import InvalidInput
 
-from .models import SEARCH_CONFIGS, Document, DocumentKind, DocumentStatus, search_config
+from . import embeddings
+from .models import EMBEDDING_SQL, SEARCH_CONFIGS, Document, DocumentKind, DocumentStatus, search_config
 
 MAX_LIMIT = 10
 MAX_QUERY_CHARS = 300
@@ -235,10 +239,15 @@ def _compose(params: dict, match: str) -> str:
 def knowledge_search(*, query: str, client=None, kinds=None, limit: int = 5) -> list[Passage]:
     """The passages that best answer `query` among the ready documents of `client` (a Client, its
     id, or None) and the instance's own, best first. No permission check: the caller is a run for
-    that client (its tool) or `knowledge_search_for`, which asks the policy."""
+    that client (its tool) or `knowledge_search_for`, which asks the policy. With an embedding
+    provider, the full-text ranking is fused with the nearest chunks by meaning (`_fuse`)."""
     sql, params, scope = search_statement(query=query, client=client, kinds=kinds, limit=limit, match="all")
     if not scope.documents:
         return []
+    vector = embeddings.embed_query(params["q"])
+    wanted = params["limit"]
+    if vector is not None:
+        params["limit"] = SEMANTIC_CANDIDATES  # more of each ranking to fuse
     # The threshold holds for this transaction only (is_local): a pooled connection keeps no setting.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", [str(WORD_SIMILARITY)])
@@ -248,12 +257,14 @@ def knowledge_search(*, query: str, client=None, kinds=None, limit: int = 5) -> 
         # without some word covers less), so the any-word search, which reads far more rows for
         # common words, would return the same ones. Otherwise search with any word.
         several_words = len(_WORD.findall(params["q"])) > 1
-        if len(rows) < params["limit"] and several_words and not params["fuzzy_words"]:
+        if len(rows) < wanted and several_words and not params["fuzzy_words"]:
             cursor.execute(_compose(params, "any"), params)
             rows = cursor.fetchall()
+        if vector is not None:
+            rows = _fuse(rows, _nearest(cursor, vector, params))
     terms = _terms(params["q"])
     passages = []
-    for chunk_id, document_id, heading, page, text, score in rows:
+    for chunk_id, document_id, heading, page, text, score in rows[:wanted]:
         title, kind = scope.documents[document_id]
         passages.append(Passage(
             document_id=document_id, title=title, kind=kind, heading=heading, page=page,
@@ -261,6 +272,44 @@ def knowledge_search(*, query: str, client=None, kinds=None, limit: int = 5) -> 
             citation=citation_text(title=title, page=page, heading=heading),
             url=document_admin_url(document_id), chunk_id=chunk_id))
     return passages
+
+
+# --- semantic ranking (only with an embedding provider) --------------------------------------
+
+SEMANTIC_CANDIDATES = 20
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank) from each ranking
+
+# The nearest chunks in scope by cosine distance, from the HNSW index. Its iterative scan goes on
+# past the first `ef_search` neighbours until enough rows pass the client and document filters
+# (pgvector 0.8; "relaxed": in roughly that order, so the rows are sorted again here).
+_NEAREST_SQL = """
+SELECT c.id, c.document_id, c.heading, c.page, c.text, {embedding} <=> %(vector)s::vector AS distance
+FROM knowledge_chunk c
+WHERE c.embedding IS NOT NULL AND {client_clause} AND (c.document_id + 0) = ANY(%(documents)s)
+ORDER BY {embedding} <=> %(vector)s::vector
+LIMIT {limit}
+"""
+
+
+def _nearest(cursor, vector: list[float], params: dict) -> list[tuple]:
+    cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                   "set_config('hnsw.ef_search', '100', true)")
+    cursor.execute(_NEAREST_SQL.format(client_clause=_client_clause(params["client"]), limit=SEMANTIC_CANDIDATES,
+                                       embedding=EMBEDDING_SQL),
+                   {**params, "vector": "[" + ",".join(f"{x:.7g}" for x in vector) + "]"})
+    return sorted(cursor.fetchall(), key=lambda row: row[-1])
+
+
+def _fuse(lexical: list[tuple], nearest: list[tuple]) -> list[tuple]:
+    """Reciprocal rank fusion: each passage scores 1/(RRF_K + rank) in each ranking it is in, summed
+    (a passage both rankings put first scores 2/61 ≈ 0.033); best first. Nothing is weighted by the
+    two rankings' raw scores, which are not comparable."""
+    fused: dict[int, list] = {}
+    for ranking in (lexical, nearest):
+        for rank, row in enumerate(ranking, start=1):
+            entry = fused.setdefault(row[0], [*row[:5], 0.0])
+            entry[5] += 1.0 / (RRF_K + rank)
+    return sorted((tuple(entry) for entry in fused.values()), key=lambda row: (-row[5], -row[1], row[0]))
 
 
 def knowledge_search_for(actor: AbstractUser | None, *, query: str, client_id: int | None = None, kinds=None,

@@ -32,6 +32,7 @@ from spokestack.tasks import enqueue_on_commit
 from tuning import audit
 from tuning.models import Action, Client, Entity, Tier, TuningChange
 
+from . import embeddings
 from .extract import ExtractionError, chunk_blocks, extract
 from .files import detect_type, read_upload
 from .models import Chunk, Document, DocumentKind, DocumentStatus, search_config
@@ -305,10 +306,10 @@ class _Superseded(Exception):
 
 
 @contextlib.contextmanager
-def _ingest_lock(document_id: int) -> Iterator[bool]:
-    """One ingestion of a document at a time, across workers: a session advisory lock, released by
-    PostgreSQL if the worker dies. Yields False when another worker holds it."""
-    key = f"knowledge_ingest:{connection.schema_name}:{document_id}"
+def _document_lock(job: str, document_id: int) -> Iterator[bool]:
+    """One `job` (ingest, embed) of a document at a time, across workers: a session advisory lock,
+    released by PostgreSQL if the worker dies. Yields False when another worker holds it."""
+    key = f"knowledge_{job}:{connection.schema_name}:{document_id}"
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key])
         held = cursor.fetchone()[0]
@@ -335,7 +336,7 @@ def document_ingest(*, document_id: int, revision: int) -> str:
     document = _current(document_id, revision).first()
     if document is None:
         return "skipped"
-    with _ingest_lock(document_id) as held:
+    with _document_lock("ingest", document_id) as held:
         if not held:
             return "skipped"
         document = _current(document_id, revision).first()  # a delivery that finished while we waited
@@ -392,7 +393,40 @@ def _replace_chunks(document_id: int, revision: int, chunks: list, pages: int | 
         Document.objects.filter(pk=document_id).update(
             status=DocumentStatus.READY, progress=100, error="", chunks_count=len(chunks), pages=pages,
             processed_at=now, updated_at=now)
+        _enqueue_embed(document_id)
     return "ready"
+
+
+def _enqueue_embed(document_id: int) -> None:
+    if embeddings.provider() is not None:
+        from .tasks import knowledge_embed
+
+        enqueue_on_commit(knowledge_embed, document_id=document_id)
+
+
+def document_embed(*, document_id: int) -> int:
+    """Give the ready document's chunks that have none their embedding (semantic ranking), a batch
+    at a time; returns how many. Nothing without a provider. Safe twice and against a re-upload: a
+    chunk is written by its id, which a re-upload's new chunks never share, and a second delivery
+    finds nothing left (or the first still at it: the lock). An EmbeddingError (provider down) is
+    the caller's to retry; what was embedded stays."""
+    if embeddings.provider() is None:
+        return 0
+    done = 0
+    with _document_lock("embed", document_id) as held:
+        while held:
+            rows = list(Chunk.objects.filter(document_id=document_id, document__status=DocumentStatus.READY,
+                                             embedding__isnull=True)
+                        .order_by("ordinal").values_list("pk", "heading", "text")[:embeddings.BATCH * 4])
+            if not rows:
+                break
+            vectors = embeddings.embed_documents([f"{heading}\n\n{text}" if heading else text
+                                                  for _, heading, text in rows])
+            Chunk.objects.bulk_update([Chunk(pk=pk, embedding=vector) for (pk, *_), vector in zip(rows, vectors,
+                                                                                                   strict=True)],
+                                      ["embedding"])
+            done += len(rows)
+    return done
 
 
 def _fail(document_id: int, revision: int, message: str) -> str:
@@ -410,7 +444,7 @@ def _fail(document_id: int, revision: int, message: str) -> str:
 def documents_recover(*, now=None) -> int:
     """Queue again the documents still processing long after their last progress (their worker died or
     their message was lost). Decided in the database: two readers at once queue a document once. A
-    delivery that finds the document in another worker's hands does nothing (`_ingest_lock`)."""
+    delivery that finds the document in another worker's hands does nothing (`_document_lock`)."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.KNOWLEDGE_STALE_AFTER_S)
     sent = 0
@@ -422,3 +456,16 @@ def documents_recover(*, now=None) -> int:
             enqueue_on_commit(knowledge_ingest, document_id=document_id, revision=revision)
             sent += 1
     return sent
+
+
+def documents_embed_missing() -> int:
+    """Queue the embedding of ready documents with chunks that have none (the provider was down
+    past the job's retries, or the key was set after they were uploaded); returns how many. A
+    duplicate of a job still running does nothing (its lock)."""
+    if embeddings.provider() is None:
+        return 0
+    unembedded = Chunk.objects.filter(embedding__isnull=True, document__status=DocumentStatus.READY)
+    documents = list(unembedded.order_by("document_id").values_list("document_id", flat=True).distinct()[:20])
+    for document_id in documents:
+        _enqueue_embed(document_id)
+    return len(documents)

@@ -28,6 +28,28 @@ def recover_ingestions() -> int:
     """Beat: queue again, in every instance, the documents whose ingestion lost its worker or message."""
     from spokestack.tenancy.selectors import in_each_instance
 
-    from .services import documents_recover
+    from .services import documents_embed_missing, documents_recover
 
-    return in_each_instance(lambda schema: documents_recover(), what="knowledge ingestion recovery")
+    return in_each_instance(lambda schema: documents_recover() + documents_embed_missing(),
+                            what="knowledge ingestion recovery")
+
+
+@app.task(name="knowledge.embed", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+          soft_time_limit=600, time_limit=660, max_retries=5)
+def knowledge_embed(self, *, document_id: int) -> int:
+    """Embed a ready document's chunks (semantic ranking; only with a provider configured). The
+    provider down: retried with backoff (1, 2, 4, 8, 16 min), then left to the beat's sweep; refused
+    (4xx): logged, not retried."""
+    from .embeddings import EmbeddingError
+    from .services import document_embed
+
+    try:
+        done = document_embed(document_id=document_id)
+    except EmbeddingError as exc:
+        if not exc.retryable:  # refused (a bad key, a bad model): asking again would be refused again
+            logger.error("document %s: the embedding provider refused: %s", document_id, exc)
+            return 0
+        logger.warning("document %s: embedding failed (%s); retrying", document_id, exc)
+        raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries) from exc
+    logger.info("document %s: %s chunks embedded", document_id, done)
+    return done
