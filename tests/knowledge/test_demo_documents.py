@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from spokestack.demo import seed_demo_documents
 from spokestack.demo_data import DEMO_GUIDELINES, DEMO_GUIDELINES_FORMAT, DEMO_INSTANCES
+from tuning.assembly import assemble_prompt, platform_tier_for
 from tuning.knowledge.models import Chunk, Document
 from tuning.knowledge.selectors import knowledge_search
 from tuning.models import Client
@@ -15,7 +16,7 @@ def test_the_seed_creates_ready_brand_guidelines_with_passages_for_every_demo_cl
         for name, vertical, region, language in demo.clients:
             make_client(name, vertical=vertical, region=region, language=language)
         created = seed_demo_documents(demo)
-        assert len(created) == len(demo.clients)
+        assert len(created) == len(demo.clients) + 1  # and the first client's pin
         for name, *_ in demo.clients:
             document = Document.objects.get(client__name=name)
             assert (document.kind, document.status, document.title) == (
@@ -30,6 +31,12 @@ def test_the_seed_creates_ready_brand_guidelines_with_passages_for_every_demo_cl
     alpha = DEMO_INSTANCES[0]
     assert "following the brand guidelines" in alpha.demo_task and alpha.demo_agent == "copy"
     desert = Client.objects.get(name=alpha.clients[0][0])
+    pinned = Document.objects.get(client=desert)
+    assert pinned.pinned and pinned.pin_excerpt.startswith("Words we avoid\nNever write these words")
+    assert sorted(d.client.name for d in Document.objects.filter(pinned=True)) == sorted(
+        d.clients[0][0] for d in DEMO_INSTANCES)
+    system = assemble_prompt(platform=platform_tier_for("copy"), client=desert).system_text()
+    assert "Words we avoid\nNever write these words" in system  # every run for Desert Bloom is told them
     passages = knowledge_search(query="Instagram caption hashtags", client=desert)
     assert passages and passages[0].title == "Desert Bloom Cosmetics brand guidelines"
     assert all(p.document_id == Document.objects.get(client=desert).pk for p in passages)

