@@ -175,6 +175,19 @@ def live_instance(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
+def runs_stay_here(monkeypatch):
+    """Runs created while the test lasts are not sent to the workers: the test executes them in this
+    process (`execute_run`), and a session worker that is running would otherwise race it for each
+    committed run (its claim wins, the test's execute_run says "skipped"). Returns the run ids held."""
+    from agents.tasks import run_agent
+
+    held: list[str] = []
+    monkeypatch.setattr(run_agent, "apply_async", lambda *args, kwargs=None, **options: held.append(
+        (kwargs or {}).get("run_id")))
+    return held
+
+
+@pytest.fixture
 def live_db(django_db_setup, django_db_blocker):
     """Database access without the rolling-back transaction (commits are visible to others)."""
     with django_db_blocker.unblock():

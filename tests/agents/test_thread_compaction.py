@@ -371,16 +371,11 @@ def test_offline_the_summary_is_the_offline_models_and_costs_nothing(in_a, admin
 
 @pytest.mark.browser
 @pytest.mark.live
-def test_the_run_page_says_earlier_turns_were_summarised(live_instance, daphne_server, page, settings, monkeypatch):
+def test_the_run_page_says_earlier_turns_were_summarised(live_instance, daphne_server, page, settings, runs_stay_here):
     """A thread turn that started from a compacted conversation says so on its page, above the answer."""
-    from agents.tasks import run_agent
-
     from ..browser.support import SCREENSHOTS, in_thread, log_in
     from ..conftest import host_of
 
-    # The turns run here, offline, one after the other: none is sent to a worker of the session (which
-    # would race this process for it, with its own model).
-    monkeypatch.setattr(run_agent, "apply_async", lambda *args, **kwargs: None)
     settings.ANTHROPIC_API_KEY = ""
     settings.THREAD_CONTEXT_BUDGET_TOKENS = 700
     instance, admin = live_instance.instance, live_instance.admin

@@ -22,7 +22,7 @@ os.environ.setdefault("TUNING_PLATFORM_CATALOG", "tests.tuning.catalog.CATALOG")
 
 @pytest.mark.browser
 @pytest.mark.live
-def test_review_queue_and_a_group_rollback_in_the_admin(live_instance, daphne_server, page, scripted):
+def test_review_queue_and_a_group_rollback_in_the_admin(live_instance, daphne_server, page, scripted, runs_stay_here):
     from agents.loop import execute_run
     from agents.services import run_create
     from spokestack.accounts import policy

@@ -276,3 +276,24 @@ def test_a_person_search_asks_the_policy(library, assigned):
         knowledge_search_for(am_other, query="desert", client_id=library["mine"].pk)
     assert {p.document_id for p in knowledge_search_for(am_other, query="Luminara", client_id=library["other"].pk,
                                                         limit=10)} == {library["secret"].pk, library["agency"].pk}
+
+
+def test_the_lexicon_of_corrections_follows_each_revision_of_the_document(library):
+    from tuning.knowledge.models import Term
+    from tuning.knowledge.services import document_delete, document_replace
+
+    from .conftest import upload
+
+    guidelines = library["guidelines"]
+    assert Term.objects.filter(document=guidelines, term="luminara").exists()
+    assert {p.heading for p in knowledge_search(query="Lumnara", client=library["mine"])} == {"Products", "Claims"}
+    replaced = document_replace(actor=None, document=guidelines, uploaded_file=upload(
+        "guidelines.md", b"# Voice\n\nWarm and plain. The Oasis Day Cream is our only product now.\n"))
+    assert document_ingest(document_id=replaced.pk, revision=replaced.revision) == "ready"
+    assert not Term.objects.filter(document=guidelines, term="luminara").exists()
+    assert Term.objects.filter(document=guidelines, term="oasis").exists()
+    # only the agency handbook still names it
+    assert [p.document_id for p in knowledge_search(query="Lumnara", client=library["mine"])] == [
+        library["agency"].pk]
+    document_delete(actor=None, document=replaced, reason="outdated")
+    assert not Term.objects.filter(document_id=guidelines.pk).exists()

@@ -6,12 +6,13 @@ kept through Django's storage API under a path of the instance's schema and a ra
 Ingestion (a Celery job) extracts the text and replaces the document's `Chunk` rows in one
 transaction; each chunk keeps its heading path and page, and is indexed for PostgreSQL full-text
 search in the document's language (`search_vector`, built with `config`) and for trigram
-similarity (`text`, pg_trgm), and, with an embedding provider, by its vector (`embedding`, pgvector).
+similarity of its words (`Term`, pg_trgm), and, with an embedding provider, by its vector (`embedding`, pgvector).
 `client` is copied onto every chunk so a search filters one column.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.conf import settings
@@ -113,7 +114,6 @@ class Chunk(models.Model):
         constraints = [models.UniqueConstraint(fields=["document", "ordinal"], name="knowledge_chunk_ordinal")]
         indexes = [
             GinIndex(fields=["search_vector"], name="knowledge_chunk_fts"),
-            GinIndex(fields=["text"], opclasses=["gin_trgm_ops"], name="knowledge_chunk_trgm"),
             models.Index(fields=["client"], name="knowledge_chunk_client"),
             HnswIndex(OpClass(Cast("embedding", VectorField(dimensions=EMBEDDING_DIMENSIONS)),
                               name="vector_cosine_ops"),
@@ -122,3 +122,31 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal}"
+
+
+TERM_MIN_CHARS, TERM_MAX_CHARS = 5, 60
+_TERM = re.compile(rf"[^\W\d_]{{{TERM_MIN_CHARS},{TERM_MAX_CHARS}}}")
+
+
+def document_terms(texts) -> list[str]:
+    """The distinct words (letters only, TERM_MIN_CHARS to TERM_MAX_CHARS of them) of `texts`, lower
+    case, sorted."""
+    return sorted({word.lower() for text in texts for word in _TERM.findall(text)})
+
+
+class Term(models.Model):
+    """A word of a document (its lexicon: each word of at least TERM_MIN_CHARS letters once, lower
+    case, as written), trigram-indexed: a query word that no document in scope has (a misspelt
+    product name, "Lumnara") is corrected to the most similar of these ("luminara") before the
+    full-text search. Short strings: far cheaper to compare than whole passages."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="terms")
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    term = models.CharField(max_length=TERM_MAX_CHARS)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["document", "term"], name="knowledge_term_unique")]
+        indexes = [GinIndex(fields=["term"], opclasses=["gin_trgm_ops"], name="knowledge_term_trgm")]
+
+    def __str__(self) -> str:
+        return self.term

@@ -5,13 +5,13 @@ One search serves the agents' `search_knowledge` tool (the run's client, no pers
 instance's own (client=None) that are ready, never another client's: `Chunk.client` is copied from
 the document, so the scope is one column.
 
-Ranking fuses PostgreSQL full-text search in each chunk's own language with trigram similarity
-(pg_trgm): the score is how much of the query a passage covers (the query's lexemes in the chunk's
-configuration that its `search_vector` has; a query word no document in scope has as a word, such
-as a misspelt product name, counts by its `word_similarity` to the passage), plus ts_rank_cd of the
-exact phrase (`phraseto_tsquery`) and of `websearch_to_tsquery(chunk.config, query)` (the words
-near each other). The candidates come from the two GIN indexes alone (see `_SEARCH_SQL`); only
-those are ranked. With an embedding provider configured, the query's nearest chunks by meaning
+Ranking: PostgreSQL full-text search in each chunk's own language, with trigram similarity (pg_trgm)
+for names and product terms. A query word that no document in scope has as a word (a misspelt
+product name, "Lumnara") is first corrected to the most similar word of their lexicons (`Term`:
+"luminara"). The score is how much of the query a passage covers (the query's lexemes in the chunk's
+configuration that its `search_vector` has) plus ts_rank_cd of the exact phrase (`phraseto_tsquery`)
+and of `websearch_to_tsquery(chunk.config, query)` (the words near each other). The candidates come
+from the GIN full-text index alone (see `_SEARCH_SQL`); only those are ranked. With an embedding provider configured, the query's nearest chunks by meaning
 (pgvector's HNSW index) are fused with that ranking by reciprocal rank (`_fuse`): "which shades may
 we use" finds the passage on the palette that shares no word with it. Without one, or while the
 provider does not answer, the ranking is the full-text one alone.
@@ -39,8 +39,8 @@ EXCERPT_CHARS = 400
 # language that it has, a misspelt word counted by its trigram similarity), then the exact phrase
 # and the words near each other (ts_rank_cd, normalised to 0-1) to order passages that cover as much.
 W_COVER, W_PHRASE, W_NEAR = 1.0, 0.5, 0.25
-# A word no document has as a word still finds the passages where a word is this similar (pg_trgm
-# word_similarity, 0-1): "Lumnara" finds "Luminara" (0.55).
+# A word no document has as a word is corrected to a word of theirs this similar (pg_trgm similarity,
+# 0-1): "lumnara" to "luminara" (0.55).
 WORD_SIMILARITY = 0.5
 _CONFIGS = (*dict.fromkeys(SEARCH_CONFIGS.values()), "simple")
 _TRIGRAM_WORD = re.compile(r"\w{5,}")
@@ -107,19 +107,30 @@ def _clean_query(query: str) -> str:
     return query[:MAX_QUERY_CHARS]
 
 
-# The candidates come from index scans only: the any-word tsquery (the OR of the query's lexemes in
-# each configuration the documents in scope use, so a french chunk matches its french stems)
-# against the GIN full-text index, the best `FTS_CANDIDATES` of them by a cheap rank; and, for the
-# query's words that no chunk in scope has as a word (a misspelt or unknown name), the trigram GIN
-# index. Only those rows are ranked, each with its own configuration's form of the query (`qc`).
-# The documents in scope are a filter, never an index condition (`document_id + 0`): the client's
-# index and the GIN index already narrow the rows, and a third bitmap only costs time.
+# The candidates come from the GIN full-text index only: the any-word tsquery (the OR of the
+# query's lexemes in each configuration the documents in scope use, so a french chunk matches its
+# french stems), the best `FTS_CANDIDATES` of them by a cheap rank. Only those rows are ranked, each
+# with its own configuration's form of the query (`qc`). The documents in scope are a filter, never
+# an index condition (`document_id + 0`): the client's index and the GIN index already narrow the
+# rows, and a third bitmap only costs time. A query word no document in scope has as a word was
+# replaced by its correction from the lexicon first (`_corrections`).
 FTS_CANDIDATES = 60
-FUZZY_CANDIDATES = 20
 
 # One EXISTS per word, each with its own constant tsquery, so each is a GIN index probe.
 _WORD_KNOWN_SQL = ("EXISTS (SELECT 1 FROM knowledge_chunk c WHERE c.search_vector @@ {any_w} AND {client_clause} "
                    "AND (c.document_id + 0) = ANY(%(documents)s))")
+
+# The most similar word of the documents in scope (trigram similarity, pg_trgm's `%` on the
+# lexicon's GIN index), for each word no document has.
+_CORRECTION_SQL = """
+SELECT w, best.term FROM unnest(%(unknown)s::text[]) AS w
+CROSS JOIN LATERAL (
+    SELECT t.term FROM knowledge_term t
+    WHERE t.term %% w AND {client_clause} AND (t.document_id + 0) = ANY(%(documents)s)
+    ORDER BY similarity(t.term, w) DESC, t.term
+    LIMIT 1
+) AS best
+"""
 
 _SEARCH_SQL = """
 WITH params AS MATERIALIZED (
@@ -128,21 +139,15 @@ WITH params AS MATERIALIZED (
     SELECT cfg::text AS config, tsvector_to_array(to_tsvector(cfg, %(q)s)) AS lexemes,
            phraseto_tsquery(cfg, %(q)s) AS phrase, websearch_to_tsquery(cfg, %(q)s) AS near
     FROM unnest(%(configs)s::regconfig[]) AS cfg
-), fts AS (
+), candidates AS (
     SELECT c.id FROM knowledge_chunk c CROSS JOIN params
     WHERE c.search_vector @@ params.any_q AND {client_clause} AND (c.document_id + 0) = ANY(%(documents)s)
     ORDER BY ts_rank(c.search_vector, params.any_q) DESC
     LIMIT {fts_candidates}
-), fuzzy AS (
-    SELECT c.id FROM knowledge_chunk c
-    WHERE ({fuzzy_clause}) AND {client_clause} AND (c.document_id + 0) = ANY(%(documents)s)
-    LIMIT {fuzzy_candidates}
-), candidates AS (
-    SELECT id FROM fts UNION SELECT id FROM fuzzy
 )
 SELECT c.id, c.document_id, c.heading, c.page, c.text,
-       COALESCE(LEAST(1.0, ((length(c.search_vector) - length(ts_delete(c.search_vector, qc.lexemes)))
-                            + {fuzzy_credit})::float / GREATEST(cardinality(qc.lexemes), 1)), 0) * {w_cover}
+       COALESCE(LEAST(1.0, (length(c.search_vector) - length(ts_delete(c.search_vector, qc.lexemes)))::float
+                           / GREATEST(cardinality(qc.lexemes), 1)), 0) * {w_cover}
      + {w_phrase} * COALESCE(ts_rank_cd(c.search_vector, qc.phrase, 32), 0)
      + {w_near} * COALESCE(ts_rank_cd(c.search_vector, qc.near, 32), 0)
        AS score
@@ -168,8 +173,8 @@ def _all_words_query(configs: list[str]) -> str:
             " '')::tsquery")
 
 
-def _client_clause(client_id: int | None) -> str:
-    return "(c.client_id = %(client)s OR c.client_id IS NULL)" if client_id else "c.client_id IS NULL"
+def _client_clause(client_id: int | None, alias: str = "c") -> str:
+    return f"({alias}.client_id = %(client)s OR {alias}.client_id IS NULL)" if client_id else f"{alias}.client_id IS NULL"
 
 
 @dataclass(frozen=True)
@@ -194,8 +199,9 @@ def _in_scope(client_id: int | None, kinds: list[str]) -> _InScope:
 def search_statement(*, query: str, client=None, kinds=None, limit: int = 5,
                      match: str = "any") -> tuple[str, dict, _InScope]:
     """The ranking query, its parameters and the documents in scope (what `knowledge_search` runs;
-    the benchmark EXPLAINs it). Reads which documents are in scope, and which of the query's longer
-    words no chunk of theirs has (the fuzzy ones), first. `match` "all": only chunks with every
+    the benchmark EXPLAINs it). Reads which documents are in scope first, and corrects the query's
+    longer words that no chunk of theirs has (`_corrections`): `q` is the query as searched,
+    `corrected` maps each corrected word to its correction. `match` "all": only chunks with every
     word are candidates (see `knowledge_search`)."""
     query = _clean_query(query)
     kinds = clean_kinds(kinds)
@@ -204,34 +210,40 @@ def search_statement(*, query: str, client=None, kinds=None, limit: int = 5,
     client_id = int(client_id) if client_id else None
     scope = _in_scope(client_id, kinds)
     params: dict = {"q": query, "limit": limit, "client": client_id, "documents": sorted(scope.documents),
-                    "configs": scope.configs or ["simple"]}
-    configs = params["configs"]
-    words = list(dict.fromkeys(w.lower() for w in _TRIGRAM_WORD.findall(query)))[:_MAX_TRIGRAM_WORDS]
-    fuzzy: list[str] = []
-    if words and scope.documents:
-        probes = ", ".join(_WORD_KNOWN_SQL.format(any_w=_any_word_query(configs, f"%(k{n})s"),
-                                                  client_clause=_client_clause(client_id)) for n in range(len(words)))
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {probes}", {**params, **{f"k{n}": word for n, word in enumerate(words)}})
-            known = cursor.fetchone()
-        fuzzy = [word for word, found in zip(words, known, strict=True) if not found]
-    for n, word in enumerate(fuzzy):
-        params[f"w{n}"] = word
-    params["fuzzy_words"] = fuzzy
+                    "configs": scope.configs or ["simple"], "corrected": {}}
+    if scope.documents:
+        params["corrected"] = _corrections(params)
+        for word, term in params["corrected"].items():
+            params["q"] = re.sub(rf"(?i)\b{re.escape(word)}\b", term, params["q"])
     return _compose(params, match), params, scope
 
 
+def _corrections(params: dict) -> dict[str, str]:
+    """{word: correction} for the query's longer words (at most four) that no chunk in scope has as a
+    word in any of their configurations, each to the most similar word of their lexicons (trigram
+    similarity at least WORD_SIMILARITY); a word with nothing similar enough stays as it is."""
+    words = list(dict.fromkeys(w.lower() for w in _TRIGRAM_WORD.findall(params["q"])))[:_MAX_TRIGRAM_WORDS]
+    if not words:
+        return {}
+    client_clause = _client_clause(params["client"])
+    probes = ", ".join(_WORD_KNOWN_SQL.format(any_w=_any_word_query(params["configs"], f"%(k{n})s"),
+                                              client_clause=client_clause) for n in range(len(words)))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT {probes}", {**params, **{f"k{n}": word for n, word in enumerate(words)}})
+        unknown = [word for word, known in zip(words, cursor.fetchone(), strict=True) if not known]
+        if not unknown:
+            return {}
+        # for this transaction only (is_local): a pooled connection keeps no setting
+        cursor.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(WORD_SIMILARITY)])
+        cursor.execute(_CORRECTION_SQL.format(client_clause=_client_clause(params["client"], "t")),
+                       {**params, "unknown": unknown})
+        return {word: term for word, term in cursor.fetchall() if term != word}
+
+
 def _compose(params: dict, match: str) -> str:
-    fuzzy, configs, client_id = params["fuzzy_words"], params["configs"], params["client"]
     return _SEARCH_SQL.format(
-        any_q=_all_words_query(configs) if match == "all" and not fuzzy else _any_word_query(configs),
-        # (SELECT word): an InitPlan, so the planner does not try the operator on the column's
-        # statistics (pg_trgm's selectivity estimate reads long texts: ~20 ms); the index still serves it
-        fuzzy_clause=" OR ".join(f"(SELECT %(w{n})s::text) <%% c.text" for n in range(len(fuzzy))) or "false",
-        fuzzy_credit=" + ".join(f"CASE WHEN %(w{n})s <%% c.text THEN word_similarity(%(w{n})s, c.text) ELSE 0 END"
-                                for n in range(len(fuzzy))) or "0",
-        client_clause=_client_clause(client_id),
-        fts_candidates=FTS_CANDIDATES, fuzzy_candidates=FUZZY_CANDIDATES,
+        any_q=_all_words_query(params["configs"]) if match == "all" else _any_word_query(params["configs"]),
+        client_clause=_client_clause(params["client"]), fts_candidates=FTS_CANDIDATES,
         w_cover=W_COVER, w_phrase=W_PHRASE, w_near=W_NEAR,
     )
 
@@ -248,21 +260,19 @@ def knowledge_search(*, query: str, client=None, kinds=None, limit: int = 5) -> 
     wanted = params["limit"]
     if vector is not None:
         params["limit"] = SEMANTIC_CANDIDATES  # more of each ranking to fuse
-    # The threshold holds for this transaction only (is_local): a pooled connection keeps no setting.
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", [str(WORD_SIMILARITY)])
         cursor.execute(sql, params)
         rows = cursor.fetchall()
         # Enough passages with every word: they are the best (each covers the whole query; a passage
         # without some word covers less), so the any-word search, which reads far more rows for
         # common words, would return the same ones. Otherwise search with any word.
         several_words = len(_WORD.findall(params["q"])) > 1
-        if len(rows) < wanted and several_words and not params["fuzzy_words"]:
+        if len(rows) < wanted and several_words:
             cursor.execute(_compose(params, "any"), params)
             rows = cursor.fetchall()
         if vector is not None:
             rows = _fuse(rows, _nearest(cursor, vector, params))
-    terms = _terms(params["q"])
+    terms = _terms(params["q"])  # the corrected query's: the excerpt shows "Luminara" for "Lumnara"
     passages = []
     for chunk_id, document_id, heading, page, text, score in rows[:wanted]:
         title, kind = scope.documents[document_id]

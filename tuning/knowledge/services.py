@@ -35,7 +35,7 @@ from tuning.models import Action, Client, Entity, Tier, TuningChange
 from . import embeddings
 from .extract import ExtractionError, chunk_blocks, extract
 from .files import detect_type, read_upload
-from .models import Chunk, Document, DocumentKind, DocumentStatus, search_config
+from .models import Chunk, Document, DocumentKind, DocumentStatus, Term, document_terms, search_config
 
 logger = logging.getLogger(__name__)
 
@@ -389,6 +389,10 @@ def _replace_chunks(document_id: int, revision: int, chunks: list, pages: int | 
                 f"UPDATE {Chunk._meta.db_table} SET search_vector = "  # noqa: S608 - the table name is ours
                 "to_tsvector(%s::regconfig, coalesce(heading, '') || ' ' || text) WHERE document_id = %s",
                 [config, document_id])
+        Term.objects.filter(document_id=document_id).delete()
+        Term.objects.bulk_create([Term(document_id=document_id, client_id=document.client_id, term=term)
+                                  for term in document_terms(f"{c.heading} {c.text}" for c in chunks)],
+                                 batch_size=2000)
         now = timezone.now()
         Document.objects.filter(pk=document_id).update(
             status=DocumentStatus.READY, progress=100, error="", chunks_count=len(chunks), pages=pages,
@@ -434,6 +438,7 @@ def _fail(document_id: int, revision: int, message: str) -> str:
         if _current(document_id, revision).select_for_update(of=("self",)).first() is None:
             return "skipped"
         Chunk.objects.filter(document_id=document_id).delete()
+        Term.objects.filter(document_id=document_id).delete()
         now = timezone.now()
         Document.objects.filter(pk=document_id).update(
             status=DocumentStatus.FAILED, error=message[:2000], progress=0, chunks_count=0, processed_at=now,
