@@ -6,8 +6,8 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents and runs"
 
     def ready(self) -> None:
-        from tuning.assembly import set_platform_catalog
+        from spokestack import catalog
 
         from .catalog import AgentCatalog
 
-        set_platform_catalog(AgentCatalog())
+        catalog.register(AgentCatalog())  # which agent types exist: one catalog, for every app

@@ -7,15 +7,15 @@ from collections.abc import Callable
 
 from tuning.assembly import PlatformTier
 
-from .registry import AgentSpec, agent_types, get_spec
+from .registry import AgentSpec, agent_types, core_agent_types, get_spec, versions
 
-_TIERS: dict[tuple[str, str], PlatformTier] = {}
+_TIERS: dict[tuple[str, str, str], PlatformTier] = {}
 
 
 def platform_tier(spec: AgentSpec) -> PlatformTier:
     """Tier 1 of a spec as the assembler takes it. One object per (agent type, version): specs are
     immutable, and the same object keeps the assembler's own cache (keyed on it) hot."""
-    key = (spec.agent_type, spec.version)
+    key = (spec.owner, spec.agent_type, spec.version)  # an agency agent's slug and version are its instance's
     tier = _TIERS.get(key)
     if tier is None:
         tier = _TIERS.setdefault(key, _build_tier(spec))
@@ -49,12 +49,26 @@ def current_version_for(agent_type: str) -> str:
     spec = get_spec(agent_type)
     if spec is None:
         raise LookupError(agent_type)
+    if spec.owner:  # an agency-built agent: its own current version, never the core version policies
+        return spec.version
     return _version_resolver(agent_type) if _version_resolver is not None else spec.version
 
 
 class AgentCatalog:
+    """The one catalog (spokestack.catalog), filled from the registry: the core specs in code and the
+    instance's agency-built agents (agents.studio, through the registry's agency source)."""
+
     def agent_types(self) -> list[str]:
         return agent_types()
+
+    def versions(self, agent_type: str) -> list[str]:
+        return versions(agent_type)
+
+    def tool_names(self) -> dict[str, frozenset[str]]:
+        """{core agent type: the names of every core tool of every registered version}: the names an
+        instance skill offered to that type may not take."""
+        return {agent_type: frozenset(t.name for v in versions(agent_type) for t in get_spec(agent_type, v).tools)
+                for agent_type in core_agent_types()}
 
     def platform_tier(self, agent_type: str, version: str | None = None) -> PlatformTier:
         spec = get_spec(agent_type, version or current_version_for(agent_type))

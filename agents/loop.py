@@ -165,6 +165,7 @@ _VALIDATORS: dict[int, tuple[ToolSpec, Draft202012Validator]] = {}
 
 class RunLoop:
     def __init__(self, run: AgentRun, spec: AgentSpec, worker: str) -> None:
+        from skills.models import Skill
         from skills.selectors import skills_for_agent_type
         from tuning.assembly import assemble_prompt
 
@@ -176,8 +177,10 @@ class RunLoop:
         core_names = {t.name for t in spec.tools}
         # Enabled skills of this agent type join the tools (a skill that now shares a core tool's
         # name, e.g. after a new core version, is left out rather than shadowing the core tool).
-        self.skills = {s.name: s for s in skills_for_agent_type(agent_type=spec.agent_type)
-                       if s.name not in core_names}
+        # An agency-built agent has the skills its definition names (spec.skills), still only enabled ones.
+        offered = skills_for_agent_type(agent_type=spec.agent_type) if spec.skills is None else \
+            Skill.objects.filter(name__in=spec.skills, enabled=True).order_by("name")
+        self.skills = {s.name: s for s in offered if s.name not in core_names}
         self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client, for_run=True,
                                       specialization=run.specialization,
                                       extra_tools=[s.definition() for s in self.skills.values()])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 FALLBACK_MODEL = "claude-haiku-5-5"
@@ -146,6 +146,10 @@ class AgentSpec:
     confirmation_patterns: tuple[str, ...] = DEFAULT_CONFIRMATION_PATTERNS
     content_filters: tuple[str, ...] = ()
     release: ReleaseInfo = field(default_factory=ReleaseInfo)
+    # An agency-built agent's (agents.studio): the schema of the instance that built it, and the skills
+    # it was given by name (a core agent's skills are those offered to its type: None).
+    owner: str = ""
+    skills: tuple[str, ...] | None = None
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)
@@ -199,22 +203,57 @@ def _load_specs() -> None:
     from . import specs  # noqa: F401 - importing registers every shipped spec
 
 
-def agent_types() -> list[str]:
+def core_agent_types() -> list[str]:
+    """The platform's agent types (in code), the same in every instance."""
     _load_specs()
     return sorted(_REGISTRY)
 
 
+class AgencySource(Protocol):
+    """The instance's agency-built agents (agents.studio registers it): looked up after the core ones,
+    in the schema of the current connection."""
+
+    def agent_types(self) -> list[str]: ...
+    def versions(self, agent_type: str) -> list[str]: ...
+    def spec(self, agent_type: str, version: str | None) -> AgentSpec | None: ...
+
+
+_agency_source: AgencySource | None = None
+
+
+def set_agency_source(source: AgencySource | None) -> None:
+    global _agency_source
+    _agency_source = source
+
+
+def is_core(agent_type: Any) -> bool:
+    _load_specs()
+    return isinstance(agent_type, str) and agent_type in _REGISTRY
+
+
+def agent_types() -> list[str]:
+    """Every agent type a new run may use here: the core ones and the instance's published agents."""
+    _load_specs()
+    agency = _agency_source.agent_types() if _agency_source is not None else []
+    return sorted({*_REGISTRY, *agency})
+
+
 def versions(agent_type: str) -> list[str]:
     _load_specs()
-    return sorted(_REGISTRY.get(agent_type, {}), key=_semver_key)
+    if agent_type in _REGISTRY:
+        return sorted(_REGISTRY[agent_type], key=_semver_key)
+    return _agency_source.versions(agent_type) if _agency_source is not None else []
 
 
 def get_spec(agent_type: str, version: str | None = None) -> AgentSpec | None:
-    """The spec of that version, or the latest when version is None; None if unknown."""
+    """The spec of that version, or the latest (an agency agent's: its current one) when version is
+    None; None if unknown."""
     _load_specs()
+    if not isinstance(agent_type, str):
+        return None
     available = _REGISTRY.get(agent_type)
     if not available:
-        return None
+        return _agency_source.spec(agent_type, version) if _agency_source is not None else None
     if version is None:
         return available[max(available, key=_semver_key)]
     return available.get(version)

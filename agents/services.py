@@ -25,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from spokestack.accounts import policy
+from spokestack.catalog import require_agent_type
 from spokestack.errors import Conflict, InvalidInput
 from spokestack.tasks import Enqueued, enqueue_on_commit
 from tuning.models import Client
@@ -120,7 +121,13 @@ def run_create(
     policy.require(actor, "run.create")
     if thread:
         policy.require(actor, "thread.create")
-    check_agent_type(agent_type)
+    if agent_version and str(agent_version).endswith("-test") and get_spec(agent_type, agent_version) is not None:
+        # an agency-built agent's draft, frozen for a test (agents.studio): sandbox runs only
+        if not sandbox:
+            raise InvalidInput("agent_version: a draft's test version runs in sandbox mode only (sandbox: true).",
+                               details={"agent_version": ["sandbox only"]})
+    else:
+        check_agent_type(agent_type)
     check_task(task, field="task")
     metadata = metadata or {}
     if not isinstance(metadata, dict) or len(json.dumps(metadata, default=str)) > MAX_METADATA_BYTES:
@@ -185,11 +192,8 @@ def check_task(task: Any, *, field: str) -> None:
 
 
 def check_agent_type(agent_type: Any) -> None:
-    if not isinstance(agent_type, str) or get_spec(agent_type) is None:
-        from .registry import agent_types
-
-        raise InvalidInput(f"agent_type: unknown agent type '{agent_type}'; choose one of {', '.join(agent_types())}.",
-                           details={"agent_type": agent_type})
+    """An agent type a new run may use here (the one catalog's answer: 404 when it has none)."""
+    require_agent_type(agent_type)
 
 
 def resolve_client(*, actor: AbstractUser | None, action: str, client_id: int | str | None) -> Client | None:
@@ -225,8 +229,8 @@ def resolve_version(agent_type: str, agent_version: str | None) -> str:
     """The version a new run (or thread) of the agent type runs: the one asked for, else the
     instance's current one; 400 when it does not exist or the agent is disabled."""
     version = agent_version or run_version_for(agent_type)
-    if get_spec(agent_type, version) is None:
-        raise InvalidInput(f"agent_version: {agent_type} has no version {version}.")
+    if get_spec(agent_type, version) is None:  # an agency agent's draft test version is not listed, but runs
+        require_agent_type(agent_type, version)
     if not _agent_enabled(agent_type, version):
         raise InvalidInput(f"agent_type: the {agent_type} agent is disabled for this instance; an admin can enable it "
                            "in the instance tuning.", details={"agent_type": agent_type})

@@ -10,7 +10,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from spokestack.accounts import policy
-from spokestack.errors import InvalidInput, NotFound
+from spokestack.catalog import require_agent_type
+from spokestack.errors import NotFound
 from tuning.models import Client
 
 from .analysis import FeedbackItem
@@ -97,17 +98,11 @@ def latest_analysis(*, client: Client, agent_type: str = "") -> Analysis | None:
 
 
 def analysis_agent_type(value: Any) -> str:
-    """'' (all agent types together) or an agent type the platform has; InvalidInput otherwise, so a
-    typo is a 400 naming the choices rather than an empty analysis stored under a type nobody runs."""
-    from agents.registry import agent_types
-
+    """'' (all agent types together) or an agent type the catalog has; its 404 otherwise, so a typo
+    names the choices rather than storing an empty analysis under a type nobody runs."""
     if value is None or value == "":
         return ""
-    known = agent_types()
-    if not isinstance(value, str) or value not in known:
-        raise InvalidInput(f"agent_type: unknown agent type '{value}'; choose one of {', '.join(known)}, "
-                           "or leave it out for all of them.", details={"agent_type": [f"unknown agent type '{value}'"]})
-    return value
+    return require_agent_type(value)
 
 
 def analysis_latest_visible(*, actor: AbstractUser | None, client: Client, agent_type: Any = "") -> Analysis | None:

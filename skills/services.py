@@ -7,8 +7,8 @@ entry through these same services.
 
 A skill's name must not collide with a core tool of any agent type it attaches to, in any
 registered version of that agent type. `skills` does not import `agents`: the core tool names
-come from the provider named by `settings.SKILL_CORE_TOOLS_PROVIDER` (agents.skilltools), or
-from the caller (`core_tools=`).
+come from the one agent catalog (`spokestack.catalog`, which agents fills), or from the caller
+(`core_tools=`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.utils.module_loading import import_string
 from jsonschema import Draft202012Validator, SchemaError
 
 from spokestack.accounts import policy
+from spokestack.catalog import UnknownAgentType
 from spokestack.egress import EgressRefused, vet_url
 from spokestack.errors import InvalidInput, NotFound
 from spokestack.secrets import EncryptedSecret
@@ -48,8 +47,11 @@ EDITABLE_FIELDS = ("name", "description", "input_schema", "execution_type", "age
 
 
 def core_tool_names() -> Mapping[str, frozenset[str]]:
-    """{agent_type: every core tool name of any registered version} from the configured provider."""
-    return import_string(settings.SKILL_CORE_TOOLS_PROVIDER)()
+    """{core agent type: every core tool name of any registered version}, from the agent catalog."""
+    from spokestack.catalog import registered
+
+    catalog = registered()
+    return catalog.tool_names() if catalog is not None else {}
 
 
 def _require_writer(actor: AbstractUser | None) -> None:
@@ -85,9 +87,10 @@ def _check(skill: Skill, *, core_tools: Mapping[str, frozenset[str]], secret_giv
         raise InvalidInput("agent_types: list the agent types this skill is offered to.",
                            details={"field": "agent_types"})
     unknown = sorted(set(skill.agent_types) - set(core_tools))
-    if unknown:
-        raise InvalidInput(f"agent_types: unknown agent type(s) {', '.join(unknown)}; choose from "
-                           f"{', '.join(sorted(core_tools))}.", details={"field": "agent_types"})
+    if unknown:  # the catalog's answer for an unknown type (404); an agency agent picks skills in its definition
+        raise UnknownAgentType(f"agent_types: unknown core agent type(s) {', '.join(unknown)}; choose from "
+                               f"{', '.join(sorted(core_tools))} (an agency-built agent is given skills in its own "
+                               "definition).", details={"agent_types": [f"unknown agent type {unknown[0]!r}"]})
     clashes = sorted(a for a in skill.agent_types if skill.name in core_tools[a])
     if clashes:
         raise InvalidInput(f"name: '{skill.name}' is a core tool of the {', '.join(clashes)} agent; "

@@ -21,6 +21,7 @@ from .demo_data import (
     DEMO_SKILL_INPUT_SCHEMA,
     DEMO_SKILL_NAME,
     DEMO_SKILL_PATH,
+    DEMO_STUDIO_AGENTS,
     PLATFORM_ADMIN,
     PLATFORM_HOST,
 )
@@ -62,6 +63,7 @@ def seed_demo(*, erp_url: str = "") -> list[str]:
         with schema_context(demo.schema):
             created += _demo_tuning(demo)
             created += seed_demo_documents(demo)
+            created += seed_demo_studio_agent(demo)
         if erp_url:
             instance = Instance.objects.get(schema_name=demo.schema)
             instance_set_erp(instance=instance, base_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
@@ -199,6 +201,20 @@ def _demo_tuning(demo) -> list[str]:
     return [f"tuning for {client.name}"]
 
 
+def seed_demo_studio_agent(demo) -> list[str]:
+    """The agency's own agent (DEMO_STUDIO_AGENTS), built and published as v1 through the studio's
+    services (audited like any), once."""
+    from agents.studio.models import AgencyAgent
+    from agents.studio.services import agent_create, agent_publish
+
+    slug, definition, _task = DEMO_STUDIO_AGENTS[demo.schema]
+    if AgencyAgent.objects.filter(slug=slug).exists():
+        return []
+    agent_create(actor=None, slug=slug, definition=definition, reason="demo seed")
+    agent_publish(actor=None, slug=slug, change_note="First version (demo seed)")
+    return [f"agency-built agent {slug} v1"]
+
+
 def demo_credentials() -> list[dict]:
     """A fresh API token per demo instance (older demo tokens revoked) and its demo client."""
     from spokestack.accounts.models import ApiToken
@@ -215,6 +231,8 @@ def demo_credentials() -> list[dict]:
             client = Client.objects.get(name=demo.clients[0][0])
             out.append({"host": demo.host, "name": demo.name, "token": raw, "client_id": client.pk,
                         "client": client.name, "agent_type": demo.demo_agent, "task": demo.demo_task})
+            slug, _definition, task = DEMO_STUDIO_AGENTS[demo.schema]  # and the agency's own agent, once
+            out.append({**out[-1], "agent_type": slug, "task": task})
     return out
 
 

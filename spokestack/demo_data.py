@@ -271,3 +271,38 @@ DEMO_GUIDELINES = {
         examples=(("Same-day appointments, in your language.", "Miracle cures at our clinic!"),),
     ),
 }
+
+
+# One agency-built agent per demo agency (agents.studio, issue #18): (slug, definition, demo task).
+# `make run` publishes each as v1 and runs it once for the agency's first client.
+DEMO_STUDIO_AGENTS = {
+    "alpha": ("social_caption", {
+        "title": "Social caption agent",
+        "purpose": "Short, on-brand social captions for Instagram and LinkedIn, checked against the client's rules.",
+        "instructions": "Read the brand guidelines first. Write three caption options of at most 150 characters, "
+                        "check each against the brand rules, then recommend the best one and say why in one line.",
+        "persona": {"voice": "Warm, witty and concise", "traits": {"creativity": 70, "formality": 30}},
+        "tools": ["copy.get_brand_guidelines", "copy.check_brand_rules", "core.search_knowledge"],
+        "limits": {"max_iterations": 8, "max_tokens": 1024},
+        "starters": ["Three captions for the Ramadan launch", "A LinkedIn post about our new store"],
+        "icon": "✍", "colour": "#C98B7B",
+    }, "Write three Instagram captions for Desert Bloom's Ramadan glow collection following the brand guidelines."),
+    "beta": ("launch_brief_checker", {
+        "title": "Launch brief checker",
+        "purpose": "Reads a client's details and drafts a one-page launch brief with the open questions listed.",
+        "instructions": "Start from the client's information. Draft a one-page brief (objective, audience, "
+                        "message, channels, timing) and end with the three questions the client must answer.",
+        "persona": {"voice": "Plain and structured", "traits": {"formality": 60, "detail": 80}},
+        "tools": ["brief.get_client_info", "core.search_knowledge"],
+        "limits": {"max_iterations": 6},
+    }, "Draft a launch brief for Thames Outfitters' spring rain-jacket capsule."),
+    "gamma": ("budget_explainer", {
+        "title": "Budget explainer",
+        "purpose": "Explains a media budget forecast to a client in plain words.",
+        "instructions": "Forecast the budget the task gives, then explain the forecast in five short bullet points a "
+                        "client without media-buying knowledge understands.",
+        "persona": {"voice": "Clear and reassuring", "traits": {"formality": 50}},
+        "tools": ["media_buying.forecast_budget", "core.search_knowledge"],
+        "limits": {"max_iterations": 6},
+    }, "Explain what a $20,000 search budget for Hudson Cloud's Q2 would buy, in plain words."),
+}

@@ -27,6 +27,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from spokestack import catalog as agent_catalog
 from spokestack.errors import DomainError, InvalidInput
 
 from .precedence import effective_client, effective_instance, effective_tool_settings
@@ -70,25 +71,22 @@ class CatalogUnavailable(DomainError):
     code = "catalog_unavailable"
 
 
-_registered: PlatformCatalog | None = None
-
-
 def set_platform_catalog(catalog: PlatformCatalog | None) -> None:
-    """Register the platform's agent catalog (the `agents` app does it in `AppConfig.ready`)."""
-    global _registered
-    _registered = catalog
+    """Register the platform's agent catalog: spokestack.catalog's (the `agents` app fills it)."""
+    agent_catalog.register(catalog)
 
 
 def registered_platform_catalog() -> PlatformCatalog | None:
-    return _registered
+    return agent_catalog.registered()
 
 
 def get_platform_catalog() -> PlatformCatalog:
-    """The registered catalog, else the one named by `settings.TUNING_PLATFORM_CATALOG` (a dotted
-    path: a fallback for processes without the agents app, e.g. a test server);
-    `CatalogUnavailable` (503) when there is neither."""
-    if _registered is not None:
-        return _registered
+    """The registered catalog (spokestack.catalog), else the one named by
+    `settings.TUNING_PLATFORM_CATALOG` (a dotted path: a fallback for processes without the agents
+    app, e.g. a test server); `CatalogUnavailable` (503) when there is neither."""
+    registered = agent_catalog.registered()
+    if registered is not None:
+        return registered
     fallback = getattr(settings, "TUNING_PLATFORM_CATALOG", "")
     if fallback:
         return import_string(fallback)
@@ -103,12 +101,9 @@ def known_agent_types() -> list[str]:
 
 
 def platform_tier_for(agent_type: str, version: str | None = None) -> PlatformTier:
-    """Tier 1 for an agent type, or InvalidInput naming `agent_type` when the platform has none."""
+    """Tier 1 for an agent type, or UnknownAgentType (404) naming `agent_type` when there is none."""
     catalog = get_platform_catalog()
-    types = sorted(catalog.agent_types())
-    if agent_type not in types:
-        raise InvalidInput(f"agent_type: unknown agent type '{agent_type}'; the platform has {', '.join(types)}.",
-                           details={"agent_type": [f"unknown agent type '{agent_type}'"]})
+    agent_catalog.require_agent_type(agent_type, catalog=catalog)
     return catalog.platform_tier(agent_type, version)
 
 

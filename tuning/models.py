@@ -329,6 +329,7 @@ class Entity(models.TextChoices):
     USER_ROLE = "user_role", "Role"
     MEMORY = "memory", "Memory"
     DOCUMENT = "document", "Knowledge document"
+    AGENT_DEFINITION = "agent_definition", "Agency-built agent"
 
 
 class Action(models.TextChoices):

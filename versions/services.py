@@ -26,8 +26,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from agents.registry import _semver_key, agent_types, get_spec, versions
+from agents.registry import _semver_key, agent_types, get_spec, is_core, versions
 from spokestack.accounts import policy
+from spokestack.catalog import require_agent_type
 from spokestack.errors import Conflict, InvalidInput, NotFound
 from spokestack.realtime import publish_update_event
 from tuning import audit
@@ -51,9 +52,13 @@ FANOUT_BATCH = 50
 
 
 def known_agent_type(agent_type: str) -> str:
-    if agent_type not in agent_types():
-        raise NotFound(f"Unknown agent type '{agent_type}'; choose one of {', '.join(agent_types())}.")
-    return agent_type
+    """A core agent type: the versions app's policies (pins, updates, sandboxes) are theirs. Unknown:
+    the catalog's 404; an agency-built agent: 409, its versions are published in the studio."""
+    if is_core(agent_type):
+        return agent_type
+    require_agent_type(agent_type)
+    raise Conflict(f"{agent_type} is an agency-built agent: its versions are published and rolled back in the "
+                   f"studio (/api/v1/studio/agents/{agent_type}), not by the core agents' version policies.")
 
 
 def known_version(agent_type: str, version: Any) -> str:

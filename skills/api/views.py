@@ -9,11 +9,12 @@ from rest_framework.response import Response
 
 from spokestack.api.params import text_param
 from spokestack.api.views import InstanceApiView
+from spokestack.catalog import require_agent_type
 from spokestack.errors import NotFound
 
 from ..executor import SkillContext, skill_execute
 from ..selectors import skill_get, skills_for_agent_type, skills_with_metrics
-from ..services import core_tool_names, skill_create, skill_delete, skill_update
+from ..services import skill_create, skill_delete, skill_update
 from .serializers import (
     SkillCreatedSerializer,
     SkillSerializer,
@@ -38,8 +39,7 @@ class AgentSkillsView(SkillView):
 
     @extend_schema(responses=SkillSerializer(many=True), summary="The skills offered to an agent type.")
     def get(self, request, agent_type: str):
-        if agent_type not in core_tool_names():
-            raise NotFound(f"No agent type '{agent_type}'.")
+        require_agent_type(agent_type)
         skills = skills_with_metrics(skills_for_agent_type(agent_type=agent_type, enabled_only=False)).order_by("name")
         return Response(SkillSerializer(skills, many=True).data)
 

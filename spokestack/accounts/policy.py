@@ -216,6 +216,17 @@ RULES: tuple[Rule, ...] = (
     _rule("skill.test", (IA,), assigned=False, support=True,
           why="A test calls the skill for real (a webhook fires).",
           what="test skills; ask an instance admin", perms=["skills.test_skill"]),
+    # --- agency-built agents (agents.studio) -----------------------------------------------------
+    _rule("studio.view", (IA, IM), assigned=False, support=True,
+          why="An agency-built agent's definition is instance configuration (tier 2): its readers see the "
+              "studio; account managers run the published agents (agent.view, run.create).",
+          what="see agency-built agents and the tool library",
+          perms=["studio.view_agencyagent", "studio.view_agentversion"]),
+    _rule("studio.build", (IA,), assigned=False, support=True,
+          why="An agent's instructions and tools speak for the agency to every client: instance admins build, "
+              "test, publish, roll back, archive and import them.",
+          what="build agents; ask an instance admin",
+          perms=["studio.add_agencyagent", "studio.change_agencyagent", "studio.add_agentversion"]),
     # --- versions and sandboxes ---------------------------------------------------------------
     _rule("version.view", (IA, IM), assigned=False, support=True,
           why="The agents-and-versions page is instance configuration (tier-2 readers); account managers "

@@ -9,6 +9,7 @@ urlpatterns = [
     path("health/ready", ReadinessView.as_view(), name="health-ready"),
     path("", include("spokestack.accounts.api.urls")),
     path("", include("agents.api.urls")),
+    path("", include("agents.studio.api")),
     path("", include("tuning.api.urls")),
     path("", include("feedback.api.urls")),
     path("", include("skills.api.urls")),

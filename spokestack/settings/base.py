@@ -109,6 +109,7 @@ TENANT_APPS = [
     "tuning.knowledge",
     "skills",
     "agents",
+    "agents.studio",
     "feedback",
     "versions",
 ]
@@ -414,7 +415,6 @@ LOGGING = {
 
 # --- skills and approvals ---------------------------------------------------------------
 # Where skills.services reads core tool names from (skills never import agents).
-SKILL_CORE_TOOLS_PROVIDER = "agents.skilltools.core_tool_names"
 # How long a tool call waits for approval is the instance's own (Instance.approval_sla_hours).
 CELERY_BEAT_SCHEDULE["expire-approvals"] = {"task": "agents.expire_approvals", "schedule": 300.0}
 

@@ -42,8 +42,15 @@ def test_execute_answers_202_with_links_and_queues_the_run(in_a, admin_a, client
     assert list(run.events.values_list("type", flat=True)) == ["run.queued"]
 
 
+def test_an_unknown_agent_type_is_the_catalogs_404_naming_what_exists(in_a, admin_a, api):
+    response = execute(api(in_a, admin_a), agent_type="poetry", task="x")
+    assert response.status_code == 404, response.content
+    error = response.json()["error"]
+    assert error["code"] == "unknown_agent_type" and "unknown agent type 'poetry'" in error["message"]
+    assert "copy" in error["message"] and AgentRun.objects.count() == 0
+
+
 @pytest.mark.parametrize(("body", "message"), [
-    ({"agent_type": "poetry", "task": "x"}, "unknown agent type 'poetry'"),
     ({"agent_type": "copy"}, "task"),
     ({"agent_type": "copy", "task": "   "}, "task: describe"),
     ({"agent_type": "copy", "task": "x" * 100_001}, "task: at most 100 kB"),
@@ -203,7 +210,7 @@ def test_sse_clients_may_send_accept_event_stream(in_a, admin_a, api):
     client = api(in_a, admin_a)
     bad = client.post("/api/v1/agent/execute", {"agent_type": "poetry", "task": "x", "stream": True}, format="json",
                       HTTP_ACCEPT="text/event-stream")
-    assert bad.status_code == 400
+    assert bad.status_code == 404
     assert bad.content.startswith(b"event: error\ndata: ") and b"unknown agent type" in bad.content
     run_id = execute(client, agent_type="brief", task="Brief").json()["run_id"]
     execute_run(run_id=run_id, worker="test")

@@ -198,8 +198,13 @@ def test_another_instance_gets_404(in_a, admin_a, api, instance_b, make_user):
     assert Thread.objects.get(pk=thread_id).status == "open"
 
 
+def test_a_thread_of_an_unknown_agent_type_is_the_catalogs_404(in_a, admin_a, api):
+    response = api(in_a, admin_a).post(THREADS, {"agent_type": "poetry"}, format="json")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_agent_type"
+    assert not Thread.objects.exists()
+
+
 @pytest.mark.parametrize(("body", "message"), [
-    ({"agent_type": "poetry"}, "unknown agent type 'poetry'"),
     ({"agent_type": "copy", "client_id": 999999}, "client_id: no client 999999"),
     ({"agent_type": "copy", "specialization": {"mood": "sunny"}}, "unknown key(s) mood"),
     ({"agent_type": "copy", "title": "x" * 201}, "title"),

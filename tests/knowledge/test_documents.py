@@ -92,7 +92,7 @@ def test_instance_wide_documents_are_for_admins_and_managers(world):
     with pytest.raises(NotAllowed, match="Instance-wide documents"):
         services.document_upload(actor=world["am_mine"], client=None, uploaded_file=upload("a.md", b"# A\nB"))
     wide = services.document_upload(actor=world["admin"], client=None, uploaded_file=upload("agency.md", b"# A\nB"))
-    assert wide.title == "agency" and TuningChange.objects.get(entity_id=str(wide.pk)).tier == 2
+    assert wide.title == "agency" and TuningChange.objects.get(entity="document", entity_id=str(wide.pk)).tier == 2
     # …and everyone who may view knowledge reads them, next to their own client's only
     mine = services.document_upload(actor=world["contact"], client=world["mine"], uploaded_file=upload("m.md", b"M"))
     theirs = services.document_upload(actor=world["admin"], client=world["other"], uploaded_file=upload("o.md", b"O"))

@@ -11,6 +11,7 @@ from spokestack.demo_data import (
     DEMO_PASSWORD,
     DEMO_ROAS_SKILL_NAME,
     DEMO_SKILL_NAME,
+    DEMO_STUDIO_AGENTS,
     DEMO_VERSIONS_SCHEMA,
 )
 from spokestack.sample_erp import DEMO_API_KEYS
@@ -65,10 +66,15 @@ def test_seed_demo_creates_the_guides_agencies_once(seeded):
             first = Client.objects.get(name=demo.clients[0][0])
             prompt = assemble_prompt(platform=platform_tier(get_spec("copy")), client=first)
             assert "Never" in prompt.tier_bytes(3).decode()
+            slug, definition, _ = DEMO_STUDIO_AGENTS[demo.schema]  # the agency's own agent, published
+            own = get_spec(slug)
+            assert own is not None and own.version == "1.0.0" and own.title == definition["title"]
     assert seed_demo(erp_url="https://erp.example.com") == [], "a second seed creates nothing"
     assert_one_demo_skill("https://erp.example.com/hooks/competitor-check")
     assert seed_demo(erp_url="https://erp2.example.com/") == [], "a new ERP URL creates nothing either"
     assert_one_demo_skill("https://erp2.example.com/hooks/competitor-check")
     credentials = demo_credentials()
-    assert [c["host"] for c in credentials] == [d.host for d in DEMO_INSTANCES]
+    assert [c["host"] for c in credentials] == [d.host for d in DEMO_INSTANCES for _ in range(2)]
+    assert [c["agent_type"] for c in credentials] == [t for d in DEMO_INSTANCES
+                                                      for t in (d.demo_agent, DEMO_STUDIO_AGENTS[d.schema][0])]
     assert all(c["token"].startswith("ss_") and c["task"] for c in credentials)

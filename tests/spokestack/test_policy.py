@@ -352,6 +352,13 @@ PROBES: list[Probe] = [
     *_admin("skill.edit", lambda w, h, c: h.get("/admin/skills/skill/add/")),
     *_api("skill.test", lambda w, h, c: h.post(f"/api/v1/skills/{w.skill.pk}/test", {"input": {}}, **J)),
     *_admin("skill.test", lambda w, h, c: h.get(f"/admin/skills/skill/{w.skill.pk}/test/")),
+    # agency-built agents and the tool library
+    *_api("agent.view", lambda w, h, c: h.get("/api/v1/tools")),
+    *_api("studio.view", lambda w, h, c: h.get("/api/v1/studio/agents")),
+    *_api("studio.view", lambda w, h, c: h.get("/api/v1/studio/schema")),
+    *_api("studio.build", lambda w, h, c: h.post("/api/v1/studio/agents", {"slug": "probe_agent", "definition": {}},
+                                                 **J)),
+    *_api("studio.build", lambda w, h, c: h.post("/api/v1/studio/agents/import", {}, **J)),
     # versions and sandboxes
     *_api("version.view", lambda w, h, c: h.get("/api/v1/agents/copy/version")),
     *_api("version.view", lambda w, h, c: h.get("/api/v1/agents/copy/versions")),

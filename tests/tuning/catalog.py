@@ -61,8 +61,14 @@ class FixtureCatalog:
     def agent_types(self) -> list[str]:
         return sorted(self._tiers)
 
+    def versions(self, agent_type: str) -> list[str]:
+        return [self._tiers[agent_type].version] if agent_type in self._tiers else []
+
     def platform_tier(self, agent_type: str, version: str | None = None) -> PlatformTier:
         return self._tiers[agent_type]
+
+    def tool_names(self) -> dict[str, frozenset[str]]:
+        return {t: frozenset(tool["name"] for tool in tier.tools) for t, tier in self._tiers.items()}
 
 
 CATALOG = FixtureCatalog(COPY, RFP)

@@ -1,0 +1,179 @@
+"""Agency-built agents (issue #18): a definition from the tool library, the lifecycle (draft, publish,
+runs keep their version, rollback, archive), the platform frame around the instructions, and an agent
+like any other for runs; isolation between instances; the contract's checks."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from agents.loop import execute_run
+from agents.models import RunStatus, ToolCall
+from agents.registry import agent_types, get_spec
+from agents.services import run_create
+from agents.studio.definition import BOUNDS
+from agents.studio.models import AgentStatus
+from agents.studio.services import (
+    agent_archive,
+    agent_create,
+    agent_draft_update,
+    agent_export,
+    agent_import,
+    agent_publish,
+    agent_rollback,
+    agent_test_version,
+)
+from spokestack.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from tuning.assembly import assemble_prompt, platform_tier_for
+from tuning.models import TuningChange
+from tuning.services import client_rule_add
+
+from ...skills.conftest import text_turn, tool_turn
+
+CAPTION = {
+    "title": "Social caption agent",
+    "purpose": "Short on-brand captions for Instagram and LinkedIn.",
+    "instructions": "Write three caption options, each under 150 characters, then pick the best one.",
+    "persona": {"voice": "Warm and witty", "traits": {"creativity": 70, "formality": 30}},
+    "tools": ["copy.get_brand_guidelines", "copy.check_brand_rules", "core.search_knowledge"],
+    "limits": {"max_iterations": 8, "max_tokens": 1024},
+    "require_approval": ["save_*"],
+    "starters": ["Three captions for the Ramadan launch"],
+}
+
+
+@pytest.fixture
+def caption(admin_a):
+    agent = agent_create(actor=admin_a, slug="social_caption", definition=CAPTION, reason="new agent")
+    agent_publish(actor=admin_a, slug="social_caption", change_note="First version")
+    return agent
+
+
+def test_a_published_agent_is_an_agent_type_with_the_library_tools_inside_the_platform_frame(caption):
+    assert "social_caption" in agent_types()
+    spec = get_spec("social_caption")
+    assert spec.version == "1.0.0" and spec.owner == connection.schema_name
+    assert [t.name for t in spec.tools] == ["get_brand_guidelines", "check_brand_rules", "search_knowledge"]
+    assert spec.max_iterations == 8 and spec.max_tokens == 1024
+    assert spec.confirmation_patterns == ("delete_*", "publish_*", "save_*")  # the platform's always apply
+    prompt = spec.base_prompt
+    assert prompt.startswith("You are Social caption agent") and "## Ground rules" in prompt
+    assert "## Instructions from the agency\nWrite three caption options" in prompt
+    assert "Traits (0–100): creativity 70, formality 30" in prompt
+    # tier 1 for the assembler, byte-stable: twice the same prefix
+    first = assemble_prompt(platform=platform_tier_for("social_caption"), client=None).system_text()
+    assert first == assemble_prompt(platform=platform_tier_for("social_caption"), client=None).system_text()
+
+
+def test_runs_keep_their_version_new_runs_take_the_next_and_a_rollback_publishes_the_old_one_again(
+        caption, admin_a, client_a, scripted):
+    client_rule_add(actor=None, client=client_a, kind="never", text="cheap", reason="brand")
+    marker = "[studio-v1]"
+    scripted.script(marker, [tool_turn(("t1", "check_brand_rules", {"text": "A cheap glow"})), text_turn("Glow.")])
+    v1_run = run_create(actor=admin_a, agent_type="social_caption", task=f"Captions {marker}",
+                        client_id=client_a.pk).run
+    assert v1_run.agent_version == "1.0.0"
+    agent_draft_update(actor=admin_a, slug="social_caption",
+                       definition={**CAPTION, "instructions": "Write five caption options."})
+    assert get_spec("social_caption").version == "1.0.0", "a draft changes nothing until it is published"
+    agent_publish(actor=admin_a, slug="social_caption", change_note="Five options")
+    assert execute_run(run_id=str(v1_run.pk), worker="test") == RunStatus.SUCCEEDED
+    v1_run.refresh_from_db()
+    assert v1_run.agent_version == "1.0.0"
+    request = scripted.requests(marker)[0]
+    system = "".join(block["text"] for block in request["system"])
+    assert "Write three caption options" in system and "Write five" not in system
+    assert "cheap" in system  # the client's rule, tier 3, in force
+    check = ToolCall.objects.get(run=v1_run, name="check_brand_rules")
+    assert check.result["passed"] is False  # the client's never rule applies to this agent's tool
+    v2_run = run_create(actor=admin_a, agent_type="social_caption", task="Captions", client_id=client_a.pk).run
+    assert v2_run.agent_version == "2.0.0"
+    rolled = agent_rollback(actor=admin_a, slug="social_caption", number=1, reason="v2 too long")
+    assert rolled.number == 3 and rolled.definition["instructions"] == CAPTION["instructions"]
+    assert "Rollback to v1" in rolled.change_note
+    assert run_create(actor=admin_a, agent_type="social_caption", task="x", client_id=client_a.pk) \
+        .run.agent_version == "3.0.0"
+    entries = TuningChange.objects.filter(entity="agent_definition", entity_id="social_caption")
+    assert [e.field for e in entries.order_by("id")] == ["draft", "version", "draft", "version", "version"]
+
+
+def test_archive_hides_it_from_new_runs_and_an_unknown_type_is_one_404(caption, admin_a):
+    agent_archive(actor=admin_a, slug="social_caption", reason="season over")
+    assert "social_caption" not in agent_types()
+    assert get_spec("social_caption", "1.0.0") is not None, "runs and threads on it still finish"
+    with pytest.raises(NotFound, match="social_caption"):
+        run_create(actor=admin_a, agent_type="social_caption", task="x")
+    with pytest.raises(NotFound, match="nonexistent"):
+        run_create(actor=admin_a, agent_type="nonexistent", task="x")
+
+
+def test_a_draft_is_tried_in_a_sandbox_run_before_it_is_published(admin_a, client_a):
+    agent_create(actor=admin_a, slug="pitch", definition={**CAPTION, "title": "PR pitch agent"})
+    assert "pitch" not in agent_types() and get_spec("pitch") is None
+    test = agent_test_version(actor=admin_a, slug="pitch")
+    assert agent_test_version(actor=admin_a, slug="pitch").pk == test.pk, "unchanged draft: the same test version"
+    run = run_create(actor=admin_a, agent_type="pitch", task="A pitch", client_id=client_a.pk, sandbox=True,
+                     agent_version=test.semver).run
+    assert run.sandbox and run.agent_version.endswith("-test")
+    assert execute_run(run_id=str(run.pk), worker="test") == RunStatus.SUCCEEDED
+
+
+def test_the_contract_is_checked_field_by_field(admin_a):
+    with pytest.raises(InvalidInput) as bad:
+        agent_create(actor=admin_a, slug="bad", definition={
+            "title": "", "purpose": "x", "instructions": "y", "tools": ["copy.no_such_tool", "erp.drop_tables"],
+            "persona": {"traits": {"creativity": 140}}, "limits": {"max_iterations": 99}})
+    details = bad.value.details
+    assert set(details) >= {"title", "tools[0]", "tools[1]", "persona.traits.creativity", "limits.max_iterations"}
+    assert "not in the tool library" in details["tools[0]"][0]
+    assert str(BOUNDS["max_iterations"][1]) in details["limits.max_iterations"][0]
+    with pytest.raises(InvalidInput, match="core agent"):
+        agent_create(actor=admin_a, slug="copy", definition=CAPTION)
+    with pytest.raises(InvalidInput, match="slug"):
+        agent_create(actor=admin_a, slug="Copy Agent!", definition=CAPTION)
+
+
+def test_only_instance_admins_build(make_user, in_a):
+    manager = make_user("instance_manager")
+    with pytest.raises(NotAllowed):
+        agent_create(actor=manager, slug="pitch", definition=CAPTION)
+
+
+def test_publishing_twice_needs_a_change_and_a_note(caption, admin_a):
+    with pytest.raises(Conflict, match="Nothing changed since v1"):
+        agent_publish(actor=admin_a, slug="social_caption", change_note="again")
+    with pytest.raises(InvalidInput, match="change_note"):
+        agent_publish(actor=admin_a, slug="social_caption", change_note=" ")
+
+
+def test_an_exported_contract_imports_into_another_instance_as_the_same_agent(caption, admin_a, instance_b,
+                                                                             make_user):
+    contract = agent_export(actor=admin_a, slug="social_caption")
+    original = get_spec("social_caption")
+    connection.set_tenant(instance_b)
+    assert "social_caption" not in agent_types() and get_spec("social_caption") is None  # isolation
+    admin_b = make_user("instance_admin")
+    imported = agent_import(actor=admin_b, contract=contract, reason="shared by Alpha")
+    assert imported.status == AgentStatus.PUBLISHED
+    copy = get_spec("social_caption")
+    assert copy is not original and copy.owner == instance_b.schema_name
+    assert (copy.base_prompt, [t.name for t in copy.tools], copy.max_iterations) == (
+        original.base_prompt, [t.name for t in original.tools], original.max_iterations)
+    with pytest.raises(Conflict):
+        agent_import(actor=admin_b, contract=contract)
+    with pytest.raises(InvalidInput, match="contract"):
+        agent_import(actor=admin_b, contract={**contract, "contract": "other/v9"})
+    with pytest.raises(InvalidInput, match=r"tools\[0\]"):
+        agent_import(actor=admin_b, contract={**contract, "slug": "other", "tools": ["copy.nope"]})
+    connection.set_schema_to_public()
+
+
+def test_the_audit_log_rolls_back_a_publish(caption, admin_a):
+    from tuning.services import tuning_rollback
+
+    agent_draft_update(actor=admin_a, slug="social_caption", definition={**CAPTION, "title": "Caption agent v2"})
+    agent_publish(actor=admin_a, slug="social_caption", change_note="Renamed")
+    entry = TuningChange.objects.filter(entity="agent_definition", field="version").order_by("-id").first()
+    tuning_rollback(actor=admin_a, change=entry, reason="keep the old name")
+    assert get_spec("social_caption").title == "Social caption agent"
+    assert get_spec("social_caption").version == "3.0.0"

@@ -1,0 +1,76 @@
+"""`/api/v1/studio/agents` and `/api/v1/tools` (issue #18): build, publish, run, export and import
+through the API; who may build or see; instance B never sees instance A's agents."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from agents.models import AgentRun
+
+from .test_studio import CAPTION
+
+AGENTS = "/api/v1/studio/agents"
+
+
+def test_the_tool_library_lists_every_core_agents_tools_and_the_core_ones(in_a, api, make_user):
+    manager = make_user("account_manager")
+    tools = api(in_a, manager).get("/api/v1/tools")
+    assert tools.status_code == 200, tools.content
+    by_ref = {t["ref"]: t for t in tools.json()}
+    assert {"copy.check_brand_rules", "brief.get_client_info", "core.search_knowledge", "core.remember"} <= set(by_ref)
+    assert by_ref["copy.save_draft"]["side_effect"] is True and by_ref["copy.save_draft"]["read_only"] is False
+    assert by_ref["copy.check_brand_rules"]["input_schema"]["type"] == "object"
+    assert api(in_a, make_user("client_contact")).get("/api/v1/tools").status_code == 403
+
+
+def test_build_publish_execute_export_and_import_elsewhere(in_a, api, make_user, instance_b):
+    admin = api(in_a, make_user("instance_admin"))
+    created = admin.post(AGENTS, {"slug": "social_caption", "definition": CAPTION, "reason": "new"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["status"] == "draft" and created.json()["has_unpublished_changes"] is True
+    not_yet = admin.post("/api/v1/agent/execute", {"agent_type": "social_caption", "task": "x"}, format="json")
+    assert not_yet.status_code == 404 and not_yet.json()["error"]["code"] == "unknown_agent_type"
+    test = admin.post(f"{AGENTS}/social_caption/test", {"task": "Try it", "thread": True}, format="json")
+    assert test.status_code == 202, test.content
+    assert test.json()["agent_version"].endswith("-test") and test.json()["thread_id"]
+    tried = AgentRun.objects.get(pk=test.json()["run_id"])
+    assert tried.sandbox and tried.thread.sandbox and tried.agent_type == "social_caption"
+    published = admin.post(f"{AGENTS}/social_caption/publish", {"change_note": "First version"}, format="json")
+    assert published.status_code == 201 and published.json()["version"] == "1.0.0"
+    run = admin.post("/api/v1/agent/execute", {"agent_type": "social_caption", "task": "Captions"}, format="json")
+    assert run.status_code == 202, run.content
+    assert AgentRun.objects.get(pk=run.json()["run_id"]).agent_version == "1.0.0"
+    listed = admin.get("/api/v1/agents").json()
+    listed = listed["results"] if isinstance(listed, dict) else listed
+    assert "social_caption" in {a["agent_type"] for a in listed}
+    schema = admin.get("/api/schema/")
+    assert schema.status_code == 200 and b"social_caption" in schema.content  # the execute enum, on this host
+    contract = admin.get(f"{AGENTS}/social_caption/export").json()
+    assert contract["contract"] == "spokestack.agent/v1" and contract["slug"] == "social_caption"
+
+    connection.set_tenant(instance_b)
+    admin_b = api(instance_b, make_user("instance_admin"))
+    assert admin_b.get(f"{AGENTS}/social_caption").status_code == 404
+    assert admin_b.post("/api/v1/agent/execute", {"agent_type": "social_caption", "task": "x"},
+                        format="json").status_code == 404
+    bad = admin_b.post(f"{AGENTS}/import", {**contract, "tools": ["copy.nope"]}, format="json")
+    assert bad.status_code == 400 and "tools[0]" in bad.json()["error"]["details"]
+    imported = admin_b.post(f"{AGENTS}/import", contract, format="json")
+    assert imported.status_code == 201, imported.content
+    assert imported.json()["current_version"] == 1
+    assert admin_b.get(f"{AGENTS}/social_caption/export").json() == contract
+    connection.set_schema_to_public()
+
+
+def test_who_may_build_and_see(in_a, api, make_user):
+    body = {"slug": "pitch", "definition": CAPTION}
+    assert api(in_a, make_user("instance_manager")).post(AGENTS, body, format="json").status_code == 403
+    assert api(in_a, make_user("account_manager")).get(AGENTS).status_code == 403
+    admin = api(in_a, make_user("instance_admin"))
+    assert admin.post(AGENTS, body, format="json").status_code == 201
+    assert api(in_a, make_user("instance_manager")).get(f"{AGENTS}/pitch").status_code == 200
+    shadow = admin.post(AGENTS, {"slug": "copy", "definition": CAPTION}, format="json")
+    assert shadow.status_code == 400 and "core agent" in shadow.json()["error"]["message"]
+    assert admin.post(AGENTS, body, format="json").status_code == 409
+    assert admin.post(f"{AGENTS}/pitch/publish", {}, format="json").status_code == 400
+    assert admin.post(f"{AGENTS}/nobody/publish", {"change_note": "x"}, format="json").status_code == 404
