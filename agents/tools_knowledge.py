@@ -56,6 +56,30 @@ SEARCH_KNOWLEDGE_TOOL = ToolSpec(
 )
 
 
+def scoped_search_knowledge(kinds) -> ToolSpec:
+    """`search_knowledge` limited to some kinds of document (an agency-built agent's knowledge scopes):
+    the model is offered only those kinds, a search without kinds searches those, and asking for
+    another kind is an error naming the allowed ones."""
+    allowed = tuple(k for k in KINDS if k in set(kinds))
+
+    def handler(ctx: ToolContext, tool_input: dict) -> dict:
+        asked = tool_input.get("kinds") or list(allowed)
+        outside = [k for k in asked if k not in allowed]
+        if outside:
+            raise ToolError(f"kinds: this agent reads only {', '.join(allowed)}; leave kinds out to search them.")
+        return search_knowledge(ctx, {**tool_input, "kinds": asked})
+
+    schema = dict(SEARCH_KNOWLEDGE_TOOL.input_schema)
+    properties = dict(schema["properties"])
+    properties["kinds"] = {**properties["kinds"], "items": {"type": "string", "enum": list(allowed)},
+                           "description": "Only these of the kinds this agent reads; all of them when left out."}
+    schema["properties"] = properties
+    return dataclasses.replace(SEARCH_KNOWLEDGE_TOOL, input_schema=schema, handler=handler,
+                               description=SEARCH_KNOWLEDGE_TOOL.description.replace(
+                                   "(brand guidelines, style guides, past work, references)",
+                                   f"(only: {', '.join(k.replace('_', ' ') for k in allowed)})"))
+
+
 KNOWLEDGE_PROMPT = (
     "\n## Knowledge and sources\nWhen the work depends on the client's brand guidelines, style guide or past work, "
     "look it up with search_knowledge rather than assuming it. Cite every passage you rely on as (Source: "

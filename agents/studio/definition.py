@@ -143,6 +143,11 @@ def build_spec(*, slug: str, version: str, definition: dict, owner: str, library
     refs = list(definition.get("tools") or [])
     chosen = [library[ref] for ref in refs if ref in library]
     tools = tuple(entry.tool for entry in chosen if entry.tool is not None)
+    if definition.get("knowledge_kinds"):  # its knowledge scopes: the search reads only those kinds
+        from agents.tools_knowledge import SEARCH_KNOWLEDGE, scoped_search_knowledge
+
+        tools = tuple(scoped_search_knowledge(definition["knowledge_kinds"]) if t.name == SEARCH_KNOWLEDGE else t
+                      for t in tools)
     skills = tuple(entry.name for entry in chosen if entry.tool is None)
     limits = {**DEFAULT_LIMITS, **(definition.get("limits") or {})}
     return AgentSpec(

@@ -359,6 +359,9 @@ PROBES: list[Probe] = [
     *_api("studio.build", lambda w, h, c: h.post("/api/v1/studio/agents", {"slug": "probe_agent", "definition": {}},
                                                  **J)),
     *_api("studio.build", lambda w, h, c: h.post("/api/v1/studio/agents/import", {}, **J)),
+    *_admin("studio.view", lambda w, h, c: h.get("/admin/studio/agencyagent/")),
+    *_admin("studio.build", lambda w, h, c: h.get("/admin/studio/agencyagent/add/")),
+    *_admin("studio.build", lambda w, h, c: h.get("/admin/studio/agencyagent/import/")),
     # versions and sandboxes
     *_api("version.view", lambda w, h, c: h.get("/api/v1/agents/copy/version")),
     *_api("version.view", lambda w, h, c: h.get("/api/v1/agents/copy/versions")),

@@ -177,3 +177,31 @@ def test_the_audit_log_rolls_back_a_publish(caption, admin_a):
     tuning_rollback(actor=admin_a, change=entry, reason="keep the old name")
     assert get_spec("social_caption").title == "Social caption agent"
     assert get_spec("social_caption").version == "3.0.0"
+
+
+def test_knowledge_scopes_limit_what_its_search_reads(admin_a, client_a, scripted, settings, tmp_path):
+    from tuning.knowledge.services import document_ingest, document_upload
+
+    from ...knowledge.conftest import upload
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    for kind, text in (("brand_guidelines", "# Voice\n\nThe glow voice is warm.\n"),
+                       ("style_guide", "# Voice\n\nThe glow style: British spelling.\n")):
+        document = document_upload(actor=None, client=client_a, title=kind, kind=kind, language="en",
+                                   uploaded_file=upload(f"{kind}.md", text.encode()))
+        assert document_ingest(document_id=document.pk, revision=document.revision) == "ready"
+    agent_create(actor=admin_a, slug="style_checker", definition={**CAPTION, "knowledge_kinds": ["style_guide"]})
+    agent_publish(actor=admin_a, slug="style_checker", change_note="v1")
+    search = get_spec("style_checker").tool("search_knowledge")
+    assert search.input_schema["properties"]["kinds"]["items"]["enum"] == ["style_guide"]
+    marker = "[scoped-search]"
+    # one call a turn: parallel calls run on other connections, which do not see this test's transaction
+    scripted.script(marker, [tool_turn(("s1", "search_knowledge", {"query": "glow voice"})),
+                             tool_turn(("s2", "search_knowledge", {"query": "glow", "kinds": ["brand_guidelines"]})),
+                             text_turn("Done.")])
+    run = run_create(actor=admin_a, agent_type="style_checker", task=f"Check {marker}", client_id=client_a.pk).run
+    assert execute_run(run_id=str(run.pk), worker="test") == RunStatus.SUCCEEDED
+    found = ToolCall.objects.get(run=run, tool_use_id="s1")
+    assert {p["kind"] for p in found.result["passages"]} == {"style_guide"}, found.result
+    refused = ToolCall.objects.get(run=run, tool_use_id="s2")
+    assert refused.is_error and "'brand_guidelines' is not one of ['style_guide']" in str(refused.result)
