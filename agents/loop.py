@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -98,6 +99,7 @@ class _Outcome:
     is_error: bool
     duration_ms: float
     removed: int = 0  # characters PostgreSQL cannot store, removed from the result (spokestack.hygiene)
+    cached: bool = False  # an earlier call's answer in this run, reused (spec.cached_tools)
 
 
 class _StreamEvents:
@@ -163,6 +165,16 @@ def _validator(tool: ToolSpec) -> Draft202012Validator:
 _VALIDATORS: dict[int, tuple[ToolSpec, Draft202012Validator]] = {}
 
 
+def _withheld_tools(spec: AgentSpec, run: AgentRun) -> frozenset[str]:
+    """The tools of `spec` limited to roles the run's starter does not have."""
+    if not spec.tool_roles:
+        return frozenset()
+    from spokestack.accounts.roles import roles_of
+
+    roles = roles_of(run.created_by) if run.created_by_id else frozenset()
+    return frozenset(name for name, allowed in spec.tool_roles.items() if not roles & set(allowed))
+
+
 class RunLoop:
     def __init__(self, run: AgentRun, spec: AgentSpec, worker: str) -> None:
         from skills.models import Skill
@@ -184,7 +196,13 @@ class RunLoop:
         self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client, for_run=True,
                                       specialization=run.specialization,
                                       extra_tools=[s.definition() for s in self.skills.values()])
-        self.tools = {t.name: t for t in spec.tools if t.name not in set(self.prompt.disabled_tools)}
+        # Tools limited to some roles (spec.tool_roles) are withheld from a run started by anyone else:
+        # neither offered to the model nor run if it names one.
+        self.withheld = _withheld_tools(spec, run)
+        self.tools = {t.name: t for t in spec.tools
+                      if t.name not in set(self.prompt.disabled_tools) and t.name not in self.withheld}
+        self.request_tools = [t for t in self.prompt.tools if t["name"] not in self.withheld] \
+            if self.withheld else self.prompt.tools
         self.client_scope = _client_scope(run)
         # The content filters join the rules, so check_brand_rules checks what the final output is checked against.
         self.rules = (*(rule.as_dict() for rule in self.prompt.rules),
@@ -248,7 +266,7 @@ class RunLoop:
         streamed = RunEvent.objects.filter(run=run, seq__gt=last[0], type__in=("text.delta", "tool.requested"))
         text = sum(len(e.payload.get("text", "")) for e in streamed if e.type == "text.delta")
         tools = sum(e.type == "tool.requested" for e in streamed)
-        sent = len(json.dumps([self.prompt.system, self.prompt.tools, run.messages], default=str))
+        sent = len(json.dumps([self.prompt.system, self.request_tools, run.messages], default=str))
         usage = Usage(input_tokens=sent // 4, output_tokens=text // 4 + 30 * tools)
         cost = cost_usd(self.spec.model, usage)
         self._write(events=[("turn.interrupted", {
@@ -410,7 +428,7 @@ class RunLoop:
                     messages=messages if save_messages else None)
         request = ModelRequest(
             model=self.spec.model, fallback_model=self.spec.fallback_model, system=self.prompt.system,
-            tools=self.prompt.tools, messages=messages, max_tokens=self.prompt.max_tokens,
+            tools=self.request_tools, messages=messages, max_tokens=self.prompt.max_tokens,
             effort=self.prompt.effort, metadata={"user_id": f"run-{run.pk}"})
         stream = _StreamEvents(lambda events: self._write(events=events))
         release_connection()
@@ -588,6 +606,12 @@ class RunLoop:
             specialization=self.prompt.specialization, rules=self.rules, sandbox=self.run.sandbox,
             client_scope=None if self.client_scope is None else frozenset(self.client_scope),
             settings=self.prompt.tool_config.get(tool.name, {}))
+        if tool.name in self.spec.cached_tools and not tool.side_effect:
+            earlier = ToolCall.objects.filter(run=self.run, name=tool.name, input=arguments, is_error=False,
+                                              status=ToolCallStatus.SUCCEEDED).exclude(tool_use_id=block["id"]) \
+                .values_list("result", flat=True).first()
+            if earlier is not None:  # the same read in this run: its answer again, without asking again
+                return dataclasses.replace(outcome(earlier, False), cached=True)
         try:
             return outcome(tool.handler(context, arguments), False)
         except ToolError as exc:
@@ -633,7 +657,8 @@ class RunLoop:
         self._staged_events.append(("tool.finished", {
             "tool_use_id": block["id"], "name": block["name"], "is_error": outcome.is_error,
             "duration_ms": outcome.duration_ms, "output": _truncate(outcome.result, 4000),
-            **({"removed_characters": outcome.removed} if outcome.removed else {})}))
+            **({"removed_characters": outcome.removed} if outcome.removed else {}),
+            **({"cached": True} if outcome.cached else {})}))
 
     @staticmethod
     def _result_block(tool_use_id: str, result: Any, is_error: bool) -> dict:

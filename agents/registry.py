@@ -150,6 +150,11 @@ class AgentSpec:
     # it was given by name (a core agent's skills are those offered to its type: None).
     owner: str = ""
     skills: tuple[str, ...] | None = None
+    # Conditional tool access (guide §11.3): {tool name: the roles whose runs get it}; a run started by
+    # anyone else (a client contact, a user without those roles) is not offered the tool at all.
+    tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Read-only tools whose result is reused within a run for the same input (guide §11.4).
+    cached_tools: frozenset[str] = frozenset()
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)

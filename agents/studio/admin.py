@@ -240,7 +240,7 @@ def draft_preview(form: AgentDefinitionForm) -> dict[str, Any]:
                 for name, errors in form.errors.items()]
     if not problems:
         try:
-            definition_clean(definition, tools_available={entry.ref for entry in form.library})
+            definition_clean(definition, tools_available={entry.ref: entry for entry in form.library})
         except InvalidInput as exc:
             problems = [f"{key}: {' '.join(map(str, messages_))}" for key, messages_ in (exc.details or {}).items()]
     return preview_of(definition, form.library, problems)

@@ -7,6 +7,7 @@ within the platform's bounds and approval requirements on top of the platform's 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -50,6 +51,13 @@ DEFINITION_SCHEMA: dict[str, Any] = {
         },
         "tools": {"type": "array", "maxItems": 30, "uniqueItems": True,
                   "items": {"type": "string", "pattern": r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_-]+$"}},
+        "tool_roles": {"type": "object", "maxProperties": 30,
+                       "description": "A tool (its reference) offered only to runs started by these roles.",
+                       "additionalProperties": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                                "items": {"type": "string"}}},
+        "cache_results": {"type": "array", "uniqueItems": True, "maxItems": 30, "items": {"type": "string"},
+                          "description": "Read-only tools (references) whose answer a run reuses for the same "
+                                         "input instead of asking again."},
         "knowledge_kinds": {"type": "array", "uniqueItems": True,
                             "items": {"enum": list(DocumentKind.values)}},
         "limits": {
@@ -79,7 +87,7 @@ def _where(path) -> str:
     return where or "definition"
 
 
-def definition_clean(data: Any, *, tools_available: set[str] | None = None) -> dict[str, Any]:
+def definition_clean(data: Any, *, tools_available: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The definition as stored: checked against the contract's schema (every problem, each naming
     its field), its tools against the tool library, its slug against the core agents. Raises
     InvalidInput (400) with `details` {field: [problems]}."""
@@ -101,6 +109,24 @@ def definition_clean(data: Any, *, tools_available: set[str] | None = None) -> d
         names = [ref.split(".", 1)[1] for ref in data.get("tools") or [] if isinstance(ref, str) and "." in ref]
         for name in {n for n in names if names.count(n) > 1}:
             problems.setdefault("tools", []).append(f"two tools are called {name!r}: keep one.")
+        chosen = set(data.get("tools") or [])
+        for ref in (data.get("tool_roles") or {}) if isinstance(data.get("tool_roles"), dict) else {}:
+            if ref not in chosen:
+                problems.setdefault(f"tool_roles.{ref}", []).append("names a tool the agent is not given.")
+        for index, ref in enumerate(data.get("cache_results") or []):
+            if ref not in chosen:
+                problems.setdefault(f"cache_results[{index}]", []).append("names a tool the agent is not given.")
+            elif ref in tools_available and tools_available[ref].side_effect:
+                problems.setdefault(f"cache_results[{index}]", []).append(
+                    f"{ref} writes outside the platform: only a read-only tool's answer may be reused.")
+    from spokestack.accounts.roles import Role
+
+    roles_known = list(Role.values)
+    for ref, roles in (data.get("tool_roles") or {}).items() if isinstance(data.get("tool_roles"), dict) else ():
+        for role in roles if isinstance(roles, list) else []:
+            if role not in roles_known:
+                problems.setdefault(f"tool_roles.{ref}", []).append(
+                    f"{role!r} is not a role; use {', '.join(roles_known)}.")
     if problems:
         first, messages = next(iter(problems.items()))
         raise InvalidInput(f"{first}: {messages[0]}" + (f" (and {sum(map(len, problems.values())) - 1} more)"
@@ -159,4 +185,8 @@ def build_spec(*, slug: str, version: str, definition: dict, owner: str, library
         confirmation_patterns=(*DEFAULT_CONFIRMATION_PATTERNS,
                                *[p for p in definition.get("require_approval") or []
                                  if p not in DEFAULT_CONFIRMATION_PATTERNS]),
-        owner=owner, skills=skills)
+        owner=owner, skills=skills,
+        tool_roles={library[ref].name: tuple(roles) for ref, roles in (definition.get("tool_roles") or {}).items()
+                    if ref in library},
+        cached_tools=frozenset(library[ref].name for ref in definition.get("cache_results") or []
+                               if ref in library and not library[ref].side_effect))

@@ -38,7 +38,7 @@ def _record(*, actor, agent: AgencyAgent, action: str, field: str, old: Any, new
 
 
 def _clean(definition: Any) -> dict[str, Any]:
-    return definition_clean(definition, tools_available=set(library_by_ref()))
+    return definition_clean(definition, tools_available=library_by_ref())
 
 
 def agent_get(*, actor: AbstractUser | None, slug: str) -> AgencyAgent:
@@ -66,7 +66,7 @@ def agent_create(*, actor: AbstractUser | None, slug: str, definition: Any, reas
     if not isinstance(definition, dict):
         raise InvalidInput("definition: a JSON object (see GET /api/v1/studio/schema).",
                            details={"definition": ["expected an object"]})
-    cleaned = definition_clean({**definition, "slug": slug}, tools_available=set(library_by_ref()))
+    cleaned = definition_clean({**definition, "slug": slug}, tools_available=library_by_ref())
     try:
         with transaction.atomic():
             agent = AgencyAgent.objects.create(slug=slug, title=cleaned["title"], draft=cleaned, created_by=actor)
@@ -207,7 +207,7 @@ def agent_import(*, actor: AbstractUser | None, contract: Any, reason: str = "",
         raise InvalidInput(f"contract: expected {CONTRACT!r} (the format this platform exports).",
                            details={"contract": [f"expected {CONTRACT!r}"]})
     slug = contract.get("slug")
-    definition = definition_clean(contract, tools_available=set(library_by_ref()))
+    definition = definition_clean(contract, tools_available=library_by_ref())
     with transaction.atomic():
         agent = agent_create(actor=actor, slug=slug, definition=definition, reason=reason or "imported",
                              ticket=ticket)

@@ -205,3 +205,41 @@ def test_knowledge_scopes_limit_what_its_search_reads(admin_a, client_a, scripte
     assert {p["kind"] for p in found.result["passages"]} == {"style_guide"}, found.result
     refused = ToolCall.objects.get(run=run, tool_use_id="s2")
     assert refused.is_error and "'brand_guidelines' is not one of ['style_guide']" in str(refused.result)
+
+
+def test_a_tool_limited_to_some_roles_is_not_offered_to_anyone_else(admin_a, client_a, scripted, assigned):
+    definition = {**CAPTION, "tool_roles": {"copy.check_brand_rules": ["instance_admin", "instance_manager"]}}
+    agent_create(actor=admin_a, slug="guarded", definition=definition)
+    agent_publish(actor=admin_a, slug="guarded", change_note="v1")
+    manager = assigned("account_manager", client_a)
+    for actor, offered in ((admin_a, True), (manager, False)):
+        marker = f"[guarded-{actor.pk}]"
+        scripted.script(marker, [tool_turn(("g1", "check_brand_rules", {"text": "x"})), text_turn("Done.")])
+        run = run_create(actor=actor, agent_type="guarded", task=f"Check {marker}", client_id=client_a.pk).run
+        assert execute_run(run_id=str(run.pk), worker="test") == RunStatus.SUCCEEDED
+        names = [t["name"] for t in scripted.requests(marker)[0]["tools"]]
+        assert ("check_brand_rules" in names) is offered
+        call = ToolCall.objects.get(run=run, tool_use_id="g1")
+        assert call.is_error is not offered  # named anyway by the model: refused as unknown, never run
+    with pytest.raises(InvalidInput, match="tool_roles"):
+        agent_draft_update(actor=admin_a, slug="guarded",
+                           definition={**CAPTION, "tool_roles": {"copy.check_brand_rules": ["ceo"]}})
+
+
+def test_a_read_only_tools_answer_is_reused_within_a_run(admin_a, client_a, scripted):
+    agent_create(actor=admin_a, slug="cached", definition={**CAPTION, "cache_results": ["copy.check_brand_rules"]})
+    agent_publish(actor=admin_a, slug="cached", change_note="v1")
+    assert get_spec("cached").cached_tools == frozenset({"check_brand_rules"})
+    marker = "[cached-run]"
+    same = {"text": "A calm glow"}
+    scripted.script(marker, [tool_turn(("c1", "check_brand_rules", same)), tool_turn(("c2", "check_brand_rules", same)),
+                             text_turn("Done.")])
+    run = run_create(actor=admin_a, agent_type="cached", task=f"Check {marker}", client_id=client_a.pk).run
+    assert execute_run(run_id=str(run.pk), worker="test") == RunStatus.SUCCEEDED
+    first, second = (ToolCall.objects.get(run=run, tool_use_id=i) for i in ("c1", "c2"))
+    assert first.result == second.result and not second.is_error
+    finished = {e.payload["tool_use_id"]: e.payload for e in run.events.filter(type="tool.finished")}
+    assert "cached" not in finished["c1"] and finished["c2"]["cached"] is True  # the second was not run
+    with pytest.raises(InvalidInput, match=r"cache_results\[0\].*writes outside"):
+        agent_draft_update(actor=admin_a, slug="cached", definition={
+            **CAPTION, "tools": [*CAPTION["tools"], "copy.save_draft"], "cache_results": ["copy.save_draft"]})
