@@ -243,3 +243,43 @@ def test_a_read_only_tools_answer_is_reused_within_a_run(admin_a, client_a, scri
     with pytest.raises(InvalidInput, match=r"cache_results\[0\].*writes outside"):
         agent_draft_update(actor=admin_a, slug="cached", definition={
             **CAPTION, "tools": [*CAPTION["tools"], "copy.save_draft"], "cache_results": ["copy.save_draft"]})
+
+
+def test_its_approval_patterns_pause_a_run_and_tier_2_tuning_per_agent_applies(admin_a, client_a, scripted):
+    from agents.models import ApprovalRequest
+    from tuning.services import instance_tuning_update
+
+    agent_create(actor=admin_a, slug="careful", definition={**CAPTION, "require_approval": ["check_*"]})
+    agent_publish(actor=admin_a, slug="careful", change_note="v1")
+    # tier 2 for this agent type, like any agent's: its own row, its own bounds
+    instance_tuning_update(actor=admin_a, agent_type="careful", changes={"max_tokens": 512}, reason="short answers")
+    marker = "[careful-run]"
+    scripted.script(marker, [tool_turn(("a1", "check_brand_rules", {"text": "A calm glow"})), text_turn("Done.")])
+    run = run_create(actor=admin_a, agent_type="careful", task=f"Check {marker}", client_id=client_a.pk).run
+    assert execute_run(run_id=str(run.pk), worker="test") == RunStatus.AWAITING_APPROVAL
+    assert ApprovalRequest.objects.get(run=run).tool_name == "check_brand_rules"
+    assert scripted.requests(marker)[0]["max_tokens"] == 512
+
+
+def test_a_skill_from_the_library_is_offered_to_the_agent_that_was_given_it(admin_a, client_a, scripted):
+    from skills.services import skill_create
+
+    schema = {"type": "object", "properties": {"brand": {"type": "string"}}, "required": ["brand"]}
+    skill_create(actor=admin_a, name="brand_lookup", description="Look up a brand in the agency CRM.",
+                 input_schema=schema, agent_types=["rfp"], execution_type="webhook",
+                 webhook_url="https://hooks.example.com/brand")
+    agent_create(actor=admin_a, slug="crm_captions",
+                 definition={**CAPTION, "tools": [*CAPTION["tools"], "skill.brand_lookup"]})
+    agent_publish(actor=admin_a, slug="crm_captions", change_note="v1")
+    assert get_spec("crm_captions").skills == ("brand_lookup",)
+    marker = "[skill-offered]"
+    scripted.script(marker, [text_turn("Done.")])
+    run = run_create(actor=admin_a, agent_type="crm_captions", task=f"Captions {marker}", client_id=client_a.pk).run
+    assert execute_run(run_id=str(run.pk), worker="test") == RunStatus.SUCCEEDED
+    assert "brand_lookup" in [t["name"] for t in scripted.requests(marker)[0]["tools"]]
+    # … and not to the copy agent, whose type the skill was not offered to
+    plain = "[skill-not-offered]"
+    scripted.script(plain, [text_turn("Done.")])
+    run = run_create(actor=admin_a, agent_type="copy", task=f"Captions {plain}", client_id=client_a.pk).run
+    execute_run(run_id=str(run.pk), worker="test")
+    assert "brand_lookup" not in [t["name"] for t in scripted.requests(plain)[0]["tools"]]
