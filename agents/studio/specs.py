@@ -62,18 +62,30 @@ class AgencySource:
 
     def spec(self, agent_type: str, version: str | None) -> AgentSpec | None:
         """The current version of a published agent (version None: what a new run uses), or the
-        named version of any agent, archived included (a run or thread started on it finishes)."""
+        named version of any agent, archived included (a run or thread started on it finishes).
+        One small statement finds the version row's id (plain SQL: this runs for every run and every
+        list of agents); the spec of that row is built once per process."""
         if not _in_an_instance():
             return None
-        rows = AgentVersion.objects.select_related("agent").filter(agent__slug=agent_type)
         if version is None:
-            row = AgencyAgent.objects.filter(slug=agent_type, status=AgentStatus.PUBLISHED) \
-                .select_related("current_version__agent").first()
-            row = row.current_version if row is not None else None
+            sql, params = (f"SELECT current_version_id FROM {AgencyAgent._meta.db_table} "  # noqa: S608 - ours
+                           "WHERE slug = %s AND status = %s", [agent_type, AgentStatus.PUBLISHED])
         elif match := _VERSION.match(version):
-            row = rows.filter(number=int(match.group(1))).first()
+            sql, params = (f"SELECT v.id FROM {AgentVersion._meta.db_table} v JOIN {AgencyAgent._meta.db_table} a "  # noqa: S608
+                           "ON a.id = v.agent_id WHERE a.slug = %s AND v.number = %s", [agent_type, int(match.group(1))])
         elif match := _TEST_VERSION.match(version):
-            row = rows.filter(pk=int(match.group(1)), number__isnull=True).first()
+            sql, params = (f"SELECT v.id FROM {AgentVersion._meta.db_table} v JOIN {AgencyAgent._meta.db_table} a "  # noqa: S608
+                           "ON a.id = v.agent_id WHERE a.slug = %s AND v.id = %s AND v.number IS NULL",
+                           [agent_type, int(match.group(1))])
         else:
-            row = None
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found = cursor.fetchone()
+        if not found or found[0] is None:
+            return None
+        spec = _SPECS.get((connection.schema_name, found[0]))
+        if spec is not None:
+            return spec
+        row = AgentVersion.objects.select_related("agent").filter(pk=found[0]).first()
         return spec_for_version(row) if row is not None else None
