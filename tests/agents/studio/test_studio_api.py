@@ -74,3 +74,24 @@ def test_who_may_build_and_see(in_a, api, make_user):
     assert admin.post(AGENTS, body, format="json").status_code == 409
     assert admin.post(f"{AGENTS}/pitch/publish", {}, format="json").status_code == 400
     assert admin.post(f"{AGENTS}/nobody/publish", {"change_note": "x"}, format="json").status_code == 404
+
+
+def test_feedback_and_its_analysis_take_an_agency_agent_like_any_other(in_a, api, make_user):
+    from agents.loop import execute_run
+    from tuning.services import client_create
+
+    admin_user = make_user("instance_admin")
+    admin = api(in_a, admin_user)
+    client = client_create(name="Desert Bloom Cosmetics", vertical="beauty")
+    admin.post(AGENTS, {"slug": "social_caption", "definition": CAPTION}, format="json")
+    admin.post(f"{AGENTS}/social_caption/publish", {"change_note": "v1"}, format="json")
+    run_id = admin.post("/api/v1/agent/execute", {"agent_type": "social_caption", "task": "Captions",
+                                                  "client_id": client.pk}, format="json").json()["run_id"]
+    execute_run(run_id=run_id, worker="test")
+    given = admin.post("/api/v1/feedback", {"run_id": run_id, "verdict": "approved", "comment": "Lovely."},
+                       format="json")
+    assert given.status_code == 201, given.content
+    analysis = admin.post(f"/api/v1/clients/{client.pk}/feedback/analysis", {"agent_type": "social_caption"},
+                          format="json")
+    assert analysis.status_code == 201, analysis.content
+    assert admin.get(f"/api/v1/clients/{client.pk}/feedback/analysis?agent_type=social_caption").status_code == 200
