@@ -31,6 +31,7 @@ def _build_tier(spec: AgentSpec) -> PlatformTier:
         default_effort=spec.effort, default_max_tokens=spec.max_tokens,
         confirmation_patterns=tuple(spec.confirmation_patterns), content_filters=tuple(spec.content_filters),
         tool_settings={t.name: t.settings_declaration() for t in spec.tools if t.settings},
+        default_specialization=dict(spec.default_specialization),
     )
 
 

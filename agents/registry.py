@@ -155,6 +155,7 @@ class AgentSpec:
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Read-only tools whose result is reused within a run for the same input (guide §11.4).
     cached_tools: frozenset[str] = frozenset()
+    default_specialization: Mapping[str, str] = field(default_factory=dict)  # an agency agent's default
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)

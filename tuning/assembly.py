@@ -58,6 +58,9 @@ class PlatformTier:
     # The settings each tool's handler honours: {tool: {key: {"type", "minimum"/"maximum" or "enum",
     # "default", "description"}}}. Tier 2 sets their values (`tool_config_overrides`), within these.
     tool_settings: dict[str, dict[str, dict]] = dataclasses.field(default_factory=dict)
+    # An agency-built agent's default specialization ({"vertical", "region", "language"}): after the
+    # run's and the client's values, before the instance's defaults.
+    default_specialization: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class PlatformCatalog(Protocol):
@@ -279,8 +282,9 @@ def _block(title: str, text: str) -> str:
 
 
 def resolve_specialization(*, specialization: dict | None, client: Client | None,
-                           instance: dict[str, Any]) -> dict[str, str]:
-    """The run's values, then the client's, then the instance tuning's defaults, then the instance's
+                           instance: dict[str, Any], agent: dict[str, str] | None = None) -> dict[str, str]:
+    """The run's values, then the client's, then the agent's own default (an agency-built agent's),
+    then the instance tuning's defaults, then the instance's
     own region and language (set at provisioning; `connection.tenant`), each in the one canonical
     form of `tuning.specialization` ("gcc", "uae", "ksa" -> GCC; "en-GB" -> en; "e-commerce" -> retail).
     The run's values are checked (an unknown one is InvalidInput listing the known values); stored
@@ -297,13 +301,14 @@ def resolve_specialization(*, specialization: dict | None, client: Client | None
         return run.get(dimension) or next((key for value in stored if (key := lenient(dimension, value))), "")
 
     client_vertical = client.vertical if client is not None and client.vertical != "other" else ""
+    agent = agent or {}
     resolved = {
-        "vertical": first("vertical", client_vertical, instance["default_vertical"],
+        "vertical": first("vertical", client_vertical, agent.get("vertical"), instance["default_vertical"],
                           client.vertical if client is not None else ""),
-        "region": first("region", client.region if client is not None else "", instance["default_region"],
-                        getattr(tenant, "region", "")),
-        "language": first("language", client.language if client is not None else "", instance["default_language"],
-                          getattr(tenant, "language", "")),
+        "region": first("region", client.region if client is not None else "", agent.get("region"),
+                        instance["default_region"], getattr(tenant, "region", "")),
+        "language": first("language", client.language if client is not None else "", agent.get("language"),
+                          instance["default_language"], getattr(tenant, "language", "")),
     }
     return {key: value for key, value in resolved.items() if value}
 
@@ -494,7 +499,8 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
     from .selectors import client_tier3_rows, instance_tuning_rows, memories_for_prompt
 
     tier2 = effective_instance(instance_tuning_rows(agent_type=platform.agent_type), platform)
-    spec = resolve_specialization(specialization=specialization, client=client, instance=tier2)
+    spec = resolve_specialization(specialization=specialization, client=client, instance=tier2,
+                                  agent=platform.default_specialization)
     sections = _tier1(platform, spec) + _tier2(tier2, platform, spec)
     tier3: dict[str, Any] = {"required_approvals": [], "competitor_rules": []}
     rules: list[PromptRule] = [PromptRule("avoid_term", term, 2, "terminology_avoid")

@@ -127,12 +127,23 @@ def definition_clean(data: Any, *, tools_available: Mapping[str, Any] | None = N
             if role not in roles_known:
                 problems.setdefault(f"tool_roles.{ref}", []).append(
                     f"{role!r} is not a role; use {', '.join(roles_known)}.")
+    from tuning.specialization import normalise
+
+    specialization = data.get("specialization") if isinstance(data.get("specialization"), dict) else {}
+    for key, value in specialization.items():
+        if isinstance(value, str) and value:
+            try:
+                specialization = {**specialization, key: normalise(key, value, field=f"specialization.{key}")}
+            except InvalidInput as exc:
+                problems.setdefault(f"specialization.{key}", []).append(exc.message)
     if problems:
         first, messages = next(iter(problems.items()))
         raise InvalidInput(f"{first}: {messages[0]}" + (f" (and {sum(map(len, problems.values())) - 1} more)"
                                                          if sum(map(len, problems.values())) > 1 else ""),
                            details=problems)
     cleaned = {key: value for key, value in data.items() if key not in ("contract", "slug")}
+    if specialization:
+        cleaned["specialization"] = {key: value for key, value in specialization.items() if value}
     cleaned.setdefault("tools", [])
     return cleaned
 
@@ -189,4 +200,6 @@ def build_spec(*, slug: str, version: str, definition: dict, owner: str, library
         tool_roles={library[ref].name: tuple(roles) for ref, roles in (definition.get("tool_roles") or {}).items()
                     if ref in library},
         cached_tools=frozenset(library[ref].name for ref in definition.get("cache_results") or []
-                               if ref in library and not library[ref].side_effect))
+                               if ref in library and not library[ref].side_effect),
+        default_specialization={key: value for key, value in (definition.get("specialization") or {}).items()
+                                if value})

@@ -283,3 +283,23 @@ def test_a_skill_from_the_library_is_offered_to_the_agent_that_was_given_it(admi
     run = run_create(actor=admin_a, agent_type="copy", task=f"Captions {plain}", client_id=client_a.pk).run
     execute_run(run_id=str(run.pk), worker="test")
     assert "brand_lookup" not in [t["name"] for t in scripted.requests(plain)[0]["tools"]]
+
+
+def test_its_default_specialization_applies_after_the_runs_and_the_clients(admin_a, in_a):
+    from tuning.services import client_create
+
+    agent_create(actor=admin_a, slug="gulf_finance", definition={
+        **CAPTION, "specialization": {"vertical": "finance", "region": "gcc", "language": "ar"}})
+    agent_publish(actor=admin_a, slug="gulf_finance", change_note="v1")
+    assert get_spec("gulf_finance").default_specialization == {"vertical": "finance", "region": "GCC",
+                                                               "language": "ar"}  # stored in canonical form
+    tier = platform_tier_for("gulf_finance")
+    bare = client_create(name="No details yet", vertical="other")
+    assert assemble_prompt(platform=tier, client=bare).specialization == {
+        "vertical": "finance", "region": "GCC", "language": "ar"}
+    beauty = client_create(name="Desert Bloom", vertical="beauty", region="EU", language="en")
+    assert assemble_prompt(platform=tier, client=beauty).specialization == {
+        "vertical": "beauty", "region": "EU", "language": "en"}  # the client's own values first
+    with pytest.raises(InvalidInput, match="specialization.region"):
+        agent_draft_update(actor=admin_a, slug="gulf_finance", definition={**CAPTION, "specialization": {
+            "region": "atlantis"}})
