@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
-from agents.registry import agent_types, get_spec, versions
+from agents.registry import core_agent_types, get_spec, versions
 from spokestack.admin_site import ReadOnlyAdmin, instance_admin
 from spokestack.errors import Conflict, DomainError
 
@@ -200,7 +200,7 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
         self.require(request, self.view_action)
         see_skills, see_sandboxes = self.allows(request, "skill.view"), self.allows(request, "sandbox.view")
         agents = []
-        for agent_type in agent_types():
+        for agent_type in core_agent_types():  # the core agents' versions
             state = selectors.version_state(actor=request.user, agent_type=agent_type)
             for h in state["history"]:
                 h["action_label"] = VersionChange.Action(h["action"]).label

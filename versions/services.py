@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from agents.registry import _semver_key, agent_types, get_spec, is_core, versions
+from agents.registry import _semver_key, core_agent_types, get_spec, is_core, versions
 from spokestack.accounts import policy
 from spokestack.catalog import require_agent_type
 from spokestack.errors import Conflict, InvalidInput, NotFound
@@ -102,7 +102,7 @@ def catalog_sync(*, hidden: Iterable[tuple[str, str]] = (), fanout_schemas: list
     hidden = set(hidden)
     result = SyncResult()
     with schema_context(get_public_schema_name()), transaction.atomic():
-        for agent_type in agent_types():
+        for agent_type in core_agent_types():  # the core agents' versions
             existing = {row.version: row for row in CatalogVersion.objects.select_for_update().filter(agent_type=agent_type)}
             new_rows = []
             for version in versions(agent_type):
@@ -772,7 +772,7 @@ def skill_core_report(*, skill) -> dict:
         calls=Count("id"), failed=Count("id", filter=Q(is_error=True)), latency_ms=Avg("duration_ms"),
         runs=Count("run", distinct=True))
     best = None
-    for agent_type in agent_types():
+    for agent_type in core_agent_types():  # the core agents' versions
         for tool in get_spec(agent_type).tools:
             score = overlap(f"{skill.name.replace('_', ' ')} {skill.description}",
                             f"{tool.name.replace('_', ' ')} {tool.description}")

@@ -95,3 +95,22 @@ def test_feedback_and_its_analysis_take_an_agency_agent_like_any_other(in_a, api
                           format="json")
     assert analysis.status_code == 201, analysis.content
     assert admin.get(f"/api/v1/clients/{client.pk}/feedback/analysis?agent_type=social_caption").status_code == 200
+
+
+def test_the_core_agents_pages_still_open_with_agency_agents_in_the_instance(in_a, api, make_user):
+    from django.test import Client as HttpClient
+
+    from ...conftest import HOST_A
+
+    admin_user = make_user("instance_admin")
+    admin = api(in_a, admin_user)
+    admin.post(AGENTS, {"slug": "social_caption", "definition": CAPTION}, format="json")
+    admin.post(f"{AGENTS}/social_caption/publish", {"change_note": "v1"}, format="json")
+    browser = HttpClient(HTTP_HOST=HOST_A)
+    browser.force_login(admin_user)
+    versions_page = browser.get("/admin/versions/agentversionconfig/")
+    assert versions_page.status_code == 200 and b"social_caption" not in versions_page.content
+    landing = browser.get("/admin/")
+    assert landing.status_code == 200 and b"Social caption agent" in landing.content
+    assert admin.get("/api/v1/agents/social_caption/version").status_code == 409  # versioned in the studio
+    assert admin.get("/api/v1/agents/social_caption/tuning").status_code == 200
