@@ -25,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from spokestack.accounts import policy
-from spokestack.catalog import require_agent_type
+from spokestack.catalog import UnknownAgentType, require_agent_type
 from spokestack.errors import Conflict, InvalidInput
 from spokestack.tasks import Enqueued, enqueue_on_commit
 from tuning.models import Client
@@ -227,10 +227,13 @@ def check_not_archived(client: Client | None) -> None:
 
 def resolve_version(agent_type: str, agent_version: str | None) -> str:
     """The version a new run (or thread) of the agent type runs: the one asked for, else the
-    instance's current one; 400 when it does not exist or the agent is disabled."""
+    instance's current one; the catalog's 404 when that version does not exist, 400 when the agent
+    is disabled. (An agency agent's draft test version is found by `get_spec` though no list names it.)"""
     version = agent_version or run_version_for(agent_type)
-    if get_spec(agent_type, version) is None:  # an agency agent's draft test version is not listed, but runs
-        require_agent_type(agent_type, version)
+    if get_spec(agent_type, version) is None:
+        require_agent_type(agent_type, version)  # names what exists
+        raise UnknownAgentType(f"agent_version: {agent_type} has no version {version!r}.",
+                               details={"agent_version": [f"unknown version {version!r}"]})
     if not _agent_enabled(agent_type, version):
         raise InvalidInput(f"agent_type: the {agent_type} agent is disabled for this instance; an admin can enable it "
                            "in the instance tuning.", details={"agent_type": agent_type})
