@@ -57,7 +57,8 @@ class StudioAgentSerializer(serializers.ModelSerializer):
         return agent.current_version is None or agent.current_version.definition != agent.draft
 
     def get_versions(self, agent: AgencyAgent) -> list[dict]:
-        rows = agent.versions.filter(number__isnull=False).select_related("published_by")
+        # agent.versions.all(): prefetched by the list (one query for every agent's versions)
+        rows = sorted((v for v in agent.versions.all() if v.number is not None), key=lambda v: -v.number)
         return [{"number": v.number, "version": v.semver, "change_note": v.change_note,
                  "published_at": v.published_at.isoformat()} for v in rows]
 
@@ -134,7 +135,7 @@ class StudioAgentListView(InstanceApiView):
 
     @extend_schema(responses=StudioAgentSerializer(many=True), summary="The instance's agency-built agents.")
     def get(self, request):
-        agents = AgencyAgent.objects.select_related("current_version").order_by("slug")
+        agents = AgencyAgent.objects.select_related("current_version").prefetch_related("versions").order_by("slug")
         return Response(StudioAgentSerializer(agents, many=True).data)
 
     @extend_schema(request=StudioAgentCreateSerializer, responses={201: StudioAgentSerializer},

@@ -114,3 +114,32 @@ def test_the_core_agents_pages_still_open_with_agency_agents_in_the_instance(in_
     assert landing.status_code == 200 and b"Social caption agent" in landing.content
     assert admin.get("/api/v1/agents/social_caption/version").status_code == 409  # versioned in the studio
     assert admin.get("/api/v1/agents/social_caption/tuning").status_code == 200
+
+
+def test_the_agent_list_reads_every_agents_versions_at_once_and_the_library_is_the_instances_own(
+        in_a, api, make_user, instance_b):
+    from django.test.utils import CaptureQueriesContext
+
+    from skills.services import skill_create
+
+    admin = api(in_a, make_user("instance_admin"))
+    for slug in ("one", "two", "three"):
+        admin.post(AGENTS, {"slug": slug, "definition": CAPTION}, format="json")
+        admin.post(f"{AGENTS}/{slug}/publish", {"change_note": "v1"}, format="json")
+    with CaptureQueriesContext(connection) as three:
+        listed = admin.get(AGENTS)
+    assert listed.status_code == 200 and [a["versions"][0]["number"] for a in listed.json()] == [1, 1, 1]
+    admin.post(AGENTS, {"slug": "four", "definition": CAPTION}, format="json")
+    admin.post(f"{AGENTS}/four/publish", {"change_note": "v1"}, format="json")
+    with CaptureQueriesContext(connection) as four:
+        admin.get(AGENTS)
+    assert len(four) == len(three), "no query per agent"
+    skill_create(actor=None, name="brand_lookup", description="Look up a brand.", agent_types=["copy"],
+                 input_schema={"type": "object", "properties": {}}, execution_type="webhook",
+                 webhook_url="https://hooks.example.com/brand")
+    assert "skill.brand_lookup" in {t["ref"] for t in admin.get("/api/v1/tools").json()}
+    connection.set_tenant(instance_b)
+    other = api(instance_b, make_user("instance_admin"))
+    assert "skill.brand_lookup" not in {t["ref"] for t in other.get("/api/v1/tools").json()}
+    assert other.get(AGENTS).json() == []
+    connection.set_schema_to_public()
