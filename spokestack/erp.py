@@ -108,6 +108,14 @@ class ErpClient:
         """
         return self._call("POST", path, json=json, idempotency_key=idempotency_key)
 
+    def patch(self, path: str, json: Any = None, *, idempotency_key: str | None = None) -> Any:
+        """PATCH `json` (change fields of a record); resent like `post` when its answer is lost."""
+        return self._call("PATCH", path, json=json, idempotency_key=idempotency_key)
+
+    def delete(self, path: str, *, idempotency_key: str | None = None) -> Any:
+        """DELETE a record (the ERP answers with what it did); resent like `post` when its answer is lost."""
+        return self._call("DELETE", path, idempotency_key=idempotency_key)
+
     def _url(self, path: str) -> str:
         if "://" in path or path.startswith("//") or any(part == ".." for part in path.split("/")):
             raise ErpError(f"'{path[:80]}' is not an ERP path: use a path such as /clients.", code="erp_bad_path")
@@ -131,7 +139,7 @@ class ErpClient:
                 response = self.egress.request(method, url, params=params, json=json, headers=headers,
                                                require_json=True, follow_redirects=False, timeout=timeout)
             except EgressError as exc:
-                if lost is None and not (method == "POST" and exc.outcome_unknown):
+                if lost is None and not (method != "GET" and exc.outcome_unknown):
                     raise self._error(exc, what) from None
                 if lost is not None and _verdict(exc):
                     raise self._error(exc, what) from None  # the ERP judged the same request again

@@ -47,20 +47,50 @@ def client_slug(ctx: ToolContext, tool_input: dict) -> str:
     return given
 
 
+def readable_clients(ctx: ToolContext, tool_input: dict) -> frozenset[str] | None:
+    """The clients a listing call may return rows of: the run's client, else the `client` input,
+    else the clients the run's creator may see (None: every client of the agency).
+
+    A tool that lists records across clients (a schedule, a calendar, allocations) keeps only
+    rows whose `client` is in this set, so an account manager's run never reads another
+    client's records even when the model asks for "everything".
+    """
+    if ctx.client is not None or (tool_input.get("client") or "").strip():
+        return frozenset({client_slug(ctx, tool_input)})
+    return ctx.client_scope
+
+
+def only_readable(rows: list[dict[str, Any]], clients: frozenset[str] | None) -> list[dict[str, Any]]:
+    """`rows` whose `client` is readable (rows without a client, such as agency-wide data, stay)."""
+    if clients is None:
+        return rows
+    return [row for row in rows if not row.get("client") or row["client"] in clients]
+
+
 def client_record(ctx: ToolContext, slug: str) -> dict[str, Any]:
     """The ERP's record of the client (profile, brand guidelines, approved examples)."""
     return ctx.erp().get(f"/clients/{slug}")
 
 
-def erp_write(ctx: ToolContext, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """POST `body` to the ERP with the call's idempotency key. Returns (result, simulated).
+def erp_write(ctx: ToolContext, path: str, body: dict[str, Any] | None,
+              method: str = "POST") -> tuple[dict[str, Any], bool]:
+    """Send a write (POST, PATCH or DELETE) to the ERP with the call's idempotency key. Returns
+    (result, simulated).
 
     In sandbox mode nothing is sent: the result says what the call would have done, so a
     sandbox comparison can show it and the ERP sees zero writes.
     """
     if ctx.sandbox:
-        return {"simulated": True, "would_have": {"method": "POST", "path": path, "body": body}}, True
-    return ctx.erp().post(path, body, idempotency_key=ctx.idempotency_key), False
+        would = {"method": method, "path": path, **({"body": body} if body is not None else {})}
+        return {"simulated": True, "would_have": would}, True
+    erp = ctx.erp()
+    if method == "POST":
+        return erp.post(path, body, idempotency_key=ctx.idempotency_key), False
+    if method == "PATCH":
+        return erp.patch(path, body, idempotency_key=ctx.idempotency_key), False
+    if method == "DELETE":
+        return erp.delete(path, idempotency_key=ctx.idempotency_key), False
+    raise ValueError(f"not an ERP write method: {method}")
 
 
 def written(result: dict[str, Any], simulated: bool, *, id_key: str, extra: dict[str, Any] | None = None) -> dict:

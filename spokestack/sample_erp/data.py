@@ -404,6 +404,50 @@ def benchmarks(*, vertical: str | None = None, region: str | None = None,
             for c in CHANNELS if channel in (None, c)]
 
 
+# --- channel specifications ----------------------------------------------------------------
+
+# What each publishing channel accepts, as its platform documents it (market data, the same for
+# every agency): text limits in characters, where the feed cuts the text ("see more"), hashtags,
+# links, media (sizes as width x height in pixels, video length in seconds).
+def _spec(channel: str, label: str, *, max_chars: int, truncated_at: int | None, max_hashtags: int,
+          links: bool, media: str, image_sizes: list[str], video_max_s: int | None, notes: str) -> dict[str, Any]:
+    return {"channel": channel, "label": label, "max_chars": max_chars, "truncated_at": truncated_at,
+            "max_hashtags": max_hashtags, "links_clickable": links, "media": media, "image_sizes": image_sizes,
+            "video_max_s": video_max_s, "notes": notes}
+
+
+CHANNEL_SPECS: dict[str, dict[str, Any]] = {s["channel"]: s for s in (
+    _spec("instagram", "Instagram feed", max_chars=2200, truncated_at=125, max_hashtags=30, links=False,
+          media="required", image_sizes=["1080x1080", "1080x1350", "1080x566"], video_max_s=90,
+          notes="Links in captions are not clickable: point to the link in bio. 3-5 relevant hashtags work best."),
+    _spec("instagram_story", "Instagram story", max_chars=250, truncated_at=None, max_hashtags=10, links=True,
+          media="required", image_sizes=["1080x1920"], video_max_s=60,
+          notes="Keep text inside the central 1080x1420 safe zone; one link sticker per story."),
+    _spec("facebook", "Facebook page post", max_chars=63206, truncated_at=480, max_hashtags=3, links=True,
+          media="optional", image_sizes=["1200x630", "1080x1080"], video_max_s=14400,
+          notes="Posts under 80 characters get the most engagement; hashtags add little."),
+    _spec("linkedin", "LinkedIn company page", max_chars=3000, truncated_at=210, max_hashtags=5, links=True,
+          media="optional", image_sizes=["1200x627", "1080x1080"], video_max_s=600,
+          notes="Professional tone; the first 210 characters decide whether anyone clicks 'see more'."),
+    _spec("x", "X (Twitter)", max_chars=280, truncated_at=None, max_hashtags=2, links=True, media="optional",
+          image_sizes=["1600x900", "1080x1080"], video_max_s=140,
+          notes="A link counts as 23 characters whatever its length."),
+    _spec("tiktok", "TikTok", max_chars=2200, truncated_at=100, max_hashtags=8, links=False, media="required",
+          image_sizes=["1080x1920"], video_max_s=600, notes="Video only; the hook must land in the first 2 seconds."),
+    _spec("snapchat", "Snapchat", max_chars=80, truncated_at=None, max_hashtags=0, links=True, media="required",
+          image_sizes=["1080x1920"], video_max_s=60, notes="Vertical full-screen; captions are short overlays."),
+    _spec("youtube", "YouTube video", max_chars=5000, truncated_at=157, max_hashtags=15, links=True,
+          media="required", image_sizes=["1280x720"], video_max_s=43200,
+          notes="Title up to 100 characters; the first 157 characters of the description show in search."),
+    _spec("email", "Email newsletter", max_chars=20000, truncated_at=None, max_hashtags=0, links=True,
+          media="optional", image_sizes=["600x300", "600x600"], video_max_s=None,
+          notes="Subject line up to 60 characters, preheader up to 100; one clear call to action."),
+    _spec("blog", "Blog article", max_chars=40000, truncated_at=None, max_hashtags=0, links=True,
+          media="optional", image_sizes=["1200x630"], video_max_s=None,
+          notes="Long form: 800-2,000 words, headings every 200-300 words, a meta description up to 155 characters."),
+)}
+
+
 def seed(agency: str) -> dict[str, list[dict[str, Any]]]:
     """A fresh deep copy of one agency's seeded tables (callers may not mutate the module's)."""
     return copy.deepcopy({"clients": CLIENTS[agency], "projects": PROJECTS[agency], "team": TEAM[agency],

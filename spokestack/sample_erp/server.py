@@ -70,6 +70,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import data
+from .domain import NUMBER, Domain, WriteKind
 
 logger = logging.getLogger(__name__)
 
@@ -211,18 +212,42 @@ def verify_webhook_signature(secret: str, headers: Mapping[str, str], body: byte
 
 # field -> (accepted types, required). Unknown fields are refused, so a caller's typo is a 400
 # with the allowed names rather than silently dropped data; free-form extras go in `metadata`.
-_NUMBER = (int, float)
-WRITE_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
-    "drafts": {"client": ((str,), True), "content": ((str,), True), "title": ((str,), False),
-               "channel": ((str,), False), "language": ((str,), False), "metadata": ((dict,), False)},
-    "plans": {"client": ((str,), True), "budget": (_NUMBER, True), "name": ((str,), False),
-              "currency": ((str,), False), "channels": ((list,), False), "forecast": ((dict,), False),
-              "notes": ((str,), False), "metadata": ((dict,), False)},
-    "briefs": {"client": ((str,), True), "title": ((str,), True), "objective": ((str,), True),
-               "audience": ((str,), False), "channels": ((list,), False), "budget": (_NUMBER, False),
-               "deadline": ((str,), False), "notes": ((str,), False), "metadata": ((dict,), False)},
-}
-_ID_WORD = {"drafts": "draft", "plans": "plan", "briefs": "brief"}
+_NUMBER = NUMBER
+
+
+def _plan_defaults(agency: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"currency": data.AGENCIES[agency].currency}
+
+
+CORE = Domain(
+    name="core",
+    writes=(
+        WriteKind("drafts", "draft", {"client": ((str,), True), "content": ((str,), True), "title": ((str,), False),
+                                      "channel": ((str,), False), "language": ((str,), False),
+                                      "metadata": ((dict,), False)}),
+        WriteKind("plans", "plan", {"client": ((str,), True), "budget": (_NUMBER, True), "name": ((str,), False),
+                                    "currency": ((str,), False), "channels": ((list,), False),
+                                    "forecast": ((dict,), False), "notes": ((str,), False),
+                                    "metadata": ((dict,), False)},
+                  defaults=_plan_defaults),
+        WriteKind("briefs", "brief", {"client": ((str,), True), "title": ((str,), True), "objective": ((str,), True),
+                                      "audience": ((str,), False), "channels": ((list,), False),
+                                      "budget": (_NUMBER, False), "deadline": ((str,), False),
+                                      "notes": ((str,), False), "metadata": ((dict,), False)},
+                  statuses=("draft", "in_review", "approved", "archived")),
+    ),
+)
+
+
+def domains() -> tuple[Domain, ...]:
+    """Every part of the ERP: the core collections and each plugged-in domain."""
+    from . import audiences, commercial, content, publishing, resourcing
+
+    return (CORE, audiences.DOMAIN, commercial.DOMAIN, content.DOMAIN, publishing.DOMAIN, resourcing.DOMAIN)
+
+
+def write_kinds() -> dict[str, WriteKind]:
+    return {kind.name: kind for domain in domains() for kind in domain.writes}
 
 
 def _now() -> str:
@@ -230,7 +255,32 @@ def _now() -> str:
 
 
 def _empty_agency_state() -> dict[str, Any]:
-    return {"drafts": [], "plans": [], "briefs": [], "writes": [], "replays": [], "idempotency": {}}
+    return {**{name: [] for name in write_kinds()}, "changes": {}, "writes": [], "replays": [], "idempotency": {}}
+
+
+def check_fields(fields: Mapping[str, tuple[tuple[type, ...], bool]], body: Any, *, partial: bool = False) -> dict:
+    """`body` as the ERP keeps it (None values dropped), or a 400 naming the first wrong field."""
+    if not isinstance(body, dict):
+        raise ErpError(400, "invalid", "The body must be a JSON object.")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise ErpError(400, "invalid", f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(fields)}.")
+    if partial and not body:
+        raise ErpError(400, "invalid", f"Send at least one field to change: {', '.join(fields)}.")
+    for name, (types, required) in fields.items():
+        value = body.get(name)
+        if value is None:
+            if required and not partial:
+                raise ErpError(400, "invalid", f"{name}: this field is required.")
+            continue
+        if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+            wanted = "a number" if types is _NUMBER else f"a JSON {types[0].__name__.replace('dict', 'object')}"
+            raise ErpError(400, "invalid", f"{name}: must be {wanted}.")
+        if isinstance(value, str) and required and not value.strip():
+            raise ErpError(400, "invalid", f"{name}: cannot be blank.")
+    if body.get("budget") is not None and body["budget"] <= 0:
+        raise ErpError(400, "invalid", "budget: must be greater than 0.")
+    return {k: v for k, v in body.items() if v is not None}
 
 
 class ErpStore:
@@ -238,14 +288,26 @@ class ErpStore:
 
     One lock for all state keeps the idempotency rule simple and true under concurrency: the
     check for a key and the write it guards happen together, so two racing requests with one
-    key write once.
+    key write once. Changes to a row (seeded or written) are kept apart, as an overlay applied
+    when rows are read, so the seed stays the seed.
     """
 
     def __init__(self, data_dir: Path | None = None) -> None:
-        self._lock = threading.Lock()
-        self._seed = {agency: data.seed(agency) for agency in data.AGENCIES}
+        self._lock = threading.RLock()  # re-entrant: a WriteKind's check reads the store under it
+        self.kinds = write_kinds()
+        self._seed = {agency: self._seeded(agency) for agency in data.AGENCIES}
         self._state_path = Path(data_dir) / STATE_FILE if data_dir else None
         self._state = self._load()
+
+    @staticmethod
+    def _seeded(agency: str) -> dict[str, list[dict[str, Any]]]:
+        tables = data.seed(agency)
+        for domain in domains():
+            for table, rows in domain.seed(agency).items():
+                if table in tables:
+                    raise ValueError(f"the {domain.name} domain seeds {table!r}, which another domain seeds")
+                tables[table] = rows
+        return tables
 
     # persistence
     def _load(self) -> dict[str, dict[str, Any]]:
@@ -274,6 +336,10 @@ class ErpStore:
             self._save()
 
     # reads
+    def table(self, agency: str, name: str) -> list[dict[str, Any]]:
+        """A seeded table of the agency (a domain's reference data: rate card, channels, capacity…)."""
+        return self._seed[agency].get(name, [])
+
     def clients(self, agency: str) -> list[dict[str, Any]]:
         return [{k: c[k] for k in ("slug", "name", "industry", "region", "language")}
                 for c in self._seed[agency]["clients"]]
@@ -312,16 +378,18 @@ class ErpStore:
         wanted = capability.lower() if capability else None
         return [m for m in self._seed[agency]["team"] if not wanted or wanted in m["capabilities"]]
 
-    def records(self, agency: str, kind: str, *, client: str | None) -> list[dict[str, Any]]:
+    def records(self, agency: str, kind: str, *, client: str | None = None) -> list[dict[str, Any]]:
+        """The collection's rows, seeded then written, each with its changes applied."""
         if client:
             self.client(agency, client)  # 404 for a client this agency does not have
-        seeded = self._seed[agency]["briefs"] if kind == "briefs" else []
         with self._lock:
-            written = list(self._state[agency][kind])
-        return [r for r in seeded + written if not client or r["client"] == client]
+            changes = self._state[agency]["changes"].get(kind, {})
+            rows = [{**row, **changes.get(row["id"], {})}
+                    for row in [*self._seed[agency].get(kind, []), *self._state[agency][kind]]]
+        return [r for r in rows if not client or r.get("client") == client]
 
     def record(self, agency: str, kind: str, record_id: str) -> dict[str, Any]:
-        return self._find(self.records(agency, kind, client=None), record_id, _ID_WORD[kind])
+        return self._find(self.records(agency, kind), record_id, self.kinds[kind].id_word)
 
     @staticmethod
     def _find(rows: list[dict[str, Any]], record_id: str, what: str) -> dict[str, Any]:
@@ -336,38 +404,15 @@ class ErpStore:
             return {"count": len(state["writes"]), "results": list(state["writes"]), "replays": list(state["replays"])}
 
     # writes
-    def _validate(self, agency: str, kind: str, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ErpError(400, "invalid", "The body must be a JSON object.")
-        schema = WRITE_SCHEMAS[kind]
-        unknown = sorted(set(body) - set(schema))
-        if unknown:
-            raise ErpError(400, "invalid", f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(schema)}.")
-        for name, (types, required) in schema.items():
-            value = body.get(name)
-            if value is None:
-                if required:
-                    raise ErpError(400, "invalid", f"{name}: this field is required.")
-                continue
-            if not isinstance(value, types) or isinstance(value, bool):
-                wanted = "a number" if types is _NUMBER else f"a JSON {types[0].__name__.replace('dict', 'object')}"
-                raise ErpError(400, "invalid", f"{name}: must be {wanted}.")
-            if isinstance(value, str) and required and not value.strip():
-                raise ErpError(400, "invalid", f"{name}: cannot be blank.")
-        if "budget" in body and body["budget"] is not None and body["budget"] <= 0:
-            raise ErpError(400, "invalid", "budget: must be greater than 0.")
-        if body["client"] not in {c["slug"] for c in self._seed[agency]["clients"]}:
-            raise ErpError(400, "invalid", f"client: no client {body['client']!r}. Clients: {self._client_slugs(agency)}.")
-        return {k: v for k, v in body.items() if v is not None}
+    def write(self, agency: str, method: str, path: str, body: Any, idempotency_key: str | None,
+              apply: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """Apply one write exactly once per idempotency key. Returns (record, replayed).
 
-    def create(self, agency: str, kind: str, body: Any, *, path: str,
-               idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
-        """Write one record, or return the first result for a repeated idempotency key.
-
-        Returns (record, replayed).
+        `apply(state)` runs under the lock with the agency's state, makes the change and returns
+        the record the caller gets back (it must have an `id`); an ErpError it raises writes
+        nothing. A repeated key with the same method, path and body gets the first record back.
         """
-        fields = self._validate(agency, kind, body)
-        fingerprint = hashlib.sha256(json.dumps([path, body], sort_keys=True).encode()).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps([method, path, body], sort_keys=True).encode()).hexdigest()
         with self._lock:
             state = self._state[agency]
             if idempotency_key is not None:
@@ -377,22 +422,66 @@ class ErpStore:
                         raise ErpError(409, "idempotency_key_reused",
                                        f"Idempotency-Key {idempotency_key!r} was used for a different request "
                                        f"({first['path']}); use a new key for a new request.")
-                    state["replays"].append({"method": "POST", "path": path, "idempotency_key": idempotency_key,
+                    state["replays"].append({"method": method, "path": path, "idempotency_key": idempotency_key,
                                              "timestamp": _now(), "resource_id": first["response"]["id"]})
                     self._save()
                     return first["response"], True
-            now = _now()
-            if kind == "plans":
-                fields.setdefault("currency", data.AGENCIES[agency].currency)
-            record = {"id": f"{agency}-{_ID_WORD[kind]}-{len(state[kind]) + 1:04d}", **fields,
-                      "status": "draft", "created_at": now}
-            state[kind].append(record)
-            state["writes"].append({"seq": len(state["writes"]) + 1, "method": "POST", "path": path,
-                                    "idempotency_key": idempotency_key, "timestamp": now, "resource_id": record["id"]})
+            record = apply(state)
+            state["writes"].append({"seq": len(state["writes"]) + 1, "method": method, "path": path,
+                                    "idempotency_key": idempotency_key, "timestamp": _now(),
+                                    "resource_id": record["id"]})
             if idempotency_key is not None:
                 state["idempotency"][idempotency_key] = {"path": path, "fingerprint": fingerprint, "response": record}
             self._save()
         return record, False
+
+    def create(self, agency: str, kind: str, body: Any, *, path: str,
+               idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+        """Write one record of a collection, or return the first result for a repeated key."""
+        spec = self.kinds[kind]
+        fields = check_fields(spec.fields, body)
+        if spec.client_required and fields.get("client") not in {c["slug"] for c in self._seed[agency]["clients"]}:
+            raise ErpError(400, "invalid", f"client: no client {fields.get('client')!r}. "
+                                           f"Clients: {self._client_slugs(agency)}.")
+
+        def apply(state: dict[str, Any]) -> dict[str, Any]:
+            if spec.check is not None:
+                spec.check(self, agency, fields)
+            extra = spec.defaults(agency, fields) if spec.defaults is not None else {}
+            record = {"id": f"{agency}-{spec.id_word}-{len(state[kind]) + 1:04d}", **extra, **fields,
+                      "status": spec.status, "created_at": _now()}
+            state[kind].append(record)
+            return record
+
+        return self.write(agency, "POST", path, body, idempotency_key, apply)
+
+    def change(self, state: dict[str, Any], agency: str, kind: str, record_id: str,
+               changes: dict[str, Any]) -> dict[str, Any]:
+        """Inside `write`'s apply: record `changes` to a row (404 if there is none); the changed row."""
+        row = self._find([*self._seed[agency].get(kind, []), *state[kind]], record_id, self.kinds[kind].id_word)
+        overlay = state["changes"].setdefault(kind, {}).setdefault(record_id, {})
+        overlay.update(changes, updated_at=_now())
+        return {**row, **overlay}
+
+    def update(self, agency: str, kind: str, record_id: str, body: Any, *, path: str,
+               idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+        """PATCH a row's fields (`client` stays; `status` only to one of the kind's statuses)."""
+        spec = self.kinds[kind]
+        allowed = {k: v for k, v in spec.fields.items() if k != "client"}
+        if spec.statuses:
+            allowed["status"] = ((str,), False)
+        changes = check_fields(allowed, body, partial=True)
+        if "status" in changes and changes["status"] not in spec.statuses:
+            raise ErpError(400, "invalid", f"status: {changes['status']!r} is not one of {', '.join(spec.statuses)}.")
+
+        def apply(state: dict[str, Any]) -> dict[str, Any]:
+            self._find([*self._seed[agency].get(kind, []), *state[kind]], record_id, spec.id_word)
+            if spec.check is not None:
+                current = next(r for r in self.records(agency, kind) if r["id"] == record_id)
+                spec.check(self, agency, {**current, **changes, "id": record_id})
+            return self.change(state, agency, kind, record_id, changes)
+
+        return self.write(agency, "PATCH", path, body, idempotency_key, apply)
 
     def competitors_named(self, agency: str, text: str) -> tuple[list[dict[str, str]], list[str]]:
         """(the competitors of the agency's clients that `text` names, whole words in any case;
@@ -450,6 +539,7 @@ class SampleErpApp:
         self._faults: dict[str, list[AnswerFault]] = {}  # agency -> its answer faults, first match wins
         self._faults_lock = threading.Lock()
         collection = r"(?P<id>[^/]+)"
+        kinds = "|".join(re.escape(name) for name in self.store.kinds)
         # (path pattern, {method: handler}, needs an API key)
         self.routes: list[tuple[re.Pattern[str], dict[str, Handler], bool]] = [
             (re.compile(p), methods, auth) for p, methods, auth in [
@@ -461,13 +551,14 @@ class SampleErpApp:
                 (rf"/projects/{collection}", {"GET": self.get_project}, True),
                 (r"/team", {"GET": self.list_team}, True),
                 (r"/benchmarks", {"GET": self.list_benchmarks}, True),
-                (r"/(?P<kind>briefs|drafts|plans)", {"GET": self.list_records, "POST": self.create_record}, True),
-                (rf"/(?P<kind>briefs|drafts|plans)/{collection}", {"GET": self.get_record}, True),
+                (rf"/(?P<kind>{kinds})", {"GET": self.list_records, "POST": self.create_record}, True),
+                (rf"/(?P<kind>{kinds})/{collection}", {"GET": self.get_record, "PATCH": self.update_record}, True),
                 (r"/writes", {"GET": self.writes}, True),
                 (r"/hooks/competitor-check", {"POST": self.competitor_check}, True),
                 (r"/hooks/roas-optimizer", {"POST": self.roas_optimizer}, True),
                 (r"/_reset", {"POST": self.reset}, True),
                 (r"/_faults", {"GET": self.list_faults, "POST": self.add_fault, "DELETE": self.clear_faults}, True),
+                *((pattern, methods, True) for domain in domains() for pattern, methods in domain.routes(self)),
             ]
         ]
 
@@ -591,12 +682,23 @@ class SampleErpApp:
         return 200, self.store.record(request.agency, request.params["kind"], request.params["id"])
 
     def create_record(self, request: Request) -> tuple[int, Any, dict[str, str]]:
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 255:
-            raise ErpError(400, "invalid", "Idempotency-Key: must be 1 to 255 characters.")
+        key = self.idempotency_key(request)
         record, replayed = self.store.create(request.agency, request.params["kind"], request.json(),
                                              path=request.path, idempotency_key=key)
         return 201, record, ({"Idempotent-Replayed": "true"} if replayed else {})
+
+    def update_record(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        key = self.idempotency_key(request)
+        record, replayed = self.store.update(request.agency, request.params["kind"], request.params["id"],
+                                             request.json(), path=request.path, idempotency_key=key)
+        return 200, record, ({"Idempotent-Replayed": "true"} if replayed else {})
+
+    @staticmethod
+    def idempotency_key(request: Request) -> str | None:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 255:
+            raise ErpError(400, "invalid", "Idempotency-Key: must be 1 to 255 characters.")
+        return key
 
     def competitor_check(self, request: Request) -> tuple[int, Any]:
         """The demo's webhook skill: which known competitors of the agency's clients a text names."""

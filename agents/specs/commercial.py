@@ -1,0 +1,1 @@
+"""The commercial agent (issue #19). Being written."""

@@ -1,0 +1,1 @@
+"""The content agent (issue #19). Being written."""

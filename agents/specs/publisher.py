@@ -1,0 +1,1 @@
+"""The publisher agent (issue #19). Being written."""

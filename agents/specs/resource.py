@@ -1,0 +1,1 @@
+"""The resource agent (issue #19). Being written."""
