@@ -29,6 +29,7 @@ from .threads import thread_close, thread_continue_from_run, thread_message_send
 
 STATUS_COLOURS = {
     RunStatus.QUEUED: "#6c757d", RunStatus.RUNNING: "#0d6efd", RunStatus.AWAITING_APPROVAL: "#fd7e14",
+    RunStatus.WAITING: "#6f42c1",
     RunStatus.SUCCEEDED: "#198754", RunStatus.FAILED: "#dc3545", RunStatus.CANCELLED: "#6c757d",
 }
 
@@ -139,6 +140,10 @@ class AgentRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Cost", ordering="cost_usd")
     def cost(self, run):
+        if run.children_cost_usd:
+            return format_html('${} <span class="quiet" title="its own ${} plus its delegated runs\' ${}">'
+                               '(with delegated)</span>', f"{run.total_cost_usd:.4f}", f"{run.cost_usd:.4f}",
+                               f"{run.children_cost_usd:.4f}")
         return f"${run.cost_usd:.4f}"
 
     @admin.action(description="Cancel the selected runs", permissions=["cancel"])
@@ -186,8 +191,22 @@ class AgentRunAdmin(ReadOnlyAdmin):
                    "check_violations": [{**v, "source_label": CHECK_SOURCES.get(v.get("source"), v.get("source"))}
                                         for v in (run.checks or {}).get("violations", [])],
                    "check_sources": CHECK_SOURCES, **self._human_steps(request, run),
-                   **self._conversation(request, run), "has_view_permission": True, "original": run}
+                   **self._conversation(request, run), **self._family(request, run),
+                   "has_view_permission": True, "original": run}
         return TemplateResponse(request, self.change_form_template, context)
+
+    def _family(self, request, run: AgentRun) -> dict:
+        """A delegating run's children (each a collapsible section its events fill in live) and a
+        delegated run's parent, as far as the viewer may see them."""
+        visible = runs_visible_to(actor=request.user)
+        children = list(visible.filter(parent=run).select_related("parent_call").defer("messages")
+                        .order_by("created_at", "pk"))
+        for child in children:
+            child.badge, child.agent_title = status_badge(child), agent_label(child.agent_type)
+        parent = visible.filter(pk=run.parent_id).defer("messages").first() if run.parent_id else None
+        if parent is not None:
+            parent.agent_title = agent_label(parent.agent_type)
+        return {"children": children, "parent_run": parent}
 
     def _human_steps(self, request, run: AgentRun) -> dict:
         """What a person can do on the run page: the calls held for approval (Approve / Reject only

@@ -40,6 +40,7 @@ from spokestack.hygiene import removed_note, scrub_unstorable
 from spokestack.outages import dependency_of
 
 from .checks import filter_rules, find_violations, review_reason, revision_request, rule_targets, run_check_record
+from .delegation import MAX_DEPTH, handoff_target, target_of
 from .events import event_append
 from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbacks, call_model
 from .models import AgentRun, Artifact, ReviewStatus, RunStatus, ToolCall, ToolCallStatus
@@ -62,7 +63,9 @@ logger = logging.getLogger(__name__)
 TEXT_FLUSH_SECONDS = 0.05  # text being written reaches viewers this often
 TOOL_ANNOUNCE_SECONDS = 1.0  # a tool call whose input is still streaming is shown after this long
 TOOL_RESULT_MAX_CHARS = 20_000
-ARTIFACT_KINDS = {"save_draft": "draft", "draft_response": "response", "create_brief": "brief", "save_plan": "plan"}
+ARTIFACT_KINDS = {"save_draft": "draft", "draft_response": "response", "create_brief": "brief", "save_plan": "plan",
+                  "update_brief": "brief", "save_estimate": "estimate", "schedule_post": "post", "save_allocation": "allocation",
+                  "save_proposal": "proposal"}
 
 
 def _task_message(run: AgentRun) -> dict:
@@ -199,6 +202,8 @@ class RunLoop:
         # Tools limited to some roles (spec.tool_roles) are withheld from a run started by anyone else:
         # neither offered to the model nor run if it names one.
         self.withheld = _withheld_tools(spec, run)
+        if run.depth >= MAX_DEPTH:  # delegated work that may not delegate further is not offered it
+            self.withheld |= {t.name for t in spec.tools if target_of(t.name)}
         self.tools = {t.name: t for t in spec.tools
                       if t.name not in set(self.prompt.disabled_tools) and t.name not in self.withheld}
         self.request_tools = [t for t in self.prompt.tools if t["name"] not in self.withheld] \
@@ -207,8 +212,8 @@ class RunLoop:
         # The content filters join the rules, so check_brand_rules checks what the final output is checked against.
         self.rules = (*(rule.as_dict() for rule in self.prompt.rules),
                       *filter_rules(spec.content_filters, self.prompt.content_filters))
-        # Time spent waiting for a person's approval does not count against the time limit
-        # (a run that has not run before has had no approvals).
+        # Time spent waiting for a person's approval, or for delegated runs, does not count against the
+        # time limit (a run that has not run before has waited for neither).
         start = run.started_at or timezone.now()
         if getattr(run, "resumed", True):
             from django.db.models import Max
@@ -216,13 +221,15 @@ class RunLoop:
             from .models import ApprovalRequest
 
             last_decision = ApprovalRequest.objects.filter(run=run).aggregate(at=Max("decided_at"))["at"]
-            start = max(filter(None, [start, last_decision]))
+            last_child = AgentRun.objects.filter(parent=run).aggregate(at=Max("finished_at"))["at"]
+            start = max(filter(None, [start, last_decision, last_child]))
         self.deadline = start.timestamp() + spec.time_limit_s
         # Writes wait here until the step's next statement (see _write).
         self._staged_events: list[tuple[str, dict]] = []
         self._staged_calls: list[FinishedCall] = []
         self._staged_artifacts: list[Artifact] = []
         self._started: dict[str, int] = {}  # tool_use id → ToolCall id, recorded with the turn that asked
+        self._handoff: dict[str, Any] | None = None  # set when a handoff call took the work to another agent
 
     # --- writes -------------------------------------------------------------------
 
@@ -292,14 +299,20 @@ class RunLoop:
             pending = _pending_tool_uses(messages)
             if pending:
                 results = self._act(pending)
-                if results is None:  # a call awaits a person's decision: give the worker back
+                if results is None:  # a call awaits a person's decision or a child run: give the worker back
                     from .approvals import run_await_approval
+                    from .delegation import run_await_children
 
                     self._flush()
                     if run_await_approval(run=run, worker=self.worker):
                         return RunStatus.AWAITING_APPROVAL
-                    continue  # decided meanwhile
+                    if run_await_children(run=run, worker=self.worker):
+                        return RunStatus.WAITING
+                    continue  # decided or finished meanwhile
                 messages = [*messages, {"role": "user", "content": results}]
+                if self._handoff is not None:  # the run ends here: another agent took the work over
+                    self._staged_events.append(("run.handed_off", self._handoff))
+                    return self._finish("succeeded", output=self._handoff["summary"])
                 continue
             limit = self._limit_reached()
             if limit:
@@ -409,8 +422,9 @@ class RunLoop:
             return f"Stopped after {spec.max_iterations} model turns, the limit for {spec.agent_type}."
         if time.time() > self.deadline:
             return f"Stopped after {spec.time_limit_s} s, the time limit for {spec.agent_type}."
-        if float(run.cost_usd) >= spec.cost_ceiling_usd:
-            return f"Stopped at ${run.cost_usd:.2f}, the cost ceiling of ${spec.cost_ceiling_usd:.2f} per run."
+        if float(run.total_cost_usd) >= spec.cost_ceiling_usd:
+            return (f"Stopped at ${run.total_cost_usd:.2f}, the cost ceiling of ${spec.cost_ceiling_usd:.2f} per run "
+                    "(its delegated runs included).")
         return ""
 
     def _finish(self, status: str, *, output: str = "", error: str = "") -> str:
@@ -476,7 +490,7 @@ class RunLoop:
         call awaits a person's decision: _act then records each call on its own."""
         calls = []
         for block in tool_uses[: self.spec.max_tool_calls_per_turn]:
-            if not self._input_problem(block) and self._approval_rule(block["name"]):
+            if not self._input_problem(block) and (self._approval_rule(block["name"]) or self._delegates(block["name"])):
                 return []
             calls.append(StartedCall(tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
                                      side_effect=self._side_effect(block["name"])))
@@ -504,10 +518,10 @@ class RunLoop:
             if len(to_run) > 1 or any(block["name"] in self.skills for block, _ in to_run):
                 release_connection()
             if len(to_run) == 1:
-                outcomes = [self._invoke(to_run[0][0], instance)]
+                outcomes = [self._call(*to_run[0], instance)]
             else:
                 with ThreadPoolExecutor(max_workers=min(len(to_run), 8), thread_name_prefix="tool") as pool:
-                    outcomes = list(pool.map(lambda item: self._invoke(item[0], instance, own_thread=True), to_run))
+                    outcomes = list(pool.map(lambda item: self._call(*item, instance, own_thread=True), to_run))
             for (block, call_id), outcome in zip(to_run, outcomes, strict=True):
                 self._record(block, call_id, outcome)
                 results[block["id"]] = self._result_block(block["id"], outcome.result, outcome.is_error)
@@ -529,6 +543,13 @@ class RunLoop:
             row = rows.get(block["id"])
             if row is not None and row.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
                 results[block["id"]] = self._result_block(block["id"], row.result, row.is_error)  # replayed
+                continue
+            if row is not None and row.status == ToolCallStatus.DELEGATED:
+                done = self._delegate(block, row.pk)  # its child's result, once the child has finished
+                if done is None:
+                    waiting = True
+                else:
+                    results[block["id"]] = done
                 continue
             fresh = row is None
             if fresh:
@@ -564,12 +585,74 @@ class RunLoop:
                     self._record(block, row.pk, _Outcome(message, True, 0.0))
                     results[block["id"]] = self._result_block(block["id"], message, True)
                     continue
+            if self._delegates(block["name"]) and not self._input_problem(block):
+                done = self._delegate(block, row.pk)  # a child run does it: wait for it
+                if done is None:
+                    waiting = True
+                else:
+                    results[block["id"]] = done
+                continue
             if not fresh:  # a retry after a worker died, or a call that was approved
                 ToolCall.objects.filter(pk=row.pk).update(attempts=row.attempts + 1, status=ToolCallStatus.STARTED)
             event_append(run_id=run.pk, type="tool.started", payload={
                 "tool_use_id": block["id"], "name": block["name"], "input": block.get("input") or {}})
             to_run.append((block, row.pk))
         return to_run, waiting
+
+    def _delegates(self, name: str) -> bool:
+        """Whether a call to `name` is a delegation (a child run does it)."""
+        return name in self.tools and target_of(name) is not None
+
+    def _delegate(self, block: dict, call_id: int) -> dict | None:
+        """A delegation call (agents/delegation.py): its child run is started once; None while the
+        child works, the tool result when it has finished or cannot start (the reason, is_error)."""
+        from .delegation import child_result, child_start, delegation_problem
+
+        child = AgentRun.objects.filter(parent_call_id=call_id).first()
+        if child is None:
+            problem = delegation_problem(self.run, block["name"])
+            if problem:
+                self._record(block, call_id, _Outcome(problem, True, 0.0))
+                return self._result_block(block["id"], problem, True)
+            child_start(parent=self.run, call_id=call_id, tool_use_id=block["id"], name=block["name"],
+                        tool_input=block.get("input") or {})
+            return None
+        if not child.is_finished:
+            return None
+        result, is_error = child_result(child)
+        duration = (child.finished_at - child.created_at).total_seconds() * 1000 if child.finished_at else 0.0
+        self._record(block, call_id, _Outcome(result, is_error, round(duration, 2)))
+        return self._result_block(block["id"], result, is_error)
+
+    def _call(self, block: dict, call_id: int, instance, own_thread: bool = False) -> _Outcome:
+        """One recorded call: a handoff ends the run (agents/delegation.py); any other tool is invoked."""
+        if block["name"] in self.tools and handoff_target(block["name"]) and not self._input_problem(block):
+            if own_thread:
+                connection.set_tenant(instance)
+            try:
+                return self._hand_off(block, call_id)
+            finally:
+                if own_thread:
+                    connection.close()
+        return self._invoke(block, instance, own_thread)
+
+    def _hand_off(self, block: dict, call_id: int) -> _Outcome:
+        from .delegation import handoff_problem, handoff_start
+
+        started = time.perf_counter()
+        problem = handoff_problem(self.run, block["name"])
+        if problem:
+            return _Outcome(problem, True, 0.0)
+        arguments = block.get("input") or {}
+        successor = handoff_start(run=self.run, call_id=call_id, tool_use_id=block["id"], name=block["name"],
+                                  tool_input=arguments)
+        self._handoff = {"to_agent_type": successor.agent_type, "to_agent_version": successor.agent_version,
+                         "run_id": str(successor.pk), "summary": str(arguments.get("summary", "")),
+                         **({"thread_id": str(successor.thread_id), "thread_turn": successor.thread_turn}
+                            if successor.thread_id else {})}
+        result = {"handed_off_to": successor.agent_type, "run_id": str(successor.pk),
+                  "note": "The other agent takes over from here; your run ends with this call."}
+        return _Outcome(result, False, round((time.perf_counter() - started) * 1000, 2))
 
     def _invoke(self, block: dict, instance, own_thread: bool = False) -> _Outcome:
         """Run one tool handler (in a thread of its own when several run at once)."""

@@ -12,6 +12,7 @@ class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    WAITING = "waiting", "Waiting for delegated runs"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
@@ -127,6 +128,17 @@ class AgentRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Delegation (DESIGN §13, agents/delegation.py): a child run does part of its parent's work for one
+    # of the parent's tool calls (`parent_call`: at most one child per call), at depth 1 or 2. Its
+    # events are mirrored into its ancestors' logs (as `child.event`, by a trigger); its cost, and its
+    # own children's, is rolled up into `children_cost_usd` of its parent when it finishes.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children",
+                               editable=False)
+    parent_call = models.OneToOneField("ToolCall", null=True, blank=True, on_delete=models.CASCADE,
+                                       related_name="child_run", editable=False)
+    depth = models.PositiveSmallIntegerField(default=0, editable=False)
+    children_cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0, editable=False,
+                                            help_text="What its delegated runs cost, theirs included.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -147,6 +159,11 @@ class AgentRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def total_cost_usd(self):
+        """Its own cost and that of the runs it delegated to."""
+        return self.cost_usd + self.children_cost_usd
 
     @property
     def duration_s(self) -> float | None:
@@ -182,6 +199,7 @@ class ToolCallStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    DELEGATED = "delegated", "Delegated to a child run"
 
 
 class ToolCall(models.Model):

@@ -16,6 +16,8 @@ How it behaves, so a run always goes somewhere sensible and always ends:
   offered: that tool alone first (its query from the task's words), then the turns above as if
   it were the first, and the answer cites the top passage ("Per the Brand guidelines (p. 2 ›
   Voice): …"); it is never chosen by word overlap;
+* delegation tools offered (`delegate_to_…`, an orchestrator): the first turn calls each of them
+  (at most `MAX_DELEGATIONS_PER_TURN`) with the task as theirs, and nothing else;
 * after tool results: once (while under `MAX_TOOL_TURNS`) a "create" tool (save_/create_/draft_…)
   that matches the task and was not called yet, else the final answer (`end_turn`): it quotes key
   facts from the tool results, never uses a word the system prompt's "Never …" / "Avoid …" /
@@ -41,7 +43,9 @@ from typing import Any
 SIMULATED_MARKER = "[Simulated output — offline model, no ANTHROPIC_API_KEY]"
 MAX_TOOLS_PER_TURN = 3
 MAX_TOOL_TURNS = 2
-CREATE_PREFIXES = ("save_", "create_", "draft_", "write_", "publish_")
+CREATE_PREFIXES = ("save_", "create_", "draft_", "write_", "publish_", "update_")
+DELEGATE_PREFIX = "delegate_to_"  # agents.delegation.PREFIX (this module imports nothing of the platform)
+MAX_DELEGATIONS_PER_TURN = 4
 
 _STOPWORDS = frozenset(
     "a an and are as at be by for from has have in into is it its of on or our that the their this to was "
@@ -602,6 +606,10 @@ def respond(body: dict) -> Reply:
         # gather first (Think → Act), create afterwards: a create tool opens only when nothing else matches
         gathering = [t for t in matching if not t["name"].startswith(CREATE_PREFIXES)]
         chosen = (gathering or matching)[:MAX_TOOLS_PER_TURN]
+        # An orchestrator hands the work out first, every part at once (agents/delegation.py).
+        delegations = [t for t in tools if t["name"].startswith(DELEGATE_PREFIX)]
+        if delegations:
+            chosen = delegations[:MAX_DELEGATIONS_PER_TURN]
     elif tools and has_results and len(work_turns) < MAX_TOOL_TURNS:
         create = [t for t in tools if t["name"].startswith(CREATE_PREFIXES) and t["name"] not in called
                   and _tool_score(t, task_words) > 0]

@@ -247,6 +247,19 @@ def run_cancel(*, actor: AbstractUser | None, run: AgentRun) -> AgentRun:
     policy.require(actor, "run.cancel", run.client_id)
     if run.is_finished:
         raise Conflict(f"The run already {run.status}; there is nothing to cancel.", details={"status": run.status})
+    from .delegation import descendants_unfinished
+
+    # Its delegated runs first, deepest first: a descendant's row is locked before its ancestor's,
+    # as the mirroring of its events does (no lock cycle).
+    for descendant in descendants_unfinished(run):
+        _cancel(descendant, reason=f"cancelled with the run that delegated to it ({run.pk})")
+    _cancel(run, reason="cancelled by request")
+    run.refresh_from_db()
+    return run
+
+
+def _cancel(run: AgentRun, *, reason: str) -> None:
+    """Ask one run to stop: at once when it is not running, at its next step or delta otherwise."""
     # The row is the cancel: the worker's heartbeat reads it within a couple of seconds. The
     # cache flag only makes it quicker, and a cache outage must not lose or fail the cancel.
     AgentRun.objects.filter(pk=run.pk).update(cancel_requested=True)
@@ -256,14 +269,17 @@ def run_cancel(*, actor: AbstractUser | None, run: AgentRun) -> AgentRun:
     except Exception:  # noqa: BLE001 - best effort: the database flag stands
         logger.warning("cancel of run %s: the cache is unavailable; the worker reads the database flag", run.pk)
     with transaction.atomic():
-        stopped = AgentRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL]).update(
+        stopped = AgentRun.objects.filter(
+            pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL, RunStatus.WAITING]).update(
             status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled before it ran further.")
         if stopped:
-            event_append(run_id=run.pk, type="run.cancelled", payload={"reason": "cancelled by request"})
+            event_append(run_id=run.pk, type="run.cancelled", payload={"reason": reason})
         else:
             event_append(run_id=run.pk, type="run.cancel_requested", payload={})
-    run.refresh_from_db()
-    return run
+    if stopped and run.parent_id:
+        from .delegation import child_ended
+
+        child_ended(run)
 
 
 # --- worker-side transitions ------------------------------------------------------------
@@ -323,7 +339,7 @@ def run_claim(*, run_id: uuid.UUID | str, worker: str) -> AgentRun | None:
     params = {"run": str(run_id), "worker": worker, "lease": lease_seconds()}
     run = next(iter(AgentRun.objects.raw(_CLAIM_SQL, params)), None)
     if run is not None:
-        _nudge_after(run_id=run.pk, seq=run.last_seq, type="run.resumed" if run.resumed else "run.started")
+        _nudge_after(run_id=run.pk, seq=run.last_seq, type="run.resumed" if run.resumed else "run.started", run=run)
     return run
 
 
@@ -480,17 +496,33 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
     run.used_fallback = run.used_fallback or used_fallback
     run.simulated = run.simulated or simulated
     if events:
-        _nudge_after(run_id=run.pk, seq=last_seq, type=events[-1][0])
+        _nudge_after(run_id=run.pk, seq=last_seq, type=events[-1][0], run=run)
     return started if isinstance(started, dict) else json.loads(started)
 
 
-def _nudge_after(*, run_id: uuid.UUID | str, seq: int, type: str) -> None:
+def _nudge_after(*, run_id: uuid.UUID | str, seq: int, type: str, run: AgentRun | None = None) -> None:
     """Nudge live viewers once for a batch of events: they read everything up to `seq`. A run
-    nobody watches is not announced (agents/watcher.py)."""
-    if not run_watcher.watched(run_id):
-        return
+    nobody watches is not announced (agents/watcher.py). A delegated run's events are in its
+    ancestors' logs too (mirrored by the database): their viewers are nudged as well."""
     schema = connection.schema_name
-    transaction.on_commit(lambda: nudge(schema=schema, run_id=run_id, seq=seq, type=type))
+    if run_watcher.watched(run_id):
+        transaction.on_commit(lambda: nudge(schema=schema, run_id=run_id, seq=seq, type=type))
+    for ancestor in _ancestors(run):
+        if run_watcher.watched(ancestor):
+            transaction.on_commit(lambda ancestor=ancestor: nudge(schema=schema, run_id=ancestor, seq=0,
+                                                                 type="child.event"))
+
+
+def _ancestors(run: AgentRun | None) -> tuple[uuid.UUID, ...]:
+    """The ids of a delegated run's parent and grandparent (read once per run object)."""
+    if run is None or not run.parent_id:
+        return ()
+    known = getattr(run, "_ancestors", None)
+    if known is None:
+        grandparent = AgentRun.objects.filter(pk=run.parent_id).values_list("parent_id", flat=True).first() \
+            if run.depth > 1 else None
+        known = run._ancestors = tuple(filter(None, (run.parent_id, grandparent)))
+    return known
 
 
 _FINISH_SQL = """
@@ -528,7 +560,11 @@ def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "")
     (run.last_seq, run.finished_at, run.input_tokens, run.output_tokens, run.cache_creation_input_tokens,
      run.cache_read_input_tokens, run.cost_usd, run.iterations, run.simulated) = row
     run.status, run.output, run.error, run.lease_until, run.lease_owner = status, output, error, None, ""
-    _nudge_after(run_id=run.pk, seq=run.last_seq, type=f"run.{status}")
+    _nudge_after(run_id=run.pk, seq=run.last_seq, type=f"run.{status}", run=run)
+    if run.parent_id:
+        from .delegation import child_ended
+
+        child_ended(run)
     return True
 
 

@@ -76,7 +76,8 @@ REQUEUE_RETRY = timedelta(seconds=60)
 @app.task(name="agents.reap_stale_runs", ignore_result=True, soft_time_limit=60, time_limit=90, public=True)
 def reap_stale_runs() -> int:
     """Hand runs whose worker died (running, lease expired) or whose enqueue was lost (queued for
-    over a minute, never claimed) to a worker again, in every instance.
+    over a minute, never claimed) to a worker again, in every instance; and queue runs waiting for
+    delegated runs that have all ended (agents/delegation.py) whose parent was not settled.
 
     Beat sends this every few seconds on its own queue (`maintenance`, so it never waits behind
     runs) with an expiry, so copies that piled up during an outage are dropped rather than run
@@ -96,7 +97,10 @@ def reap_stale_runs() -> int:
             # next reaper tries again.
             for run_id in run_ids:
                 run_agent.apply_async(kwargs={"run_id": run_id})
-        return len(run_ids)
+        # A run waiting for delegated runs that all ended, whose settlement was lost: settled now.
+        from .delegation import waiting_runs_settle
+
+        return len(run_ids) + waiting_runs_settle()
 
     requeued = in_each_instance(requeue, what="re-queuing stale runs")
     if requeued:

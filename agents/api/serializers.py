@@ -73,13 +73,20 @@ class RunSerializer(serializers.ModelSerializer):
     duration_s = serializers.FloatField(allow_null=True)
     thread_id = serializers.UUIDField(allow_null=True, help_text="The thread this run is a turn of.")
     thread_turn = serializers.IntegerField(allow_null=True)
+    parent_run_id = serializers.UUIDField(source="parent_id", allow_null=True,
+                                          help_text="The run that delegated this one (null for a run started by a "
+                                                    "person or a client).")
+    depth = serializers.IntegerField(help_text="0 for a top-level run, 1 for its delegated runs, 2 for theirs.")
+    children_cost_usd = serializers.FloatField(help_text="What its delegated runs cost, theirs included.")
+    total_cost_usd = serializers.FloatField(help_text="cost_usd plus children_cost_usd.")
 
     class Meta:
         model = AgentRun
         fields = ["run_id", "agent_type", "agent_version", "status", "client_id", "task", "metadata",
                   "specialization", "sandbox", "output", "error", "simulated", "model", "used_fallback", "usage",
                   "cost_usd", "iterations", "tool_calls_count", "created_at", "started_at", "finished_at",
-                  "duration_s", "review_status", "review_reason", "reviewed_at", "thread_id", "thread_turn"]
+                  "duration_s", "review_status", "review_reason", "reviewed_at", "thread_id", "thread_turn",
+                  "parent_run_id", "depth", "children_cost_usd", "total_cost_usd"]
 
     def get_usage(self, run) -> dict:
         return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens,
@@ -106,13 +113,32 @@ class ChecksField(serializers.JSONField):
     """Written by the loop (agents/checks.py)."""
 
 
+class ChildRunSerializer(serializers.ModelSerializer):
+    """A delegated run, as its parent lists it (GET /api/v1/runs/{id} for the whole of it)."""
+
+    run_id = serializers.UUIDField(source="pk")
+    tool_use_id = serializers.CharField(source="parent_call.tool_use_id", allow_null=True)
+    total_cost_usd = serializers.FloatField()
+
+    class Meta:
+        model = AgentRun
+        fields = ["run_id", "agent_type", "agent_version", "status", "tool_use_id", "total_cost_usd", "created_at",
+                  "finished_at"]
+
+
 class RunDetailSerializer(RunSerializer):
     tool_calls = ToolCallSerializer(many=True, read_only=True)
     artifacts = ArtifactSerializer(many=True, read_only=True)
     checks = ChecksField(read_only=True)
+    children = serializers.SerializerMethodField(help_text="The runs it delegated to, in the order they started.")
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "checks", "tool_calls", "artifacts"]
+        fields = [*RunSerializer.Meta.fields, "checks", "tool_calls", "artifacts", "children"]
+
+    @extend_schema_field(ChildRunSerializer(many=True))
+    def get_children(self, run) -> list[dict]:
+        children = run.children.select_related("parent_call").order_by("created_at", "pk")
+        return ChildRunSerializer(children, many=True).data
 
 
 class AgentToolSerializer(serializers.Serializer):

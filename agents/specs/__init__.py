@@ -2,6 +2,6 @@
 (`agents.registry._load_specs` imports it); a module per agent type, each version a module-level
 constant so tests and the sync step can refer to it."""
 
-from . import brief, commercial, content, copywriting, media_buying, publisher, resource, rfp
+from . import brief, commercial, content, copywriting, media_buying, proposal, publisher, resource, rfp
 
-__all__ = ["brief", "commercial", "content", "copywriting", "media_buying", "publisher", "resource", "rfp"]
+__all__ = ["brief", "commercial", "content", "copywriting", "media_buying", "proposal", "publisher", "resource", "rfp"]

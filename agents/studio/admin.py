@@ -37,7 +37,7 @@ from tuning.models import Vertical
 
 from . import services
 from .definition import BOUNDS, DEFAULT_LIMITS, EFFORTS, build_spec, definition_clean
-from .library import CORE_GROUP, SKILL_GROUP, LibraryTool, library
+from .library import CORE_GROUP, DELEGATION_GROUP, SKILL_GROUP, LibraryTool, library
 from .models import AgencyAgent
 
 LIMIT_LABELS = {"max_iterations": "Model turns", "max_tokens": "Tokens per answer",
@@ -203,6 +203,8 @@ def group_label(group: str) -> str:
         return "Core tools"
     if group == SKILL_GROUP:
         return "This instance's skills (webhooks and handlers)"
+    if group == DELEGATION_GROUP:
+        return "Delegate to another agent (a child run)"
     spec = get_spec(group)
     return f"{spec.title} agent" if spec else group
 

@@ -47,6 +47,16 @@ def _built(schema: str, pk: int, slug: str, version: str, row: AgentVersion) -> 
     return spec
 
 
+def published_agents() -> list[tuple[str, str, str]]:
+    """(slug, title, purpose) of the instance's published agents, from their rows (no spec is built)."""
+    if not _in_an_instance():
+        return []
+    rows = AgencyAgent.objects.filter(status=AgentStatus.PUBLISHED).select_related("current_version") \
+        .order_by("slug")
+    return [(a.slug, a.title, str((a.current_version.definition if a.current_version else {}).get("purpose", "")))
+            for a in rows]
+
+
 class AgencySource:
     def agent_types(self) -> list[str]:
         if not _in_an_instance():

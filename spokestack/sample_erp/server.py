@@ -605,15 +605,21 @@ class SampleErpApp:
         return None
 
     def _route(self, request: Request) -> tuple[Handler, dict[str, str], bool]:
+        """The handler for the request's path and method. Several patterns may match one path (a
+        domain adds DELETE /posts/<id> beside the generic GET/PATCH): the first with the method wins,
+        and 405 lists every method any of them allows."""
+        allowed: list[str] = []
         for pattern, methods, needs_key in self.routes:
             match = pattern.fullmatch(request.path)
             if not match or (request.path.startswith("/_") and not self.config.allow_reset):
                 continue
-            if request.method not in methods:
-                allowed = ", ".join(methods)
-                raise ErpError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}; "
-                               f"use {allowed}.", headers={"Allow": allowed})
-            return methods[request.method], match.groupdict(), needs_key
+            if request.method in methods:
+                return methods[request.method], match.groupdict(), needs_key
+            allowed += [method for method in methods if method not in allowed]
+        if allowed:
+            listed = ", ".join(allowed)
+            raise ErpError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}; "
+                           f"use {listed}.", headers={"Allow": listed})
         raise ErpError(404, "not_found", f"No endpoint {request.path}.")
 
     def _authenticate(self, key: str | None) -> str:

@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -202,7 +203,95 @@ PROBES: dict[tuple[str, str], Probe] = {
             a[1]["options"][0]["estimated_reach"] * 2 in range(b[1]["options"][0]["estimated_reach"] - 2,
                                                                b[1]["options"][0]["estimated_reach"] + 3))
         or pytest.fail(f"{b} / {a}")),
+    ("get_past_briefs", "include_budgets"): Probe("brief", {}, False, lambda b, a: (
+        b[1]["briefs"][0]["budget"] == 600_000 and "budget" not in a[1]["briefs"][0] and "budgets" not in a[1])
+        or pytest.fail(f"{b} / {a}")),
+    ("get_audience_data", "min_segment_size"): Probe("brief", {}, 1_000_000, changed(
+        lambda r: [s["id"] for s in r["segments"]], ["alpha-aud-01", "alpha-aud-02", "alpha-aud-03"], ["alpha-aud-01"])),
+    ("get_channel_mix", "efficiency_weight"): Probe("brief", {"objective": "awareness"}, 0, changed(
+        lambda r: [(line["channel"], line["share"]) for line in r["mix"]],
+        [("social", 0.51), ("video", 0.206), ("display", 0.179), ("search", 0.105)],
+        [("social", 0.437), ("video", 0.215), ("search", 0.18), ("display", 0.089), ("ctv", 0.079)])),
+    ("get_channel_mix", "min_channel_share"): Probe("brief", {"objective": "awareness"}, 0.2, changed(
+        lambda r: [(line["channel"], line["share"]) for line in r["mix"]],
+        [("social", 0.51), ("video", 0.206), ("display", 0.179), ("search", 0.105)],
+        [("social", 0.712), ("video", 0.288)])),
+    ("update_brief", "allow_approval"): Probe("brief", {"brief_id": "alpha-b01", "status": "approved"}, False,
+                                              refused("a person approves briefs")),
+    ("save_proposal", "require_all_sections"): Probe(
+        "proposal", {"title": "Najd Dates Ramadan 2027", "content": "## Executive summary\nA bilingual campaign.\n\n"
+                                                                    "## Commercials\nFee AED 1.1m."},
+        True, refused("needs every section")),
+    ("get_rate_card", "show_cost_rates"): Probe("commercial", {}, False,
+                                                changed(lambda r: "cost_rate" in r["roles"][0], True, False)),
+    ("estimate_effort", "contingency_pct"): Probe(
+        "commercial", {"deliverables": [{"type": "hero_video", "quantity": 3}]}, 0,
+        changed(lambda r: r["total_days"], 32.5, 29.0)),
+    ("calculate_margin", "min_margin_pct"): Probe(
+        "commercial", {"lines": [{"role": "Strategy Director", "days": 10}, {"role": "Video Producer", "days": 10}],
+                       "discount_pct": 20}, 30, changed(lambda r: r["below_floor"], True, False)),
+    ("get_past_pricing", "max_rows"): Probe("commercial", {}, 1, changed(lambda r: len(r["quotes"]), 3, 1)),
+    ("draft_estimate", "payment_terms"): Probe(
+        "commercial", {"title": "Eid", "lines": [{"role": "Senior Arabic Copywriter", "days": 2}]}, "full_upfront",
+        changed(lambda r: [p["amount"] for p in r["payment_schedule"]], [5040.0, 5040.0], [10080.0])),
+    ("draft_estimate", "validity_days"): Probe(
+        "commercial", {"title": "Eid", "lines": [{"role": "Senior Arabic Copywriter", "days": 2}]}, 14,
+        changed(lambda r: r["valid_days"], 30, 14)),
+    ("compare_to_budget", "max_share_of_remaining_pct"): Probe(
+        "commercial", {"amount": 1_000_000}, 90, changed(lambda r: r["verdict"], "tight", "fits")),
+    ("get_schedule", "max_posts"): Probe("publisher", {}, 1, lambda b, a: (
+        b[1]["count"] == a[1]["count"] >= 2 and len(b[1]["posts"]) == b[1]["count"] and len(a[1]["posts"]) == 1
+        and a[1]["posts_not_shown"] == b[1]["count"] - 1) or pytest.fail(f"{b} / {a}")),
+    ("check_post_specs", "warnings_block"): Probe(
+        "publisher", {"channel": "instagram", "text": "Glow this Eid. " * 10,
+                      "media": [{"type": "image", "width": 1080, "height": 1080}]},
+        True, changed(lambda r: r["passed"], True, False)),
+    ("schedule_post", "min_lead_minutes"): Probe(
+        "publisher", {"channel": "instagram", "text": "Radiance rooted in the desert.",
+                      "media": [{"type": "image", "width": 1080, "height": 1080}],
+                      "scheduled_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(timespec="seconds")},
+        10080, refused("at least 10080 minutes ahead")),
+    ("get_team_capacity", "weeks_shown"): Probe("resource", {}, 2, changed(lambda r: len(r["weeks"]), 4, 2)),
+    ("get_team_capacity", "show_bookings"): Probe("resource", {}, False, changed(
+        lambda r: "bookings" in r["people"][0]["weeks"][0], True, False)),
+    ("find_available_people", "max_utilisation"): Probe(
+        "resource", {"skill": "analytics", "hours_per_week": 35, "from": "2027-01-04", "to": "2027-01-29"}, 0.8,
+        changed(lambda r: r["fully_free"], 1, 0)),
+    ("propose_allocation", "max_utilisation"): Probe(
+        "resource", {"requirements": [{"skill": "analytics", "hours_per_week": 34, "from": "2027-01-04",
+                                       "to": "2027-01-29"}]}, 0.8,
+        changed(lambda r: [(a["person_id"], a["hours_per_week"]) for a in r["assignments"]],
+                [("alpha-t06", 34)], [("alpha-t06", 32), ("alpha-t03", 2)])),
+    ("save_allocation", "allow_overbooking"): Probe(
+        "resource", {"person_id": "alpha-t04", "project": "Probe", "hours_per_week": 20, "start": "2027-01-04",
+                     "end": "2027-01-15"}, True,
+        changed(lambda r: r["would_have"]["body"].get("overbook"), None, True)),
+    ("save_allocation", "max_weeks"): Probe(
+        "resource", {"person_id": "alpha-t06", "project": "Probe", "hours_per_week": 10, "start": "2027-01-04",
+                     "end": "2027-01-29"}, 2, refused("at most 2 weeks")),
 }
+
+READABLE = ("Rain is just weather. Our waxed jackets have seen forty years of it, and the stitching was built to be "
+            "replaced rather than thrown away. When a seam goes, we fix it. The jacket is returned within two weeks, "
+            "and it is worn for another decade by most of our customers who send them in.")
+
+
+def flagged(words: str) -> Callable[[tuple[bool, Any], tuple[bool, Any]], None]:
+    def see(before, after) -> None:
+        assert not before[0] and not after[0], (before, after)
+        assert before[1]["passed"] is True and after[1]["passed"] is False, (before, after)
+        assert any(words in issue for issue in after[1]["issues"]), after
+    return see
+
+
+PROBES.update({
+    ("get_content_calendar", "limit"): Probe("content", {}, 2, lambda b, a: (
+        len(b[1]["entries"]) == 8 and len(a[1]["entries"]) == 2 and a[1]["count"] == 8
+        and a[1]["entries_not_shown"] == 6) or pytest.fail(f"{b} / {a}")),
+    ("check_readability", "max_grade"): Probe("content", {"text": READABLE}, 4, flagged("above the agency's maximum of 4")),
+    ("check_readability", "max_sentence_words"): Probe("content", {"text": READABLE}, 22, flagged("over 22 words")),
+    ("check_readability", "max_paragraph_words"): Probe("content", {"text": READABLE}, 40, flagged("over 40 words")),
+})
 
 
 def declared_keys() -> set[tuple[str, str]]:

@@ -13,6 +13,8 @@ Messages API, and the sample ERP.
 * stream_latency_*: an event persisted by the worker → received by a websocket client.
 * prompt_prefix_stable: two runs of one agent × client with different tasks send
   byte-identical tools + system blocks (1.0) or not (0.0).
+* delegation_overhead_*: platform time for a parent run to start a child run and read its result,
+  zero-latency model (the child's model time subtracted).
 """
 
 from __future__ import annotations
@@ -284,11 +286,42 @@ def prefix_stable(stack: Stack) -> dict[str, float]:
     return {"prompt_prefix_stable": 1.0 if prefixes[0] == prefixes[1] else 0.0}
 
 
-PHASES = {"prefix": prefix_stable, "step": step_overhead, "stream": stream_latency, "concurrency": concurrency}
+def delegation_overhead(stack: Stack) -> dict[str, float]:
+    """A proposal run delegates one task to the content agent and reads its answer: from the parent's
+    turn that asked (turn.finished) to its next turn (turn.started), minus the child's model time
+    (zero-latency model). What is left is the platform's: the delegation call recorded and the child
+    created and queued, the parent parked, the child claimed, assembled, run and finished, the parent
+    settled, queued, claimed again and resumed."""
+    from agents.models import AgentRun, RunEvent
+
+    overhead_ms: list[float] = []
+    for n in range(20):
+        parent, child = f"[deleg-{n}-{uuid.uuid4().hex[:6]}]", f"[child-{n}-{uuid.uuid4().hex[:6]}]"
+        stack.model.script(parent, [
+            {"content": [{"type": "tool_use", "id": "toolu_d1", "name": "delegate_to_content",
+                          "input": {"task": f"Write the cover letter {child}"}}], "stop_reason": "tool_use"},
+            {"content": [{"type": "text", "text": "Proposal assembled."}], "stop_reason": "end_turn"}])
+        stack.model.script(child, [{"content": [{"type": "text", "text": "Dear Najd Dates team, ..."}],
+                                    "stop_reason": "end_turn"}])
+        run_id = stack.execute(f"Answer the Najd Dates RFP {parent}", agent_type="proposal")
+        stack.wait_finished([run_id])
+        with schema_context(stack.instance.schema_name):
+            assert AgentRun.objects.filter(parent_id=run_id, status="succeeded").count() == 1
+            events = RunEvent.objects.filter(run_id=run_id, type__in=("turn.finished", "turn.started"))
+            asked = events.get(type="turn.finished", payload__iteration=1).created_at
+            resumed = events.get(type="turn.started", payload__iteration=2).created_at
+        overhead_ms.append((resumed - asked).total_seconds() * 1000 - sum(stack.model.answer_ms(child)))
+    return {"delegation_overhead_p50_ms": statistics.median(overhead_ms),
+            "delegation_overhead_p95_ms": _percentile(overhead_ms, 0.95)}
+
+
+PHASES = {"prefix": prefix_stable, "step": step_overhead, "stream": stream_latency, "concurrency": concurrency,
+          "delegation": delegation_overhead}
 
 
 def run() -> dict[str, float]:
-    """All phases, or those named in BENCH_PHASES (comma-separated: prefix, step, stream, concurrency)."""
+    """All phases, or those named in BENCH_PHASES (comma-separated: prefix, step, stream, concurrency,
+    delegation)."""
     import os
 
     wanted = [p.strip() for p in os.environ.get("BENCH_PHASES", ",".join(PHASES)).split(",") if p.strip()]
