@@ -423,8 +423,8 @@ class RunLoop:
         if time.time() > self.deadline:
             return f"Stopped after {spec.time_limit_s} s, the time limit for {spec.agent_type}."
         if float(run.total_cost_usd) >= spec.cost_ceiling_usd:
-            return (f"Stopped at ${run.total_cost_usd:.2f}, the cost ceiling of ${spec.cost_ceiling_usd:.2f} per run "
-                    "(its delegated runs included).")
+            return (f"Stopped at ${run.total_cost_usd:.2f}, the cost ceiling of ${spec.cost_ceiling_usd:.2f} per run"
+                    + (" (its delegated runs included)." if run.children_cost_usd else "."))
         return ""
 
     def _finish(self, status: str, *, output: str = "", error: str = "") -> str:

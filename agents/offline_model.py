@@ -18,6 +18,8 @@ How it behaves, so a run always goes somewhere sensible and always ends:
   Voice): …"); it is never chosen by word overlap;
 * delegation tools offered (`delegate_to_…`, an orchestrator): the first turn calls each of them
   (at most `MAX_DELEGATIONS_PER_TURN`) with the task as theirs, and nothing else;
+* a string argument named like a value an earlier tool returned (`role`, `person_id`, `brief_id`,
+  `estimate_id`, …) takes that value instead of the task's words;
 * after tool results: once (while under `MAX_TOOL_TURNS`) a "create" tool (save_/create_/draft_…)
   that matches the task and was not called yet, else the final answer (`end_turn`): it quotes key
   facts from the tool results, never uses a word the system prompt's "Never …" / "Avoid …" /
@@ -43,7 +45,7 @@ from typing import Any
 SIMULATED_MARKER = "[Simulated output — offline model, no ANTHROPIC_API_KEY]"
 MAX_TOOLS_PER_TURN = 3
 MAX_TOOL_TURNS = 2
-CREATE_PREFIXES = ("save_", "create_", "draft_", "write_", "publish_", "update_")
+CREATE_PREFIXES = ("save_", "create_", "draft_", "write_", "update_")  # publishing is not creating
 DELEGATE_PREFIX = "delegate_to_"  # agents.delegation.PREFIX (this module imports nothing of the platform)
 MAX_DELEGATIONS_PER_TURN = 4
 
@@ -194,6 +196,37 @@ class _Context:
     task: str
     client: str
     answer: str = ""  # the draft text, for content fields of a "create" tool
+    # Values the tools already returned, by key (the first of each): an id, a role or a person a later
+    # call names is taken from what the systems said rather than from the task's words.
+    known: dict[str, Any] = field(default_factory=dict)
+
+
+def _known_values(results: list[tuple[str, str, bool]]) -> dict[str, Any]:
+    """The first scalar value under each key in the (successful) tool results, oldest first; a
+    record's `id` is also known as `<record>_id` when its list is named (`drafts[0].id` → draft_id)."""
+    known: dict[str, Any] = {}
+
+    def walk(value: Any, parent: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, (str, int, float)) and not isinstance(item, bool) and item != "":
+                    known.setdefault(key, item)
+                    if key == "id" and parent:
+                        known.setdefault(f"{parent.rstrip('s')}_id", item)
+                else:
+                    walk(item, key)
+        elif isinstance(value, list):
+            for item in value[:20]:
+                walk(item, parent)
+
+    for _name, text, is_error in results:
+        if is_error:
+            continue
+        try:
+            walk(json.loads(text), "")
+        except (ValueError, TypeError):
+            continue
+    return known
 
 
 _CONTENT_FIELDS = ("text", "content", "body", "draft", "response", "copy", "message", "summary", "answer")
@@ -214,6 +247,8 @@ def _string_for(name: str, schema: dict, ctx: _Context) -> str:
         value = "00000000-0000-4000-8000-000000000000"
     elif "client" in lname and ctx.client:
         value = ctx.client
+    elif isinstance(ctx.known.get(name), str) and not schema.get("enum"):
+        value = ctx.known[name]  # what a tool returned under this name: an id, a role, a person
     elif ctx.answer and any(f in lname for f in _CONTENT_FIELDS):
         value = ctx.answer
     elif lname in ("title", "name", "subject", "headline"):
@@ -624,7 +659,8 @@ def respond(body: dict) -> Reply:
     chosen = _remember_lasting_preference(chosen, tools, messages, has_results)
     chosen = _search_knowledge_first(chosen, tools, task, not turns and not has_results and len(requests) <= 1)
     if chosen:
-        ctx = _Context(task=scrub(task, terms), client=client, answer=answer_for_tools)
+        ctx = _Context(task=scrub(task, terms), client=client, answer=answer_for_tools,
+                       known=_known_values(_tool_results(messages)))
         content: list[dict[str, Any]] = [{"type": "text", "text": f"Using {', '.join(t['name'] for t in chosen)}."}]
         for index, tool in enumerate(chosen):
             arguments = fill_schema(tool.get("input_schema") or {"type": "object"}, ctx)

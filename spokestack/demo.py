@@ -12,6 +12,7 @@ from spokestack.tenancy.models import Domain, Instance
 from spokestack.tenancy.services import instance_provision
 
 from .demo_data import (
+    DEMO_CATALOGUE_RUNS,
     DEMO_CLIENT_TUNING,
     DEMO_ERP_AGENCY,
     DEMO_INSTANCES,
@@ -231,8 +232,11 @@ def demo_credentials() -> list[dict]:
             client = Client.objects.get(name=demo.clients[0][0])
             out.append({"host": demo.host, "name": demo.name, "token": raw, "client_id": client.pk,
                         "client": client.name, "agent_type": demo.demo_agent, "task": demo.demo_task})
+            first = out[-1]
             slug, _definition, task = DEMO_STUDIO_AGENTS[demo.schema]  # and the agency's own agent, once
-            out.append({**out[-1], "agent_type": slug, "task": task})
+            out.append({**first, "agent_type": slug, "task": task})
+            out += [{**first, "agent_type": agent_type, "task": task}  # and the catalogue's newer agents
+                    for agent_type, task in DEMO_CATALOGUE_RUNS[demo.schema]]
     return out
 
 

@@ -41,6 +41,24 @@ DEMO_INSTANCES = (
                  "lead-generation campaign, then save the plan."),
 )
 
+# `make run` also runs the catalogue's newer agents once each (issue #19), for the instance's first
+# client: the proposal orchestrator (its four child runs stream inside its own stream), and one run
+# of each of content, commercial, resource and publisher. (agent type, task)
+DEMO_CATALOGUE_RUNS = {
+    "alpha": (("proposal", "Answer Desert Bloom Cosmetics' RFP for its Ramadan 2027 campaign in the UAE and Saudi "
+                           "Arabia: an integrated bilingual campaign, 3 hero videos and 8 weeks of social content, "
+                           "budget AED 1.2m, proposals due 2026-12-20, evaluated on creative approach 40%, "
+                           "experience 25%, team 20% and price 15%."),
+              ("commercial", "Check the rate card and estimate the effort for 3 hero videos and 20 social posts for "
+                             "Desert Bloom's Ramadan campaign, then compare the estimate to the client's budget.")),
+    "beta": (("content", "Write a 600-word blog article for Thames Outfitters on caring for a waxed jacket this "
+                         "winter, following the content calendar and the channel specs, and check its readability."),
+             ("resource", "Find who is available for 20 hours a week of copywriting from 4 January 2027 for "
+                          "Thames Outfitters, and show the team's capacity.")),
+    "gamma": (("publisher", "List Hudson Cloud's connected channels and the publishing schedule, and check a "
+                            "LinkedIn post against the channel specs before it is scheduled."),),
+}
+
 # Tier-3 tuning for each instance's first client, so the prompt preview and the runs show it:
 # (brand voice, a never rule, an approved example (kind, text)).
 DEMO_CLIENT_TUNING = {

@@ -36,6 +36,11 @@ def announce(*, port: int, env: dict[str, str]) -> None:
 
 def _describe(event: dict) -> str | None:
     payload, kind = event["payload"], event["type"]
+    if kind == "child.event":  # a delegated run's event, inside its parent's stream
+        inner = _describe({"type": payload["type"], "payload": payload["payload"]})
+        return f"  ↳ {payload['agent_type']} {payload['run_id'][:8]}: {inner}" if inner else None
+    if kind == "delegation.started":
+        return f"delegated to {payload['agent_type']} (run {payload['run_id'][:8]}): {payload['task'][:80]}"
     if kind == "text.delta":
         return None
     if kind == "tool.started":
@@ -73,6 +78,9 @@ def stream_run(*, port: int, host: str, token: str, body: dict, prefix: str) -> 
         if described:
             print(f"{prefix} #{event['seq']:<3} {described}", flush=True)
         if event["type"] in ("run.succeeded", "run.failed", "run.cancelled"):
+            break
+        if event["type"] == "run.awaiting_approval":  # a person decides in the admin; the demo goes on
+            print(f"{prefix}      waiting for a person's approval: Agents › Approval requests", flush=True)
             break
     connection.close()
     return output

@@ -9,9 +9,11 @@ through agents/approvals.py, like any `delete_*` or `publish_*` call).
 from __future__ import annotations
 
 from agents.checks import FINANCIAL_PROMISES, UNVERIFIABLE_GUARANTEES
+from agents.delegation import handoff_tool
 from agents.registry import DEFAULT_CONFIRMATION_PATTERNS, AgentSpec, ReleaseInfo, ToolSpec, register
 from agents.tools import commercial as tools
 
+from . import resource  # noqa: F401 - registered first: the handoff tool describes it
 from .common import KNOWLEDGE, base_prompt
 
 get_rate_card = ToolSpec(
@@ -114,7 +116,9 @@ PROMPT = base_prompt(
 - compare_to_budget: the total against the client's remaining budget.
 - draft_estimate: the estimate document to show, without saving.
 - save_estimate: once, with the final lines, at full price.
-- request_discount_approval: only when a discount is needed; it waits for a person's approval.""",
+- request_discount_approval: only when a discount is needed; it waits for a person's approval.
+- hand_off_to_resource: last, when the task also asks to staff the work: pass the saved estimate's id, roles, days \
+and dates in the summary.""",
     extra="""\
 ## Pricing rules
 - Every number comes from a tool: rates from the rate card, days from estimate_effort or the user, margins from \
@@ -136,12 +140,13 @@ COMMERCIAL_1_0_0 = register(AgentSpec(
     description="Prices work from the rate card: effort, margins, budgets, estimates and discount approvals.",
     base_prompt=PROMPT,
     tools=(get_rate_card, estimate_effort, calculate_margin, get_past_pricing, draft_estimate, compare_to_budget,
-           save_estimate, request_discount_approval),
+           save_estimate, request_discount_approval,
+           handoff_tool("resource", when="when the estimate is saved and the work needs people booked for it.")),
     knowledge=KNOWLEDGE, max_tokens=4096, time_limit_s=600, cost_ceiling_usd=2.0,
     confirmation_patterns=(*DEFAULT_CONFIRMATION_PATTERNS, "request_discount_approval"),
     content_filters=(FINANCIAL_PROMISES, UNVERIFIABLE_GUARANTEES),
     release=ReleaseInfo(
-        release_date="2026-12-02", optimization_tags=("margin", "pricing_accuracy"),
+        release_date="2026-12-01", optimization_tags=("margin", "pricing_accuracy"),
         notes="## Commercial 1.0.0\n\n- Rate card, pricing history and client budgets from the agency ERP.\n"
               "- `estimate_effort`: a deterministic effort model (12 deliverable types × complexity) mapped to the "
               "rate card's roles, with its assumptions.\n- `calculate_margin` checks every price against the "

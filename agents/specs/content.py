@@ -8,9 +8,11 @@ The copy agent stays for short copy; the brand guidelines and brand check are it
 from __future__ import annotations
 
 from agents.checks import HEALTH_CLAIMS, UNVERIFIABLE_GUARANTEES
+from agents.delegation import handoff_tool
 from agents.registry import AgentSpec, ReleaseInfo, ToolSpec, register
 from agents.tools import content as tools
 
+from . import publisher  # noqa: F401 - registered first: the handoff tool describes it
 from .common import KNOWLEDGE, base_prompt
 from .copywriting import check_brand_rules, get_brand_guidelines
 
@@ -85,7 +87,9 @@ target words and owner from the entry, and pass its id to save_draft.
 until it passes.
 - save_draft: once per finished piece, only after both checks passed.
 - schedule_for_review: once per saved draft, when the task asks for review; the reviewer is a team member id \
-(the calendar entry's owner unless the task names someone else).""",
+(the calendar entry's owner unless the task names someone else).
+- hand_off_to_publisher: last, when approved pieces are to go out on the client's channels: pass the draft ids, \
+channels and dates in the summary.""",
     extra="""\
 ## Long form
 - Open with the reader's problem or a concrete fact, not with the brand. One idea per paragraph, paragraphs of \
@@ -112,11 +116,13 @@ CONTENT_1_0_0 = register(AgentSpec(
                 "brand rules, saves drafts and sends them to review.",
     base_prompt=PROMPT,
     tools=(get_brand_guidelines, get_content_calendar, get_channel_specs, check_brand_rules, check_readability,
-           save_draft, schedule_for_review),
+           save_draft, schedule_for_review,
+           handoff_tool("publisher", when="when the pieces are approved and the task asks for them to be scheduled "
+                                          "or published on the client's channels.")),
     knowledge=KNOWLEDGE, max_tokens=6144, time_limit_s=900, cost_ceiling_usd=3.0,
     content_filters=(UNVERIFIABLE_GUARANTEES, HEALTH_CLAIMS),
     release=ReleaseInfo(
-        release_date="2026-12-07", optimization_tags=("brand_consistency", "readability", "channel_fit"),
+        release_date="2026-12-01", optimization_tags=("brand_consistency", "readability", "channel_fit"),
         notes="## Content 1.0.0\n\n- Long-form and multi-channel content: blog articles, newsletters, LinkedIn "
               "articles and a campaign adapted per channel.\n- `get_content_calendar` and `get_channel_specs` from "
               "the agency ERP: planned pieces with owners and target words; each channel's limits and 'see more' "

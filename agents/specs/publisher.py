@@ -137,7 +137,7 @@ PUBLISHER_1_0_0 = register(AgentSpec(
     knowledge=KNOWLEDGE, max_tokens=2048, time_limit_s=600, cost_ceiling_usd=1.5,
     content_filters=(UNVERIFIABLE_GUARANTEES, HEALTH_CLAIMS, FINANCIAL_PROMISES),
     release=ReleaseInfo(
-        release_date="2026-12-02", optimization_tags=("reliability", "timing"),
+        release_date="2026-12-01", optimization_tags=("reliability", "timing"),
         notes="## Publisher 1.0.0\n\n- Channel connections, time zones and posting windows from the agency ERP.\n"
               "- Deterministic `check_post_specs` against each channel's specs, repeated by `schedule_post` and "
               "`publish_post` before they write.\n- `schedule_post` into the ERP's publishing queue with an "

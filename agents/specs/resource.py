@@ -108,7 +108,7 @@ RESOURCE_1_0_0 = register(AgentSpec(
     knowledge=KNOWLEDGE, max_tokens=3072, time_limit_s=600, cost_ceiling_usd=1.5,
     content_filters=(UNVERIFIABLE_GUARANTEES,),
     release=ReleaseInfo(
-        release_date="2026-12-07", optimization_tags=("utilisation", "delivery_planning"),
+        release_date="2026-12-01", optimization_tags=("utilisation", "delivery_planning"),
         notes="## Resourcing 1.0.0\n\nA new core agent for team capacity and allocation, on the ERP's resourcing "
               "module.\n\n- **`get_team_capacity`**: weekly contracted, time-off, available, booked and free hours "
               "per person, with the bookings behind them (other clients' work summed, unnamed).\n"

@@ -5,6 +5,7 @@ each child's output as the call's result; costs roll up exactly; a child is star
 often its parent is delivered; cancel cascades; a lost settlement is the reaper's; access follows
 the parent's."""
 
+import json
 import uuid
 
 from django.db import OperationalError, connection
@@ -177,3 +178,51 @@ def test_children_are_seen_by_who_sees_the_parent_only(in_a, admin_a, client_a, 
     assert api(connection.tenant, other_am).get(f"/api/v1/agent/status/{child.pk}").status_code == 404
     assert api(connection.tenant, other_am).get(f"/api/v1/agent/status/{run.pk}").status_code == 404
     assert api(instance_b, None).get(f"/api/v1/agent/status/{child.pk}").status_code in (401, 404)
+
+
+def test_a_handoff_ends_the_run_and_the_other_agent_takes_over(in_a, admin_a, client_a, scripted, runs_stay_here):
+    summary = "Estimate alpha-estimate-0007 saved: 12 days strategy, 20 days copy, from 2027-01-04."
+    task = marker("handoff")
+    scripted.script(task, [tool_turn(("toolu_h1", "hand_off_to_resource",
+                                      {"summary": summary, "request": "Book the team for it."}))])
+    run = run_create(actor=admin_a, agent_type="commercial", task=f"{task} Price and staff the Eid campaign.",
+                     client_id=client_a.pk, sandbox=True).run
+    assert execute_run(run_id=str(run.pk), worker="w1") == RunStatus.SUCCEEDED
+    run.refresh_from_db()
+    assert run.output == summary
+    handed = run.events.get(type="run.handed_off").payload
+    successor = AgentRun.objects.get(pk=handed["run_id"])
+    assert (handed["to_agent_type"], successor.agent_type, successor.status) == ("resource", "resource", "queued")
+    assert (successor.client, successor.created_by, successor.sandbox) == (client_a, admin_a, True)
+    assert successor.task.startswith("Book the team for it.") and summary in successor.task
+    assert successor.metadata["handed_off_by"]["run_id"] == str(run.pk)
+    # A redelivered run finds its successor instead of starting another.
+    assert AgentRun.objects.filter(metadata__handed_off_by__run_id=str(run.pk)).count() == 1
+
+
+def test_a_handoff_in_a_thread_switches_the_thread_to_the_other_agent(in_a, admin_a, client_a, scripted,
+                                                                      runs_stay_here):
+    from agents.models import Thread
+    from agents.threads import thread_message_send
+
+    task, handed, follow = marker("thread-handoff"), marker("publisher-turn"), marker("next-message")
+    scripted.script(task, [tool_turn(("toolu_h2", "hand_off_to_publisher",
+                                      {"summary": f"{handed} Drafts d-1 and d-2 approved."}))])
+    scripted.script(handed, [text_turn("Ready to schedule.")])
+    first = run_create(actor=admin_a, agent_type="content", task=f"{task} Write and then publish the Eid posts.",
+                       client_id=client_a.pk, sandbox=True, thread=True).run
+    assert execute_run(run_id=str(first.pk), worker="w1") == RunStatus.SUCCEEDED
+    thread = Thread.objects.get(pk=first.thread_id)
+    assert (thread.agent_type, thread.turns_count) == ("publisher", 2)
+    second = AgentRun.objects.get(thread=thread, thread_turn=2)
+    assert second.agent_type == "publisher" and "Drafts d-1 and d-2 approved." in second.task
+    scripted.script(follow, [text_turn("Scheduled both for Friday 18:00 Dubai time.")])
+    # the publisher's own turn, then the person's next message goes to the publisher too
+    assert execute_run(run_id=str(second.pk), worker="w2") == RunStatus.SUCCEEDED
+    third = thread_message_send(actor=admin_a, thread_id=thread.pk, message=f"{follow} Schedule them.").run
+    assert third.agent_type == "publisher" and third.thread_turn == 3
+    assert execute_run(run_id=str(third.pk), worker="w3") == RunStatus.SUCCEEDED
+    request = scripted.requests(follow)[0]
+    assert {t["name"] for t in request["tools"]} >= {"schedule_post", "publish_post"}
+    assert not any("hand_off_to_publisher" in json.dumps(m) for m in request["messages"]), \
+        "the publisher's conversation starts from the summary, not the content agent's tool calls"

@@ -140,7 +140,7 @@ def test_analysis_per_agent_type(in_a, api, instance_a, make_client, assigned, d
 
 
 @pytest.mark.parametrize(("method", "query", "body", "message"), [
-    ("get", "?agent_type=poetry", None, "agent_type: unknown agent type 'poetry'; this instance has brief, copy"),
+    ("get", "?agent_type=poetry", None, "agent_type: unknown agent type 'poetry'; this instance has brief, commercial, content, copy"),
     ("get", "?agent_type=" + "x" * 500, None, "agent_type: unknown agent type"),
     ("post", "?agent_type=poetry", {}, "agent_type: unknown agent type 'poetry'"),
     ("post", "", {"agent_type": "x" * 500}, "agent_type: unknown agent type"),

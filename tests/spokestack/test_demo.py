@@ -7,6 +7,7 @@ from django_tenants.utils import schema_context
 
 from spokestack.demo import demo_credentials, seed_demo
 from spokestack.demo_data import (
+    DEMO_CATALOGUE_RUNS,
     DEMO_INSTANCES,
     DEMO_PASSWORD,
     DEMO_ROAS_SKILL_NAME,
@@ -74,7 +75,11 @@ def test_seed_demo_creates_the_guides_agencies_once(seeded):
     assert seed_demo(erp_url="https://erp2.example.com/") == [], "a new ERP URL creates nothing either"
     assert_one_demo_skill("https://erp2.example.com/hooks/competitor-check")
     credentials = demo_credentials()
-    assert [c["host"] for c in credentials] == [d.host for d in DEMO_INSTANCES for _ in range(2)]
-    assert [c["agent_type"] for c in credentials] == [t for d in DEMO_INSTANCES
-                                                      for t in (d.demo_agent, DEMO_STUDIO_AGENTS[d.schema][0])]
+    expected = [(d.host, t) for d in DEMO_INSTANCES
+                for t in (d.demo_agent, DEMO_STUDIO_AGENTS[d.schema][0],
+                          *(agent_type for agent_type, _task in DEMO_CATALOGUE_RUNS[d.schema]))]
+    assert [(c["host"], c["agent_type"]) for c in credentials] == expected
+    # every agent of the catalogue runs once in `make run`, and one proposal with its children
+    shown = {agent_type for _host, agent_type in expected}
+    assert {"commercial", "content", "proposal", "publisher", "resource", "brief"} <= shown
     assert all(c["token"].startswith("ss_") and c["task"] for c in credentials)
