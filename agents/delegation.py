@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
 from django.db.models.functions import Now
 
 from spokestack.accounts import policy
@@ -99,22 +98,30 @@ def delegation_tool(agent_type: str, *, title: str | None = None, description: s
 # --- the loop's side --------------------------------------------------------------------
 
 
-def delegation_problem(run: AgentRun, name: str) -> str:
+def target_version(name: str) -> str | None:
+    """The version a run of the tool's target agent starts on here (None: no such agent)."""
+    from .services import run_version_for
+
+    try:
+        return run_version_for(target_of(name) or handoff_target(name))
+    except LookupError:
+        return None
+
+
+def delegation_problem(run: AgentRun, name: str, version: str | None) -> str:
     """Why this run cannot delegate to the tool's agent now ('' when it can): depth, an unknown or
-    disabled agent, or a creator who may no longer start runs for the client."""
+    disabled agent (`version`: target_version's), or a creator who may no longer start runs for the client."""
     if run.depth >= MAX_DEPTH:
         return (f"Not delegated: this run is already {run.depth} levels deep (delegated work may delegate at most "
                 f"{MAX_DEPTH} levels down). Do this part yourself with your own tools.")
-    return _start_problem(run, target_of(name), "Not delegated")
+    return _start_problem(run, target_of(name), version, "Not delegated")
 
 
-def _start_problem(run: AgentRun, target: str | None, verb: str) -> str:
+def _start_problem(run: AgentRun, target: str | None, version: str | None, verb: str) -> str:
     """Why a run of `target` cannot be started on this run's behalf ('' when it can)."""
-    from .services import _agent_enabled, run_version_for
+    from .services import _agent_enabled
 
-    try:
-        version = run_version_for(target)
-    except LookupError:
+    if version is None:
         return f"{verb}: there is no {target} agent in this instance."
     if not _agent_enabled(target, version):
         return f"{verb}: the {target} agent is disabled in this instance. Do this part yourself."
@@ -124,7 +131,7 @@ def _start_problem(run: AgentRun, target: str | None, verb: str) -> str:
 
 
 def handoff_problem(run: AgentRun, name: str) -> str:
-    return _start_problem(run, handoff_target(name), "Not handed off")
+    return _start_problem(run, handoff_target(name), target_version(name), "Not handed off")
 
 
 def child_task(parent: AgentRun, tool_input: dict) -> str:
@@ -136,10 +143,11 @@ def child_task(parent: AgentRun, tool_input: dict) -> str:
 
 
 @transaction.atomic
-def child_start(*, parent: AgentRun, call_id: int, tool_use_id: str, name: str, tool_input: dict) -> AgentRun:
+def child_start(*, parent: AgentRun, call_id: int, tool_use_id: str, name: str, tool_input: dict,
+                version: str) -> AgentRun:
     """Start the child run of one delegation call, once: the call moves to `delegated` and the child
     is created and queued (after commit) in one transaction; a second start finds the first child."""
-    from .services import run_queued, run_version_for
+    from .services import run_queued
 
     ToolCall.objects.filter(pk=call_id).exclude(status=ToolCallStatus.DELEGATED).update(
         status=ToolCallStatus.DELEGATED)
@@ -148,7 +156,7 @@ def child_start(*, parent: AgentRun, call_id: int, tool_use_id: str, name: str, 
         return existing
     target = target_of(name)
     child = AgentRun(
-        agent_type=target, agent_version=run_version_for(target), client_id=parent.client_id,
+        agent_type=target, agent_version=version, client_id=parent.client_id,
         created_by_id=parent.created_by_id, task=child_task(parent, tool_input),
         metadata={"delegated_by": {"run_id": str(parent.pk), "agent_type": parent.agent_type,
                                    "tool_use_id": tool_use_id}},
@@ -158,7 +166,9 @@ def child_start(*, parent: AgentRun, call_id: int, tool_use_id: str, name: str, 
     event_append(run_id=parent.pk, type="delegation.started", payload={
         "tool_use_id": tool_use_id, "name": name, "run_id": str(child.pk), "agent_type": child.agent_type,
         "agent_version": child.agent_version, "depth": child.depth, "task": str(tool_input.get("task", ""))[:500]})
-    run_queued(child)
+    # Run inline, the parent's execution starts it (RunLoop._run_children_here); were that execution
+    # to die first, the reaper starts a run queued this long without a worker.
+    run_queued(child, enqueue=not settings.AGENT_DELEGATION_INLINE)
     return child
 
 
@@ -201,28 +211,45 @@ def run_await_children(*, run: AgentRun, worker: str) -> bool:
     return True
 
 
+_ROLL_UP_SQL = """
+UPDATE agents_agentrun parent
+   SET children_cost_usd = COALESCE((SELECT SUM(child.cost_usd + child.children_cost_usd) FROM agents_agentrun child
+                                      WHERE child.parent_id = parent.id), 0)
+ WHERE parent.id = %s
+RETURNING parent.status, parent.parent_id
+"""
+
+
 def children_settle(*, parent_id: uuid.UUID | str) -> bool:
     """After a child of `parent_id` ended: roll the children's cost up into the parent, and queue the
     parent again when it waits with no unfinished child. Then the same one level up (the parent's
-    total changed). True when the parent was queued. Idempotent: a sum, and a conditional update."""
+    total changed). True when the parent was queued. Idempotent: a sum, and a conditional update.
+
+    The roll-up is one statement, which takes the parent's row lock as the parent's own parking
+    does (run_await_children): the child ended (committed) before it, so either the parent parked
+    first and is seen waiting here, or it parks later and sees the child ended."""
+    from django.db import connection
+
     from .tasks import run_agent
 
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLL_UP_SQL, [str(parent_id)])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    status, grandparent = row
     resumed = False
-    with transaction.atomic():
-        parent = AgentRun.objects.select_for_update().filter(pk=parent_id).first()
-        if parent is None:
-            return False
-        children = AgentRun.objects.filter(parent_id=parent_id)
-        total = children.aggregate(total=Sum(F("cost_usd") + F("children_cost_usd")))["total"] or Decimal(0)
-        AgentRun.objects.filter(pk=parent_id).update(children_cost_usd=total)
-        if parent.status == RunStatus.WAITING and not children.exclude(status__in=TERMINAL_STATUSES).exists():
-            resumed = bool(AgentRun.objects.filter(pk=parent_id, status=RunStatus.WAITING).update(
-                status=RunStatus.QUEUED, lease_until=None, lease_owner="", requeued_at=Now()))
-            if resumed:
-                event_append(run_id=parent_id, type="run.delegation_resumed", payload={})
-                enqueue_on_commit(run_agent, run_id=str(parent_id))
-    if parent.parent_id:
-        children_settle(parent_id=parent.parent_id)
+    if status == RunStatus.WAITING:
+        with transaction.atomic():
+            AgentRun.objects.select_for_update().filter(pk=parent_id).values_list("pk", flat=True).first()
+            if not AgentRun.objects.filter(parent_id=parent_id).exclude(status__in=TERMINAL_STATUSES).exists():
+                resumed = bool(AgentRun.objects.filter(pk=parent_id, status=RunStatus.WAITING).update(
+                    status=RunStatus.QUEUED, lease_until=None, lease_owner="", requeued_at=Now()))
+                if resumed:
+                    event_append(run_id=parent_id, type="run.delegation_resumed", payload={})
+                    enqueue_on_commit(run_agent, run_id=str(parent_id))
+    if grandparent:
+        children_settle(parent_id=grandparent)
     return resumed
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -230,6 +231,8 @@ class RunLoop:
         self._staged_artifacts: list[Artifact] = []
         self._started: dict[str, int] = {}  # tool_use id → ToolCall id, recorded with the turn that asked
         self._handoff: dict[str, Any] | None = None  # set when a handoff call took the work to another agent
+        self._awaiting_approval = False
+        self._new_children: list[str] = []  # started by this execution, not run yet
 
     # --- writes -------------------------------------------------------------------
 
@@ -304,6 +307,8 @@ class RunLoop:
                     from .delegation import run_await_children
 
                     self._flush()
+                    if self._run_children_here() and not self._awaiting_approval:
+                        continue  # every child ended in this worker slot: on with their results
                     if run_await_approval(run=run, worker=self.worker):
                         return RunStatus.AWAITING_APPROVAL
                     if run_await_children(run=run, worker=self.worker):
@@ -490,7 +495,7 @@ class RunLoop:
         call awaits a person's decision: _act then records each call on its own."""
         calls = []
         for block in tool_uses[: self.spec.max_tool_calls_per_turn]:
-            if not self._input_problem(block) and (self._approval_rule(block["name"]) or self._delegates(block["name"])):
+            if not self._input_problem(block) and self._approval_rule(block["name"]):
                 return []
             calls.append(StartedCall(tool_use_id=block["id"], name=block["name"], input=block.get("input") or {},
                                      side_effect=self._side_effect(block["name"])))
@@ -508,7 +513,16 @@ class RunLoop:
             results[block["id"]] = self._result_block(block["id"], message, True)
         waiting = False
         if started and all(block["id"] in started for block in tool_uses[:limit]):
-            to_run = [(block, started[block["id"]]) for block in tool_uses[:limit]]  # recorded with the turn
+            to_run = []  # recorded with the turn; a delegation starts its child run instead
+            for block in tool_uses[:limit]:
+                if self._delegates(block["name"]) and not self._input_problem(block):
+                    done = self._delegate(block, started[block["id"]], fresh=True)
+                    if done is None:
+                        waiting = True
+                    else:
+                        results[block["id"]] = done
+                else:
+                    to_run.append((block, started[block["id"]]))
         else:  # a resumed run, or a turn with calls that need approval
             to_run, waiting = self._prepare(tool_uses[:limit], results)
         if to_run:
@@ -535,6 +549,7 @@ class RunLoop:
         from .approvals import approval_outcome, approval_request_create
 
         run = self.run
+        self._awaiting_approval = False  # whether a call of this turn waits for a person (set below)
         rows = {c.tool_use_id: c for c in ToolCall.objects.filter(run=run, tool_use_id__in=[b["id"] for b in tool_uses])
                 .select_related("approval")}
         to_run: list[tuple[dict, int]] = []
@@ -566,7 +581,7 @@ class RunLoop:
                     if rule:
                         approval_request_create(run=run, tool_call=row, rule=rule)
                 if rule:
-                    waiting = True
+                    waiting = self._awaiting_approval = True
                     continue
             elif row.status == ToolCallStatus.AWAITING_APPROVAL:
                 approval = getattr(row, "approval", None)
@@ -575,18 +590,18 @@ class RunLoop:
                     # earlier version that wrote them apart) is asked for now, never run.
                     approval_request_create(run=run, tool_call=row, rule=self._approval_rule(block["name"])
                                             or "held for approval (the request was missing)")
-                    waiting = True
+                    waiting = self._awaiting_approval = True
                     continue
                 action, message = approval_outcome(approval)
                 if action == "wait":
-                    waiting = True
+                    waiting = self._awaiting_approval = True
                     continue
                 if action == "fail":
                     self._record(block, row.pk, _Outcome(message, True, 0.0))
                     results[block["id"]] = self._result_block(block["id"], message, True)
                     continue
             if self._delegates(block["name"]) and not self._input_problem(block):
-                done = self._delegate(block, row.pk)  # a child run does it: wait for it
+                done = self._delegate(block, row.pk, fresh=fresh)  # a child run does it: wait for it
                 if done is None:
                     waiting = True
                 else:
@@ -599,23 +614,63 @@ class RunLoop:
             to_run.append((block, row.pk))
         return to_run, waiting
 
+    def _run_children_here(self) -> bool:
+        """The run's children that no worker has taken yet run now, in this worker slot, each on a
+        thread of its own (agents/delegation.py): when they end, the parent goes on in this same
+        execution. One that stops for an approval, or that another execution holds, is left to it.
+        True when every child it ran has ended."""
+        from django.conf import settings
+
+        from .models import TERMINAL_STATUSES
+
+        if not settings.AGENT_DELEGATION_INLINE:
+            return False
+        # The children this execution just started, else (a resumed run) any the last one left queued.
+        queued, self._new_children = self._new_children, []
+        queued = queued or [str(pk) for pk in AgentRun.objects.filter(parent=self.run, status=RunStatus.QUEUED)
+                            .values_list("pk", flat=True)]
+        if not queued:
+            return False
+        instance, worker = connection.tenant, self.worker.split("/")[0]
+
+        def run_child(child_id: str) -> str:
+            connection.set_tenant(instance)
+            try:
+                return execute_run(run_id=child_id, worker=worker)
+            except Exception:  # noqa: BLE001 - the child is failed and logged; the parent reads that
+                return "crashed"
+            finally:
+                connection.close()
+
+        release_connection()
+        if self.run.depth == 0:
+            ended = list(_child_slots().map(run_child, queued))
+        else:  # a child's children: threads of their own, so no slot ever waits for a slot (no deadlock)
+            with ThreadPoolExecutor(max_workers=min(len(queued), 8), thread_name_prefix="grandchild") as pool:
+                ended = list(pool.map(run_child, queued))
+        # Any other child of the turn still working (a resumed run's) is found by _prepare again.
+        return all(status in TERMINAL_STATUSES for status in ended)
+
     def _delegates(self, name: str) -> bool:
         """Whether a call to `name` is a delegation (a child run does it)."""
         return name in self.tools and target_of(name) is not None
 
-    def _delegate(self, block: dict, call_id: int) -> dict | None:
+    def _delegate(self, block: dict, call_id: int, *, fresh: bool = False) -> dict | None:
         """A delegation call (agents/delegation.py): its child run is started once; None while the
-        child works, the tool result when it has finished or cannot start (the reason, is_error)."""
-        from .delegation import child_result, child_start, delegation_problem
+        child works, the tool result when it has finished or cannot start (the reason, is_error).
+        `fresh`: the call's row was just created, so it has no child yet."""
+        from .delegation import child_result, child_start, delegation_problem, target_version
 
-        child = AgentRun.objects.filter(parent_call_id=call_id).first()
+        child = None if fresh else AgentRun.objects.filter(parent_call_id=call_id).first()
         if child is None:
-            problem = delegation_problem(self.run, block["name"])
+            version = target_version(block["name"])
+            problem = delegation_problem(self.run, block["name"], version)
             if problem:
                 self._record(block, call_id, _Outcome(problem, True, 0.0))
                 return self._result_block(block["id"], problem, True)
-            child_start(parent=self.run, call_id=call_id, tool_use_id=block["id"], name=block["name"],
-                        tool_input=block.get("input") or {})
+            child = child_start(parent=self.run, call_id=call_id, tool_use_id=block["id"], name=block["name"],
+                                tool_input=block.get("input") or {}, version=version)
+            self._new_children.append(str(child.pk))
             return None
         if not child.is_finished:
             return None
@@ -747,6 +802,23 @@ class RunLoop:
     def _result_block(tool_use_id: str, result: Any, is_error: bool) -> dict:
         return {"type": "tool_result", "tool_use_id": tool_use_id, "is_error": is_error,
                 "content": _truncate(result, TOOL_RESULT_MAX_CHARS)}
+
+
+_CHILD_SLOTS: ThreadPoolExecutor | None = None
+_CHILD_SLOTS_LOCK = threading.Lock()
+CHILD_SLOTS = 32
+
+
+def _child_slots() -> ThreadPoolExecutor:
+    """The process's threads for delegated runs started inline (RunLoop._run_children_here): kept
+    between runs, so a child does not pay for a new thread's database connection and SDK client
+    shard. Only top-level runs use them (a child's children get threads of their own), so a slot
+    never waits for a slot; at most CHILD_SLOTS children of top-level runs run at once."""
+    global _CHILD_SLOTS
+    with _CHILD_SLOTS_LOCK:
+        if _CHILD_SLOTS is None:
+            _CHILD_SLOTS = ThreadPoolExecutor(max_workers=CHILD_SLOTS, thread_name_prefix="child")
+        return _CHILD_SLOTS
 
 
 def _marked(result: Any, removed: int) -> Any:

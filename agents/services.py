@@ -171,15 +171,17 @@ def run_create(
     return CreatedRun(run=run, replayed=False, enqueued=run_queued(run))
 
 
-def run_queued(run: AgentRun) -> Enqueued:
-    """The saved run's `run.queued` event, and its task sent to the workers after commit."""
+def run_queued(run: AgentRun, *, enqueue: bool = True) -> Enqueued | None:
+    """The saved run's `run.queued` event, and its task sent to the workers after commit (unless
+    the caller runs it itself: a delegated run in its parent's worker slot)."""
     from .tasks import run_agent
 
     event_append(run_id=run.pk, type="run.queued", payload={
         "agent_type": run.agent_type, "agent_version": run.agent_version, "client_id": run.client_id,
         "sandbox": run.sandbox,
-        **({"thread_id": str(run.thread_id), "thread_turn": run.thread_turn} if run.thread_id else {})})
-    return enqueue_on_commit(run_agent, run_id=str(run.pk))
+        **({"thread_id": str(run.thread_id), "thread_turn": run.thread_turn} if run.thread_id else {}),
+        **({"parent_run_id": str(run.parent_id), "depth": run.depth} if run.parent_id else {})})
+    return enqueue_on_commit(run_agent, run_id=str(run.pk)) if enqueue else None
 
 
 def check_task(task: Any, *, field: str) -> None:

@@ -215,7 +215,7 @@ def _problem(body: bytes) -> str:
             if isinstance(value, dict):
                 value = value.get("message") or value.get("detail")
             if isinstance(value, str) and value.strip():
-                return ": " + " ".join(value.split())[:200]
+                return ": " + " ".join(value.split())[:400]
     return ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from agents.knowledge import REGIONS, VERTICALS
@@ -21,6 +22,18 @@ def settings_of(ctx: ToolContext | None, declared: Mapping[str, Mapping[str, Any
     else each declared default (a context built outside the loop has none)."""
     given = ctx.settings if ctx is not None else {}
     return {key: given.get(key, spec["default"]) for key, spec in declared.items()}
+
+
+def iso_date(value: str | None, name: str) -> date | None:
+    """A YYYY-MM-DD input as a date (None when not given), or a ToolError naming the field."""
+    if not value:
+        return None
+    try:
+        if len(value) != 10:  # fromisoformat also takes 20261201 and week dates: the input says YYYY-MM-DD
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ToolError(f"{name}: {value!r} is not a date; use YYYY-MM-DD.") from None
 
 
 def client_slug(ctx: ToolContext, tool_input: dict) -> str:

@@ -11,13 +11,13 @@ act for (`readable_clients`): an id is not a way around an account manager's cli
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agents.registry import ToolContext, ToolError
 
-from .common import CLIENT_INPUT, client_slug, erp_write, only_readable, readable_clients, settings_of
+from .common import CLIENT_INPUT, client_slug, erp_write, iso_date, only_readable, readable_clients, settings_of
 
 CHANNELS = ("instagram", "instagram_story", "facebook", "linkedin", "x", "tiktok", "snapchat", "youtube", "email",
             "blog")
@@ -87,13 +87,8 @@ SCHEDULE_SETTINGS = {
 }
 
 
-def _day(value: str | None, name: str) -> str | None:
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()  # noqa: DTZ007 - a date, no time
-    except ValueError:
-        raise ToolError(f"{name}: {value!r} is not a date; use YYYY-MM-DD.") from None
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def _utc(value: str) -> datetime:
@@ -102,7 +97,7 @@ def _utc(value: str) -> datetime:
 
 def get_schedule(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
     clients = readable_clients(ctx, tool_input)
-    first, last = _day(tool_input.get("from"), "from"), _day(tool_input.get("to"), "to")
+    first, last = _iso(iso_date(tool_input.get("from"), "from")), _iso(iso_date(tool_input.get("to"), "to"))
     if first and last and first > last:
         raise ToolError(f"from ({first}) is after to ({last}); swap them.")
     params = {"client": next(iter(clients))} if clients is not None and len(clients) == 1 else None

@@ -17,7 +17,16 @@ from typing import Any
 
 from agents.registry import ToolContext, ToolError
 
-from .common import CLIENT_INPUT, client_slug, erp_write, only_readable, readable_clients, settings_of, written
+from .common import (
+    CLIENT_INPUT,
+    client_slug,
+    erp_write,
+    iso_date,
+    only_readable,
+    readable_clients,
+    settings_of,
+    written,
+)
 
 MAX_REQUIREMENTS = 10
 
@@ -35,18 +44,9 @@ UTILISATION_SETTING = {
 }
 
 
-def _day(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ToolError(f"{name}: {value!r} is not a date; use YYYY-MM-DD.") from None
-
-
 def _range(tool_input: dict, *, required: bool, names: tuple[str, str] = ("from", "to")) -> tuple[str | None, str | None]:
     first, last = names
-    start, end = _day(tool_input.get(first), first), _day(tool_input.get(last), last)
+    start, end = iso_date(tool_input.get(first), first), iso_date(tool_input.get(last), last)
     if required and (start is None or end is None):
         raise ToolError(f"Give both `{first}` and `{last}` (YYYY-MM-DD): the dates the work needs the people.")
     if start and end and end < start:

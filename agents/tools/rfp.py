@@ -18,7 +18,7 @@ from typing import Any
 from agents.knowledge import VERTICALS
 from agents.registry import ToolContext, ToolError
 
-from .common import CLIENT_INPUT, client_slug, erp_write, settings_of, written
+from .common import CLIENT_INPUT, client_slug, erp_write, iso_date, settings_of, written
 
 MAX_ITEMS = 40
 
@@ -387,15 +387,6 @@ _CAPABILITY_FOR = (
 _HEAVY_PRODUCTION = ("video", "film", "tvc", "photography", "shoot", "website", "podcast")
 
 
-def _parse_date(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ToolError(f"{name}: {value!r} is not a date; use YYYY-MM-DD.") from None
-
-
 def _needed_capabilities(items: list[str]) -> list[str]:
     text = " ".join(items).lower()
     needed = {cap for words, cap in _CAPABILITY_FOR if any(re.search(rf"(?<!\w){re.escape(w)}", text) for w in words)}
@@ -407,8 +398,8 @@ def estimate_timeline(ctx: ToolContext, tool_input: dict) -> dict[str, Any]:
     deliverables = tool_input["deliverables"]
     if not deliverables:
         raise ToolError("deliverables is empty: run analyze_rfp first and pass its deliverables.")
-    start = _parse_date(tool_input.get("start_date"), "start_date") or datetime.now(UTC).date()
-    deadline = _parse_date(tool_input.get("deadline"), "deadline")
+    start = iso_date(tool_input.get("start_date"), "start_date") or datetime.now(UTC).date()
+    deadline = iso_date(tool_input.get("deadline"), "deadline")
 
     team = ctx.erp().get("/team").get("results", [])
     staffing, gaps, capacity, ready = {}, [], [], []

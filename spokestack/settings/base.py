@@ -254,6 +254,9 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = {"celery": {}, "maintenance": {}}
 CELERY_TASK_ROUTES = {"agents.reap_stale_runs": {"queue": "maintenance"}}
 REAPER_INTERVAL_S = float(env("REAPER_INTERVAL_S", "5"))
+# A delegated run starts in its parent's worker slot, on a thread of its own, and the parent goes on
+# as soon as it ends (agents/delegation.py); off: each child is a task of its own and the parent waits.
+AGENT_DELEGATION_INLINE = env_bool("AGENT_DELEGATION_INLINE", True)
 CELERY_BEAT_SCHEDULE = {
     # Expires before the next one is due: copies queued while no worker listened are dropped.
     "reap-stale-runs": {"task": "agents.reap_stale_runs", "schedule": REAPER_INTERVAL_S,

@@ -19,6 +19,13 @@ from tuning.services import client_create
 RUNS = [(schema, agent_type, task) for schema, runs in DEMO_CATALOGUE_RUNS.items() for agent_type, task in runs]
 
 
+@pytest.fixture(autouse=True)
+def children_as_tasks(settings):
+    """Here the test executes each child itself: children are tasks of their own (the worker path),
+    not run inline by their parent (tests/agents/test_delegation_live.py and the benchmark do that)."""
+    settings.AGENT_DELEGATION_INLINE = False
+
+
 @pytest.fixture
 def offline():
     with override_settings(ANTHROPIC_API_KEY=""):

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the erp fixture is imported by name
 """The content agent's tools and ERP endpoints against a real sample ERP on loopback: the
 calendar's real rows back (filtered, scoped to the run's clients), channel specs, a deterministic
 readability check whose verdict follows the agency's settings, and drafts and review requests
@@ -18,7 +19,7 @@ from spokestack.sample_erp import data
 from spokestack.sample_erp.content import DOMAIN, FORMATS, STATUSES
 from spokestack.sample_erp.server import start_sample_erp
 
-from .test_tools import call, client_of, make_ctx, writes
+from .test_tools import call, client_of, erp, make_ctx, writes  # noqa: F401 - erp is a fixture
 
 ARTICLE = """\
 # Why we repair
@@ -29,15 +30,6 @@ rather than thrown away.
 When a seam goes, we fix it. The jacket is returned within two weeks, and it is worn for another decade by most \
 of our customers who send them in.
 """
-
-
-@pytest.fixture
-def erp(egress_loopback):
-    """The sample ERP on a free loopback port, allowed for this test only."""
-    server, base_url = start_sample_erp()
-    egress_loopback(server.server_port)
-    yield server, base_url
-    server.stop()
 
 
 def http(base_url: str, method: str, path: str, body=None, *, agency: str = "alpha", key: str | None = None):

@@ -8,6 +8,7 @@ the parent's."""
 import json
 import uuid
 
+import pytest
 from django.db import OperationalError, connection
 
 from agents import delegation
@@ -18,6 +19,13 @@ from agents.tasks import reap_stale_runs
 from tuning.services import client_create
 
 from ..skills.conftest import admin_a, client_a, scripted, text_turn, tool_turn  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def children_as_tasks(settings):
+    """Here the test executes each child itself: children are tasks of their own (the worker path),
+    not run inline by their parent (tests/agents/test_delegation_live.py and the benchmark do that)."""
+    settings.AGENT_DELEGATION_INLINE = False
 
 
 def marker(name: str) -> str:

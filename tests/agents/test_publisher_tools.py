@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the erp fixture is imported by name
 """The publisher agent against a real sample ERP on loopback: channel connections, the publishing
 queue, the deterministic specs check, and posts scheduled, published and deleted exactly once per
 idempotency key, never in sandbox mode, never for a client outside the run's scope, with
@@ -15,19 +16,9 @@ from agents.knowledge import KNOWLEDGE
 from agents.registry import DEFAULT_CONFIRMATION_PATTERNS, ToolError, get_spec
 from spokestack.erp import ErpClient, ErpError
 from spokestack.sample_erp import data, publishing
-from spokestack.sample_erp.server import start_sample_erp
-from tests.agents.test_tools import call, client_of, make_ctx, writes
+from tests.agents.test_tools import call, client_of, erp, make_ctx, writes  # noqa: F401 - erp is a fixture
 
 WRITING = {"schedule_post", "publish_post", "delete_post"}
-
-
-@pytest.fixture
-def erp(egress_loopback):
-    """The sample ERP on a free loopback port, allowed for this test only."""
-    server, base_url = start_sample_erp()
-    egress_loopback(server.server_port)
-    yield server, base_url
-    server.stop()
 
 
 def ctx_for(base_url, *, client=None, scope=None, settings=None, **kwargs):

@@ -13,8 +13,11 @@ Messages API, and the sample ERP.
 * stream_latency_*: an event persisted by the worker → received by a websocket client.
 * prompt_prefix_stable: two runs of one agent × client with different tasks send
   byte-identical tools + system blocks (1.0) or not (0.0).
-* delegation_overhead_*: platform time for a parent run to start a child run and read its result,
-  zero-latency model (the child's model time subtracted).
+* delegation_overhead_*: platform time for a parent run to start a child run and take its result
+  back, zero-latency model: _start (the parent's delegation call to the child's claim) plus _resume
+  (the child's end to the parent's next turn). The child's own run in between (_child, its model
+  time subtracted) costs what the same run started on its own costs (plain_run_overhead);
+  delegation_total_platform is all three.
 """
 
 from __future__ import annotations
@@ -295,6 +298,9 @@ def delegation_overhead(stack: Stack) -> dict[str, float]:
     from agents.models import AgentRun, RunEvent
 
     overhead_ms: list[float] = []
+    total_ms: list[float] = []
+    phases: dict[str, list[float]] = {"start": [], "child": [], "resume": []}
+    plain_ms: list[float] = []
     for n in range(20):
         parent, child = f"[deleg-{n}-{uuid.uuid4().hex[:6]}]", f"[child-{n}-{uuid.uuid4().hex[:6]}]"
         stack.model.script(parent, [
@@ -306,13 +312,36 @@ def delegation_overhead(stack: Stack) -> dict[str, float]:
         run_id = stack.execute(f"Answer the Najd Dates RFP {parent}", agent_type="proposal")
         stack.wait_finished([run_id])
         with schema_context(stack.instance.schema_name):
-            assert AgentRun.objects.filter(parent_id=run_id, status="succeeded").count() == 1
-            events = RunEvent.objects.filter(run_id=run_id, type__in=("turn.finished", "turn.started"))
-            asked = events.get(type="turn.finished", payload__iteration=1).created_at
-            resumed = events.get(type="turn.started", payload__iteration=2).created_at
-        overhead_ms.append((resumed - asked).total_seconds() * 1000 - sum(stack.model.answer_ms(child)))
+            child_id = AgentRun.objects.get(parent_id=run_id, status="succeeded").pk
+            at = {(e.run_id == child_id, e.type, e.payload.get("iteration")): e.created_at
+                  for e in RunEvent.objects.filter(run_id__in=[run_id, child_id]).exclude(type="child.event")}
+        model_ms = sum(stack.model.answer_ms(child))
+        asked, resumed = at[(False, "turn.finished", 1)], at[(False, "turn.started", 2)]
+        start = (at[(True, "run.started", None)] - asked).total_seconds() * 1000
+        resume = (resumed - at[(True, "run.succeeded", None)]).total_seconds() * 1000
+        overhead_ms.append(start + resume)
+        total_ms.append((resumed - asked).total_seconds() * 1000 - model_ms)
+        phases["start"].append(start)
+        phases["child"].append((at[(True, "run.succeeded", None)] - at[(True, "run.started", None)]).total_seconds()
+                               * 1000 - model_ms)
+        phases["resume"].append(resume)
+        # The same one-turn content run started on its own: what any run of it costs the platform.
+        plain = f"[plain-{n}-{uuid.uuid4().hex[:6]}]"
+        stack.model.script(plain, [{"content": [{"type": "text", "text": "Dear Najd Dates team, ..."}],
+                                    "stop_reason": "end_turn"}])
+        plain_id = stack.execute(f"Write the cover letter {plain}", agent_type="content")
+        stack.wait_finished([plain_id])
+        with schema_context(stack.instance.schema_name):
+            own = {e.type: e.created_at for e in RunEvent.objects.filter(run_id=plain_id,
+                                                                         type__in=("run.started", "run.succeeded"))}
+        plain_ms.append((own["run.succeeded"] - own["run.started"]).total_seconds() * 1000
+                        - sum(stack.model.answer_ms(plain)))
     return {"delegation_overhead_p50_ms": statistics.median(overhead_ms),
-            "delegation_overhead_p95_ms": _percentile(overhead_ms, 0.95)}
+            "delegation_overhead_p95_ms": _percentile(overhead_ms, 0.95),
+            "delegation_total_platform_p50_ms": statistics.median(total_ms),
+            # where it goes: the call to the child's claim; the child's own run; its end to the parent's next turn
+            **{f"delegation_{name}_p50_ms": statistics.median(values) for name, values in phases.items()},
+            "plain_run_overhead_p50_ms": statistics.median(plain_ms)}
 
 
 PHASES = {"prefix": prefix_stable, "step": step_overhead, "stream": stream_latency, "concurrency": concurrency,

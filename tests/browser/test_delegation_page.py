@@ -40,7 +40,7 @@ def test_a_proposal_run_page_shows_its_delegated_runs_live(live_instance, celery
     sections = page.locator(".child-run")
     assert sections.count() == 2
     rfp = page.locator(".child-run", has_text="rfp").first
-    rfp.locator("summary").click()
+    rfp.locator("summary .child-title").click()  # opens the section (the summary also holds the run's link)
     assert "Requirements: 3 hero videos." in rfp.locator(".child-output").inner_text()
     assert "run.succeeded" in rfp.locator(".child-log").inner_text()
     assert "delegated to rfp" in page.inner_text(".tool-call[data-tool=delegate_to_rfp]")
