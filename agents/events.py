@@ -21,11 +21,12 @@ TERMINAL_EVENTS = {"run.succeeded", "run.failed", "run.cancelled"}
 
 _APPEND_SQL = """
 WITH next AS (
-    UPDATE agents_agentrun SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq
+    UPDATE agents_agentrun SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq, parent_id
 )
 INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
 SELECT %s, last_seq, %s, %s::jsonb, now() FROM next
-RETURNING seq
+RETURNING seq, (SELECT parent_id FROM next),
+          (SELECT up.parent_id FROM agents_agentrun up JOIN next ON up.id = next.parent_id)
 """
 
 
@@ -34,15 +35,19 @@ def run_group_parts(run_id: uuid.UUID | str) -> tuple[str, str]:
 
 
 def event_append(*, run_id: uuid.UUID | str, type: str, payload: dict[str, Any] | None = None) -> int:
-    """Append one event to a run's log and return its seq (allocated atomically in the database)."""
+    """Append one event to a run's log and return its seq (allocated atomically in the database).
+    Viewers of the run, and of its parent and grandparent when it is a delegated run, are nudged."""
     with connection.cursor() as cursor:
         cursor.execute(_APPEND_SQL, [run_id, run_id, type, json.dumps(payload or {}, default=str)])
         row = cursor.fetchone()
     if row is None:
         raise LookupError(f"run {run_id} does not exist in schema {connection.schema_name}")
-    seq = row[0]
+    seq, *ancestors = row
     schema = connection.schema_name
     transaction.on_commit(lambda: nudge(schema=schema, run_id=run_id, seq=seq, type=type))
+    for ancestor in filter(None, ancestors):  # a delegated run's event is in its ancestors' logs too (mirrored)
+        transaction.on_commit(lambda ancestor=ancestor: nudge(schema=schema, run_id=ancestor, seq=0,
+                                                             type="child.event"))
     return seq
 
 
