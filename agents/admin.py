@@ -175,9 +175,15 @@ class AgentRunAdmin(ReadOnlyAdmin):
                 *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
+        from usage.selectors import runs_totals
+
         may_run = self.allows(request, "run.create")
-        return super().changelist_view(request, {**(extra_context or {}), "run_agent_url": reverse(
+        response = super().changelist_view(request, {**(extra_context or {}), "run_agent_url": reverse(
             "instance_admin:agents_agentrun_run") if may_run else None})
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None:  # the runs the filters select, all pages (one aggregate query)
+            response.context_data["run_totals"] = runs_totals(changelist.queryset)
+        return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         self.require(request, self.view_action)

@@ -31,6 +31,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from spokestack import metrics
 from spokestack.accounts import policy
 from spokestack.accounts.roles import roles_of
 from spokestack.errors import Conflict, InvalidInput, NotFound
@@ -203,6 +204,7 @@ def approval_decide(*, actor: AbstractUser | None, approval_id: uuid.UUID | str,
             by = f" by {approval.decided_by.email}" if approval.decided_by else ""
             raise Conflict(f"This request was already {approval.status}{by}; the first decision stands.",
                            details={"status": approval.status})
+        metrics.approval_decided(run.agent_type, status)
         event_append(run_id=run.pk, type="approval.decided", payload={
             "approval_id": str(approval.pk), "status": status, "name": approval.tool_name,
             "decided_by": getattr(actor, "email", "system")})
@@ -228,6 +230,7 @@ def approvals_expire(*, now=None) -> int:
                     note="No one decided within the approval time limit."):
                 continue
             expired += 1
+            metrics.approval_decided(run.agent_type, ApprovalStatus.EXPIRED)
             event_append(run_id=run_id, type="approval.expired", payload={"approval_id": str(approval_id)})
             _resume_if_ready(run)
             transaction.on_commit(functools.partial(_publish, schema=connection.schema_name, approval_id=approval_id))

@@ -36,9 +36,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
+from spokestack import metrics
 from spokestack.erp import ErpError
 from spokestack.hygiene import removed_note, scrub_unstorable
 from spokestack.outages import dependency_of
+from usage.budgets import BudgetExceeded
 
 from .checks import filter_rules, find_violations, review_reason, revision_request, rule_targets, run_check_record
 from .delegation import MAX_DEPTH, handoff_target, target_of
@@ -233,6 +235,9 @@ class RunLoop:
         self._handoff: dict[str, Any] | None = None  # set when a handoff call took the work to another agent
         self._awaiting_approval = False
         self._new_children: list[str] = []  # started by this execution, not run yet
+        self._prefix_size: int | None = None
+        self._covers: list | None = None
+        self._ceiling: tuple[float, str] | None = None
 
     # --- writes -------------------------------------------------------------------
 
@@ -279,6 +284,10 @@ class RunLoop:
         sent = len(json.dumps([self.prompt.system, self.request_tools, run.messages], default=str))
         usage = Usage(input_tokens=sent // 4, output_tokens=text // 4 + 30 * tools)
         cost = cost_usd(self.spec.model, usage)
+        from usage.budgets import settle
+
+        settle(run_id=run.pk, actual_usd=cost)  # its budget hold, to the estimate (once: the hold is cleared)
+        run.budget_hold = None
         self._write(events=[("turn.interrupted", {
             "iteration": run.iterations + 1, "discard_from_seq": last[0], "usage": usage.__dict__, "cost_usd": cost,
             "estimated": True, "model": self.spec.model})], usage=usage.__dict__, cost_usd=cost)
@@ -287,6 +296,10 @@ class RunLoop:
         run = self.run
         if getattr(run, "resumed", False):
             self._account_interrupted_turn()
+            if run.budget_hold:  # held by a call that never started: released
+                from usage.budgets import settle
+
+                settle(run_id=run.pk, actual_usd=0)
         messages = list(run.messages) or [_task_message(run)]
         unsaved = not run.messages  # the task message is saved with the first turn's start
         if run.thread_id and not run.iterations and not unsaved:
@@ -324,6 +337,9 @@ class RunLoop:
                 return self._finish("failed", error=limit, output=_final_text(messages))
             try:
                 turn, streamed = self._think(messages, save_messages=unsaved)
+            except BudgetExceeded as exc:
+                metrics.budget_refused(exc.scope or "run")
+                return self._finish("failed", error=exc.message)
             except ModelCancelled:
                 return self._finish("cancelled", error="Cancelled while the model was answering.")
             except ModelUnavailable as exc:
@@ -427,10 +443,23 @@ class RunLoop:
             return f"Stopped after {spec.max_iterations} model turns, the limit for {spec.agent_type}."
         if time.time() > self.deadline:
             return f"Stopped after {spec.time_limit_s} s, the time limit for {spec.agent_type}."
-        if float(run.total_cost_usd) >= spec.cost_ceiling_usd:
-            return (f"Stopped at ${run.total_cost_usd:.2f}, the cost ceiling of ${spec.cost_ceiling_usd:.2f} per run"
+        ceiling, whose = self._cost_ceiling()
+        if float(run.total_cost_usd) >= ceiling:
+            return (f"Stopped at ${run.total_cost_usd:.2f}, the cost ceiling of ${ceiling:.2f} per run{whose}"
                     + (" (its delegated runs included)." if run.children_cost_usd else "."))
         return ""
+
+    def _cost_ceiling(self) -> tuple[float, str]:
+        """The lower of the agent's cost ceiling and the instance tier's maximum cost per run."""
+        if self._ceiling is None:
+            from spokestack.tenancy.tiers import limits_for
+            from usage.budgets import current_instance
+
+            instance = current_instance()
+            tier_max = float(limits_for(instance).max_cost_per_run_usd)
+            self._ceiling = (self.spec.cost_ceiling_usd, "") if self.spec.cost_ceiling_usd <= tier_max else \
+                (tier_max, f" of the {getattr(instance, 'tier', '')} tier")
+        return self._ceiling
 
     def _finish(self, status: str, *, output: str = "", error: str = "") -> str:
         self._flush()
@@ -441,25 +470,56 @@ class RunLoop:
     # --- Think ------------------------------------------------------------------------
 
     def _think(self, messages: list[dict], *, save_messages: bool) -> tuple[Any, list[tuple[str, dict]]]:
-        """One model turn: (the turn, the stream's events not yet written)."""
+        """One model turn: (the turn, the stream's events not yet written). Its worst-case cost is
+        held against every budget covering the run first (usage/budgets.py: BudgetExceeded when it
+        would cross one, and nothing is sent), and settled to the real cost when it has answered."""
+        from usage.budgets import reserve, settle, worst_case_usd
+
         run = self.run
-        self._write(events=[("turn.started", {"iteration": run.iterations + 1})],
-                    messages=messages if save_messages else None)
         request = ModelRequest(
             model=self.spec.model, fallback_model=self.spec.fallback_model, system=self.prompt.system,
             tools=self.request_tools, messages=messages, max_tokens=self.prompt.max_tokens,
             effort=self.prompt.effort, metadata={"user_id": f"run-{run.pk}"})
+        chars = self._prefix_chars() + len(json.dumps(messages, ensure_ascii=False, default=str))
+        reserve(run_id=run.pk, covers=self._budget_covers(),
+                amount=worst_case_usd(model=self.spec.model, request_chars=chars, max_tokens=request.max_tokens))
+        try:
+            self._write(events=[("turn.started", {"iteration": run.iterations + 1})],
+                        messages=messages if save_messages else None)
+        except BaseException:
+            settle(run_id=run.pk, actual_usd=0)
+            raise
         stream = _StreamEvents(lambda events: self._write(events=events))
         release_connection()
+        asked = time.monotonic()
         try:
             # The lease is the process heartbeat's (agents/watcher.py): a model silent for longer
             # than the lease does not make this execution look dead.
             turn = call_model(request, callbacks=StreamCallbacks(
                 on_text=stream.add_text, on_tool_input=stream.add_tool_input, should_cancel=self._cancelled))
-        except BaseException:
+        except BaseException as exc:
             stream.flush()
+            if dependency_of(exc) is None:  # with the database down, the resumed run settles it
+                settle(run_id=run.pk, actual_usd=0)
             raise
+        settle(run_id=run.pk, actual_usd=turn.cost_usd)
+        metrics.turn_finished(self.spec.agent_type, turn.model, time.monotonic() - asked)
         return turn, stream.take()
+
+    def _prefix_chars(self) -> int:
+        """The characters of the request's system blocks and tools (the same every turn of the run)."""
+        if self._prefix_size is None:
+            self._prefix_size = len(json.dumps([self.prompt.system, self.request_tools], ensure_ascii=False,
+                                               default=str))
+        return self._prefix_size
+
+    def _budget_covers(self) -> list:
+        """The budgets covering this run (usage/budgets.py), read once per execution."""
+        if self._covers is None:
+            from usage.budgets import covers_for
+
+            self._covers = covers_for(client_id=self.run.client_id, user_id=self.run.created_by_id)
+        return self._covers
 
     # --- Act --------------------------------------------------------------------------
 
@@ -785,6 +845,7 @@ class RunLoop:
             outcome.result = _marked(outcome.result, outcome.removed)
         self._staged_calls.append(FinishedCall(id=call_id, result=outcome.result, is_error=outcome.is_error,
                                                duration_ms=outcome.duration_ms))
+        metrics.tool_call_finished(self.spec.agent_type, block["name"], outcome.is_error)
         kind = ARTIFACT_KINDS.get(block["name"])
         if kind and not outcome.is_error:
             arguments = block.get("input") or {}

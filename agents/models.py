@@ -137,6 +137,10 @@ class AgentRun(models.Model):
     parent_call = models.OneToOneField("ToolCall", null=True, blank=True, on_delete=models.CASCADE,
                                        related_name="child_run", editable=False)
     depth = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The budget reservation of the model call in flight (usage/budgets.py): {ledgers, amount, limits}.
+    budget_hold = models.JSONField(null=True, blank=True, editable=False)
+    usage_recorded = models.BooleanField(default=False, editable=False,
+                                         help_text="Counted in the usage rollup (once, when it ended).")
     children_cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0, editable=False,
                                             help_text="What its delegated runs cost, theirs included.")
 
@@ -148,7 +152,9 @@ class AgentRun(models.Model):
             models.UniqueConstraint(fields=["thread", "thread_turn"], condition=models.Q(thread__isnull=False),
                                     name="agentrun_one_run_per_thread_turn"),
         ]
-        indexes = [models.Index(fields=["status", "lease_until"], name="agentrun_lease_idx")]
+        indexes = [models.Index(fields=["status", "lease_until"], name="agentrun_lease_idx"),
+                   models.Index(fields=["finished_at"], condition=models.Q(usage_recorded=False),
+                                name="agentrun_usage_pending_idx")]
         permissions = [("cancel_agentrun", "Can cancel agent runs")]
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from spokestack import metrics
 from spokestack.accounts import policy
 from spokestack.catalog import UnknownAgentType, require_agent_type
 from spokestack.errors import Conflict, InvalidInput
@@ -147,6 +148,10 @@ def run_create(
         if existing is not None:
             return _replay(existing, request)
 
+    # The tier's rate and concurrency limits (429 naming the limit); a replay above is never refused.
+    from spokestack.limits import check_run_limits
+
+    check_run_limits(connection.tenant, actor=actor)
     run = AgentRun(agent_type=agent_type, agent_version=version, client=client, created_by=actor, task=task,
                    metadata=metadata, specialization=specialization, sandbox=sandbox, idempotency_key=idempotency_key)
     if thread:
@@ -278,10 +283,25 @@ def _cancel(run: AgentRun, *, reason: str) -> None:
             event_append(run_id=run.pk, type="run.cancelled", payload={"reason": reason})
         else:
             event_append(run_id=run.pk, type="run.cancel_requested", payload={})
+    if stopped:
+        _count_usage(run.pk)
+        metrics.run_finished(run.agent_type, RunStatus.CANCELLED, 0.0)
     if stopped and run.parent_id:
         from .delegation import child_ended
 
         child_ended(run)
+
+
+def _count_usage(run_id) -> None:
+    """Count an ended run in the usage rollup (usage/services.py). Never raises: the reaper counts a
+    run whose counting was lost."""
+    from usage.services import usage_record
+
+    try:
+        with transaction.atomic():  # a savepoint inside a caller's transaction: a failure leaves it usable
+            usage_record(run_id=run_id)
+    except Exception:  # noqa: BLE001 - the run's end stands; agents.reap_stale_runs counts it later
+        logger.warning("could not count run %s in the usage rollup; the reaper will", run_id, exc_info=True)
 
 
 # --- worker-side transitions ------------------------------------------------------------
@@ -563,6 +583,8 @@ def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "")
      run.cache_read_input_tokens, run.cost_usd, run.iterations, run.simulated) = row
     run.status, run.output, run.error, run.lease_until, run.lease_owner = status, output, error, None, ""
     _nudge_after(run_id=run.pk, seq=run.last_seq, type=f"run.{status}", run=run)
+    _count_usage(run.pk)
+    metrics.run_finished(run.agent_type, status, (run.finished_at - (run.started_at or run.finished_at)).total_seconds())
     if run.parent_id:
         from .delegation import child_ended
 

@@ -97,10 +97,14 @@ def reap_stale_runs() -> int:
             # next reaper tries again.
             for run_id in run_ids:
                 run_agent.apply_async(kwargs={"run_id": run_id})
-        # A run waiting for delegated runs that all ended, whose settlement was lost: settled now.
+        # A run waiting for delegated runs that all ended, whose settlement was lost: settled now; an
+        # ended run whose usage was not counted (its process died in between): counted now.
+        from usage.budgets import holds_release_ended
+        from usage.services import usage_record_missing
+
         from .delegation import waiting_runs_settle
 
-        return len(run_ids) + waiting_runs_settle()
+        return len(run_ids) + waiting_runs_settle() + usage_record_missing() + holds_release_ended()
 
     requeued = in_each_instance(requeue, what="re-queuing stale runs")
     if requeued:

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -194,6 +194,9 @@ def thread_message_send(*, actor: AbstractUser | None, thread_id: uuid.UUID | st
         raise Conflict(f"The {thread.agent_type} agent is disabled for this instance; an admin can enable it in the "
                        "instance tuning.", details={"agent_type": thread.agent_type})
     thread.client = client
+    from spokestack.limits import check_run_limits
+
+    check_run_limits(connection.tenant, actor=actor)  # a turn is a run: the tier's rate and concurrency limits
     return _start_turn(actor=actor, thread=thread, message=message, metadata=metadata)
 
 

@@ -414,6 +414,13 @@ def run(args: argparse.Namespace) -> int:
         env = {**os.environ, **service_env, "DJANGO_SETTINGS_MODULE": "spokestack.settings.dev",
                "EGRESS_LOOPBACK_PORTS": str(erp_port)}
         env.setdefault("SPOKESTACK_PORT", str(args.port))
+        # Prometheus multiprocess mode (spokestack/metrics.py): daphne and the worker write their samples
+        # to one directory, emptied at each start, and daphne's /metrics adds them up.
+        if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = STATE / "run" / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         credentials = STATE / "run" / "demo-credentials.json"
         log("migrating")
         _manage("migrate", "--noinput", env=env)

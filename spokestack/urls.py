@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/v1/", include("spokestack.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("metrics", include("spokestack.metrics")),  # Prometheus, behind METRICS_TOKEN
 ]

@@ -5,7 +5,7 @@ instance's schema and users. Any other /api/ path answers the 404 envelope
 (spokestack.api.error_envelope), which says where the instance API is.
 """
 
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from .admin_site import platform_admin
@@ -16,4 +16,5 @@ urlpatterns = [
     path("admin/", platform_admin.urls),
     path("api/v1/health", HealthView.as_view(), name="health"),
     path("api/v1/health/ready", ReadinessView.as_view(), name="health-ready"),
+    path("metrics", include("spokestack.metrics")),  # Prometheus, behind METRICS_TOKEN
 ]

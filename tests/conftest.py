@@ -106,8 +106,11 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
         Domain.objects.get_or_create(domain="localhost", defaults={"tenant": public})
         for schema, host in (("tenant_a", HOST_A), ("tenant_b", HOST_B)):
             if not Instance.objects.filter(schema_name=schema).exists():
+                # The enterprise tier: its rate and concurrency limits never get in a functional test's
+                # way (tests/usage/test_limits.py sets the tier it tests).
                 instance_provision(name=f"Instance {schema[-1].upper()}", domain=host,
-                                   admin_email=f"admin@{host}", admin_password=PASSWORD, schema_name=schema)
+                                   admin_email=f"admin@{host}", admin_password=PASSWORD, schema_name=schema,
+                                   tier="enterprise")
         connection.set_schema_to_public()
     yield
     if not django_db_keepdb:
@@ -166,7 +169,8 @@ def live_instance(django_db_setup, django_db_blocker):
         # instances are created from the public one.
         connection.set_schema_to_public()
         result = instance_provision(name=f"Live {n}", domain=f"live{os.getpid()}-{n}.localhost",
-                                    admin_email="admin@live.localhost", admin_password=PASSWORD, schema_name=schema)
+                                    admin_email="admin@live.localhost", admin_password=PASSWORD, schema_name=schema,
+                                    tier="enterprise")
         connection.set_schema_to_public()
         yield result
         connection.set_schema_to_public()

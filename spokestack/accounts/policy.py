@@ -249,6 +249,16 @@ RULES: tuple[Rule, ...] = (
     _rule("sandbox.decide", (IA,), assigned=False, support=True,
           why="Promoting or rejecting a version changes what runs for every client.",
           what="decide sandbox sessions", perms=["versions.change_sandboxsession"]),
+    # --- usage and budgets (usage) -------------------------------------------------------------
+    _rule("usage.view", (IA, IM, AM), assigned=True, support=True,
+          why="What the agents cost: managers see the whole instance, an account manager their clients' usage only. "
+              "A client contact sees runs, not the agency's costs.",
+          what="see usage and costs", perms=["usage.view_usagedaily"]),
+    _rule("budget.manage", (IA,), assigned=False, support=False,
+          why="Budgets decide which work stops: the agency admin sets them per client and per person, never above "
+              "the instance's own (its tier's, or what the platform set). Support does not set an agency's spend.",
+          what="set budgets", perms=["usage.view_budget", "usage.add_budget", "usage.change_budget",
+                                     "usage.delete_budget"]),
     # --- feedback -----------------------------------------------------------------------------
     _rule("feedback.add", EVERY_ROLE, assigned=True, support=False,
           why="Feedback teaches the client's tuning, so it comes from the agency and the client, on the "

@@ -38,7 +38,9 @@ def _first_message(detail) -> str:
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status,
+                        headers={"Retry-After": str(retry_after)} if retry_after else None)
     if isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, a 400 page by default
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response(error_body("too_large", f"The request body is larger than {limit} bytes, the limit; "

@@ -14,4 +14,6 @@ urlpatterns = [
     path("", include("feedback.api.urls")),
     path("", include("skills.api.urls")),
     path("", include("versions.api.urls")),
+    path("", include("usage.api")),
+    path("", include("usage.budget_api")),
 ]

@@ -112,6 +112,7 @@ TENANT_APPS = [
     "agents.studio",
     "feedback",
     "versions",
+    "usage",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -254,6 +255,8 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = {"celery": {}, "maintenance": {}}
 CELERY_TASK_ROUTES = {"agents.reap_stale_runs": {"queue": "maintenance"}}
 REAPER_INTERVAL_S = float(env("REAPER_INTERVAL_S", "5"))
+# Prometheus /metrics (spokestack/metrics.py): the bearer token a scraper sends; empty: /metrics answers 404.
+METRICS_TOKEN = env("METRICS_TOKEN", "")
 # A delegated run starts in its parent's worker slot, on a thread of its own, and the parent goes on
 # as soon as it ends (agents/delegation.py); off: each child is a task of its own and the parent waits.
 AGENT_DELEGATION_INLINE = env_bool("AGENT_DELEGATION_INLINE", True)

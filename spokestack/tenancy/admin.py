@@ -1,4 +1,6 @@
 import zoneinfo
+from decimal import Decimal
+from types import SimpleNamespace
 
 from django import forms
 from django.conf import settings
@@ -31,6 +33,7 @@ from .services import (
     instance_set_erp,
     instance_set_status,
 )
+from .tiers import LIMIT_KEYS, TIER_LIMITS, limits_for
 
 # The session entry that carries a new instance's admin password from the add form to the one
 # page that shows it: encrypted (bound to the instance), removed when that page is first shown.
@@ -132,8 +135,32 @@ class InstanceProvisionForm(forms.ModelForm):
         return cleaned
 
 
+LIMIT_LABELS = {
+    "runs_per_minute": ("Runs per minute", "runs a minute"),
+    "concurrent_runs": ("Concurrent runs", "runs queued or running at once"),
+    "monthly_budget_usd": ("Monthly budget (USD)", "USD a calendar month for all model calls"),
+    "max_cost_per_run_usd": ("Maximum cost per run (USD)", "USD for one run"),
+}
+LIMIT_FIELD = "limit_{}"
+
+
+def _limit_field(key: str, tier: str) -> forms.Field:
+    label, unit = LIMIT_LABELS[key]
+    default = getattr(TIER_LIMITS.get(tier, TIER_LIMITS["starter"]), key)
+    others = ", ".join(f"{name} {getattr(limits, key)}" for name, limits in TIER_LIMITS.items())
+    help_text = (f"Empty: the tier's default, {default} {unit} for {tier}. ({others}.) A value here overrides the "
+                 "tier until it is emptied; it applies from the next run started.")
+    if key.endswith("_usd"):
+        return forms.DecimalField(label=label, required=False, min_value=Decimal("0.01"), max_digits=12,
+                                  decimal_places=2, help_text=help_text)
+    return forms.IntegerField(label=label, required=False, min_value=1, max_value=100_000, help_text=help_text)
+
+
 class InstanceChangeForm(forms.ModelForm):
-    """The ERP key is write-only: the form never renders it, an empty field keeps it."""
+    """The ERP key is write-only: the form never renders it, an empty field keeps it.
+
+    The tier's limits (tiers.LIMIT_KEYS) are one field each: empty keeps the tier's default, a value
+    is kept in `Instance.limits_override`, which `limits_for` reads on every run (no cache)."""
 
     erp_api_key_new = forms.CharField(
         label="ERP API key", required=False, strip=True,
@@ -155,8 +182,33 @@ class InstanceChangeForm(forms.ModelForm):
                 kwargs.setdefault("assume_scheme", "https")
             return field.formfield(**kwargs)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        override = self.instance.limits_override or {}
+        for key in LIMIT_KEYS:
+            name = LIMIT_FIELD.format(key)
+            self.fields[name] = _limit_field(key, self.instance.tier)
+            self.initial.setdefault(name, override.get(key))
+
     def clean_timezone(self) -> str:
         return _clean_timezone(self.cleaned_data.get("timezone"))
+
+    def clean(self):
+        cleaned = super().clean()
+        override = {key: cleaned.get(LIMIT_FIELD.format(key)) for key in LIMIT_KEYS}
+        override = {key: (str(value) if isinstance(value, Decimal) else value) for key, value in override.items()
+                    if value is not None}
+        if any(LIMIT_FIELD.format(key) in self.errors for key in LIMIT_KEYS):
+            return cleaned
+        # The limits that will apply (the tier chosen in this form, these overrides) must make sense together.
+        effective = limits_for(SimpleNamespace(tier=cleaned.get("tier") or self.instance.tier,
+                                               limits_override=override))
+        if effective.max_cost_per_run_usd > effective.monthly_budget_usd:
+            self.add_error(LIMIT_FIELD.format("max_cost_per_run_usd"),
+                           f"One run may not cost more than the monthly budget ({effective.monthly_budget_usd} USD): "
+                           "enter a lower maximum per run, or raise the monthly budget.")
+        self.instance.limits_override = override
+        return cleaned
 
     def clean_erp_base_url(self):
         url = self.cleaned_data.get("erp_base_url", "").strip()
@@ -166,6 +218,13 @@ class InstanceChangeForm(forms.ModelForm):
             except EgressError as exc:
                 raise forms.ValidationError(exc.message) from exc
         return url
+
+
+# Declared on the class (the admin builds its form from the declared fields); `__init__` words each
+# field's help for the instance's own tier.
+for _key in LIMIT_KEYS:
+    InstanceChangeForm.base_fields[LIMIT_FIELD.format(_key)] = _limit_field(_key, "starter")
+    InstanceChangeForm.declared_fields[LIMIT_FIELD.format(_key)] = InstanceChangeForm.base_fields[LIMIT_FIELD.format(_key)]
 
 
 class DomainInline(admin.TabularInline):
@@ -194,7 +253,15 @@ class InstanceAdmin(admin.ModelAdmin):
             return ["name", "domain", "admin_email", "schema_name", "tier", "region", "language", "timezone"]
         return ["name", "schema_name", "tier", "status", "suspended_reason", "region", "language", "timezone",
                 "created_at", "erp_base_url", "erp_api_key_status", "erp_api_key_new", "erp_api_key_clear",
-                "approval_sla_hours"]
+                "approval_sla_hours", *(LIMIT_FIELD.format(key) for key in LIMIT_KEYS)]
+
+    def get_fieldsets(self, request, obj=None):
+        fields = self.get_fields(request, obj)
+        if obj is None:
+            return [(None, {"fields": fields})]
+        limits = [LIMIT_FIELD.format(key) for key in LIMIT_KEYS]
+        return [(None, {"fields": [f for f in fields if f not in limits]}),
+                ("Limits (empty: the tier's default)", {"fields": limits})]
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "erp_api_key_status"] if obj else []

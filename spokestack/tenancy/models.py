@@ -45,6 +45,10 @@ class Instance(TenantMixin):
         help_text="How long a tool call that needs approval waits for a decision before it fails (1–720 h). "
                   "Applies to requests made after the change.")
 
+    # Platform staff's overrides of the tier's limits (spokestack/tenancy/tiers.py LIMIT_KEYS); empty: the tier's.
+    limits_override = models.JSONField(default=dict, blank=True,
+                                       help_text="Overrides of the tier's limits, set by platform staff.")
+
     # Schemas are created by provisioning (cloned) and dropped only on an explicit delete.
     auto_create_schema = True
     auto_drop_schema = True

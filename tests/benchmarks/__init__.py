@@ -12,4 +12,5 @@ def fresh_instance(*, schema: str, host: str, name: str):
     existing = Instance.objects.filter(schema_name=schema).first()
     if existing is not None:
         existing.delete(force_drop=True)
-    return instance_provision(name=name, domain=host, admin_email="admin@bench.example", schema_name=schema)
+    return instance_provision(name=name, domain=host, admin_email="admin@bench.example", schema_name=schema,
+                              tier="enterprise")

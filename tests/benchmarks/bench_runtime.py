@@ -61,7 +61,8 @@ class Stack:
         self.model = FakeMessagesApi()
         self.model.start()
         provisioned = instance_provision(name=f"Bench {name}", domain=f"bench-{name}.localhost",
-                                         admin_email="admin@bench.example", schema_name=f"bench_{name}")
+                                         admin_email="admin@bench.example", schema_name=f"bench_{name}",
+                                         tier="enterprise")
         self.instance = provisioned.instance
         instance_set_erp(instance=self.instance, base_url=erp_url, api_key=DEMO_API_KEYS["alpha"])
         with schema_context(self.instance.schema_name):

@@ -250,6 +250,17 @@ PROBES: list[Probe] = [
     *_admin("run.cancel", lambda w, h, c: h.post("/admin/agents/agentrun/", {
         "action": "cancel_runs", "_selected_action": [str(w.run("mine").pk)], "index": "0"}), where="mine"),
     *_both("run.cancel", "admin", lambda w, h, c: h.post(f"/admin/agents/agentrun/{w.run(_where(w, c)).pk}/cancel/")),
+    # usage and budgets (issue #20)
+    *_both("usage.view", "api", lambda w, h, c: h.get(f"/api/v1/usage?client_id={c.pk}")),
+    *_both("usage.view", "api", lambda w, h, c: h.get(f"/api/v1/usage.csv?client_id={c.pk}")),
+    *_admin("usage.view", lambda w, h, c: h.get("/admin/usage/usagedaily/")),
+    *_both("usage.view", "admin", lambda w, h, c: h.get(f"/admin/usage/usagedaily/?client_id={c.pk}")),
+    *_both("usage.view", "admin", lambda w, h, c: h.get(f"/admin/usage/usagedaily/export.csv?client_id={c.pk}")),
+    # budgets (issue #20)
+    *_api("budget.manage", lambda w, h, c: h.get("/api/v1/budgets")),
+    *_api("budget.manage", lambda w, h, c: h.put(f"/api/v1/budgets/clients/{w.mine.pk}",
+                                                 {"monthly_limit_usd": "5"}, **J)),
+    *_admin("budget.manage", lambda w, h, c: h.get("/admin/usage/budget/")),
     # threads
     *_both("thread.create", "api", lambda w, h, c: h.post("/api/v1/threads", {
         "agent_type": "copy", "client_id": c.pk}, **J), hidden_status=400),
