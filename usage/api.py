@@ -169,7 +169,8 @@ class UsageView(InstanceApiView):
     @extend_schema(parameters=PARAMETERS, responses={
         (200, "application/json"): UsageReportSerializer,
         (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The same report as a CSV attachment."),
-        400: OpenApiResponse(description="A date that is not YYYY-MM-DD, from after to, an unknown group_by.")},
+        400: OpenApiResponse(description="A date that is not YYYY-MM-DD, from after to, an unknown group_by."),
+        404: OpenApiResponse(description="client_id names no client you may see.")},
         summary="Usage and cost totals per agent, client, user, model, day or week (default: the last 30 days).")
     def get(self, request):
         params = request.query_params

@@ -93,6 +93,8 @@ def covers_for(*, client_id: int | None, user_id: int | None) -> list[Cover]:
     if instance_budget is None:
         instance_budget, _ = Budget.objects.get_or_create(scope=BudgetScope.INSTANCE,
                                                           defaults={"monthly_limit_usd": limit})
+    elif instance_budget.monthly_limit_usd != limit:  # the tier or the platform's override changed
+        Budget.objects.filter(pk=instance_budget.pk).update(monthly_limit_usd=limit)
     covers = [Cover(instance_budget.pk, limit, label)]
     if client_id and BudgetScope.CLIENT in budgets:
         budget = budgets[BudgetScope.CLIENT]

@@ -11,6 +11,7 @@ from django.db import connection
 from agents.loop import execute_run
 from agents.models import AgentRun
 from agents.services import run_create
+from spokestack.tenancy.tiers import limits_for
 from usage.budgets import this_month
 from usage.models import Budget, BudgetPeriod, BudgetScope
 
@@ -43,7 +44,7 @@ def test_every_call_is_settled_to_its_real_cost_on_every_covering_budget(in_a, a
     assert execute_run(run_id=str(run.pk), worker="w1") == "succeeded"
     run.refresh_from_db()
     instance_budget = Budget.objects.get(scope=BudgetScope.INSTANCE)
-    assert instance_budget.monthly_limit_usd == Decimal("500")  # the starter tier's
+    assert instance_budget.monthly_limit_usd == limits_for(connection.tenant).monthly_budget_usd  # the tier's
     for budget in (instance_budget, client_budget, user_budget):
         assert (ledger(budget).spent_usd, ledger(budget).reserved_usd) == (run.cost_usd, 0)
     assert run.budget_hold is None
@@ -72,4 +73,4 @@ def test_the_tiers_maximum_cost_per_run_ends_a_run(request, in_a, admin_a, clien
     run = run_create(actor=admin_a, agent_type="copy", task="tier-max: a caption.", client_id=client_a.pk,
                      sandbox=True).run
     assert execute_run(run_id=str(run.pk), worker="w1") == "failed"
-    assert "the cost ceiling of $0.00 per run of the starter tier" in AgentRun.objects.get(pk=run.pk).error
+    assert f"the cost ceiling of $0.00 per run of the {connection.tenant.tier} tier" in AgentRun.objects.get(pk=run.pk).error
