@@ -20,6 +20,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from spokestack.api.params import choice_param, int_param, text_param
+from spokestack.api.schema import ErrorEnvelopeSerializer
 from spokestack.api.views import InstanceApiView
 from spokestack.errors import InvalidInput
 from tuning.api.auditlog import FormatIsAParameter
@@ -170,7 +171,7 @@ class UsageView(InstanceApiView):
         (200, "application/json"): UsageReportSerializer,
         (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The same report as a CSV attachment."),
         400: OpenApiResponse(description="A date that is not YYYY-MM-DD, from after to, an unknown group_by."),
-        404: OpenApiResponse(description="client_id names no client you may see.")},
+        404: OpenApiResponse(ErrorEnvelopeSerializer, description="client_id names no client you may see.")},
         summary="Usage and cost totals per agent, client, user, model, day or week (default: the last 30 days).")
     def get(self, request):
         params = request.query_params

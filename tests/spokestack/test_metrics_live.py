@@ -78,25 +78,35 @@ def test_a_run_in_the_worker_shows_in_the_web_process_scrape(metered, live_insta
     def count(got, name, **labels):
         return got.get((name, frozenset(labels.items())), 0.0) - before.get((name, frozenset(labels.items())), 0.0)
 
-    marker = f"metrics-{uuid.uuid4().hex[:8]}"
-    fake_model.script(marker, [
-        {"content": [{"type": "tool_use", "name": "save_draft", "input": {"content": f"Glow gently. {marker}"}}],
-         "stop_reason": "tool_use"},
-        {"content": [{"type": "text", "text": "Saved the draft."}], "stop_reason": "end_turn"},
-    ])
-    status, body = request(port, "POST", "/api/v1/agent/execute", host=host, token=api_token, body={
-        "agent_type": "copy", "task": f"Write a Ramadan caption. {marker}", "client_id": client.pk})
-    assert status == 202, body
-    run_id = json.loads(body)["run_id"]
+    # The session's own Celery worker (started by earlier live tests) may take a run too: runs are sent
+    # until this test's worker has run one, and only its runs are expected in the shared directory.
+    pid, ours = metered["worker"].process.pid, 0
+    for _attempt in range(8):
+        marker = f"metrics-{uuid.uuid4().hex[:8]}"
+        fake_model.script(marker, [
+            {"content": [{"type": "tool_use", "name": "save_draft", "input": {"content": f"Glow gently. {marker}"}}],
+             "stop_reason": "tool_use"},
+            {"content": [{"type": "text", "text": "Saved the draft."}], "stop_reason": "end_turn"},
+        ])
+        status, body = request(port, "POST", "/api/v1/agent/execute", host=host, token=api_token, body={
+            "agent_type": "copy", "task": f"Write a Ramadan caption. {marker}", "client_id": client.pk})
+        assert status == 202, body
+        run_id = json.loads(body)["run_id"]
 
-    def finished():
+        def finished(run_id=run_id):
+            with schema_context(instance.schema_name):
+                run = AgentRun.objects.get(pk=run_id)
+            return run if run.status in ("succeeded", "failed", "cancelled") else None
+
+        run = wait_for(finished, timeout=60)
+        assert run.status == "succeeded", run.error
         with schema_context(instance.schema_name):
-            run = AgentRun.objects.get(pk=run_id)
-        return run if run.status in ("succeeded", "failed", "cancelled") else None
-
-    run = wait_for(finished, timeout=60)
-    assert run.status == "succeeded", run.error
-    connection.set_schema_to_public()
+            started_by = run.events.get(type="run.started").payload["worker"]
+        connection.set_schema_to_public()
+        if f":{pid}/" in started_by:
+            ours += 1
+            break
+    assert ours == 1, "this test's worker never took one of its runs"
 
     # Written by the worker's process (daphne never ran the agent), read in daphne's scrape.
     got = wait_for(lambda: (lambda g: g if count(g, "spokestack_runs_total", agent_type="copy",
