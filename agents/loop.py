@@ -236,7 +236,6 @@ class RunLoop:
         self._awaiting_approval = False
         self._new_children: list[str] = []  # started by this execution, not run yet
         self._prefix_size: int | None = None
-        self._covers: list | None = None
         self._ceiling: tuple[float, str] | None = None
 
     # --- writes -------------------------------------------------------------------
@@ -481,7 +480,7 @@ class RunLoop:
             tools=self.request_tools, messages=messages, max_tokens=self.prompt.max_tokens,
             effort=self.prompt.effort, metadata={"user_id": f"run-{run.pk}"})
         chars = self._prefix_chars() + len(json.dumps(messages, ensure_ascii=False, default=str))
-        reserve(run_id=run.pk, covers=self._budget_covers(),
+        reserve(run_id=run.pk, client_id=run.client_id, user_id=run.created_by_id,
                 amount=worst_case_usd(model=self.spec.model, request_chars=chars, max_tokens=request.max_tokens))
         try:
             self._write(events=[("turn.started", {"iteration": run.iterations + 1})],
@@ -512,14 +511,6 @@ class RunLoop:
             self._prefix_size = len(json.dumps([self.prompt.system, self.request_tools], ensure_ascii=False,
                                                default=str))
         return self._prefix_size
-
-    def _budget_covers(self) -> list:
-        """The budgets covering this run (usage/budgets.py), read once per execution."""
-        if self._covers is None:
-            from usage.budgets import covers_for
-
-            self._covers = covers_for(client_id=self.run.client_id, user_id=self.run.created_by_id)
-        return self._covers
 
     # --- Act --------------------------------------------------------------------------
 

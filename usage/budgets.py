@@ -4,10 +4,14 @@ Before a model call the loop reserves the call's worst case — its input at the
 (the dearest way to read input; input tokens estimated at 3 characters each, more than the models'
 ~4) plus `max_tokens` of output — against every budget that covers the run: the instance's (its
 tier's monthly budget, or platform staff's override), its client's and its starter's, each in this
-month's ledger (`BudgetPeriod`). The reservation is **one statement**: it locks the ledgers, checks
-that each still fits on the rows it locked, and reserves on all of them or none, and records the hold
-on the run (`AgentRun.budget_hold`), so concurrent calls can never together cross a limit. A call
-that would cross one is not made; the run ends with a reason naming the budget.
+month's ledger (`BudgetPeriod`). The reservation is **one statement** that finds the covering
+budgets itself (a limit changed a moment ago applies to the next call), locks the run's row and then
+the ledgers in id order (every statement here locks in that order: no deadlock with the loop's
+writes or the lease heartbeat), checks that each still fits on the rows it locked, and reserves on
+all of them or none, recording the hold on the run (`AgentRun.budget_hold`), so concurrent calls
+can never together cross a limit. A call that would cross one is not made; the run ends with a
+reason naming the budget. A month's first call creates the ledger rows (and the instance's budget
+row) and tries again.
 
 When the answer arrives the hold is settled to the real cost (spent += cost, reserved -= hold), in one
 statement that clears the hold first, so it is settled once; a call that failed settles at 0 (released).
@@ -27,10 +31,11 @@ from decimal import ROUND_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from spokestack.db import execute_prepared
 
 from .models import Budget, BudgetPeriod, BudgetScope
 
@@ -38,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 WARN_AT = (80, 95)
 CHARS_PER_TOKEN = 3  # fewer than the models' ~4: the estimate must not be below the real input
-_LEDGER_IDS: dict[tuple[str, int, date], int] = {}  # (schema, budget, month) -> its ledger row
 
 
 @dataclass(frozen=True)
@@ -107,18 +111,10 @@ def covers_for(*, client_id: int | None, user_id: int | None) -> list[Cover]:
     return covers
 
 
-def _ledgers(covers: list[Cover], month: date) -> list[int]:
-    """This month's ledger row of each budget (created the first time it is needed; its id is kept
-    for the process, so a model call costs no lookup)."""
-    schema = connection.schema_name
-    missing = [c.budget_id for c in covers if (schema, c.budget_id, month) not in _LEDGER_IDS]
-    if missing:
-        BudgetPeriod.objects.bulk_create([BudgetPeriod(budget_id=b, month=month) for b in missing],
-                                         ignore_conflicts=True)
-        for budget_id, pk in BudgetPeriod.objects.filter(budget_id__in=missing, month=month) \
-                .values_list("budget_id", "pk"):
-            _LEDGER_IDS[(schema, budget_id, month)] = pk
-    return [_LEDGER_IDS[(schema, c.budget_id, month)] for c in covers]
+def _ledgers_create(covers: list[Cover], month: date) -> None:
+    """This month's ledger row of each budget, created the first time a call needs it."""
+    BudgetPeriod.objects.bulk_create([BudgetPeriod(budget_id=c.budget_id, month=month) for c in covers],
+                                     ignore_conflicts=True)
 
 
 def worst_case_usd(*, model: str, request_chars: int, max_tokens: int) -> Decimal:
@@ -131,70 +127,85 @@ def worst_case_usd(*, model: str, request_chars: int, max_tokens: int) -> Decima
 
 
 _RESERVE_SQL = """
-WITH want AS (
-    SELECT * FROM unnest(%(ledgers)s::bigint[], %(limits)s::numeric[]) AS want(id, lim)
+WITH run AS (
+    SELECT id FROM agents_agentrun WHERE id = %(run)s::uuid AND budget_hold IS NULL FOR NO KEY UPDATE
+), covering AS (
+    SELECT budget.id, budget.scope,
+           CASE WHEN budget.scope = 'instance' THEN %(instance_limit)s::numeric ELSE budget.monthly_limit_usd END AS lim
+      FROM usage_budget budget
+     WHERE budget.scope = 'instance' OR (budget.scope = 'client' AND budget.client_id = %(client)s::bigint)
+        OR (budget.scope = 'user' AND budget.user_id = %(user)s::bigint)
 ), locked AS (
-    SELECT ledger.id, ledger.spent_usd + ledger.reserved_usd + %(amount)s <= want.lim AS fits
-      FROM usage_budgetperiod ledger JOIN want ON ledger.id = want.id
+    SELECT ledger.id, covering.lim, ledger.spent_usd + ledger.reserved_usd + %(amount)s <= covering.lim AS fits
+      FROM usage_budgetperiod ledger JOIN covering ON ledger.budget_id = covering.id
+     WHERE ledger.month = %(month)s::date AND EXISTS (SELECT FROM run)
      ORDER BY ledger.id
        FOR UPDATE OF ledger
 ), verdict AS (
-    SELECT count(*) = cardinality(%(ledgers)s::bigint[]) AND bool_and(fits) AS ok FROM locked
+    SELECT count(*) = (SELECT count(*) FROM covering) AND bool_and(fits)
+               AND EXISTS (SELECT FROM covering WHERE scope = 'instance') AS ok,
+           array_agg(id ORDER BY id) AS ids, array_agg(lim ORDER BY id) AS limits
+      FROM locked
 ), hold AS (
-    UPDATE agents_agentrun SET budget_hold = %(hold)s::jsonb
-      FROM verdict WHERE verdict.ok AND agents_agentrun.id = %(run)s::uuid AND agents_agentrun.budget_hold IS NULL
-    RETURNING agents_agentrun.id
+    UPDATE agents_agentrun
+       SET budget_hold = jsonb_build_object('ledgers', verdict.ids, 'amount', %(amount)s::text, 'limits', verdict.limits)
+      FROM verdict WHERE verdict.ok AND agents_agentrun.id = %(run)s::uuid
+ RETURNING verdict.ids
 )
 UPDATE usage_budgetperiod ledger SET reserved_usd = ledger.reserved_usd + %(amount)s
-  FROM hold WHERE ledger.id = ANY(%(ledgers)s::bigint[])
+  FROM hold WHERE ledger.id = ANY(hold.ids)
 RETURNING ledger.id
 """
 
 _BLOCKING_SQL = """
-SELECT ledger.id, ledger.spent_usd, ledger.reserved_usd FROM usage_budgetperiod ledger
- WHERE ledger.id = ANY(%(ledgers)s::bigint[])
+SELECT ledger.budget_id, ledger.spent_usd, ledger.reserved_usd FROM usage_budgetperiod ledger
+ WHERE ledger.budget_id = ANY(%(budgets)s::bigint[]) AND ledger.month = %(month)s::date
 """
 
 _SETTLE_SQL = """
 WITH hold AS (
-    SELECT budget_hold FROM agents_agentrun WHERE id = %(run)s::uuid AND budget_hold IS NOT NULL FOR UPDATE
+    SELECT budget_hold FROM agents_agentrun
+     WHERE id = %(run)s::uuid AND budget_hold IS NOT NULL
+       FOR NO KEY UPDATE
 ), cleared AS (
     UPDATE agents_agentrun SET budget_hold = NULL
       FROM hold WHERE agents_agentrun.id = %(run)s::uuid
  RETURNING agents_agentrun.id
+), locked AS (
+    SELECT ledger.id FROM usage_budgetperiod ledger
+     WHERE ledger.id IN (SELECT jsonb_array_elements_text(budget_hold -> 'ledgers')::bigint FROM hold)
+       AND EXISTS (SELECT FROM cleared)
+     ORDER BY ledger.id
+       FOR UPDATE OF ledger
 )
 UPDATE usage_budgetperiod ledger
    SET reserved_usd = GREATEST(0, ledger.reserved_usd - (hold.budget_hold ->> 'amount')::numeric),
        spent_usd = ledger.spent_usd + %(actual)s
-  FROM hold, cleared
- WHERE ledger.id IN (SELECT jsonb_array_elements_text(hold.budget_hold -> 'ledgers')::bigint)
+  FROM hold, locked
+ WHERE ledger.id = locked.id
 RETURNING ledger.id, ledger.spent_usd, hold.budget_hold
 """
 
 
-def _prepared(sql: str, params: dict[str, Any]) -> list[tuple]:
-    """A statement every model call runs: bound on the server and prepared once per connection, as
-    the loop's own writes are (agents.services._execute_prepared)."""
-    with connection.cursor():  # connects, and sets the instance's search_path when needed
-        pass
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall()
-
-
-def reserve(*, run_id: Any, covers: list[Cover], amount: Decimal) -> None:
-    """Hold `amount` on every covering budget for the run's next model call, or raise BudgetExceeded
-    naming the first budget it would cross (nothing held then). One statement (see the module)."""
-    ledgers = _ledgers(covers, this_month())
-    hold = {"ledgers": ledgers, "amount": str(amount), "limits": [str(c.limit) for c in covers]}
-    if _prepared(_RESERVE_SQL, {"ledgers": ledgers, "limits": [c.limit for c in covers], "amount": amount,
-                                "hold": json.dumps(hold), "run": str(run_id)}):
+def reserve(*, run_id: Any, client_id: int | None, user_id: int | None, amount: Decimal) -> None:
+    """Hold `amount` on every budget covering the run (its instance, client and starter) for its next
+    model call, or raise BudgetExceeded naming the first budget it would cross (nothing held then).
+    One statement (see the module); a month's first call creates the ledgers and tries again."""
+    month = this_month()
+    instance_limit, _ = _instance_limit()
+    params = {"run": str(run_id), "client": client_id, "user": user_id, "amount": amount,
+              "instance_limit": instance_limit, "month": month}
+    if execute_prepared(_RESERVE_SQL, params):
+        return
+    covers = covers_for(client_id=client_id, user_id=user_id)  # creates the instance's budget row
+    _ledgers_create(covers, month)
+    if execute_prepared(_RESERVE_SQL, params):
         return
     with connection.cursor() as cursor:  # refused: say which budget
-        cursor.execute(_BLOCKING_SQL, {"ledgers": ledgers})
+        cursor.execute(_BLOCKING_SQL, {"budgets": [c.budget_id for c in covers], "month": month})
         state = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-    for cover, ledger in zip(covers, ledgers, strict=True):
-        spent, reserved = state.get(ledger, (Decimal(0), Decimal(0)))
+    for cover in covers:
+        spent, reserved = state.get(cover.budget_id, (Decimal(0), Decimal(0)))
         if spent + reserved + amount > cover.limit:
             raise BudgetExceeded(
                 f"The model call was not made: it could cost up to ${amount:.4f}, which would cross {cover.label} "
@@ -206,7 +217,7 @@ def reserve(*, run_id: Any, covers: list[Cover], amount: Decimal) -> None:
 def settle(*, run_id: Any, actual_usd: Decimal | float) -> None:
     """Settle the run's hold to the call's real cost (0: released), once; warn at 80 % and 95 %."""
     actual = Decimal(str(actual_usd))
-    rows = _prepared(_SETTLE_SQL, {"run": str(run_id), "actual": actual})
+    rows = execute_prepared(_SETTLE_SQL, {"run": str(run_id), "actual": actual})
     if rows and actual > 0:
         _warn(rows)
 

@@ -13,6 +13,8 @@ import uuid
 
 from django.db import connection
 
+from spokestack.db import execute_prepared
+
 from .models import DURATION_BUCKETS_MS
 
 _RECORD_SQL = """
@@ -80,10 +82,8 @@ def instance_time_zone() -> str:
 
 def usage_record(*, run_id: uuid.UUID | str) -> bool:
     """Count an ended run in the rollup, once. True when this call counted it."""
-    with connection.cursor() as cursor:
-        cursor.execute(_RECORD_SQL, {"run": str(run_id), "tz": instance_time_zone(),
-                                     "bounds": list(DURATION_BUCKETS_MS), "n": len(DURATION_BUCKETS_MS)})
-        return cursor.fetchone() is not None
+    return bool(execute_prepared(_RECORD_SQL, {"run": str(run_id), "tz": instance_time_zone(),
+                                               "bounds": list(DURATION_BUCKETS_MS), "n": len(DURATION_BUCKETS_MS)}))
 
 
 def usage_record_missing(*, older_than_s: float = 30.0) -> int:

@@ -10,10 +10,12 @@ import json
 import math
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from agents.loop import RunLoop, _task_message
@@ -74,3 +76,65 @@ def test_fifty_runs_against_a_budget_for_ten_calls_make_exactly_ten(stack):
     assert all("would cross the monthly budget of Desert Bloom Cosmetics" in r.error for r in refused)
     assert ledger.spent_usd == sum((r.cost_usd for r in succeeded), Decimal(0))
     assert ledger.reserved_usd == 0 and all(r.budget_hold is None for r in runs)
+
+
+def test_holds_settlements_and_lease_heartbeats_never_deadlock(stack):
+    """Budget holds and settlements of many runs against one instance ledger, while a heartbeat
+    renews all their leases in a changing order (as the watcher does, in one statement): the
+    database never has to break a deadlock (it once did, failing a run, under 200 concurrent runs)."""
+    import random
+    import threading
+
+    import psycopg
+
+    from agents.services import run_leases_renew
+    from usage.budgets import reserve, settle
+
+    schema, client = stack["instance"].schema_name, stack["client"]
+    with schema_context(schema):
+        runs = [AgentRun.objects.create(agent_type="copy", agent_version=run_version_for("copy"), client=client,
+                                        task="deadlock probe", status="running", lease_owner=f"probe-{n}",
+                                        lease_until=timezone.now() + timedelta(hours=1))
+                for n in range(12)]
+    connection.set_schema_to_public()
+    owners = {str(run.pk): run.lease_owner for run in runs}
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def calls(run):
+        try:
+            with schema_context(schema):
+                for _ in range(40):
+                    reserve(run_id=run.pk, client_id=client.pk, user_id=None, amount=Decimal("0.01"))
+                    settle(run_id=run.pk, actual_usd=Decimal("0.001"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def heartbeat():
+        try:
+            with schema_context(schema):
+                connection.ensure_connection()
+                with psycopg.Cursor(connection.connection) as cursor:
+                    while not done.is_set():
+                        order = list(owners.items())
+                        random.shuffle(order)
+                        run_leases_renew(schema=schema, owners=dict(order), cursor=cursor)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    beats = [threading.Thread(target=heartbeat) for _ in range(2)]
+    for beat in beats:
+        beat.start()
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        list(pool.map(calls, runs))
+    done.set()
+    for beat in beats:
+        beat.join()
+    with schema_context(schema):
+        held = AgentRun.objects.filter(pk__in=owners, budget_hold__isnull=False).count()
+        AgentRun.objects.filter(pk__in=owners).update(status="cancelled", lease_owner="", lease_until=None)
+    assert errors == [] and held == 0
