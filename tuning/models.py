@@ -330,6 +330,10 @@ class Entity(models.TextChoices):
     MEMORY = "memory", "Memory"
     DOCUMENT = "document", "Knowledge document"
     AGENT_DEFINITION = "agent_definition", "Agency-built agent"
+    BUDGET = "budget", "Budget"
+    WEBHOOK_SUBSCRIPTION = "webhook_subscription", "Event webhook"
+    MCP_SERVER = "mcp_server", "MCP server"
+    APPROVAL_RULE = "approval_rule", "Approval rule"
 
 
 class Action(models.TextChoices):
