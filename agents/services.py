@@ -286,11 +286,33 @@ def _cancel(run: AgentRun, *, reason: str) -> None:
             event_append(run_id=run.pk, type="run.cancel_requested", payload={})
     if stopped:
         _count_usage(run.pk)
+        run.refresh_from_db()
+        run_event_emit(run)
         metrics.run_finished(run.agent_type, RunStatus.CANCELLED, 0.0)
     if stopped and run.parent_id:
         from .delegation import child_ended
 
         child_ended(run)
+
+
+OUTPUT_IN_EVENTS = 4000
+
+
+def run_event_emit(run: AgentRun) -> None:
+    """The run's end as an outbound event (`run.succeeded` / `run.failed` / `run.cancelled`:
+    spokestack/webhooks), for the subscriptions that want it and the instance's live viewers."""
+    from spokestack.webhooks.services import webhook_emit
+
+    output = run.output or ""
+    webhook_emit(f"run.{run.status}", {
+        "run_id": str(run.pk), "agent_type": run.agent_type, "agent_version": run.agent_version,
+        "client_id": run.client_id, "status": str(run.status), "error": run.error or "",
+        "output": output[:OUTPUT_IN_EVENTS], "output_truncated": len(output) > OUTPUT_IN_EVENTS,
+        "cost_usd": float(run.cost_usd or 0), "total_cost_usd": float(run.total_cost_usd or 0),
+        "iterations": run.iterations, "parent_run_id": str(run.parent_id) if run.parent_id else None,
+        "thread_id": str(run.thread_id) if run.thread_id else None,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None})
 
 
 def _count_usage(run_id) -> None:
@@ -588,6 +610,7 @@ def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "")
     run.status, run.output, run.error, run.lease_until, run.lease_owner = status, output, error, None, ""
     _nudge_after(run_id=run.pk, seq=run.last_seq, type=f"run.{status}", run=run)
     _count_usage(run.pk)
+    run_event_emit(run)
     metrics.run_finished(run.agent_type, status, (run.finished_at - (run.started_at or run.finished_at)).total_seconds())
     if run.parent_id:
         from .delegation import child_ended

@@ -173,6 +173,10 @@ def _suggestions_refresh(*, client: Client, rules: list[dict[str, Any]]) -> tupl
             row = Suggestion.objects.create(client=client, agent_type=rule["agent_type"],
                                             signature=rule["signature"][:200], **fields)
             created.append(row.pk)
+            from spokestack.webhooks.services import webhook_emit
+
+            webhook_emit("suggestion.created", {"suggestion_id": row.pk, "agent_type": row.agent_type,
+                                                "client_id": row.client_id, "kind": row.kind, "summary": row.text})
         elif row.status == SuggestionStatus.APPLIED:
             continue
         elif row.status == SuggestionStatus.DISMISSED and rule["evidence_count"] <= row.dismissed_evidence:

@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 APPROVALS = "approvals"
 UPDATES = "updates"
-EVENT_TOPICS = {APPROVALS, UPDATES}
+EVENTS = "events"  # the outbound events (spokestack/webhooks/events.py), as the webhooks carry them
+EVENT_TOPICS = {APPROVALS, UPDATES, EVENTS}
 REMOVED_TOPICS = {
     "runs": "follow a run on ws/runs/<run_id>/ (or GET /api/v1/agent/runs/<run_id>/events), and list runs "
             "with GET /api/v1/agent/runs",
@@ -73,17 +74,43 @@ class ClientScope:
         return self.allowed and (self.every or (client_id is not None and client_id in self.client_ids))
 
 
+def client_scope(user, action: str) -> ClientScope:
+    """The clients on which `user` may take `action` (policy), as a topic's scope."""
+    from spokestack.accounts import policy
+
+    if policy.acts_on_every_client(user, action):
+        return ClientScope(allowed=True, every=True)
+    if not policy.allows(user, action):
+        return ClientScope(allowed=False)
+    return ClientScope(allowed=True, client_ids=frozenset(policy.clients_for(user, action).values_list("pk", flat=True)))
+
+
 def approvals_scope(user) -> ClientScope:
     """The clients whose approval requests `user` may see: policy `approval.view`, the same answer
     as `GET /api/v1/approvals` (`agents.approvals.approvals_visible_to`)."""
-    from spokestack.accounts import policy
+    return client_scope(user, "approval.view")
 
-    if policy.acts_on_every_client(user, "approval.view"):
-        return ClientScope(allowed=True, every=True)
-    if not policy.allows(user, "approval.view"):
-        return ClientScope(allowed=False)
-    return ClientScope(allowed=True, client_ids=frozenset(
-        policy.clients_for(user, "approval.view").values_list("pk", flat=True)))
+
+@dataclass(frozen=True)
+class EventsScope:
+    """The `events` topic: each event type needs its own action (its catalogue row), on its client."""
+
+    allowed: bool
+    by_action: dict[str, ClientScope]
+
+    def includes(self, client_id: int | None, event_type: str = "") -> bool:
+        from spokestack.webhooks.events import CATALOGUE
+
+        kind = CATALOGUE.get(event_type)
+        scope = self.by_action.get(kind.action) if kind else None
+        return scope is not None and scope.includes(client_id)
+
+
+def events_scope(user) -> EventsScope:
+    from spokestack.webhooks.events import CATALOGUE
+
+    by_action = {action: client_scope(user, action) for action in {e.action for e in CATALOGUE.values()}}
+    return EventsScope(allowed=any(scope.allowed for scope in by_action.values()), by_action=by_action)
 
 
 def updates_scope(user) -> ClientScope:
@@ -94,7 +121,7 @@ def updates_scope(user) -> ClientScope:
     return ClientScope(allowed=True, every=True) if policy.allows(user, "version.view") else ClientScope(allowed=False)
 
 
-SCOPES = {APPROVALS: approvals_scope, UPDATES: updates_scope}
+SCOPES = {APPROVALS: approvals_scope, UPDATES: updates_scope, EVENTS: events_scope}
 
 
 def live_counts(user) -> dict[str, int | None]:
@@ -216,8 +243,11 @@ class InstanceEventsConsumer(AsyncJsonWebsocketConsumer):
     async def instance_event(self, message: dict) -> None:
         """Delivered only to a viewer who may see the message's client (fail closed: a topic
         without a scope reaches nobody)."""
-        topic = message["topic"]
+        topic, data = message["topic"], message["data"]
         scope = self.scopes.get(topic)
-        if scope is None or not scope.includes(message["data"].get("client_id")):
+        if topic == EVENTS:  # {type, timestamp, data}: the event's type decides who may see it
+            if scope is None or not scope.includes((data.get("data") or {}).get("client_id"), data.get("type", "")):
+                return
+        elif scope is None or not scope.includes(data.get("client_id")):
             return
         await self.send_json({"topic": topic, "data": message["data"]})

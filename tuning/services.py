@@ -749,7 +749,14 @@ def memory_propose(*, actor: AbstractUser | None, client: Client | None, text: s
                     status=MemoryStatus.ACCEPTED if auto else MemoryStatus.PROPOSED,
                     decided_at=timezone.now() if auto else None,
                     decision_reason="accepted automatically (memory_auto_accept)" if auto else "")
-    return _memory_insert(actor=actor, memory=memory, reason=reason, ticket=ticket)
+    memory = _memory_insert(actor=actor, memory=memory, reason=reason, ticket=ticket)
+    from spokestack.webhooks.services import webhook_emit
+
+    source = memory.source or ""
+    webhook_emit("memory.proposed", {"memory_id": memory.pk, "client_id": memory.client_id, "text": memory.text,
+                                     "status": str(memory.status),
+                                     "run_id": source.removeprefix("run:") if source.startswith("run:") else None})
+    return memory
 
 
 @transaction.atomic

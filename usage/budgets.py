@@ -255,6 +255,12 @@ def _notify(*, ledger_id: int, level: int, share: float) -> None:
 
         publish_instance_event(connection.schema_name, "budgets", {"level": level, "scope": budget.scope,
                                                                    "message": message, "client_id": budget.client_id})
+        from spokestack.webhooks.services import webhook_emit
+
+        webhook_emit("budget.warning", {
+            "level": level, "scope": budget.scope, "client_id": budget.client_id, "user_id": budget.user_id,
+            "spent_usd": float(ledger.spent_usd), "limit_usd": float(budget.monthly_limit_usd),
+            "month": ledger.month.isoformat(), "message": message})
         admins = get_user_model().objects.filter(is_active=True, groups__name="instance_admin").exclude(email="")
         recipients = sorted({u.email for u in admins})
         if recipients:

@@ -399,6 +399,12 @@ def release_notify_instance(*, agent_type: str, version: str, previous_version: 
             notification.content += (f"\n\n## Sandbox opened\n{why} Run your own tasks in it, then promote or "
                                      f"reject {version} (sandbox session {session.pk}).")
             notification.save(update_fields=["status", "content"])
+        from spokestack.webhooks.services import webhook_emit
+
+        webhook_emit("update.available", {
+            "agent_type": agent_type, "from_version": notification.from_version, "version": version,
+            "recommendation": notification.recommendation, "status": str(notification.status),
+            "breaking": bool(analysis.get("changes", {}).get("breaking")), "client_id": None})
     publish_update_event(notification)
     if notification.emailed_to:
         instance_name = getattr(connection.tenant, "name", "")

@@ -259,6 +259,19 @@ RULES: tuple[Rule, ...] = (
               "the instance's own (its tier's, or what the platform set). Support does not set an agency's spend.",
           what="set budgets", perms=["usage.view_budget", "usage.add_budget", "usage.change_budget",
                                      "usage.delete_budget"]),
+    # --- event webhooks (spokestack.webhooks) ---------------------------------------------------
+    _rule("webhook.view", (IA, IM), assigned=False, support=True,
+          why="Where the instance's events go and what the receivers answered: instance configuration, every "
+              "client's events (secrets are never shown back).",
+          what="see event webhooks and their deliveries",
+          perms=["webhooks.view_webhooksubscription", "webhooks.view_webhookdelivery", "webhooks.view_webhookevent",
+                 "webhooks.view_webhookattempt"]),
+    _rule("webhook.manage", (IA,), assigned=False, support=False,
+          why="A subscription sends every client's events to a URL outside the platform: the agency admin decides "
+              "where (and may redeliver).",
+          what="change event webhooks; ask an instance admin",
+          perms=["webhooks.add_webhooksubscription", "webhooks.change_webhooksubscription",
+                 "webhooks.delete_webhooksubscription", "webhooks.change_webhookdelivery"]),
     # --- feedback -----------------------------------------------------------------------------
     _rule("feedback.add", EVERY_ROLE, assigned=True, support=False,
           why="Feedback teaches the client's tuning, so it comes from the agency and the client, on the "

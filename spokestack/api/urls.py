@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("versions.api.urls")),
     path("", include("usage.api")),
     path("", include("usage.budget_api")),
+    path("", include("spokestack.webhooks.api")),
 ]

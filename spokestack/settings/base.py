@@ -113,6 +113,7 @@ TENANT_APPS = [
     "feedback",
     "versions",
     "usage",
+    "spokestack.webhooks",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -423,6 +424,17 @@ LOGGING = {
 # Where skills.services reads core tool names from (skills never import agents).
 # How long a tool call waits for approval is the instance's own (Instance.approval_sla_hours).
 CELERY_BEAT_SCHEDULE["expire-approvals"] = {"task": "agents.expire_approvals", "schedule": 300.0}
+
+# --- event webhooks (issue #21) ------------------------------------------------------------
+# Seconds between attempts after each failure: the Standard Webhooks schedule (5 s, 5 min, 30 min,
+# 2 h, 5 h, 10 h, 10 h; each ±10 %), so 8 attempts over about 27.5 hours.
+WEBHOOK_RETRY_SCHEDULE = [float(s) for s in env_list("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")]
+WEBHOOK_TIMEOUT_S = float(env("WEBHOOK_TIMEOUT_S", "10"))
+WEBHOOK_DISABLE_AFTER_S = float(env("WEBHOOK_DISABLE_AFTER_S", "86400"))  # failing with no success for a day
+WEBHOOK_COUNTDOWN_MAX_S = float(env("WEBHOOK_COUNTDOWN_MAX_S", "300"))  # longer waits: the sweep sends them
+CELERY_BEAT_SCHEDULE["webhook-sweep"] = {"task": "webhooks.sweep",
+                                         "schedule": float(env("WEBHOOK_SWEEP_INTERVAL_S", "30")),
+                                         "options": {"queue": "maintenance"}}
 
 # --- versions ---------------------------------------------------------------------------
 # Sandbox sessions last 24 hours; this ends the ones past it (the services refuse them already).

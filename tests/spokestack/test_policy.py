@@ -194,6 +194,13 @@ def _thread(world: World, client):
         actor=None, agent_type="copy", client_id=c.pk, title=f"Captions for {c.name}").thread)
 
 
+def _subscription(world: World):
+    from spokestack.webhooks.models import WebhookSubscription
+
+    return world._per_client("webhook", "mine", lambda c: WebhookSubscription.objects.create(
+        url="https://hooks.example.com/spokestack", event_types=["run.failed"]))
+
+
 def _markdown_file(name: str, text: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -261,6 +268,14 @@ PROBES: list[Probe] = [
     *_api("budget.manage", lambda w, h, c: h.put(f"/api/v1/budgets/clients/{w.mine.pk}",
                                                  {"monthly_limit_usd": "5"}, **J)),
     *_admin("budget.manage", lambda w, h, c: h.get("/admin/usage/budget/")),
+    # event webhooks (issue #21)
+    *_api("webhook.view", lambda w, h, c: h.get("/api/v1/webhooks")),
+    *_api("webhook.view", lambda w, h, c: h.get(f"/api/v1/webhooks/{_subscription(w).pk}/deliveries")),
+    *_admin("webhook.view", lambda w, h, c: h.get("/admin/webhooks/webhooksubscription/")),
+    *_admin("webhook.view", lambda w, h, c: h.get("/admin/webhooks/webhookdelivery/")),
+    *_api("webhook.manage", lambda w, h, c: h.patch(f"/api/v1/webhooks/{_subscription(w).pk}",
+                                                    {"description": "ERP"}, **J)),
+    *_admin("webhook.manage", lambda w, h, c: h.get("/admin/webhooks/webhooksubscription/add/")),
     # threads
     *_both("thread.create", "api", lambda w, h, c: h.post("/api/v1/threads", {
         "agent_type": "copy", "client_id": c.pk}, **J), hidden_status=400),

@@ -398,6 +398,10 @@ def _replace_chunks(document_id: int, revision: int, chunks: list, pages: int | 
             status=DocumentStatus.READY, progress=100, error="", chunks_count=len(chunks), pages=pages,
             processed_at=now, updated_at=now)
         _enqueue_embed(document_id)
+        from spokestack.webhooks.services import webhook_emit
+
+        webhook_emit("document.ready", {"document_id": document_id, "client_id": document.client_id,
+                                        "title": document.title, "pages": pages, "chunks": len(chunks)})
     return "ready"
 
 
