@@ -19,6 +19,8 @@ from django.db import connection, transaction
 from spokestack.accounts import policy
 from spokestack.errors import InvalidInput, NotFound
 from spokestack.tenancy.tiers import limits_for
+from tuning import audit
+from tuning.models import Entity, Tier
 
 from .models import Budget, BudgetPeriod, BudgetScope
 
@@ -67,7 +69,7 @@ def _amount(value: Any) -> Decimal:
 
 @transaction.atomic
 def budget_set(*, actor: AbstractUser | None, client: Any = None, user: Any = None,
-               monthly_limit_usd: Any) -> Budget:
+               monthly_limit_usd: Any, _rollback_of: Any = None) -> Budget:
     """Create or change a client's or a person's monthly budget (never above the instance's)."""
     policy.require(actor, ACTION, client)
     scope, owner, label = _owner(client=client, user=user)
@@ -83,21 +85,57 @@ def budget_set(*, actor: AbstractUser | None, client: Any = None, user: Any = No
         budget = Budget(scope=scope, monthly_limit_usd=amount, **owner)
         budget.full_clean()
         budget.save()
+        _record(actor, budget, "create", new=f"{amount:.2f}", rollback_of=_rollback_of)
         return budget
+    old = budget.monthly_limit_usd
     budget.monthly_limit_usd = amount
     budget.full_clean()
     budget.save(update_fields=["monthly_limit_usd", "updated_at"])
+    if old != amount:
+        _record(actor, budget, "update", old=f"{old:.2f}", new=f"{amount:.2f}", rollback_of=_rollback_of)
     return budget
 
 
+def _record(actor, budget: Budget, action: str, *, old: Any = None, new: Any = None, rollback_of=None) -> None:
+    """One audit entry per change of a budget (tier 3 for a client's, 2 for a person's)."""
+    owner = {"client_id": budget.client_id, "user_id": budget.user_id}
+    audit.record(actor=actor, tier=Tier.CLIENT if budget.client_id else Tier.INSTANCE, entity=Entity.BUDGET,
+                 entity_id=budget.pk, action=action, field="monthly_limit_usd",
+                 old={**owner, "monthly_limit_usd": old} if old is not None else None,
+                 new={**owner, "monthly_limit_usd": new} if new is not None else None,
+                 client=budget.client if budget.client_id else None, rollback_of=rollback_of)
+
+
 @transaction.atomic
-def budget_clear(*, actor: AbstractUser | None, client: Any = None, user: Any = None) -> None:
+def budget_clear(*, actor: AbstractUser | None, client: Any = None, user: Any = None, _rollback_of: Any = None) -> None:
     """Remove a client's or a person's budget (and its ledgers): only the instance's then covers them."""
     policy.require(actor, ACTION, client)
     scope, owner, label = _owner(client=client, user=user)
-    deleted, _ = Budget.objects.filter(scope=scope, **owner).delete()
-    if not deleted:
+    budget = Budget.objects.select_for_update().filter(scope=scope, **owner).first()
+    if budget is None:
         raise NotFound(f"No budget is set for {label}.")
+    _record(actor, budget, "delete", old=f"{budget.monthly_limit_usd:.2f}", rollback_of=_rollback_of)
+    budget.delete()
+
+
+@audit.rollback_handler(Entity.BUDGET)
+def _budget_rollback(*, change: Any, actor: AbstractUser | None, reason: str, ticket: str) -> None:
+    """Undo one budget entry through the services above (so `budget.manage` is asked again): a
+    creation clears the budget, a change or a deletion sets the amount it had."""
+    from django.contrib.auth import get_user_model
+
+    from tuning.models import Client
+
+    state = change.new_value if change.action == "create" else change.old_value
+    client = Client.objects.filter(pk=state.get("client_id")).first() if state.get("client_id") else None
+    user = get_user_model().objects.filter(pk=state.get("user_id")).first() if state.get("user_id") else None
+    if client is None and user is None:
+        raise NotFound(f"Entry #{change.pk}: the budget's client or person no longer exists.")
+    if change.action == "create":
+        budget_clear(actor=actor, client=client, user=user, _rollback_of=change)
+    else:
+        budget_set(actor=actor, client=client, user=user, monthly_limit_usd=state["monthly_limit_usd"],
+                   _rollback_of=change)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -159,3 +197,4 @@ def instance_budget_view(*, actor: AbstractUser | None) -> BudgetView:
     period = (BudgetPeriod.objects.filter(budget__scope=BudgetScope.INSTANCE, month=month)
               .values("spent_usd", "reserved_usd").first()) or {"spent_usd": Decimal(0), "reserved_usd": Decimal(0)}
     return BudgetView(None, BudgetScope.INSTANCE, name, ceiling, period["spent_usd"], period["reserved_usd"], month)
+

@@ -186,6 +186,28 @@ def subscription_delete(*, actor: AbstractUser | None, subscription_id: int) -> 
     subscription.delete()
 
 
+@audit.rollback_handler(Entity.WEBHOOK_SUBSCRIPTION)
+def _subscription_rollback(*, change: Any, actor: AbstractUser | None, reason: str, ticket: str) -> None:
+    """Undo one entry through the services above (so `webhook.manage` is asked again): a creation
+    deletes the subscription, a field change sets the field back. A deleted subscription cannot be
+    restored: its secret, which the receiver verifies, is not kept in the log."""
+    subscription = WebhookSubscription.objects.filter(pk=int(change.entity_id)).first()
+    if change.action == "delete" or subscription is None:
+        raise InvalidInput(f"Entry #{change.pk}: a deleted event webhook cannot be restored: its secret is not kept "
+                           "in the log, so its receiver could not verify it. Create it again with the settings in "
+                           "the entry.", details={"audit_id": change.pk, "restore": change.old_value})
+    if change.action == "create":
+        subscription_delete(actor=actor, subscription_id=subscription.pk)
+    elif change.field == "secret":
+        raise InvalidInput(f"Entry #{change.pk}: a secret is never kept in the log; rotate it again instead.")
+    else:
+        current = _snapshot(subscription).get(change.field)
+        if current != change.new_value:
+            raise Conflict(f"The event webhook's {change.field} changed again after entry #{change.pk}; change it "
+                           "directly instead.", details={"audit_id": change.pk, "current": current})
+        subscription_update(actor=actor, subscription_id=subscription.pk, **{change.field: change.old_value})
+
+
 # --- emitting ------------------------------------------------------------------------------------
 
 _EMIT_SQL = """

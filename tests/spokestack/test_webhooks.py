@@ -302,3 +302,26 @@ def test_the_admin_creates_one_shows_the_secret_once_and_lists_the_attempts(
     assert "HTTP 500" in detail and "run.succeeded" in detail
     listing = admin.get("/admin/webhooks/webhooksubscription/").content.decode()
     assert "Failing since" in listing
+
+
+def test_changes_are_audited_and_roll_back(admin_a, loopback_server, egress_loopback):
+    from spokestack.errors import InvalidInput
+    from spokestack.webhooks.services import subscription_delete, subscription_update
+    from tuning.models import Entity, TuningChange
+    from tuning.services import tuning_rollback
+
+    egress_loopback(loopback_server.port)
+    subscription, secret = _subscribe(admin_a, loopback_server)
+    subscription_update(actor=admin_a, subscription_id=subscription.pk, event_types=["run.failed", "run.succeeded"],
+                        enabled=False)
+    entries = {(e.action, e.field): e for e in TuningChange.objects.filter(entity=Entity.WEBHOOK_SUBSCRIPTION)}
+    assert set(entries) == {("create", ""), ("update", "event_types"), ("update", "enabled")}
+    assert secret not in str([(e.old_value, e.new_value) for e in entries.values()]), "the secret is never logged"
+    tuning_rollback(actor=admin_a, change=entries[("update", "event_types")])
+    tuning_rollback(actor=admin_a, change=entries[("update", "enabled")])
+    subscription.refresh_from_db()
+    assert subscription.event_types == ["run.succeeded"] and subscription.enabled
+    subscription_delete(actor=admin_a, subscription_id=subscription.pk)
+    with pytest.raises(InvalidInput, match="cannot be restored"):
+        tuning_rollback(actor=admin_a, change=TuningChange.objects.get(entity=Entity.WEBHOOK_SUBSCRIPTION,
+                                                                       action="delete"))

@@ -159,3 +159,22 @@ def test_the_admin_page_lists_adds_and_refuses_above_the_instance(admin_a, clien
     assert Budget.objects.get(pk=budget.pk).monthly_limit_usd == Decimal("60")
     deleted = http.post(f"/admin/usage/budget/{budget.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 302 and not Budget.objects.filter(pk=budget.pk).exists()
+
+
+def test_every_budget_change_is_audited_and_rolls_back(admin_a, client_a):
+    from tuning.models import Entity, TuningChange
+    from tuning.services import tuning_rollback
+
+    budget_set(actor=admin_a, client=client_a, monthly_limit_usd=Decimal("100"))
+    budget_set(actor=admin_a, client=client_a, monthly_limit_usd=Decimal("60"))
+    budget_set(actor=admin_a, client=client_a, monthly_limit_usd=Decimal("60"))  # no change: no entry
+    entries = list(TuningChange.objects.filter(entity=Entity.BUDGET).order_by("id"))
+    assert [(e.action, e.old_value and e.old_value["monthly_limit_usd"], e.new_value["monthly_limit_usd"],
+             e.client_id) for e in entries] == [("create", None, "100.00", client_a.pk),
+                                                ("update", "100.00", "60.00", client_a.pk)]
+    tuning_rollback(actor=admin_a, change=entries[1])
+    assert Budget.objects.get(client=client_a).monthly_limit_usd == Decimal("100")
+    budget_clear(actor=admin_a, client=client_a)
+    deleted = TuningChange.objects.filter(entity=Entity.BUDGET, action="delete").get()
+    tuning_rollback(actor=admin_a, change=deleted)
+    assert Budget.objects.get(client=client_a).monthly_limit_usd == Decimal("100")
