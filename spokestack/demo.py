@@ -71,6 +71,7 @@ def seed_demo(*, erp_url: str = "") -> list[str]:
             with schema_context(demo.schema):
                 created += seed_demo_skill(demo, erp_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
                 created += seed_demo_versions(demo, erp_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
+                created += seed_demo_webhook(demo, erp_url=erp_url)
     return created
 
 
@@ -93,6 +94,29 @@ def seed_demo_skill(demo, *, erp_url: str, api_key: str) -> list[str]:
     if skill.webhook_url != url:
         skill_update(actor=None, skill=skill, changes={"webhook_url": url})
     return []
+
+
+DEMO_EVENT_TYPES = ["run.succeeded", "run.failed", "run.awaiting_approval", "approval.requested",
+                    "approval.decided", "memory.proposed", "document.ready", "budget.warning"]
+
+
+def seed_demo_webhook(demo, *, erp_url: str) -> list[str]:
+    """An event webhook to the sample ERP's receiver (`/hooks/events/<agency>`), once; later seeds
+    only follow the ERP to its new URL. `make run` then shows deliveries in Event webhooks."""
+    from spokestack.webhooks.models import WebhookSubscription
+    from spokestack.webhooks.services import subscription_create, subscription_update
+
+    url = f"{erp_url.rstrip('/')}/hooks/events/{DEMO_ERP_AGENCY[demo.schema]}"
+    subscription = WebhookSubscription.objects.filter(description=DEMO_WEBHOOK_DESCRIPTION).first()
+    if subscription is None:
+        subscription_create(actor=None, url=url, event_types=DEMO_EVENT_TYPES, description=DEMO_WEBHOOK_DESCRIPTION)
+        return [f"event webhook of {demo.name} to the sample ERP"]
+    if subscription.url != url:
+        subscription_update(actor=None, subscription_id=subscription.pk, url=url)
+    return []
+
+
+DEMO_WEBHOOK_DESCRIPTION = "The sample ERP (demo)"
 
 
 def seed_demo_versions(demo, *, erp_url: str, api_key: str) -> list[str]:

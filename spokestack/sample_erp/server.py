@@ -44,12 +44,17 @@ Contract, briefly:
   `POST /hooks/roas-optimizer` is the same for the upgrade scenario's `roas_optimizer` skill
   (Gamma): `{"input": {"client": "<name or slug>"}}` → the client's ROAS target and average order
   value from its industry.
+* `POST /hooks/events/<agency>` receives the platform's event webhooks (the demo subscribes each
+  instance to it), without an API key: the Standard Webhooks signature is the proof, checked when
+  the agency has a `webhook_secrets` entry. It keeps the last 200 per agency, once per `webhook-id`;
+  `GET /events-received` (with the agency's key) lists them, newest first.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import hashlib
 import hmac
 import json
@@ -538,6 +543,7 @@ class SampleErpApp:
         self.store = ErpStore(config.data_dir)
         self._faults: dict[str, list[AnswerFault]] = {}  # agency -> its answer faults, first match wins
         self._faults_lock = threading.Lock()
+        self._events: dict[str, collections.deque] = collections.defaultdict(lambda: collections.deque(maxlen=200))
         collection = r"(?P<id>[^/]+)"
         kinds = "|".join(re.escape(name) for name in self.store.kinds)
         # (path pattern, {method: handler}, needs an API key)
@@ -556,6 +562,8 @@ class SampleErpApp:
                 (r"/writes", {"GET": self.writes}, True),
                 (r"/hooks/competitor-check", {"POST": self.competitor_check}, True),
                 (r"/hooks/roas-optimizer", {"POST": self.roas_optimizer}, True),
+                (r"/hooks/events/(?P<agency>[a-z0-9_-]+)", {"POST": self.receive_event}, False),
+                (r"/events-received", {"GET": self.events_received}, True),
                 (r"/_reset", {"POST": self.reset}, True),
                 (r"/_faults", {"GET": self.list_faults, "POST": self.add_fault, "DELETE": self.clear_faults}, True),
                 *((pattern, methods, True) for domain in domains() for pattern, methods in domain.routes(self)),
@@ -737,6 +745,30 @@ class SampleErpApp:
                 return 200, {"client": client["name"], "roas_target": target, "average_order_value": aov,
                              "currency": "USD", "basis": f"{client['industry']} benchmarks, last 12 months"}
         raise ErpError(404, "not_found", f"No client named {name!r}; use a client's name or slug.")
+
+    def receive_event(self, request: Request) -> tuple[int, Any]:
+        """The platform's event webhooks for an agency (the demo subscribes each instance here): kept,
+        the last 200 per agency, once per webhook-id (a retry is acknowledged, not kept twice)."""
+        agency = request.params["agency"]
+        if agency not in data.AGENCIES:
+            raise ErpError(404, "not_found", f"No agency {agency!r}.")
+        secret = self.config.webhook_secrets.get(agency)
+        if secret:
+            verify_webhook_signature(secret, request.headers, request.body)
+        event = request.json()
+        if not isinstance(event, dict) or "type" not in event:
+            raise ErpError(400, "invalid", 'Send an event: {"type", "timestamp", "data"}.')
+        msg_id = request.headers.get("webhook-id", "")
+        with self._faults_lock:
+            kept = self._events[agency]
+            if not any(e["webhook_id"] == msg_id for e in kept):
+                kept.append({"webhook_id": msg_id, "received_at": time.time(), **event})
+        return 200, {"received": True}
+
+    def events_received(self, request: Request) -> tuple[int, Any]:
+        with self._faults_lock:
+            rows = list(self._events[request.agency])
+        return 200, {"count": len(rows), "results": rows[::-1]}
 
     def writes(self, request: Request) -> tuple[int, Any]:
         return 200, self.store.write_log(request.agency)

@@ -90,7 +90,7 @@ def _vetted_url(url: Any) -> str:
     if len(url) > 500:
         raise InvalidInput("url: at most 500 characters.", details={"url": ["too long"]})
     try:
-        vet_url(url)
+        vet_url(url, resolver=None)  # its form and literal addresses; names are resolved (and checked) at each send
     except EgressRefused as exc:
         raise InvalidInput(f"url: {exc.message}", details={"url": [exc.reason]}) from None
     except EgressError as exc:

@@ -74,6 +74,15 @@ def test_seed_demo_creates_the_guides_agencies_once(seeded):
     assert_one_demo_skill("https://erp.example.com/hooks/competitor-check")
     assert seed_demo(erp_url="https://erp2.example.com/") == [], "a new ERP URL creates nothing either"
     assert_one_demo_skill("https://erp2.example.com/hooks/competitor-check")
+    from spokestack.demo_data import DEMO_ERP_AGENCY
+    from spokestack.webhooks.models import WebhookSubscription
+
+    assert len([line for line in seeded if line.startswith("event webhook of ")]) == 3
+    for demo in DEMO_INSTANCES:  # each agency's events go to the sample ERP's receiver, which follows it
+        with schema_context(demo.schema):
+            [hook] = WebhookSubscription.objects.all()
+            assert hook.url == f"https://erp2.example.com/hooks/events/{DEMO_ERP_AGENCY[demo.schema]}" and hook.enabled
+            assert "run.succeeded" in hook.event_types and hook.secret.reveal().startswith("whsec_")
     credentials = demo_credentials()
     expected = [(d.host, t) for d in DEMO_INSTANCES
                 for t in (d.demo_agent, DEMO_STUDIO_AGENTS[d.schema][0],

@@ -458,3 +458,29 @@ def test_roas_optimizer_answers_the_upgrade_scenarios_skill_for_a_named_client(e
     status, payload, _ = call(erp, "POST", "/hooks/roas-optimizer", key=GAMMA, body={"input": {}})
     assert status == 400 and '{"input": {"client"' in payload["error"]["message"]
     assert call(erp, "POST", "/hooks/roas-optimizer", key=None, body={"input": {"client": "x"}})[0] == 401
+
+
+def test_it_receives_the_platforms_event_webhooks_once_per_webhook_id():
+    """The demo's event receiver: the platform's signed delivery (skills.signing, as the webhooks
+    send it) is verified with the agency's secret, kept once per webhook-id, listed with its key; a
+    forged one is refused."""
+    from skills.signing import encode_payload, new_webhook_secret, signature_headers
+
+    secret = new_webhook_secret()
+    server, base_url = start_sample_erp(webhook_secrets={"alpha": secret})
+    try:
+        event = {"type": "run.succeeded", "timestamp": "2026-12-02T10:00:00+00:00", "data": {"run_id": "r1"}}
+        body = encode_payload(event)
+        signed = signature_headers(secret, msg_id="msg_1", body=body)
+        for _ in range(2):  # a retry of the same delivery
+            assert call(base_url, "POST", "/hooks/events/alpha", key=None, raw=body, headers=signed)[:2] == (
+                200, {"received": True})
+        forged = {**signed, "webhook-signature": "v1,AAAA"}
+        assert call(base_url, "POST", "/hooks/events/alpha", key=None, raw=body, headers=forged)[0] == 401
+        listed = call(base_url, "GET", "/events-received")[1]
+        assert listed["count"] == 1 and listed["results"][0]["webhook_id"] == "msg_1"
+        assert listed["results"][0]["data"] == {"run_id": "r1"}
+        assert call(base_url, "GET", "/events-received", key=BETA)[1]["count"] == 0, "another agency's are apart"
+        assert call(base_url, "POST", "/hooks/events/nobody", key=None, raw=body)[0] == 404
+    finally:
+        server.stop()

@@ -325,3 +325,16 @@ def test_changes_are_audited_and_roll_back(admin_a, loopback_server, egress_loop
     with pytest.raises(InvalidInput, match="cannot be restored"):
         tuning_rollback(actor=admin_a, change=TuningChange.objects.get(entity=Entity.WEBHOOK_SUBSCRIPTION,
                                                                        action="delete"))
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused_at_send(admin_a, django_capture_on_commit_callbacks):
+    from spokestack.egress import EgressClient
+
+    subscription, _ = subscription_create(actor=admin_a, url="https://hooks.partner.example/events",
+                                          event_types=["run.succeeded"])
+    with django_capture_on_commit_callbacks(execute=False):
+        delivery_id, = webhook_emit("run.succeeded", CATALOGUE["run.succeeded"].example)
+    rebinding = EgressClient(resolver=lambda host, port: ["10.0.0.7"])  # the name now points inside
+    assert delivery_attempt(delivery_id=delivery_id, egress=rebinding) == "retry"
+    attempt = WebhookDelivery.objects.get(pk=delivery_id).attempt_log.get()
+    assert attempt.status_code is None and "private" in attempt.error.lower(), attempt.error
