@@ -51,7 +51,7 @@ class WebhookSubscriptionAdmin(InstanceModelAdmin):
     view_action = "webhook.view"
     add_action = change_action = delete_action = "webhook.manage"
     form = SubscriptionForm
-    list_display = ["url", "description", "events", "enabled", "state", "delivered_24h", "failed_24h"]
+    list_display = ["receiver", "events", "state", "delivered_24h", "failed_24h"]
     list_filter = ["enabled"]
     search_fields = ["url", "description"]
     readonly_fields = ["disabled_reason", "failing_since", "created_by", "created_at", "recent_deliveries"]
@@ -69,6 +69,12 @@ class WebhookSubscriptionAdmin(InstanceModelAdmin):
             ok_24h=Count("deliveries", filter=Q(deliveries__status="succeeded", deliveries__created_at__gte=since)),
             failed_24h=Count("deliveries", filter=Q(deliveries__status="failed", deliveries__created_at__gte=since)))
 
+    @admin.display(description="Receiver", ordering="url")
+    def receiver(self, subscription):
+        if subscription.description:
+            return format_html("{}<br><small>{}</small>", subscription.description, subscription.url)
+        return subscription.url
+
     @admin.display(description="Events")
     def events(self, subscription):
         return ", ".join(subscription.event_types)
@@ -82,11 +88,11 @@ class WebhookSubscriptionAdmin(InstanceModelAdmin):
                                subscription.failing_since.strftime("%Y-%m-%d %H:%M"))
         return "OK"
 
-    @admin.display(description="Delivered (24 h)", ordering="ok_24h")
+    @admin.display(description="OK · 24 h", ordering="ok_24h")
     def delivered_24h(self, subscription):
         return subscription.ok_24h
 
-    @admin.display(description="Failed (24 h)", ordering="failed_24h")
+    @admin.display(description="Failed · 24 h", ordering="failed_24h")
     def failed_24h(self, subscription):
         return subscription.failed_24h
 
@@ -164,6 +170,9 @@ class WebhookDeliveryAdmin(InstanceModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):  # the log is read-only; Redeliver is the action
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # a record of what was sent: it goes with its webhook
         return False
 
     def get_actions(self, request):
