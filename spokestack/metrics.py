@@ -54,6 +54,13 @@ BUDGET_REFUSALS = Counter("spokestack_budget_refusals",
                           "Model calls not made because they would cross a budget, by the budget's scope "
                           "(instance, client, user).", ["scope"])
 
+WEBHOOK_ATTEMPTS = Counter("spokestack_webhook_attempts",
+                           "Event webhook delivery attempts, by event type and outcome (sent, retry, failed).",
+                           ["event_type", "outcome"])
+WEBHOOK_LATENCY = Histogram("spokestack_webhook_attempt_duration_seconds",
+                            "One event webhook attempt, from sending to the receiver's answer (or the error).",
+                            ["event_type"])
+
 
 def run_finished(agent_type: str, status: str, duration_s: float) -> None:
     """A run ended (succeeded, failed, cancelled …): counted once, with its duration."""
@@ -73,6 +80,11 @@ def tool_call_finished(agent_type: str, tool: str, is_error: bool) -> None:
 
 def approval_decided(agent_type: str, status: str) -> None:
     APPROVALS.labels(agent_type, status).inc()
+
+
+def webhook_attempted(event_type: str, outcome: str, latency_s: float) -> None:
+    WEBHOOK_ATTEMPTS.labels(event_type, outcome).inc()
+    WEBHOOK_LATENCY.labels(event_type).observe(max(latency_s, 0.0))
 
 
 def budget_refused(scope: str) -> None:

@@ -32,6 +32,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from spokestack import metrics
 from spokestack.accounts import policy
 from spokestack.db import execute_prepared
 from spokestack.egress import EgressClient, EgressError, EgressHTTPError, EgressRefused, default_client, vet_url
@@ -327,6 +328,7 @@ def delivery_attempt(*, delivery_id: str, manual: bool = False, egress: EgressCl
                                           "says it no longer exists.")
             else:
                 _disable_if_failing_too_long(subscription.pk, now)
+    metrics.webhook_attempted(event.type, outcome, latency / 1000)
     wait = (update["next_attempt_at"] - now).total_seconds() if outcome == "retry" else None
     if wait is not None and wait <= float(settings.WEBHOOK_COUNTDOWN_MAX_S):
         _retry_later(str(delivery.pk), wait)

@@ -82,6 +82,13 @@ def test_a_receiver_that_fails_twice_gets_the_event_once_and_the_log_shows_three
     with django_capture_on_commit_callbacks(execute=False):
         [delivery_id] = webhook_emit("run.succeeded", data)
 
+    from prometheus_client import REGISTRY
+
+    def attempts(outcome):
+        return REGISTRY.get_sample_value("spokestack_webhook_attempts_total",
+                                         {"event_type": "run.succeeded", "outcome": outcome}) or 0
+
+    counted = {outcome: attempts(outcome) for outcome in ("retry", "sent")}
     started = timezone.now()
     assert delivery_attempt(delivery_id=delivery_id) == "retry"
     first = WebhookDelivery.objects.get(pk=delivery_id)
@@ -105,6 +112,7 @@ def test_a_receiver_that_fails_twice_gets_the_event_once_and_the_log_shows_three
     assert receiver.acted[delivery.event_id]["data"] == {**data}
     assert receiver.acted[delivery.event_id]["type"] == "run.succeeded"
     assert WebhookSubscription.objects.get(pk=subscription.pk).failing_since is None
+    assert (attempts("retry") - counted["retry"], attempts("sent") - counted["sent"]) == (2, 1), "in /metrics"
 
 
 def test_the_schedule_is_the_standard_webhooks_one_then_it_gives_up(settings):
