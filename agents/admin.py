@@ -15,13 +15,24 @@ from django.views.decorators.http import require_POST
 
 from feedback.selectors import feedback_visible_to
 from spokestack.accounts import policy
-from spokestack.admin_site import LandingPanel, ReadOnlyAdmin, instance_admin
+from spokestack.admin_site import InstanceModelAdmin, LandingPanel, ReadOnlyAdmin, instance_admin
 from spokestack.errors import Conflict, DomainError, InvalidInput, NotAllowed
 from tuning.models import AGENT_TITLES, agent_label
 
-from .approvals import approval_decide, approvals_visible_to, can_decide, pending_for
+from .approval_rules import approval_rule_check, approval_rule_create, approval_rule_delete, approval_rule_update
+from .approvals import approval_decide, approvals_visible_to, can_decide, pending_for, sla_state, turn_pending
 from .checks import SOURCES as CHECK_SOURCES
-from .models import AgentRun, ApprovalRequest, ApprovalStatus, ReviewStatus, RunStatus, Thread, ThreadStatus
+from .models import (
+    AgentRun,
+    ApprovalPriority,
+    ApprovalRequest,
+    ApprovalRule,
+    ApprovalStatus,
+    ReviewStatus,
+    RunStatus,
+    Thread,
+    ThreadStatus,
+)
 from .registry import agent_types, get_spec
 from .selectors import REVIEW_FILTERS, runs_in_review, runs_visible_to
 from .services import run_cancel, run_create, run_version_for
@@ -430,6 +441,39 @@ class ThreadAdmin(ReadOnlyAdmin):
 class DecisionForm(forms.Form):
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
                            help_text="Why (a rejection's note is what the agent reads).")
+    whole_turn = forms.BooleanField(required=False, label="Decide the whole turn",
+                                    help_text="The same decision for every call of this turn still pending "
+                                              "(the run goes on once).")
+
+
+class SlaStateFilter(admin.SimpleListFilter):
+    title = "SLA"
+    parameter_name = "sla"
+
+    def lookups(self, request, model_admin):
+        return [("on_time", "On time"), ("warned", "Warned (75 %)"), ("escalated", "Escalated (breached)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "on_time":
+            return queryset.filter(status=ApprovalStatus.PENDING, warned_at__isnull=True, escalated_at__isnull=True)
+        if self.value() == "warned":
+            return queryset.filter(status=ApprovalStatus.PENDING, warned_at__isnull=False, escalated_at__isnull=True)
+        if self.value() == "escalated":
+            return queryset.filter(status=ApprovalStatus.PENDING, escalated_at__isnull=False)
+        return queryset
+
+
+class AssignedToMeFilter(admin.SimpleListFilter):
+    title = "assignee"
+    parameter_name = "assigned"
+
+    def lookups(self, request, model_admin):
+        return [("me", "Assigned to me"), ("anyone", "Assigned to someone"), ("none", "Not assigned")]
+
+    def queryset(self, request, queryset):
+        return {"me": lambda: queryset.filter(assigned_to=request.user),
+                "anyone": lambda: queryset.filter(assigned_to__isnull=False),
+                "none": lambda: queryset.filter(assigned_to__isnull=True)}.get(self.value(), lambda: queryset)()
 
 
 @admin.register(ApprovalRequest, site=instance_admin)
@@ -437,11 +481,47 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
     """The approval queue: pending first; a request's page shows the exact call and decides it."""
 
     view_action = "approval.view"
-    list_display = ["tool", "client", "rule_pattern", "status", "run_link", "created_at", "expires_at", "decided_by"]
-    list_filter = ["status", "tool_name"]
+    list_display = ["tool", "client", "priority_badge", "assignee", "sla_column", "rule_pattern", "status", "run_link",
+                    "created_at", "decided_by"]
+    list_filter = ["status", "priority", SlaStateFilter, AssignedToMeFilter, "tool_name"]
     search_fields = ["tool_name", "rendered_input", "rule"]
-    list_select_related = ["client", "run", "decided_by"]
+    list_select_related = ["client", "run", "decided_by", "assigned_to"]
+    ordering = ["-priority", "sla_due_at", "-created_at"]
     change_form_template = "admin/agents/approvals_decide.html"
+
+    @admin.display(description="Priority", ordering="priority")
+    def priority_badge(self, approval):
+        colours = {ApprovalPriority.URGENT: "#dc3545", ApprovalPriority.HIGH: "#fd7e14",
+                   ApprovalPriority.NORMAL: "#6c757d", ApprovalPriority.LOW: "#adb5bd"}
+        return format_html('<span class="approval-priority" data-priority="{}" style="color:{};font-weight:600">'
+                           '{}</span>', ApprovalPriority(approval.priority).name.lower(),
+                           colours.get(approval.priority, "#333"), approval.get_priority_display())
+
+    @admin.display(description="Assigned to", ordering="assigned_to__email")
+    def assignee(self, approval):
+        if approval.assigned_to is None:
+            return "—"
+        return format_html('<span title="Asked first; anyone who may decide still can">{}</span>',
+                           approval.assigned_to.email)
+
+    @admin.display(description="SLA", ordering="sla_due_at")
+    def sla_column(self, approval):
+        from django.utils import timezone
+        from django.utils.timesince import timeuntil
+
+        state = sla_state(approval)
+        if state == "escalated":
+            return format_html('<span class="approval-sla" data-sla="escalated" style="color:#dc3545">escalated · '
+                               'expires in {}</span>', timeuntil(approval.expires_at))
+        if state == "warned":
+            return format_html('<span class="approval-sla" data-sla="warned" style="color:#fd7e14">warned · due in '
+                               '{}</span>', timeuntil(approval.sla_due_at))
+        if state == "on_time" and approval.sla_due_at:
+            if approval.sla_due_at <= timezone.now():
+                return format_html('<span class="approval-sla" data-sla="breached">breached</span>')
+            return format_html('<span class="approval-sla" data-sla="on_time">due in {}</span>',
+                               timeuntil(approval.sla_due_at))
+        return "—"
 
     def get_queryset(self, request):
         return approvals_visible_to(actor=request.user)
@@ -479,25 +559,91 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             approve = "_approve" in request.POST
             try:
-                approval_decide(actor=request.user, approval_id=approval.pk, approve=approve,
-                                note=form.cleaned_data["note"])
+                decided = approval_decide(actor=request.user, approval_id=approval.pk, approve=approve,
+                                          note=form.cleaned_data["note"], whole_turn=form.cleaned_data["whole_turn"])
             except DomainError as exc:
                 messages.error(request, exc.message)
             else:
-                messages.success(request, f"{'Approved' if approve else 'Rejected'}: {approval.tool_name}.")
+                also = len(decided.turn_decided) - 1
+                messages.success(request, f"{'Approved' if approve else 'Rejected'}: {approval.tool_name}"
+                                          + (f" and {also} more call(s) of the same turn." if also else "."))
                 return redirect(reverse("instance_admin:agents_approvalrequest_changelist"))
+        turn = list(turn_pending(approval).exclude(pk=approval.pk).order_by("created_at")) \
+            if approval.status == ApprovalStatus.PENDING else []
         context = {**self.admin_site.each_context(request), "approval": approval, "form": form, "opts": self.opts,
                    "title": f"Approve {approval.tool_name}?", "original": approval, "has_view_permission": True,
-                   "run_agent": agent_label(approval.run.agent_type),
+                   "run_agent": agent_label(approval.run.agent_type), "turn_pending": turn,
+                   "sla_state": sla_state(approval),
                    "can_decide": approval.status == ApprovalStatus.PENDING and can_decide(request.user, approval)}
         return TemplateResponse(request, self.change_form_template, context)
+
+
+class ApprovalRuleForm(forms.ModelForm):
+    value = forms.JSONField(required=False, widget=forms.TextInput(attrs={"size": 40}),
+                            help_text='JSON: 5 for a number, "EUR" for a text, ["EUR", "USD"] for in. Numeric '
+                                      "comparisons need a number.")
+
+    class Meta:
+        model = ApprovalRule
+        fields = ["tool_name", "field_path", "op", "value", "action", "priority", "assignee_role", "enabled", "note"]
+
+    def _post_clean(self) -> None:  # the service's checks, shown on the form's fields
+        super()._post_clean()
+        if self.errors:
+            return
+        try:
+            approval_rule_check(self.instance)
+        except DomainError as exc:
+            field = exc.message.split(":", 1)[0]
+            self.add_error(field if field in self.fields else None, exc.message)
+
+
+@admin.register(ApprovalRule, site=instance_admin)
+class ApprovalRuleAdmin(InstanceModelAdmin):
+    """Instance admins' rules: approve matching gated calls without asking, or set their priority
+    and assignee. Written through the services (audited); disable with `enabled`."""
+
+    view_action = add_action = change_action = delete_action = "approval.rule.manage"
+    form = ApprovalRuleForm
+    list_display = ["preview_text", "tool_name", "action", "priority", "assignee_role", "enabled", "created_by",
+                    "updated_at"]
+    list_filter = ["enabled", "action", "tool_name"]
+    list_select_related = ["created_by"]
+    readonly_fields = ["preview_text", "created_by", "created_at", "updated_at"]
+    actions = ["disable_rules"]
+
+    @admin.display(description="Rule")
+    def preview_text(self, rule):
+        return rule.preview if rule.pk else "—"
+
+    def save_model(self, request, obj, form, change):
+        data = {f: form.cleaned_data.get(f) for f in ApprovalRuleForm.Meta.fields}
+        data["op"] = data["op"] or ""
+        if change:
+            saved = approval_rule_update(actor=request.user, rule=obj, changes=data)
+        else:
+            saved = approval_rule_create(actor=request.user, **data)
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        approval_rule_delete(actor=request.user, rule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            approval_rule_delete(actor=request.user, rule=rule)
+
+    @admin.action(description="Disable the selected rules")
+    def disable_rules(self, request, queryset):
+        for rule in queryset:
+            approval_rule_update(actor=request.user, rule=rule, changes={"enabled": False})
+        self.message_user(request, f"{queryset.count()} rule(s) disabled.")
 
 
 def _approvals(request) -> dict:
     if not policy.allows(request.user, "approval.view"):
         return {"pending": None}
     pending = pending_for(actor=request.user)
-    return {"pending": pending.count(), "oldest": pending.order_by("created_at")[:5],
+    return {"pending": pending.count(), "oldest": pending.order_by("-priority", "created_at")[:5],
             "queue_url": reverse("instance_admin:agents_approvalrequest_changelist")}
 
 

@@ -184,7 +184,7 @@ def _withheld_tools(spec: AgentSpec, run: AgentRun) -> frozenset[str]:
 class RunLoop:
     def __init__(self, run: AgentRun, spec: AgentSpec, worker: str) -> None:
         from skills.models import Skill
-        from skills.selectors import skills_for_agent_type
+        from skills.selectors import mcp_tools_offered, skills_for_agent_type
         from tuning.assembly import assemble_prompt
 
         from .catalog import platform_tier
@@ -198,6 +198,8 @@ class RunLoop:
         # An agency-built agent has the skills its definition names (spec.skills), still only enabled ones.
         offered = skills_for_agent_type(agent_type=spec.agent_type) if spec.skills is None else \
             Skill.objects.filter(name__in=spec.skills, enabled=True).order_by("name")
+        # Exposed MCP tools join as skills (skills.mcp: McpTool quacks like a Skill, run by mcp_tool_call).
+        offered = [*offered, *mcp_tools_offered(agent_type=spec.agent_type, names=spec.skills)]
         self.skills = {s.name: s for s in offered if s.name not in core_names}
         self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client, for_run=True,
                                       specialization=run.specialization,
@@ -539,7 +541,7 @@ class RunLoop:
 
     def _side_effect(self, name: str) -> bool:
         tool, skill = self.tools.get(name), self.skills.get(name)
-        return bool((tool and tool.side_effect) or (skill and skill.execution_type == "webhook"))
+        return bool((tool and tool.side_effect) or (skill and skill.execution_type != "internal"))
 
     def _plan(self, tool_uses: list[dict]) -> list[StartedCall]:
         """The calls of a new turn that run at once, recorded with the turn itself. None when any
@@ -629,11 +631,11 @@ class RunLoop:
                         iteration=run.iterations,
                         status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED,
                         attempts=0 if rule else 1)
-                    if rule:
-                        approval_request_create(run=run, tool_call=row, rule=rule)
-                if rule:
+                    approval = approval_request_create(run=run, tool_call=row, rule=rule) if rule else None
+                if approval is not None and approval_outcome(approval)[0] == "wait":
                     waiting = self._awaiting_approval = True
                     continue
+                fresh = approval is None  # approved at once by the instance's auto rule: runs as approved calls do
             elif row.status == ToolCallStatus.AWAITING_APPROVAL:
                 approval = getattr(row, "approval", None)
                 if approval is None:
@@ -822,9 +824,14 @@ class RunLoop:
                                user_id=run.created_by_id, idempotency_key=self._key(block),
                                sandbox=run.sandbox,
                                client_ids=None if self.client_scope is None else frozenset(self.client_scope.values()))
+        skill = self.skills[block["name"]]
         try:
-            result = skill_execute(skill=self.skills[block["name"]], arguments=block.get("input") or {},
-                                   context=context)
+            if skill.execution_type == "mcp":
+                from skills.mcp import mcp_tool_call
+
+                result = mcp_tool_call(tool=skill, arguments=block.get("input") or {}, context=context)
+            else:
+                result = skill_execute(skill=skill, arguments=block.get("input") or {}, context=context)
         except Exception as exc:  # noqa: BLE001 - a broken skill must not crash the run
             logger.exception("skill %s failed in run %s", block["name"], run.pk)
             return outcome(f"{block['name']} failed unexpectedly ({exc.__class__.__name__}).", True)

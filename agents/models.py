@@ -262,6 +262,16 @@ class ApprovalStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
     EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Closed (run cancelled)"
+
+
+class ApprovalPriority(models.IntegerChoices):
+    """How urgently a person should look (sorted by the number: urgent first)."""
+
+    LOW = 10, "Low"
+    NORMAL = 20, "Normal"
+    HIGH = 30, "High"
+    URGENT = 40, "Urgent"
 
 
 class ApprovalRequest(models.Model):
@@ -273,6 +283,12 @@ class ApprovalRequest(models.Model):
     awaiting_approval, holding no worker, until every request of its turn is decided.
     `notified_at` is set when a worker task claims the approvers' e-mail, so a task delivered
     twice sends it once.
+
+    The queue (agents/approvals.py): a `priority` and an optional `assigned_to` from the matching
+    `ApprovalRule` (anyone who may decide still can); the SLA timeline `warn_at` (75 % of `sla`),
+    `sla_due_at` (100 %: escalation to instance admins) and `expires_at` (the SLA plus the same
+    again as grace); `warned_at`/`escalated_at` are claimed by conditional updates, so each step is
+    notified once however many beat workers run. `approved_by_rule`: an auto rule approved it.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -294,6 +310,19 @@ class ApprovalRequest(models.Model):
     notified_at = models.DateTimeField(null=True, blank=True, editable=False,
                                        help_text="When the approvers' e-mail was claimed by a worker task.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    priority = models.PositiveSmallIntegerField(choices=ApprovalPriority.choices, default=ApprovalPriority.NORMAL,
+                                                db_index=True)
+    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="approvals_assigned",
+                                    help_text="Asked first; anyone else who may decide still can.")
+    sla = models.DurationField(null=True, blank=True, editable=False, help_text="The SLA it was given.")
+    warn_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="75 % of the SLA.")
+    sla_due_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                      help_text="The SLA's end: escalated to the instance admins then.")
+    warned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    escalated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    approved_by_rule = models.ForeignKey("ApprovalRule", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="approvals", editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -301,3 +330,76 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool_name} ({self.get_status_display()})"
+
+
+class ApprovalRuleOp(models.TextChoices):
+    EQ = "==", "equals"
+    NE = "!=", "differs from"
+    LT = "<", "<"
+    LE = "<=", "≤"
+    GT = ">", ">"
+    GE = ">=", "≥"
+    IN = "in", "is one of"
+    CONTAINS = "contains", "contains"
+
+
+class ApprovalRuleAction(models.TextChoices):
+    APPROVE = "approve", "Approve automatically"
+    ROUTE = "route", "Ask a person (set priority / assignee)"
+
+
+class ApprovalAssignee(models.TextChoices):
+    NONE = "", "Nobody in particular"
+    ACCOUNT_MANAGER = "account_manager", "The client's account manager (else a manager, else an admin)"
+    INSTANCE_MANAGER = "instance_manager", "An instance manager (else an admin)"
+    INSTANCE_ADMIN = "instance_admin", "An instance admin"
+
+
+class ApprovalRule(models.Model):
+    """An instance admin's rule for gated calls of one tool (agents/approvals.py `approval_rule_match`).
+
+    A call matches when its input's `field_path` (dotted; empty: every call to the tool) compares
+    to `value` by `op`, type-safely (a string never matches a number). `approve` rules approve the
+    call without asking anyone (the request is recorded as approved by the rule); `route` rules
+    leave it to a person but set its priority and whom it is assigned to. Only gated calls are
+    looked at: a rule never gates a call by itself."""
+
+    tool_name = models.CharField(max_length=100, db_index=True)
+    field_path = models.CharField(max_length=200, blank=True,
+                                  help_text="A field of the call's input, dotted for nested ones (discount_pct).")
+    op = models.CharField(max_length=10, choices=ApprovalRuleOp.choices, blank=True)
+    value = models.JSONField(null=True, blank=True, help_text="JSON: 5, \"EUR\", [\"a\", \"b\"], true.")
+    action = models.CharField(max_length=10, choices=ApprovalRuleAction.choices, default=ApprovalRuleAction.APPROVE)
+    priority = models.PositiveSmallIntegerField(choices=ApprovalPriority.choices, null=True, blank=True)
+    assignee_role = models.CharField(max_length=20, choices=ApprovalAssignee.choices, blank=True)
+    enabled = models.BooleanField(default=True, db_index=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tool_name", "id"]
+
+    def __str__(self) -> str:
+        return self.preview
+
+    @property
+    def preview(self) -> str:
+        """Plain language: "approve request_discount_approval when discount_pct ≤ 5"."""
+        verb = "approve" if self.action == ApprovalRuleAction.APPROVE else "ask a person about"
+        text = f"{verb} {self.tool_name}"
+        if self.field_path:
+            import json
+
+            label = dict(ApprovalRuleOp.choices).get(self.op, self.op)
+            text += f" when {self.field_path} {label} {json.dumps(self.value, ensure_ascii=False)}"
+        extras = []
+        if self.priority:
+            extras.append(f"priority {ApprovalPriority(self.priority).label.lower()}")
+        if self.assignee_role:
+            extras.append(f"assigned to {ApprovalAssignee(self.assignee_role).label.split(' (')[0].lower()}")
+        if extras:
+            text += f" ({', '.join(extras)})"
+        return text if self.enabled else f"{text} [disabled]"

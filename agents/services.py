@@ -282,6 +282,10 @@ def _cancel(run: AgentRun, *, reason: str) -> None:
             status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled before it ran further.")
         if stopped:
             event_append(run_id=run.pk, type="run.cancelled", payload={"reason": reason})
+            # Its calls waiting for a person are closed with it: no queue lists them, no one is asked.
+            from .approvals import approvals_close_for_run
+
+            approvals_close_for_run(run_id=run.pk, reason=f"The run was cancelled ({reason}) before anyone decided.")
         else:
             event_append(run_id=run.pk, type="run.cancel_requested", payload={})
     if stopped:

@@ -6,7 +6,7 @@ import gc
 import os
 import smtplib
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery.signals import worker_process_init, worker_ready
 from celery.utils.log import get_task_logger
@@ -113,14 +113,20 @@ def reap_stale_runs() -> int:
 
 
 @app.task(name="agents.expire_approvals", ignore_result=True, soft_time_limit=120, time_limit=180, public=True)
-def expire_approvals() -> int:
-    """Fail the tool calls whose approval request outlived the instance's SLA, in every instance,
-    and queue their runs again so the model hears about it. Runs every 5 minutes from beat."""
+def expire_approvals(*, now: str | datetime | None = None) -> int:
+    """The approval SLA timeline in every instance (agents/approvals.py `approvals_sla_sweep`): warn
+    the approvers at 75 % of the SLA, escalate to the instance admins at 100 %, fail the calls whose
+    request outlived the grace after that (their runs queued again so the model hears about it), and
+    close the requests of runs that ended. Each step is claimed in the database, so two beat workers
+    never notify twice. Runs every 5 minutes from beat; `now` (ISO 8601) is for tests and replays."""
+    from django.utils.dateparse import parse_datetime
+
     from spokestack.tenancy.selectors import in_each_instance
 
-    from .approvals import approvals_expire
+    from .approvals import approvals_sla_sweep
 
-    expired = in_each_instance(lambda schema: approvals_expire(), what="approval expiry")
-    if expired:
-        logger.info("expired %d approval request(s)", expired)
-    return expired
+    at = parse_datetime(now) if isinstance(now, str) else now
+    moved = in_each_instance(lambda schema: approvals_sla_sweep(now=at), what="approval SLA")
+    if moved:
+        logger.info("%d approval request(s) warned, escalated, expired or closed", moved)
+    return moved

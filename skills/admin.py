@@ -174,3 +174,5 @@ class SkillAdmin(AuditedChangeAdmin, InstanceModelAdmin):
                    "request_json": json.dumps(outcome.request, indent=2, default=str) if outcome else "",
                    "response_json": json.dumps(outcome.response, indent=2, default=str) if outcome else ""}
         return TemplateResponse(request, "admin/skills/test.html", context)
+
+from . import mcp_admin  # noqa: E402, F401 - MCP servers and tools on the same admin site

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Aggregate, Count, FloatField, OuterRef, Q, QuerySet, Subquery
 
-from .models import Skill, SkillCall
+from .models import McpServer, McpTool, McpToolCall, Skill, SkillCall
 
 
 def skills_for_agent_type(*, agent_type: str, enabled_only: bool = True) -> QuerySet[Skill]:
@@ -66,3 +66,57 @@ class SkillMetrics:
     def as_dict(self) -> dict:
         return {"calls": self.calls, "success_rate": self.success_rate, "p50_ms": self.p50_ms,
                 "p95_ms": self.p95_ms, "last_error": self.last_error}
+
+
+# --- MCP servers and tools ------------------------------------------------------------------
+
+
+def mcp_tools_offered(*, agent_type: str, names: list[str] | None = None) -> QuerySet[McpTool]:
+    """The MCP tools a run of `agent_type` is offered: exposed, of an enabled server, still listed
+    by it; for an agency-built agent (`names` given) those its definition names."""
+    tools = McpTool.objects.filter(enabled=True, server__enabled=True, vanished_at__isnull=True)
+    tools = tools.filter(name__in=names) if names is not None else tools.filter(agent_types__contains=[agent_type])
+    return tools.select_related("server").order_by("name")
+
+
+def mcp_servers_with_counts(queryset: QuerySet[McpServer] | None = None) -> QuerySet[McpServer]:
+    """Servers with m_tools (listed now) and m_exposed, in one query."""
+    listed = Q(tools__vanished_at__isnull=True)
+    return (queryset if queryset is not None else McpServer.objects.all()).annotate(
+        m_tools=Count("tools", filter=listed, distinct=True),
+        m_exposed=Count("tools", filter=listed & Q(tools__enabled=True), distinct=True))
+
+
+def mcp_server_get(*, server_id: int | str) -> McpServer | None:
+    try:
+        return McpServer.objects.filter(pk=int(server_id)).first()
+    except (TypeError, ValueError):
+        return None
+
+
+def mcp_tool_get(*, server: McpServer, tool_id: int | str) -> McpTool | None:
+    try:
+        return McpTool.objects.select_related("server").filter(server=server, pk=int(tool_id)).first()
+    except (TypeError, ValueError):
+        return None
+
+
+def mcp_tools_with_metrics(queryset: QuerySet[McpTool]) -> QuerySet[McpTool]:
+    """Tools annotated with m_calls, m_ok, m_p50, m_p95, m_last_error (test calls not counted)."""
+    counted = Q(calls__test=False)
+    last_error = McpToolCall.objects.filter(tool=OuterRef("pk"), test=False, ok=False).order_by("-created_at", "-id")
+    return queryset.annotate(
+        m_calls=Count("calls", filter=counted),
+        m_ok=Count("calls", filter=counted & Q(calls__ok=True)),
+        m_p50=Percentile("calls__duration_ms", 0.5, filter=counted),
+        m_p95=Percentile("calls__duration_ms", 0.95, filter=counted),
+        m_last_error=Subquery(last_error.values("error")[:1]),
+    )
+
+
+def mcp_metrics_of(tool: McpTool) -> SkillMetrics:
+    if not hasattr(tool, "m_calls"):
+        tool = mcp_tools_with_metrics(McpTool.objects.filter(pk=tool.pk)).get()
+    rate = round(tool.m_ok / tool.m_calls, 4) if tool.m_calls else None
+    rounded = [round(v, 2) if v is not None else None for v in (tool.m_p50, tool.m_p95)]
+    return SkillMetrics(tool.m_calls, rate, rounded[0], rounded[1], tool.m_last_error or "")

@@ -34,7 +34,7 @@ from tuning.models import Action, Client, Entity, Tier, TuningChange
 from tuning.services import _conflict, _unchanged_since
 
 from .handlers import HANDLERS
-from .models import MAX_DESCRIPTION_CHARS, NAME_PATTERN, Skill
+from .models import MAX_DESCRIPTION_CHARS, NAME_PATTERN, McpTool, Skill
 from .signing import new_webhook_secret
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ def _check(skill: Skill, *, core_tools: Mapping[str, frozenset[str]], secret_giv
                            details={"field": "name"})
     if Skill.objects.filter(name=skill.name).exclude(pk=skill.pk).exists():
         raise InvalidInput(f"name: this instance already has a skill named '{skill.name}'.", details={"field": "name"})
+    if McpTool.objects.filter(name=skill.name).exists():
+        raise InvalidInput(f"name: an MCP tool of this instance is exposed as '{skill.name}'; choose another name.",
+                           details={"field": "name"})
     if not isinstance(skill.description, str) or not skill.description.strip():
         raise InvalidInput("description: say what the skill does and when to use it.", details={"field": "description"})
     if len(skill.description) > MAX_DESCRIPTION_CHARS:

@@ -333,6 +333,7 @@ class Entity(models.TextChoices):
     BUDGET = "budget", "Budget"
     WEBHOOK_SUBSCRIPTION = "webhook_subscription", "Event webhook"
     MCP_SERVER = "mcp_server", "MCP server"
+    MCP_TOOL = "mcp_tool", "MCP tool"
     APPROVAL_RULE = "approval_rule", "Approval rule"
 
 

@@ -174,10 +174,67 @@ class ApprovalSerializer(serializers.Serializer):
     decided_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField()
     created_at = serializers.DateTimeField()
+    priority = serializers.SerializerMethodField(help_text="low | normal | high | urgent")
+    assigned_to = serializers.EmailField(source="assigned_to.email", default=None, allow_null=True,
+                                         help_text="Asked first; anyone else who may decide still can.")
+    sla_due_at = serializers.DateTimeField(allow_null=True, help_text="The SLA's end: escalated to the admins then.")
+    warn_at = serializers.DateTimeField(allow_null=True, help_text="75 % of the SLA: the approvers are warned then.")
+    warned_at = serializers.DateTimeField(allow_null=True)
+    escalated_at = serializers.DateTimeField(allow_null=True)
+    sla_state = serializers.SerializerMethodField(help_text="on_time | warned | escalated, else the status.")
+    approved_by_rule = serializers.IntegerField(source="approved_by_rule_id", allow_null=True,
+                                                help_text="The auto rule that approved it (decided_by is null).")
+    iteration = serializers.IntegerField(source="tool_call.iteration", help_text="The run's turn it belongs to.")
+
+    @extend_schema_field({"type": "string", "enum": ["low", "normal", "high", "urgent"]})
+    def get_priority(self, approval) -> str:
+        from ..models import ApprovalPriority
+
+        return ApprovalPriority(approval.priority).name.lower()
+
+    def get_sla_state(self, approval) -> str:
+        from ..approvals import sla_state
+
+        return sla_state(approval)
+
+
+class DecidedSerializer(ApprovalSerializer):
+    turn_decided = serializers.ListField(child=serializers.UUIDField(), required=False,
+                                         help_text="The requests this decision took (several with whole_turn).")
 
 
 class DecisionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    whole_turn = serializers.BooleanField(required=False, default=False,
+                                          help_text="Decide every call of the same turn still pending, together "
+                                                    "(one transaction, the run resumed once).")
+
+
+class ApprovalRuleSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    tool_name = serializers.CharField(max_length=100)
+    field_path = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    op = serializers.ChoiceField(choices=["==", "!=", "<", "<=", ">", ">=", "in", "contains"], required=False,
+                                 allow_blank=True)
+    value = serializers.JSONField(required=False, allow_null=True)
+    action = serializers.ChoiceField(choices=["approve", "route"], required=False)
+    priority = serializers.ChoiceField(choices=["low", "normal", "high", "urgent"], required=False, allow_null=True,
+                                       allow_blank=True)
+    assignee_role = serializers.ChoiceField(choices=["", "account_manager", "instance_manager", "instance_admin"],
+                                            required=False, allow_blank=True)
+    enabled = serializers.BooleanField(required=False)
+    note = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    preview = serializers.CharField(read_only=True)
+    created_by = serializers.EmailField(source="created_by.email", default=None, read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, rule):
+        from ..models import ApprovalPriority
+
+        data = super().to_representation(rule)
+        data["priority"] = ApprovalPriority(rule.priority).name.lower() if rule.priority else None
+        return data
 
 
 class ThreadCreateSerializer(serializers.Serializer):

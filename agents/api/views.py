@@ -20,8 +20,15 @@ from spokestack.api.schema import ServerSentEventSerializer
 from spokestack.api.views import InstanceApiView
 from spokestack.realtime import Credentials, StreamViewer, TooManyStreams, instance_sync_to_async
 
+from ..approval_rules import (
+    approval_rule_create,
+    approval_rule_delete,
+    approval_rule_get,
+    approval_rule_update,
+    approval_rules_visible_to,
+)
 from ..approvals import approval_decide, approvals_visible_to
-from ..models import ApprovalStatus, RunStatus
+from ..models import ApprovalPriority, ApprovalStatus, RunStatus
 from ..registry import agent_types, get_spec
 from ..selectors import REVIEW_FILTERS, events_after, run_get, runs_in_review, runs_visible_to
 from ..services import run_cancel, run_create, run_version_for
@@ -39,7 +46,9 @@ from ..threads import (
 )
 from .serializers import (
     AgentSerializer,
+    ApprovalRuleSerializer,
     ApprovalSerializer,
+    DecidedSerializer,
     DecisionSerializer,
     ExecuteSerializer,
     RunDetailSerializer,
@@ -301,34 +310,50 @@ class AgentListView(InstanceApiView):
         return Response(AgentSerializer(agents, many=True).data)
 
 
+APPROVAL_ORDERINGS = {"priority": ["-priority", "sla_due_at", "created_at"], "-created_at": ["-created_at"],
+                      "created_at": ["created_at"], "sla_due_at": ["sla_due_at", "-priority"]}
+
+
 class ApprovalListView(InstanceApiView, ListAPIView):
     action = "approval.view"
     serializer_class = ApprovalSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values)],
-                   summary="Approval requests you may decide, newest first (?status=pending for the queue).")
+    @extend_schema(parameters=[
+        OpenApiParameter("status", str, enum=ApprovalStatus.values),
+        OpenApiParameter("priority", str, enum=[p.name.lower() for p in ApprovalPriority]),
+        OpenApiParameter("assigned", str, enum=["me"], description="Only the requests assigned to you."),
+        OpenApiParameter("ordering", str, enum=list(APPROVAL_ORDERINGS),
+                         description="priority: urgent first, then the earliest SLA; default newest first.")],
+        summary="Approval requests you may decide, newest first (?status=pending for the queue).")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        approvals = approvals_visible_to(actor=self.request.user)
-        if wanted := choice_param(self.request.query_params, "status", ApprovalStatus.values):
+        params = self.request.query_params
+        approvals = approvals_visible_to(actor=self.request.user).select_related("assigned_to")
+        if wanted := choice_param(params, "status", ApprovalStatus.values):
             approvals = approvals.filter(status=wanted)
-        return approvals.order_by("-created_at")
+        if priority := choice_param(params, "priority", [p.name.lower() for p in ApprovalPriority]):
+            approvals = approvals.filter(priority=ApprovalPriority[priority.upper()])
+        if choice_param(params, "assigned", ["me"]):
+            approvals = approvals.filter(assigned_to=self.request.user)
+        ordering = choice_param(params, "ordering", list(APPROVAL_ORDERINGS)) or "-created_at"
+        return approvals.order_by(*APPROVAL_ORDERINGS[ordering])
 
 
 class ApprovalDecisionView(InstanceApiView):
     action = "approval.decide"
     approve = True
 
-    @extend_schema(request=DecisionSerializer, responses=ApprovalSerializer,
-                   summary="Decide an approval request. 409 when it was already decided or expired.")
+    @extend_schema(request=DecisionSerializer, responses=DecidedSerializer,
+                   summary="Decide an approval request (with whole_turn: every pending call of its turn). 409 when "
+                           "it was already decided or expired.")
     def post(self, request, approval_id):
         body = DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         approval = approval_decide(actor=request.user, approval_id=approval_id, approve=self.approve,
-                                   note=body.validated_data["note"])
-        return Response(ApprovalSerializer(approval).data)
+                                   note=body.validated_data["note"], whole_turn=body.validated_data["whole_turn"])
+        return Response(DecidedSerializer(approval).data)
 
 
 class ApprovalApproveView(ApprovalDecisionView):
@@ -337,6 +362,53 @@ class ApprovalApproveView(ApprovalDecisionView):
 
 class ApprovalRejectView(ApprovalDecisionView):
     approve = False
+
+
+def _rule_fields(data: dict) -> dict:
+    if data.get("priority") == "":
+        data["priority"] = None
+    return data
+
+
+class ApprovalRuleListView(InstanceApiView):
+    """Instance admins' approval rules (policy `approval.rule.manage`)."""
+
+    action = "approval.rule.manage"
+
+    @extend_schema(responses=ApprovalRuleSerializer(many=True), summary="The instance's approval rules.")
+    def get(self, request):
+        return Response(ApprovalRuleSerializer(approval_rules_visible_to(actor=request.user), many=True).data)
+
+    @extend_schema(request=ApprovalRuleSerializer, responses={201: ApprovalRuleSerializer},
+                   summary="Add a rule: approve matching gated calls (action approve), or set their priority and "
+                           "assignee (action route).")
+    def post(self, request):
+        body = ApprovalRuleSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        rule = approval_rule_create(actor=request.user, **_rule_fields(dict(body.validated_data)))
+        return Response(ApprovalRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class ApprovalRuleDetailView(InstanceApiView):
+    action = "approval.rule.manage"
+
+    @extend_schema(responses=ApprovalRuleSerializer, summary="An approval rule.")
+    def get(self, request, rule_id):
+        return Response(ApprovalRuleSerializer(approval_rule_get(actor=request.user, rule_id=rule_id)).data)
+
+    @extend_schema(request=ApprovalRuleSerializer, responses=ApprovalRuleSerializer,
+                   summary="Change a rule (enabled: false disables it).")
+    def patch(self, request, rule_id):
+        rule = approval_rule_get(actor=request.user, rule_id=rule_id)
+        body = ApprovalRuleSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        rule = approval_rule_update(actor=request.user, rule=rule, changes=_rule_fields(dict(body.validated_data)))
+        return Response(ApprovalRuleSerializer(rule).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a rule.")
+    def delete(self, request, rule_id):
+        approval_rule_delete(actor=request.user, rule=approval_rule_get(actor=request.user, rule_id=rule_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- threads ------------------------------------------------------------------------------------

@@ -337,6 +337,7 @@ SPECTACULAR_SETTINGS = {
         "VerdictEnum": "feedback.models.Verdict",
         "DocumentKindEnum": "tuning.knowledge.models.DocumentKind",
         "DocumentStatusEnum": "tuning.knowledge.models.DocumentStatus",
+        "WebhookDeliveryStatusEnum": "spokestack.webhooks.models.DeliveryStatus",
         "RoleEnum": ["instance_admin", "instance_manager", "account_manager", "client_contact"],  # a person's role
         "AssignableRoleEnum": ["account_manager", "client_contact"],  # the roles a client assignment gives
     },

@@ -307,7 +307,7 @@ def test_the_sla_is_per_instance(gated, admin_a, client_a, scripted, instance_a,
     run = start(admin_a, client_a, marker)
     execute_run(run_id=str(run.pk), worker="w1")
     approval = ApprovalRequest.objects.get()
-    assert abs((approval.expires_at - approval.created_at).total_seconds() - 7200) < 5
+    assert abs((approval.expires_at - approval.created_at).total_seconds() - 14400) < 5  # SLA + grace
     assert Instance.objects.get(pk=instance_b.pk).approval_sla_hours == 24  # b keeps its own
 
     # the message names the SLA the request was given, even after the instance's changes
@@ -352,3 +352,26 @@ def test_a_gated_call_left_without_its_request_is_asked_for_on_resume_never_run(
     assert execute_run(run_id=str(run.pk), worker="w3") == RunStatus.SUCCEEDED
     call.refresh_from_db()
     assert call.status == ToolCallStatus.SUCCEEDED and call.attempts == 1
+
+
+def test_a_gated_call_and_its_decision_are_outbound_events(gated, admin_a, client_a, scripted):
+    """Issue #21: approval.requested and run.awaiting_approval when a call waits, approval.decided
+    when a person decides it, each recorded for the subscription that wants it (spokestack/webhooks)."""
+    from spokestack.webhooks.models import WebhookEvent, WebhookSubscription
+
+    WebhookSubscription.objects.create(url="https://hooks.example.com/e", event_types=[
+        "approval.requested", "approval.decided", "run.awaiting_approval", "run.succeeded"])
+    scripted.script("appr-hook", [tool_turn(("toolu_h1", "save_draft", DRAFT)), text_turn("Saved the draft.")])
+    run = start(admin_a, client_a, "appr-hook")
+    assert execute_run(run_id=str(run.pk), worker="w1") == RunStatus.AWAITING_APPROVAL
+    approval = ApprovalRequest.objects.get(run=run)
+    approval_decide(actor=admin_a, approval_id=approval.pk, approve=True, note="Fine.")
+    assert execute_run(run_id=str(run.pk), worker="w2") == RunStatus.SUCCEEDED
+    events = [(e.type, e.payload["data"]) for e in WebhookEvent.objects.order_by("created_at")]
+    assert [t for t, _ in events] == ["approval.requested", "run.awaiting_approval", "approval.decided",
+                                      "run.succeeded"]
+    requested, awaiting, decided, succeeded = (d for _, d in events)
+    assert requested["tool_name"] == "save_draft" and requested["tool_input"] == DRAFT
+    assert requested["client_id"] == client_a.pk and awaiting["approval_ids"] == [str(approval.pk)]
+    assert decided["status"] == "approved" and decided["decided_by"] == admin_a.email and decided["note"] == "Fine."
+    assert succeeded["run_id"] == str(run.pk) and succeeded["output"] == "Saved the draft."

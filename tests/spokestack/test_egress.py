@@ -598,7 +598,8 @@ def test_production_settings_refuse_the_loopback_allowance():
 HTTP_CLIENTS = {"httpx2", "httpx", "httpcore", "httpcore2", "requests", "urllib.request", "http.client", "aiohttp",
                 "urllib3", "pycurl"}
 # The model and the embedding provider are platform configuration (settings), never an instance's URL.
-ALLOWED_IMPORTERS = {"spokestack/egress.py", "agents/model.py", "tuning/knowledge/embeddings.py"}
+ALLOWED_IMPORTERS = {"spokestack/egress.py", "spokestack/egress_async.py",  # the policy, sync and async (mcp)
+                     "agents/model.py", "tuning/knowledge/embeddings.py"}
 # The launcher is local tooling (it drives the demo through the public API like any API client).
 EXEMPT_DIRS = ("tests/", "spokestack/sample_erp/", "spokestack/launcher.py", "spokestack/demo_runner.py",
                ".venv/", ".spokestack/", "node_modules/")

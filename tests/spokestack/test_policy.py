@@ -288,6 +288,10 @@ PROBES: list[Probe] = [
     *_both("thread.close", "api", lambda w, h, c: h.delete(f"/api/v1/threads/{_thread(w, c).pk}")),
     # approvals
     *_api("approval.view", lambda w, h, c: h.get("/api/v1/approvals")),
+    *_api("approval.rule.manage", lambda w, h, c: h.get("/api/v1/approval-rules")),
+    *_api("approval.rule.manage", lambda w, h, c: h.post("/api/v1/approval-rules", {
+        "tool_name": "request_discount_approval", "field_path": "discount_pct", "op": "<=", "value": 5}, **J)),
+    *_admin("approval.rule.manage", lambda w, h, c: h.get("/admin/agents/approvalrule/")),
     *_both("approval.decide", "admin", lambda w, h, c: h.post(
         f"/admin/agents/agentrun/{w.approval(_where(w, c)).run_id}/approvals/{w.approval(_where(w, c)).pk}/decide/",
         {"note": "", "_approve": "1"})),

@@ -121,6 +121,7 @@ def trading_desk(world, worker_webhook, egress_loopback):
     worker is allowed to reach: a call that is not simulated would arrive there."""
     egress_loopback(worker_webhook.port)
     worker_webhook.requests.clear()
+    worker_webhook.connections = 0  # the session's server: other tests' webhooks reached it before
     worker_webhook.route("/desk", Reply.json({"received": True}))
     url = f"{worker_webhook.url}/desk"
     with schema_context(world["shop"].instance.schema_name):
