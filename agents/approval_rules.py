@@ -19,6 +19,8 @@ from django.db.models import QuerySet
 
 from spokestack.accounts import policy
 from spokestack.errors import InvalidInput, NotFound
+from tuning import audit
+from tuning.models import Entity
 
 from .models import ApprovalAssignee, ApprovalPriority, ApprovalRule, ApprovalRuleAction, ApprovalRuleOp
 
@@ -238,3 +240,28 @@ def approval_rule_delete(*, actor: AbstractUser | None, rule: ApprovalRule, reas
     ApprovalRule.objects.filter(pk=rule_id).delete()
     rule.pk = rule_id
     _audit(actor=actor, rule=rule, action=Action.DELETE, old=snapshot, reason=reason)
+
+
+@audit.rollback_handler(Entity.APPROVAL_RULE)
+def _rule_rollback(*, change: Any, actor: AbstractUser | None, reason: str, ticket: str) -> None:
+    """Undo one rule entry through the services above (so `approval.rule.manage` is asked again): a
+    creation deletes the rule, a change restores the rule as it was, a deletion brings it back (a
+    rule holds no secret). Conflict (409) when the rule changed since the entry."""
+    from spokestack.errors import Conflict
+
+    rule = ApprovalRule.objects.filter(pk=int(change.entity_id)).first()
+    current = approval_rule_snapshot(rule) if rule is not None else None
+    why = reason or f"Rollback of #{change.pk}"
+    if change.action == "delete":
+        if rule is not None:
+            raise Conflict(f"Entry #{change.pk}: the rule exists again; change it directly instead.")
+        approval_rule_create(actor=actor, reason=why, **dict(change.old_value))
+        return
+    if current != change.new_value:
+        raise Conflict(f"The approval rule changed again after entry #{change.pk}, so it cannot be rolled back "
+                       "blindly; change it directly instead.", details={"audit_id": change.pk, "current": current})
+    if change.action == "create":
+        approval_rule_delete(actor=actor, rule=rule, reason=why)
+    else:
+        approval_rule_update(actor=actor, rule=rule, changes=dict(change.old_value), reason=why)
+

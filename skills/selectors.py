@@ -28,9 +28,14 @@ class Percentile(Aggregate):
 def skills_with_metrics(queryset: QuerySet[Skill] | None = None) -> QuerySet[Skill]:
     """Skills annotated with their metrics in one query (lists, the admin changelist):
     m_calls, m_ok, m_p50, m_p95, m_last_error. Test calls are not counted."""
+    return _with_call_metrics(queryset if queryset is not None else Skill.objects.all(), SkillCall, "skill")
+
+
+def _with_call_metrics(queryset: QuerySet, calls: type, owner: str) -> QuerySet:
+    """Skills or MCP tools (their calls: related name `calls`) annotated with their call metrics."""
     counted = Q(calls__test=False)
-    last_error = SkillCall.objects.filter(skill=OuterRef("pk"), test=False, ok=False).order_by("-created_at", "-id")
-    return (queryset if queryset is not None else Skill.objects.all()).annotate(
+    last_error = calls.objects.filter(**{owner: OuterRef("pk")}, test=False, ok=False).order_by("-created_at", "-id")
+    return queryset.annotate(
         m_calls=Count("calls", filter=counted),
         m_ok=Count("calls", filter=counted & Q(calls__ok=True)),
         m_p50=Percentile("calls__duration_ms", 0.5, filter=counted),
@@ -39,13 +44,17 @@ def skills_with_metrics(queryset: QuerySet[Skill] | None = None) -> QuerySet[Ski
     )
 
 
+def _metrics(row) -> SkillMetrics:
+    rate = round(row.m_ok / row.m_calls, 4) if row.m_calls else None
+    rounded = [round(v, 2) if v is not None else None for v in (row.m_p50, row.m_p95)]
+    return SkillMetrics(row.m_calls, rate, rounded[0], rounded[1], row.m_last_error or "")
+
+
 def metrics_of(skill: Skill) -> SkillMetrics:
     """From the annotations of `skills_with_metrics` when present, else one query of its own."""
     if not hasattr(skill, "m_calls"):
         skill = skills_with_metrics(Skill.objects.filter(pk=skill.pk)).get()
-    rate = round(skill.m_ok / skill.m_calls, 4) if skill.m_calls else None
-    rounded = [round(v, 2) if v is not None else None for v in (skill.m_p50, skill.m_p95)]
-    return SkillMetrics(skill.m_calls, rate, rounded[0], rounded[1], skill.m_last_error or "")
+    return _metrics(skill)
 
 
 def skill_get(*, skill_id: int | str) -> Skill | None:
@@ -103,20 +112,10 @@ def mcp_tool_get(*, server: McpServer, tool_id: int | str) -> McpTool | None:
 
 def mcp_tools_with_metrics(queryset: QuerySet[McpTool]) -> QuerySet[McpTool]:
     """Tools annotated with m_calls, m_ok, m_p50, m_p95, m_last_error (test calls not counted)."""
-    counted = Q(calls__test=False)
-    last_error = McpToolCall.objects.filter(tool=OuterRef("pk"), test=False, ok=False).order_by("-created_at", "-id")
-    return queryset.annotate(
-        m_calls=Count("calls", filter=counted),
-        m_ok=Count("calls", filter=counted & Q(calls__ok=True)),
-        m_p50=Percentile("calls__duration_ms", 0.5, filter=counted),
-        m_p95=Percentile("calls__duration_ms", 0.95, filter=counted),
-        m_last_error=Subquery(last_error.values("error")[:1]),
-    )
+    return _with_call_metrics(queryset, McpToolCall, "tool")
 
 
 def mcp_metrics_of(tool: McpTool) -> SkillMetrics:
     if not hasattr(tool, "m_calls"):
         tool = mcp_tools_with_metrics(McpTool.objects.filter(pk=tool.pk)).get()
-    rate = round(tool.m_ok / tool.m_calls, 4) if tool.m_calls else None
-    rounded = [round(v, 2) if v is not None else None for v in (tool.m_p50, tool.m_p95)]
-    return SkillMetrics(tool.m_calls, rate, rounded[0], rounded[1], tool.m_last_error or "")
+    return _metrics(tool)

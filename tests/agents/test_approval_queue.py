@@ -511,3 +511,19 @@ def test_the_lists_take_a_fixed_number_of_queries(gated, admin_a, client_a, scri
         scripted.script(marker, [tool_turn((f"toolu_n{i + 2}", "save_draft", DRAFT)), text_turn()])
         execute_run(run_id=str(start(admin_a, client_a, marker).pk), worker="w1")
     assert (queries("/api/v1/approvals?ordering=priority"), queries("/api/v1/approval-rules")) == one
+
+
+def test_rule_changes_roll_back_through_the_services(in_a, admin_a):
+    from agents.approval_rules import approval_rule_delete, approval_rule_update
+    from tuning.services import tuning_rollback
+
+    rule = approval_rule_create(actor=admin_a, tool_name="request_discount_approval", field_path="discount_pct",
+                                op="<=", value=5)
+    approval_rule_update(actor=admin_a, rule=rule, changes={"value": 8})
+    entries = list(TuningChange.objects.filter(entity=Entity.APPROVAL_RULE).order_by("id"))
+    tuning_rollback(actor=admin_a, change=entries[1])
+    assert ApprovalRule.objects.get(pk=rule.pk).value == 5
+    approval_rule_delete(actor=admin_a, rule=ApprovalRule.objects.get(pk=rule.pk))
+    tuning_rollback(actor=admin_a, change=TuningChange.objects.get(entity=Entity.APPROVAL_RULE, action="delete"))
+    restored = ApprovalRule.objects.get(tool_name="request_discount_approval")
+    assert (restored.field_path, restored.op, restored.value) == ("discount_pct", "<=", 5)
