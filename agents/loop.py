@@ -524,6 +524,15 @@ class RunLoop:
                                  platform_patterns=tuple(self.spec.confirmation_patterns),
                                  skill_requires_approval=bool(skill and skill.requires_approval))
 
+    def _approval_priority(self, name: str) -> int:
+        """A skill that demands approval gives its requests its priority; anything else: normal."""
+        from .models import ApprovalPriority
+
+        skill = self.skills.get(name)
+        if skill is not None and skill.requires_approval:
+            return getattr(skill, "approval_priority", ApprovalPriority.NORMAL)
+        return ApprovalPriority.NORMAL
+
     def _input_problem(self, block: dict) -> str:
         """Why the input cannot be used ('' when it can): checked before a person is asked."""
         name, arguments = block["name"], block.get("input") or {}
@@ -631,7 +640,9 @@ class RunLoop:
                         iteration=run.iterations,
                         status=ToolCallStatus.AWAITING_APPROVAL if rule else ToolCallStatus.STARTED,
                         attempts=0 if rule else 1)
-                    approval = approval_request_create(run=run, tool_call=row, rule=rule) if rule else None
+                    approval = approval_request_create(run=run, tool_call=row, rule=rule,
+                                                       priority=self._approval_priority(block["name"])) \
+                        if rule else None
                 if approval is not None and approval_outcome(approval)[0] == "wait":
                     waiting = self._awaiting_approval = True
                     continue

@@ -25,7 +25,7 @@ from .selectors import metrics_of, skills_with_metrics
 from .services import core_tool_names, skill_create, skill_delete, skill_update, skill_validate
 
 FORM_FIELDS = ["name", "description", "input_schema", "execution_type", "agent_types", "enabled",
-               "requires_approval", "webhook_url", "auth_type", "auth_header", "auth_secret", "handler", "timeout_s"]
+               "requires_approval", "approval_priority", "webhook_url", "auth_type", "auth_header", "auth_secret", "handler", "timeout_s"]
 
 
 class SkillForm(forms.ModelForm):
@@ -81,6 +81,7 @@ class SkillAdmin(AuditedChangeAdmin, InstanceModelAdmin):
     search_fields = ["name", "description"]
     fieldsets = [
         (None, {"fields": ["name", "description", "input_schema", "agent_types", "enabled", "requires_approval",
+                           "approval_priority",
                            "timeout_s", "execution_type"]}),
         ("Webhook", {"fields": ["webhook_url", "auth_type", "auth_header", "auth_secret"]}),
         ("Internal", {"fields": ["handler"]}),

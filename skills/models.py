@@ -9,6 +9,8 @@ from spokestack.secrets import EncryptedSecretField
 
 MAX_DESCRIPTION_CHARS = 2000
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
+# agents.models.ApprovalPriority's values (skills must not import the agents app's models)
+APPROVAL_PRIORITIES = [(10, "Low"), (20, "Normal"), (30, "High"), (40, "Urgent")]
 
 
 class Skill(models.Model):
@@ -38,6 +40,9 @@ class Skill(models.Model):
     relies_on_tools = models.JSONField(default=list, blank=True, help_text="Core tools this skill assumes exist.")
     enabled = models.BooleanField(default=True)
     requires_approval = models.BooleanField(default=False)
+    approval_priority = models.PositiveSmallIntegerField(
+        choices=APPROVAL_PRIORITIES, default=20,
+        help_text="The priority of the approval requests this skill demands (the approval queue sorts by it).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -34,7 +34,7 @@ from tuning.models import Action, Client, Entity, Tier, TuningChange
 from tuning.services import _conflict, _unchanged_since
 
 from .handlers import HANDLERS
-from .models import MAX_DESCRIPTION_CHARS, NAME_PATTERN, McpTool, Skill
+from .models import APPROVAL_PRIORITIES, MAX_DESCRIPTION_CHARS, NAME_PATTERN, McpTool, Skill
 from .signing import new_webhook_secret
 
 logger = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 MAX_SCHEMA_CHARS = 20_000
 HEADER_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 EDITABLE_FIELDS = ("name", "description", "input_schema", "execution_type", "agent_types", "relies_on_tools",
-                   "enabled", "requires_approval", "webhook_url", "auth_type", "auth_header", "auth_secret",
-                   "handler", "timeout_s")
+                   "enabled", "requires_approval", "approval_priority", "webhook_url", "auth_type", "auth_header",
+                   "auth_secret", "handler", "timeout_s")
 
 
 def core_tool_names() -> Mapping[str, frozenset[str]]:
@@ -60,6 +60,11 @@ def _require_writer(actor: AbstractUser | None) -> None:
 
 def _check(skill: Skill, *, core_tools: Mapping[str, frozenset[str]], secret_given: bool) -> None:
     """Every rule of a skill, each failure naming the field and what would work."""
+    names = {label.lower(): value for value, label in APPROVAL_PRIORITIES}
+    if isinstance(skill.approval_priority, str) and skill.approval_priority.lower() in names:
+        skill.approval_priority = names[skill.approval_priority.lower()]
+    if skill.approval_priority not in dict(APPROVAL_PRIORITIES) or isinstance(skill.approval_priority, bool):
+        raise InvalidInput(f"approval_priority: one of {', '.join(names)}.", details={"field": "approval_priority"})
     if not isinstance(skill.name, str) or not re.match(NAME_PATTERN, skill.name):
         raise InvalidInput("name: use 2–64 lowercase letters, digits and underscores, starting with a letter.",
                            details={"field": "name"})

@@ -8,16 +8,21 @@ class SkillSerializer(serializers.ModelSerializer):
     """Secrets are never serialized: only whether one is set."""
 
     has_auth_secret = serializers.SerializerMethodField()
+    approval_priority = serializers.SerializerMethodField(help_text="low | normal | high | urgent")
     metrics = serializers.SerializerMethodField()
 
     class Meta:
         model = Skill
         fields = ["id", "name", "description", "input_schema", "execution_type", "agent_types", "relies_on_tools",
-                  "enabled", "requires_approval", "webhook_url", "auth_type", "auth_header", "has_auth_secret",
+                  "enabled", "requires_approval", "approval_priority", "webhook_url", "auth_type", "auth_header",
+                  "has_auth_secret",
                   "handler", "timeout_s", "metrics", "created_at", "updated_at"]
 
     def get_has_auth_secret(self, skill) -> bool:
         return bool(skill.auth_secret)
+
+    def get_approval_priority(self, skill) -> str:
+        return skill.get_approval_priority_display().lower()
 
     def get_metrics(self, skill) -> dict:
         return metrics_of(skill).as_dict()
@@ -38,6 +43,8 @@ class SkillWriteSerializer(serializers.Serializer):
     relies_on_tools = serializers.JSONField(required=False)
     enabled = serializers.BooleanField(required=False)
     requires_approval = serializers.BooleanField(required=False)
+    approval_priority = serializers.ChoiceField(choices=["low", "normal", "high", "urgent"], required=False,
+                                                help_text="The priority of the approval requests it demands.")
     webhook_url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     auth_type = serializers.CharField(required=False)
     auth_header = serializers.CharField(required=False, allow_blank=True)

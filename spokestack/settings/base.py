@@ -338,6 +338,7 @@ SPECTACULAR_SETTINGS = {
         "DocumentKindEnum": "tuning.knowledge.models.DocumentKind",
         "DocumentStatusEnum": "tuning.knowledge.models.DocumentStatus",
         "WebhookDeliveryStatusEnum": "spokestack.webhooks.models.DeliveryStatus",
+        "ApprovalPriorityEnum": ["low", "normal", "high", "urgent"],  # a skill's, a rule's, a request's
         "RoleEnum": ["instance_admin", "instance_manager", "account_manager", "client_contact"],  # a person's role
         "AssignableRoleEnum": ["account_manager", "client_contact"],  # the roles a client assignment gives
     },

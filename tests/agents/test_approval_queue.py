@@ -527,3 +527,24 @@ def test_rule_changes_roll_back_through_the_services(in_a, admin_a):
     tuning_rollback(actor=admin_a, change=TuningChange.objects.get(entity=Entity.APPROVAL_RULE, action="delete"))
     restored = ApprovalRule.objects.get(tool_name="request_discount_approval")
     assert (restored.field_path, restored.op, restored.value) == ("discount_pct", "<=", 5)
+
+
+def test_a_skill_that_demands_approval_gives_its_requests_its_priority(in_a, admin_a, client_a, scripted, api):
+    from skills.services import skill_create
+
+    skill_create(actor=admin_a, name="wire_money", description="Send a payment.", agent_types=["copy"],
+                 input_schema={"type": "object", "properties": {"amount": {"type": "number"}}},
+                 execution_type="internal", handler="list_clients", requires_approval=True,
+                 approval_priority="urgent")
+    http = api(in_a, admin_a)
+    skill = http.get("/api/v1/agents/copy/skills").json()[0]
+    assert (skill["name"], skill["approval_priority"]) == ("wire_money", "urgent")
+    scripted.script("prio-skill", [{"content": [{"type": "tool_use", "id": "toolu_w1", "name": "wire_money",
+                                                 "input": {"amount": 5}}], "stop_reason": "tool_use"},
+                                   {"content": [{"type": "text", "text": "Waiting."}], "stop_reason": "end_turn"}])
+    run = run_create(actor=admin_a, agent_type="copy", task="prio-skill: pay.", client_id=client_a.pk,
+                     sandbox=True).run
+    assert execute_run(run_id=str(run.pk), worker="w1") == "awaiting_approval"
+    assert ApprovalRequest.objects.get(run=run).priority == ApprovalPriority.URGENT
+    refused = http.patch(f"/api/v1/skills/{skill['id']}", {"approval_priority": "asap"}, format="json")
+    assert refused.status_code == 400 and "approval_priority" in refused.json()["error"]["message"]
