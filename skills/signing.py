@@ -87,12 +87,16 @@ def sign(secret: str, *, msg_id: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
-def signature_headers(secret: str, *, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def signature_headers(secret: str, *, msg_id: str, body: bytes, timestamp: int | None = None,
+                      also: tuple[str, ...] = ()) -> dict[str, str]:
+    """The three Standard Webhooks headers; with `also`, one more signature per extra secret in the
+    same header, space-separated (a receiver accepts any that verifies: how a rotation overlaps)."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id=msg_id, timestamp=timestamp, body=body),
+        "webhook-signature": " ".join(sign(key, msg_id=msg_id, timestamp=timestamp, body=body)
+                                      for key in (secret, *also)),
     }
 
 

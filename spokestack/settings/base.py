@@ -433,7 +433,8 @@ CELERY_BEAT_SCHEDULE["expire-approvals"] = {"task": "agents.expire_approvals", "
 WEBHOOK_RETRY_SCHEDULE = [float(s) for s in env_list("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")]
 WEBHOOK_TIMEOUT_S = float(env("WEBHOOK_TIMEOUT_S", "10"))
 WEBHOOK_DISABLE_AFTER_S = float(env("WEBHOOK_DISABLE_AFTER_S", "86400"))  # failing with no success for a day
-WEBHOOK_COUNTDOWN_MAX_S = float(env("WEBHOOK_COUNTDOWN_MAX_S", "300"))  # longer waits: the sweep sends them
+WEBHOOK_COUNTDOWN_MAX_S = float(env("WEBHOOK_COUNTDOWN_MAX_S", "300"))
+WEBHOOK_ROTATION_OVERLAP_S = float(env("WEBHOOK_ROTATION_OVERLAP_S", "86400"))  # old + new signature after a rotation  # longer waits: the sweep sends them
 CELERY_BEAT_SCHEDULE["webhook-sweep"] = {"task": "webhooks.sweep",
                                          "schedule": float(env("WEBHOOK_SWEEP_INTERVAL_S", "30")),
                                          "options": {"queue": "maintenance"}}

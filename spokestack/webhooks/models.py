@@ -23,6 +23,9 @@ class WebhookSubscription(models.Model):
     event_types = ArrayField(models.CharField(max_length=40), default=list,
                              help_text="The event types it receives (see the catalogue in the README).")
     secret = EncryptedSecretField(help_text="whsec_ secret the receiver verifies signatures with; shown once.")
+    previous_secret = EncryptedSecretField(help_text="The secret before the last rotation, still signed with "
+                                                     "until previous_secret_until.")
+    previous_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True, editable=False,

@@ -163,7 +163,8 @@ def subscription_update(*, actor: AbstractUser | None, subscription_id: int, **c
 
 @transaction.atomic
 def subscription_rotate_secret(*, actor: AbstractUser | None, subscription_id: int) -> str:
-    """A new secret (shown once); deliveries from now on are signed with it."""
+    """A new secret (shown once); deliveries from now on are signed with it, and for
+    `WEBHOOK_ROTATION_OVERLAP_S` (a day) with the old one as well, in the same header."""
     from skills.signing import new_webhook_secret
 
     policy.require(actor, MANAGE)
@@ -171,8 +172,11 @@ def subscription_rotate_secret(*, actor: AbstractUser | None, subscription_id: i
     if subscription is None:
         raise NotFound("No such event webhook.", details={"subscription_id": subscription_id})
     secret = new_webhook_secret()
+    # Deliveries carry both signatures for a day, so the receiver can switch without losing one.
+    subscription.previous_secret = subscription.secret
+    subscription.previous_secret_until = timezone.now() + timedelta(seconds=float(settings.WEBHOOK_ROTATION_OVERLAP_S))
     subscription.secret = EncryptedSecret.seal(secret, schema=connection.schema_name)
-    subscription.save(update_fields=["secret", "updated_at"])
+    subscription.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
     _record(actor, subscription, "update", "secret", "(secret)", "(new secret)")
     return secret
 
@@ -344,10 +348,12 @@ def _send(subscription: WebhookSubscription, event: WebhookEvent, *, timeout: fl
     started = time.monotonic()
     try:
         secret = subscription.secret.reveal()
+        overlap = subscription.previous_secret_until and subscription.previous_secret_until > timezone.now()
+        also = (subscription.previous_secret.reveal(),) if overlap and subscription.previous_secret else ()
     except SecretDecryptionError as exc:
         return False, None, "", f"The subscription's secret cannot be read: {exc.message}", 0.0
-    headers = {**signature_headers(secret, msg_id=event.pk, body=body), "content-type": "application/json"}
-    secret = None  # noqa: F841 - drop the plaintext as soon as the signature is made
+    headers = {**signature_headers(secret, msg_id=event.pk, body=body, also=also), "content-type": "application/json"}
+    secret = also = None  # noqa: F841 - drop the plaintext as soon as the signatures are made
     try:
         response = (egress or default_client()).request("POST", subscription.url, content=body, headers=headers,
                                                         follow_redirects=False, timeout=timeout)

@@ -346,3 +346,32 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_at_send(admin_a, d
     assert delivery_attempt(delivery_id=delivery_id, egress=rebinding) == "retry"
     attempt = WebhookDelivery.objects.get(pk=delivery_id).attempt_log.get()
     assert attempt.status_code is None and "private" in attempt.error.lower(), attempt.error
+
+
+def test_after_a_rotation_both_secrets_verify_for_a_day_then_only_the_new_one(
+        admin_a, loopback_server, egress_loopback, django_capture_on_commit_callbacks):
+    from spokestack.webhooks.services import subscription_rotate_secret
+
+    egress_loopback(loopback_server.port)
+    subscription, old = _subscribe(admin_a, loopback_server)
+    new = subscription_rotate_secret(actor=admin_a, subscription_id=subscription.pk)
+    verified: dict[str, list[bool]] = {"old": [], "new": []}
+
+    def receive(request):
+        for name, secret in (("old", old), ("new", new)):
+            try:
+                Webhook(secret).verify(request.body, request.headers)
+                verified[name].append(True)
+            except WebhookVerificationError:
+                verified[name].append(False)
+        return Reply.json({"ok": True})
+
+    loopback_server.route("/hooks", receive)
+    for overlap in (True, False):
+        if not overlap:
+            WebhookSubscription.objects.filter(pk=subscription.pk).update(
+                previous_secret_until=timezone.now() - timedelta(seconds=1))
+        with django_capture_on_commit_callbacks(execute=False):
+            delivery_id, = webhook_emit("run.succeeded", CATALOGUE["run.succeeded"].example)
+        assert delivery_attempt(delivery_id=delivery_id) == "sent"
+    assert verified == {"old": [True, False], "new": [True, True]}
