@@ -47,11 +47,14 @@ class SkillForm(forms.ModelForm):
         self.fields["agent_types"].choices = sorted(((t, agent_label(t)) for t in core_tool_names()),
                                                     key=lambda choice: choice[1])
         self.fields["handler"].choices = [("", "—"), *handler_choices()]
+        self.fields["approval_priority"].required = False  # left out: the skill keeps its own (normal at first)
 
     def changes(self) -> dict:
         data = {f: self.cleaned_data.get(f) for f in FORM_FIELDS if f in self.cleaned_data}
         data["agent_types"] = list(data.get("agent_types") or [])
         data["handler"] = data.get("handler") or ""
+        if data.get("approval_priority") in (None, ""):
+            data.pop("approval_priority", None)
         if not data.get("auth_secret"):
             data.pop("auth_secret", None)
         return data
