@@ -280,32 +280,40 @@ def _enqueue(delivery_ids: list[str], *, manual: bool = False) -> None:
 # --- delivering ----------------------------------------------------------------------------------
 
 _CLAIM_SQL = """
-UPDATE webhooks_webhookdelivery delivery
-   SET attempts = delivery.attempts + 1, locked_until = clock_timestamp() + make_interval(secs => %(lock)s)
-  FROM webhooks_webhooksubscription subscription
- WHERE delivery.id = %(id)s::uuid AND subscription.id = delivery.subscription_id AND subscription.enabled
-   AND delivery.status = 'pending' AND delivery.next_attempt_at <= clock_timestamp()
-   AND (delivery.locked_until IS NULL OR delivery.locked_until < clock_timestamp())
-RETURNING delivery.attempts
+WITH claimed AS (
+    UPDATE webhooks_webhookdelivery delivery
+       SET attempts = delivery.attempts + 1, locked_until = clock_timestamp() + make_interval(secs => %(lock)s)
+      FROM webhooks_webhooksubscription subscription
+     WHERE delivery.id = %(id)s::uuid AND subscription.id = delivery.subscription_id AND subscription.enabled
+       AND delivery.status = 'pending' AND delivery.next_attempt_at <= clock_timestamp()
+       AND (delivery.locked_until IS NULL OR delivery.locked_until < clock_timestamp())
+    RETURNING delivery.id, delivery.attempts
+)
+INSERT INTO webhooks_webhookattempt (delivery_id, number, status_code, ok, latency_ms, response_excerpt, error, manual,
+                                     created_at)
+SELECT id, attempts, NULL, false, 0, '', %(unfinished)s, %(manual)s, clock_timestamp() FROM claimed
+RETURNING id, number
 """
+UNFINISHED = "No answer recorded: the worker stopped during this attempt (it is made again with the same webhook-id)."
 
 
 def delivery_attempt(*, delivery_id: str, manual: bool = False, egress: EgressClient | None = None) -> str:
     """Make the delivery's next attempt if it is due and nobody is making one; returns what came of
     it: "sent", "retry", "failed", or "skipped" (not due, under way, ended, or its subscription off)."""
     timeout = float(settings.WEBHOOK_TIMEOUT_S)
-    rows = execute_prepared(_CLAIM_SQL, {"id": str(delivery_id), "lock": timeout * 3 + 10})
+    # The claim logs the attempt at once: if this process dies mid-send, the log says so.
+    rows = execute_prepared(_CLAIM_SQL, {"id": str(delivery_id), "lock": timeout * 3 + 10, "unfinished": UNFINISHED,
+                                         "manual": manual})
     if not rows:
         return "skipped"
-    number = rows[0][0]
+    attempt_id, number = rows[0]
     delivery = WebhookDelivery.objects.select_related("subscription", "event").get(pk=delivery_id)
     subscription, event = delivery.subscription, delivery.event
     ok, status_code, excerpt, error, latency = _send(subscription, event, timeout=timeout, egress=egress)
     now = timezone.now()
     with transaction.atomic():
-        WebhookAttempt.objects.create(delivery=delivery, number=number, status_code=status_code, ok=ok, manual=manual,
-                                      latency_ms=round(latency, 1), response_excerpt=excerpt[:EXCERPT_CHARS],
-                                      error=error[:500])
+        WebhookAttempt.objects.filter(pk=attempt_id).update(status_code=status_code, ok=ok, latency_ms=round(latency, 1),
+                                                            response_excerpt=excerpt[:EXCERPT_CHARS], error=error[:500])
         update: dict[str, Any] = {"locked_until": None, "last_status_code": status_code, "last_error": error[:500]}
         if ok:
             update.update(status=DeliveryStatus.SUCCEEDED, next_attempt_at=None, ended_at=now)

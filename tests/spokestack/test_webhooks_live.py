@@ -145,3 +145,42 @@ def test_the_events_topic_carries_each_event_to_whoever_may_see_it(agency, admin
         await other.disconnect()
 
     run_async(scenario())
+
+
+def test_a_delivery_whose_worker_is_killed_mid_send_is_sent_again_with_the_same_webhook_id(hooked, monkeypatch):
+    """A worker SIGKILLed while the receiver holds its request: the attempt stays in the log as
+    unfinished, the claim's lock runs out, the sweep queues it again, another worker sends it with the
+    same webhook-id, and the receiver acts on it once."""
+    from spokestack.webhooks import services
+    from spokestack.webhooks.tasks import deliver
+
+    from ..loopback_server import Reply
+    from ..processes import WorkerProcess, process_env
+
+    server, path, seen = hooked["server"], hooked["path"], []
+
+    def slow_then_fine(request):
+        seen.append(request.headers["webhook-id"])
+        return Reply.json({"ok": True}, delay=30.0 if len(seen) == 1 else 0.0)
+
+    server.route(path, slow_then_fine)
+    env = {**process_env(), "EGRESS_ALLOW_LOOPBACK": "1", "EGRESS_LOOPBACK_PORTS": str(server.port),
+           "WEBHOOK_TIMEOUT_S": "3"}  # the claim's lock: 3 × 3 + 10 s
+    doomed = WorkerProcess(env, "webhook-doomed", concurrency=2, queues="webhook-doomed").start()
+    try:
+        with schema_context(hooked["instance"].schema_name):
+            with monkeypatch.context() as broker:
+                broker.setattr(services, "_enqueue", lambda delivery_ids, **kwargs: None)
+                delivery_id, = webhook_emit("run.failed", {"run_id": str(uuid.uuid4()), "client_id": None})
+            deliver.apply_async(kwargs={"delivery_id": delivery_id}, queue="webhook-doomed")
+            wait_for(lambda: seen, timeout=30)
+            doomed.kill()
+            attempt = WebhookDelivery.objects.get(pk=delivery_id).attempt_log.get()
+            assert (attempt.number, attempt.status_code) == (1, None) and "worker stopped" in attempt.error
+            assert deliveries_sweep() == 0, "locked while the dead attempt's lock runs"
+            wait_for(lambda: deliveries_sweep() == 1, timeout=40)  # once the lock has run out
+            wait_for(lambda: WebhookDelivery.objects.get(pk=delivery_id).status == "succeeded", timeout=30)
+            log = list(WebhookDelivery.objects.get(pk=delivery_id).attempt_log.values_list("number", "status_code"))
+        assert log == [(1, None), (2, 200)] and len(seen) == 2 and len(set(seen)) == 1
+    finally:
+        doomed.stop() if doomed.alive() else None
