@@ -181,6 +181,17 @@ def _withheld_tools(spec: AgentSpec, run: AgentRun) -> frozenset[str]:
     return frozenset(name for name, allowed in spec.tool_roles.items() if not roles & set(allowed))
 
 
+def _what_if_rules(run: AgentRun) -> list[dict]:
+    """The proposed tuning change an eval run tries (versions/evals), for its sandbox runs only."""
+    eval_run = (run.metadata or {}).get("eval_run") if run.sandbox and isinstance(run.metadata, dict) else None
+    if not eval_run:
+        return []
+    from versions.models import EvalRun
+
+    overlay = EvalRun.objects.filter(pk=eval_run).values_list("tuning_overlay", flat=True).first() or {}
+    return [{"kind": r["kind"], "text": r["text"]} for r in overlay.get("rules", [])]
+
+
 class RunLoop:
     def __init__(self, run: AgentRun, spec: AgentSpec, worker: str) -> None:
         from skills.models import Skill
@@ -203,7 +214,8 @@ class RunLoop:
         self.skills = {s.name: s for s in offered if s.name not in core_names}
         self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client, for_run=True,
                                       specialization=run.specialization,
-                                      extra_tools=[s.definition() for s in self.skills.values()])
+                                      extra_tools=[s.definition() for s in self.skills.values()],
+                                      what_if_rules=_what_if_rules(run))
         # Tools limited to some roles (spec.tool_roles) are withheld from a run started by anyone else:
         # neither offered to the model nor run if it names one.
         self.withheld = _withheld_tools(spec, run)

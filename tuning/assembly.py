@@ -459,12 +459,16 @@ def _fresh_copy(prompt: AssembledPrompt) -> AssembledPrompt:
 
 
 def assemble_prompt(*, platform: PlatformTier, client: Client | None, specialization: dict | None = None,
-                    extra_tools: Sequence[dict] = (), for_run: bool = False) -> AssembledPrompt:
+                    extra_tools: Sequence[dict] = (), for_run: bool = False,
+                    what_if_rules: Sequence[dict] = ()) -> AssembledPrompt:
     """Build the stable request prefix for one agent run of `platform.agent_type` for `client`.
-    `for_run`: a run will be told it, so each memory in it counts a use (previews and checks do not)."""
+    `for_run`: a run will be told it, so each memory in it counts a use (previews and checks do not).
+    `what_if_rules`: a proposed tuning change, never saved ({"kind": "never"|"avoid_term", "text"}), as
+    an eval run tries it (versions/evals): told and checked as if it were the client's."""
     from .selectors import tuning_version
 
-    key = _cache_key(platform, client, specialization, extra_tools, tuning_version())
+    key = (*_cache_key(platform, client, specialization, extra_tools, tuning_version()),
+           _canonical(list(what_if_rules)) if what_if_rules else b"")
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         fresh = hit is not None and (hit[1].memory_valid_until is None or timezone.now() < hit[1].memory_valid_until)
@@ -473,7 +477,8 @@ def assemble_prompt(*, platform: PlatformTier, client: Client | None, specializa
             if for_run:
                 _note_memory_use(hit[1].memory_ids)
             return _fresh_copy(hit[1])
-    prompt = _assemble(platform=platform, client=client, specialization=specialization, extra_tools=extra_tools)
+    prompt = _assemble(platform=platform, client=client, specialization=specialization, extra_tools=extra_tools,
+                       what_if_rules=what_if_rules)
     with _CACHE_LOCK:
         _CACHE[key] = (platform, prompt)
         while len(_CACHE) > _CACHE_SIZE:
@@ -495,10 +500,14 @@ def _note_memory_use(memory_ids: Sequence[int]) -> None:
 
 
 def _assemble(*, platform: PlatformTier, client: Client | None, specialization: dict | None,
-              extra_tools: Sequence[dict]) -> AssembledPrompt:
+              extra_tools: Sequence[dict], what_if_rules: Sequence[dict] = ()) -> AssembledPrompt:
+    from .models import ContentRule
     from .selectors import client_tier3_rows, instance_tuning_rows, memories_for_prompt
 
     tier2 = effective_instance(instance_tuning_rows(agent_type=platform.agent_type), platform)
+    what_if_terms = [r["text"] for r in what_if_rules if r.get("kind") == "avoid_term"]
+    if what_if_terms:
+        tier2 = {**tier2, "terminology_avoid": [*tier2["terminology_avoid"], *what_if_terms]}
     spec = resolve_specialization(specialization=specialization, client=client, instance=tier2,
                                   agent=platform.default_specialization)
     sections = _tier1(platform, spec) + _tier2(tier2, platform, spec)
@@ -515,6 +524,8 @@ def _assemble(*, platform: PlatformTier, client: Client | None, specialization: 
     pins = pins_for_prompt(client=client)
     if client is not None:
         rows, content_rules, examples = client_tier3_rows(client=client, agent_type=platform.agent_type)
+        content_rules = [*content_rules, *(ContentRule(client=client, kind=r["kind"], text=r["text"])
+                                           for r in what_if_rules if r.get("kind") != "avoid_term")]
         tier3 = effective_client(rows, platform.agent_type)
         sections += _tier3(client, tier3, content_rules, examples, memory_text, pin_sections(pins.included))
         rules += [PromptRule(r.kind, r.text, 3, r.source) for r in content_rules]

@@ -335,6 +335,7 @@ class Entity(models.TextChoices):
     MCP_SERVER = "mcp_server", "MCP server"
     MCP_TOOL = "mcp_tool", "MCP tool"
     APPROVAL_RULE = "approval_rule", "Approval rule"
+    EVAL_CASE = "eval_case", "Eval case"
 
 
 class Action(models.TextChoices):

@@ -23,6 +23,7 @@ from spokestack.errors import Conflict, DomainError
 from . import selectors, services
 from .analysis import OPTIMIZATION_TAGS
 from .comparison import session_dict
+from .evals import admin as _evals_admin  # noqa: F401  (registers the eval cases' and runs' pages)
 from .models import AgentVersionConfig, SandboxSession, UpdateNotification, UpdatePolicy, VersionChange
 
 # Raw HTML in the text is escaped (not passed through) and links are checked (no javascript: or

@@ -169,3 +169,115 @@ class SandboxTest(models.Model):
     def __str__(self) -> str:
         task = self.task if len(self.task) <= 60 else self.task[:59] + "…"
         return f"Sandbox test “{task}”"
+
+
+# --- evals (DESIGN §16) --------------------------------------------------------------------------
+
+
+class EvalCase(models.Model):
+    """One task of an agent type's eval set in this instance, with what a good answer must do.
+
+    `expectations` holds the checks `versions.evals.checks.case_verdict` applies to a finished run:
+    tools_required / tools_forbidden (tool names), brand_rules_pass (the client's rules pass the
+    deterministic brand check), phrases_required / phrases_forbidden (case-insensitive),
+    min_chars / max_chars, artifact_schema (JSON Schema 2020-12) and rubric (graded by the model
+    when one is configured). `reference` is an approved output the case was made from, if any.
+    Written only by `versions.evals.services`.
+    """
+
+    agent_type = models.CharField(max_length=40, db_index=True)
+    title = models.CharField(max_length=200, blank=True)
+    task = models.TextField()
+    client = models.ForeignKey("tuning.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               help_text="The client the case runs for (its tuning, its rules).")
+    specialization = models.JSONField(default=dict, blank=True,
+                                      help_text='Normalised {"vertical", "region", "language"}.')
+    expectations = models.JSONField(default=dict, blank=True)
+    reference = models.TextField(blank=True, help_text="An approved output this case was made from.")
+    source_run = models.ForeignKey("agents.AgentRun", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    enabled = models.BooleanField(default=True, help_text="Disabled cases are left out of eval runs.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agent_type", "id"]
+
+    def __str__(self) -> str:
+        text = self.title or self.task
+        return text if len(text) <= 60 else text[:59] + "…"
+
+
+class EvalRun(models.Model):
+    """Every enabled case of one agent type's eval set against one configuration (a version, and
+    optionally a tuning overlay that is not saved), as sandbox runs. A job row with a state machine:
+    the task `versions.eval_run_advance` starts the cases' runs, records each finished one once
+    (EvalResult is unique per case) and writes the summary when the last is recorded."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent_type = models.CharField(max_length=40, db_index=True)
+    version = models.CharField(max_length=20)
+    tuning_overlay = models.JSONField(default=dict, blank=True,
+                                      help_text="A proposed tuning change applied to these runs only.")
+    case_ids = models.JSONField(default=list, blank=True, editable=False, help_text="The cases when it started.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    cases_total = models.PositiveIntegerField(default=0)
+    cases_done = models.PositiveIntegerField(default=0)
+    cases_passed = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    summary = models.JSONField(default=dict, blank=True, editable=False)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Eval of {agent_label(self.agent_type)} {self.version} ({self.cases_done}/{self.cases_total})"
+
+    @property
+    def pass_rate(self) -> float | None:
+        return round(self.cases_passed / self.cases_done, 3) if self.cases_done else None
+
+
+class EvalResult(models.Model):
+    """One case of an eval run: its sandbox run and the verdict. Unique per (eval run, case), so a
+    duplicate task or a redelivered one never starts or counts a case twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
+    eval_run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
+    case = models.ForeignKey(EvalCase, null=True, blank=True, on_delete=models.SET_NULL, related_name="results")
+    case_title = models.CharField(max_length=200, blank=True)
+    client = models.ForeignKey("tuning.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey("agents.AgentRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    failures = models.JSONField(default=list, blank=True, help_text="[{expectation, message}] of what failed.")
+    skipped = models.JSONField(default=list, blank=True, help_text="[{expectation, message}] not judged.")
+    output_excerpt = models.TextField(blank=True)
+    tools_used = models.JSONField(default=list, blank=True)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    duration_s = models.FloatField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["eval_run", "id"]
+        constraints = [models.UniqueConstraint(fields=["eval_run", "case"], name="evalresult_once_per_case")]
+
+    def __str__(self) -> str:
+        return f"{self.case_title or 'case'}: {self.get_status_display().lower()}"

@@ -36,3 +36,14 @@ def expire_sandboxes() -> int:
     if expired:
         logger.info("expired %d sandbox session(s)", expired)
     return expired
+
+
+@app.task(name="versions.eval_run_advance", ignore_result=True, soft_time_limit=120, time_limit=180)
+def eval_run_advance(*, eval_run_id: str) -> None:
+    """One pass of an eval run (versions.evals.services.eval_run_advance), queued again until every
+    case is in. A duplicate delivery is harmless: each case is started and counted once."""
+    from .evals.services import eval_run_advance as advance
+
+    wait = advance(eval_run_id=eval_run_id)
+    if wait is not None:
+        eval_run_advance.apply_async(kwargs={"eval_run_id": eval_run_id}, countdown=wait)

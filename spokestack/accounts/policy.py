@@ -256,6 +256,20 @@ RULES: tuple[Rule, ...] = (
     _rule("sandbox.decide", (IA,), assigned=False, support=True,
           why="Promoting or rejecting a version changes what runs for every client.",
           what="decide sandbox sessions", perms=["versions.change_sandboxsession"]),
+    _rule("eval.view", (IA, IM, AM), assigned=True, support=True,
+          why="Eval cases and results hold clients' tasks and outputs: managers see every client's, an account "
+              "manager their clients' cases and results only.",
+          what="see eval cases and results",
+          perms=["versions.view_evalcase", "versions.view_evalrun", "versions.view_evalresult"]),
+    _rule("eval.manage", (IA, IM, AM), assigned=True, support=False,
+          why="Writing a case costs nothing and an account manager knows their clients' brief best: they write "
+              "cases for their clients (a case without a client is a manager's); running them is eval.run.",
+          what="write eval cases",
+          perms=["versions.add_evalcase", "versions.change_evalcase", "versions.delete_evalcase"]),
+    _rule("eval.run", (IA, IM), assigned=False, support=False,
+          why="An eval run runs every case of a set (model tokens, any client's data) in sandbox mode; "
+              "support does not run agents (run.create).",
+          what="run eval sets", perms=["versions.add_evalrun"]),
     # --- usage and budgets (usage) -------------------------------------------------------------
     _rule("usage.view", (IA, IM, AM), assigned=True, support=True,
           why="What the agents cost: managers see the whole instance, an account manager their clients' usage only. "

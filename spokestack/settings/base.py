@@ -339,6 +339,8 @@ SPECTACULAR_SETTINGS = {
         "DocumentStatusEnum": "tuning.knowledge.models.DocumentStatus",
         "WebhookDeliveryStatusEnum": "spokestack.webhooks.models.DeliveryStatus",
         "ApprovalPriorityEnum": ["low", "normal", "high", "urgent"],  # a skill's, a rule's, a request's
+        "EvalRunStatusEnum": ["queued", "running", "succeeded", "failed"],  # an eval run's
+        "EvalResultStatusEnum": ["pending", "passed", "failed"],  # one case's result
         "RoleEnum": ["instance_admin", "instance_manager", "account_manager", "client_contact"],  # a person's role
         "AssignableRoleEnum": ["account_manager", "client_contact"],  # the roles a client assignment gives
     },

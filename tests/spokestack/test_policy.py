@@ -224,6 +224,13 @@ def _document(world: World, client):
         uploaded_file=_markdown_file("guidelines.md", b"# Voice\nWarm and plain.")))
 
 
+def _eval_case(world: World, client):
+    from versions.evals.services import eval_case_create
+
+    return world._per_client("eval_case", _where(world, client), lambda c: eval_case_create(
+        actor=None, data={"agent_type": "copy", "task": f"A caption for {c.name}.", "client_id": c.pk}))
+
+
 def _both(action: str, surface: str, call, **kwargs) -> list[Probe]:
     return [Probe(action, surface, where, call, **kwargs) for where in ("mine", "other")]
 
@@ -409,6 +416,16 @@ PROBES: list[Probe] = [
     *_api("sandbox.decide", lambda w, h, c: h.post(f"/api/v1/sandbox/{w.session.pk}/defer", {}, **J)),
     *_admin("sandbox.decide", lambda w, h, c: h.post(f"/admin/versions/agentversionconfig/sandbox/{w.session.pk}/",
                                                      {"decision": "defer"})),
+    # evals (issue 22)
+    *_both("eval.view", "api", lambda w, h, c: h.get(f"/api/v1/evals/cases/{_eval_case(w, c).pk}")),
+    *_admin("eval.view", lambda w, h, c: h.get("/admin/versions/evalcase/")),
+    *_admin("eval.view", lambda w, h, c: h.get("/admin/versions/evalrun/")),
+    *_both("eval.manage", "api", lambda w, h, c: h.patch(f"/api/v1/evals/cases/{_eval_case(w, c).pk}",
+                                                         {"title": "probe"}, **J)),
+    *_admin("eval.manage", lambda w, h, c: h.get("/admin/versions/evalcase/add/")),
+    *_api("eval.run", lambda w, h, c: h.post("/api/v1/evals/runs", {"agent_type": "copy"}, **J)),
+    *_admin("eval.run", lambda w, h, c: h.post("/admin/versions/evalcase/", {
+        "action": "run_eval_set", "_selected_action": [_eval_case(w, w.mine).pk]})),
     # feedback
     *_both("feedback.add", "api", lambda w, h, c: h.post("/api/v1/feedback", {
         "run_id": str(w.finished_run(_where(w, c)).pk), "verdict": "approved"}, **J)),

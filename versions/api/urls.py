@@ -1,5 +1,6 @@
 from django.urls import path
 
+from ..evals import api as evals
 from . import views
 
 urlpatterns = [
@@ -14,4 +15,9 @@ urlpatterns = [
     path("sandbox/<str:session_id>/promote", views.SandboxPromoteView.as_view(), name="sandbox-promote"),
     path("sandbox/<str:session_id>/reject", views.SandboxRejectView.as_view(), name="sandbox-reject"),
     path("sandbox/<str:session_id>/defer", views.SandboxDeferView.as_view(), name="sandbox-defer"),
+    path("evals/cases", evals.EvalCasesView.as_view(), name="eval-cases"),
+    path("evals/cases/from-run", evals.EvalCaseFromRunView.as_view(), name="eval-case-from-run"),
+    path("evals/cases/<str:case_id>", evals.EvalCaseView.as_view(), name="eval-case"),
+    path("evals/runs", evals.EvalRunsView.as_view(), name="eval-runs"),
+    path("evals/runs/<str:eval_run_id>", evals.EvalRunView.as_view(), name="eval-run"),
 ]

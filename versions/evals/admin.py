@@ -1,0 +1,220 @@
+"""Eval cases and eval runs in the instance admin (issue 22): the cases' form shows each
+expectation as a field; an eval run's page shows its progress, pass rate and every case's result
+with the failing expectation. Writes go through versions.evals.services."""
+
+from __future__ import annotations
+
+import threading
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from spokestack.accounts import policy
+from spokestack.admin_site import InstanceModelAdmin, ReadOnlyAdmin, instance_admin
+from spokestack.errors import DomainError
+from tuning.models import Client, agent_label
+
+from ..models import EvalCase, EvalRun
+from . import selectors, services
+from .checks import LIST_KINDS
+
+LIST_HELP = {"tools_required": "Tools the run must call, one per line.",
+             "tools_forbidden": "Tools the run must not call, one per line.",
+             "phrases_required": "Phrases the output must contain (case-insensitive), one per line.",
+             "phrases_forbidden": "Phrases the output must not contain (case-insensitive), one per line."}
+_viewer = threading.local()  # who is looking at an eval run page: its results table is scoped to them
+
+
+class EvalCaseForm(forms.ModelForm):
+    agent_type = forms.ChoiceField(choices=())
+    client = forms.ModelChoiceField(queryset=Client.objects.none(), required=False, empty_label="No client")
+    tools_required = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    tools_forbidden = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    phrases_required = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    phrases_forbidden = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    brand_rules_pass = forms.BooleanField(required=False, help_text="The client's rules pass the brand check.")
+    min_chars = forms.IntegerField(required=False, min_value=0)
+    max_chars = forms.IntegerField(required=False, min_value=0)
+    artifact_schema = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+                                      help_text="JSON Schema (Draft 2020-12) of the JSON artifact the run saves.")
+    rubric = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Graded by the model when one is configured; skipped offline.")
+
+    class Meta:
+        model = EvalCase
+        fields = ["agent_type", "title", "task", "client", "reference", "enabled"]
+
+    def __init__(self, *args, actor=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from tuning.admin import _agent_type_choices
+
+        self.actor = actor
+        self.fields["agent_type"].choices = _agent_type_choices("—")[1:]
+        self.fields["client"].queryset = policy.clients_for(actor, "eval.manage").order_by("name")
+        for kind in LIST_KINDS:
+            self.fields[kind].help_text = LIST_HELP[kind]
+        expectations = self.instance.expectations or {}
+        for kind in LIST_KINDS:
+            self.initial[kind] = "\n".join(expectations.get(kind, []))
+        for kind in ("brand_rules_pass", "min_chars", "max_chars", "artifact_schema", "rubric"):
+            if kind in expectations:
+                self.initial[kind] = expectations[kind]
+
+    def changes(self) -> dict:
+        data = self.cleaned_data
+        expectations = {kind: [line.strip() for line in (data.get(kind) or "").splitlines() if line.strip()]
+                        for kind in LIST_KINDS}
+        expectations.update(brand_rules_pass=bool(data.get("brand_rules_pass")), min_chars=data.get("min_chars"),
+                            max_chars=data.get("max_chars"), artifact_schema=data.get("artifact_schema") or None,
+                            rubric=data.get("rubric") or None)
+        client = data.get("client")
+        return {"agent_type": data.get("agent_type"), "title": data.get("title") or "", "task": data.get("task"),
+                "client_id": client.pk if client else None, "reference": data.get("reference") or "",
+                "enabled": bool(data.get("enabled")), "expectations": expectations}
+
+    def _post_clean(self) -> None:  # the service validates (same messages as the API)
+        if self.errors:
+            return
+        from .checks import clean_expectations
+
+        try:
+            clean_expectations({k: v for k, v in self.changes()["expectations"].items() if v not in (None, [], False)})
+        except DomainError as exc:
+            field = next(iter(exc.details or {}), "").removeprefix("expectations.")
+            self.add_error(field if field in self.fields else None, exc.message)
+
+
+@admin.register(EvalCase, site=instance_admin)
+class EvalCaseAdmin(InstanceModelAdmin):
+    view_action = "eval.view"
+    add_action = change_action = delete_action = "eval.manage"
+    form = EvalCaseForm
+    list_display = ["__str__", "agent", "client", "expectation_list", "enabled", "updated_at"]
+    list_filter = ["agent_type", "client", "enabled"]
+    list_select_related = ["client"]
+    search_fields = ["title", "task"]
+    actions = ["run_eval_set"]
+    fieldsets = [
+        (None, {"fields": ["agent_type", "title", "task", "client", "enabled"]}),
+        ("Expectations", {"fields": ["tools_required", "tools_forbidden", "brand_rules_pass", "phrases_required",
+                                     "phrases_forbidden", "min_chars", "max_chars", "artifact_schema", "rubric"]}),
+        ("Reference", {"fields": ["reference"]}),
+    ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["fields"] = ["agent_type", "title", "task", "client", "reference", "enabled"]
+        form = super().get_form(request, obj, change, **kwargs)
+
+        class WithActor(form):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, actor=request.user, **kw)
+
+        return WithActor
+
+    def get_queryset(self, request):
+        return selectors.eval_cases(actor=request.user)
+
+    def get_actions(self, request):
+        found = super().get_actions(request)
+        if not self.allows(request, "eval.run"):
+            found.pop("run_eval_set", None)
+        return found
+
+    @admin.display(description="Agent", ordering="agent_type")
+    def agent(self, case):
+        return agent_label(case.agent_type)
+
+    @admin.display(description="Expectations")
+    def expectation_list(self, case):
+        return ", ".join(k.replace("_", " ") for k in case.expectations) or "—"
+
+    def save_model(self, request, obj, form, change):
+        data = form.changes()
+        if change:
+            saved = services.eval_case_update(actor=request.user, case_id=obj.pk, changes=data)
+        else:
+            saved = services.eval_case_create(actor=request.user, data=data)
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.eval_case_delete(actor=request.user, case_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for case in queryset:
+            services.eval_case_delete(actor=request.user, case_id=case.pk)
+
+    @admin.action(description="Run the eval set (of the selected cases' agent types)")
+    def run_eval_set(self, request, queryset):
+        self.require(request, "eval.run")
+        for agent_type in sorted(set(queryset.values_list("agent_type", flat=True))):
+            try:
+                eval_run = services.eval_run_start(actor=request.user, agent_type=agent_type)
+            except DomainError as exc:
+                self.message_user(request, f"{agent_label(agent_type)}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{agent_label(agent_type)}: eval run of {eval_run.cases_total} case(s) "
+                                           f"on {eval_run.version} started.", messages.SUCCESS)
+
+
+@admin.register(EvalRun, site=instance_admin)
+class EvalRunAdmin(ReadOnlyAdmin):
+    view_action = "eval.view"
+    list_display = ["__str__", "agent", "version", "status", "progress", "pass_rate_shown", "cost_usd", "created_at"]
+    list_filter = ["agent_type", "status"]
+    fields = ["agent_type", "version", "tuning_overlay", "status", "progress", "pass_rate_shown", "cost_usd",
+              "change", "started_at", "finished_at", "results_table"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return selectors.eval_runs(actor=request.user)
+
+    def get_fields(self, request, obj=None):
+        if policy.acts_on_every_client(request.user, "eval.view"):
+            return self.fields
+        return [f for f in self.fields if f not in ("pass_rate_shown", "cost_usd", "change")]
+
+    @admin.display(description="Agent", ordering="agent_type")
+    def agent(self, eval_run):
+        return agent_label(eval_run.agent_type)
+
+    @admin.display(description="Progress")
+    def progress(self, eval_run):
+        return f"{eval_run.cases_done}/{eval_run.cases_total}"
+
+    @admin.display(description="Pass rate")
+    def pass_rate_shown(self, eval_run):
+        return "—" if eval_run.pass_rate is None else f"{eval_run.cases_passed}/{eval_run.cases_done} " \
+                                                      f"({eval_run.pass_rate:.0%})"
+
+    @admin.display(description="Change against the previous run")
+    def change(self, eval_run):
+        summary = eval_run.summary or {}
+        if not summary.get("previous"):
+            return "—"
+        return (f"previous {summary['previous']['passed']}/{summary['previous']['total']}; newly failing: "
+                f"{', '.join(map(str, summary['newly_failing'])) or 'none'}; newly passing: "
+                f"{', '.join(map(str, summary['newly_passing'])) or 'none'}")
+
+    @admin.display(description="Results")
+    def results_table(self, eval_run):
+        viewer = getattr(_viewer, "user", None)
+        if viewer is None:  # outside a person's page view: show nobody's results
+            return "—"
+        rows = selectors.eval_results(actor=viewer, eval_run=eval_run)
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (r.case_title, r.get_status_display(),
+             "; ".join(f"{f['expectation']}: {f['message']}" for f in r.failures) or "—",
+             ", ".join(r.tools_used) or "—", r.output_excerpt[:200]) for r in rows))
+        return format_html('<table><thead><tr><th>Case</th><th>Result</th><th>Failing expectation</th>'
+                           "<th>Tools</th><th>Output</th></tr></thead><tbody>{}</tbody></table>", body)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        _viewer.user = request.user
+        try:
+            response = super().change_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render"):
+                response.render()  # while the viewer is known
+            return response
+        finally:
+            _viewer.user = None
