@@ -47,7 +47,8 @@ class SkillForm(forms.ModelForm):
         self.fields["agent_types"].choices = sorted(((t, agent_label(t)) for t in core_tool_names()),
                                                     key=lambda choice: choice[1])
         self.fields["handler"].choices = [("", "—"), *handler_choices()]
-        self.fields["approval_priority"].required = False  # left out: the skill keeps its own (normal at first)
+        if "approval_priority" in self.fields:  # left out: the skill keeps its own (normal at first)
+            self.fields["approval_priority"].required = False
 
     def changes(self) -> dict:
         data = {f: self.cleaned_data.get(f) for f in FORM_FIELDS if f in self.cleaned_data}
