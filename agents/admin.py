@@ -236,6 +236,9 @@ class AgentRunAdmin(ReadOnlyAdmin):
         return {"approvals": approvals,
                 "may_open_request": policy.allows(request.user, "approval.view", run.client_id),
                 "may_cancel": not run.is_finished and policy.allows(request.user, "run.cancel", run.client_id),
+                # versions/evals: a succeeded top-level run's output can become an eval case
+                "may_make_eval_case": run.status == RunStatus.SUCCEEDED and not run.parent_id and bool(run.output)
+                and policy.allows(request.user, "eval.manage", run.client_id),
                 "feedback_given": feedback_visible_to(actor=request.user).filter(run=run, current=True)
                 .order_by("-created_at")}
 

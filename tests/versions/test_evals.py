@@ -361,3 +361,28 @@ def test_case_changes_are_audited_and_roll_back(bloom):
     services.eval_case_delete(actor=None, case_id=made.pk)
     tuning_rollback(actor=None, change=TuningChange.objects.get(entity=Entity.EVAL_CASE, action="delete"))
     assert EvalCase.objects.get(task="A caption.").expectations == {"phrases_forbidden": ["oud"]}
+
+
+def test_the_run_page_makes_an_eval_case_in_one_click_for_whom_may(bloom, scripted, make_user, assigned):
+    from django.test import Client as HttpClient
+
+    from ..conftest import HOST_A
+
+    m = marker()
+    scripted.script(m, [text_turn("Glow gently, Desert Bloom.")])
+    run = run_create(actor=None, agent_type="copy", task=f"{m}: a caption.", client_id=bloom.pk, sandbox=True).run
+    assert execute_run(run_id=str(run.pk), worker="evals-test") == "succeeded"
+    admin = HttpClient(HTTP_HOST=HOST_A)
+    admin.force_login(make_user("instance_admin"))
+    page = admin.get(f"/admin/agents/agentrun/{run.pk}/change/").content.decode()
+    assert "Make an eval case" in page
+    made = admin.post(f"/admin/versions/evalcase/from-run/{run.pk}/", follow=True)
+    case = EvalCase.objects.get(source_run=run)
+    assert made.redirect_chain[-1][0] == f"/admin/versions/evalcase/{case.pk}/change/"
+    assert "Eval case made from this run" in made.content.decode()
+    assert case.reference == "Glow gently, Desert Bloom." and case.client == bloom
+    contact = HttpClient(HTTP_HOST=HOST_A)  # a client contact may see the run, not make cases
+    contact.force_login(assigned("client_contact", bloom))
+    assert "Make an eval case" not in contact.get(f"/admin/agents/agentrun/{run.pk}/change/").content.decode()
+    assert contact.post(f"/admin/versions/evalcase/from-run/{run.pk}/").status_code == 403
+    assert EvalCase.objects.filter(source_run=run).count() == 1

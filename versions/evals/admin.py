@@ -8,6 +8,8 @@ import threading
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from spokestack.accounts import policy
@@ -95,6 +97,25 @@ class EvalCaseAdmin(InstanceModelAdmin):
     list_select_related = ["client"]
     search_fields = ["title", "task"]
     actions = ["run_eval_set"]
+    def get_urls(self):
+        return [path("from-run/<uuid:run_id>/", self.policy_view(self.from_run_view, "eval.manage"),
+                     name="versions_evalcase_from_run"), *super().get_urls()]
+
+    def from_run_view(self, request, run_id):
+        """The run page's "Make an eval case": the case is made (its output the reference, expectations
+        proposed) and opened for editing; a refusal goes back to the run with its reason."""
+        run_page = reverse("instance_admin:agents_agentrun_change", args=[run_id])
+        if request.method != "POST":
+            return HttpResponseRedirect(run_page)
+        try:
+            case = services.eval_case_from_run(actor=request.user, run_id=run_id)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(run_page)
+        messages.success(request, "Eval case made from this run: its output is the reference and the expectations "
+                                  "below were proposed from it; adjust them and save.")
+        return HttpResponseRedirect(reverse("instance_admin:versions_evalcase_change", args=[case.pk]))
+
     fieldsets = [
         (None, {"fields": ["agent_type", "title", "task", "client", "enabled"]}),
         ("Expectations", {"fields": ["tools_required", "tools_forbidden", "brand_rules_pass", "phrases_required",
