@@ -65,6 +65,7 @@ def seed_demo(*, erp_url: str = "") -> list[str]:
             created += _demo_tuning(demo)
             created += seed_demo_documents(demo)
             created += seed_demo_studio_agent(demo)
+            created += seed_demo_evals(demo)
         if erp_url:
             instance = Instance.objects.get(schema_name=demo.schema)
             instance_set_erp(instance=instance, base_url=erp_url, api_key=DEMO_API_KEYS[DEMO_ERP_AGENCY[demo.schema]])
@@ -174,7 +175,48 @@ def seed_demo_versions(demo, *, erp_url: str, api_key: str) -> list[str]:
     if note is not None:
         created.append(f"{DEMO_VERSIONS_AGENT} {DEMO_VERSIONS_TO} update ({note.recommendation}) waiting for "
                        f"review in {demo.name}")
+        created += _demo_update_evals()
     return created
+
+
+def seed_demo_evals(demo) -> list[str]:
+    """A small eval set per agency from its demo runs' tasks (DEMO_EVAL_CASES), once: the demo run's
+    task for the agency's first client and its catalogue runs' tasks, with expectations the agency
+    would hold them to."""
+    from tuning.models import Client
+    from versions.evals.services import eval_case_create
+    from versions.models import EvalCase
+
+    from .demo_data import DEMO_EVAL_CASES
+
+    if EvalCase.objects.exists():
+        return []
+    client = Client.objects.get(name=demo.clients[0][0])
+    cases = [(demo.demo_agent, demo.demo_task, DEMO_EVAL_CASES.get(demo.schema, {}))]
+    cases += [(agent_type, task, {}) for agent_type, task in DEMO_CATALOGUE_RUNS.get(demo.schema, ())]
+    for agent_type, task, extra in cases:
+        expectations = {"min_chars": 200, "brand_rules_pass": True, **extra.get("expectations", {})}
+        eval_case_create(actor=None, data={"agent_type": agent_type, "task": task, "client_id": client.pk,
+                                           "title": extra.get("title") or task.split(",")[0][:120],
+                                           "expectations": expectations})
+    return [f"{len(cases)} eval cases of {demo.name}"]
+
+
+def _demo_update_evals() -> list[str]:
+    """The eval set of the seeded update's agent on both versions (queued: the worker runs them once
+    `make run` starts it), so the update's page shows them side by side."""
+    from versions.evals.services import eval_run_queue
+    from versions.models import EvalCase
+
+    from .demo_data import DEMO_VERSIONS_AGENT, DEMO_VERSIONS_FROM, DEMO_VERSIONS_TO
+
+    case_ids = list(EvalCase.objects.filter(agent_type=DEMO_VERSIONS_AGENT, enabled=True).order_by("pk")
+                    .values_list("pk", flat=True))
+    if not case_ids:
+        return []
+    for version in (DEMO_VERSIONS_FROM, DEMO_VERSIONS_TO):
+        eval_run_queue(agent_type=DEMO_VERSIONS_AGENT, version=version, case_ids=case_ids)
+    return [f"eval runs of {DEMO_VERSIONS_AGENT} {DEMO_VERSIONS_FROM} and {DEMO_VERSIONS_TO}"]
 
 
 def seed_demo_documents(demo) -> list[str]:

@@ -324,3 +324,18 @@ DEMO_STUDIO_AGENTS = {
         "limits": {"max_iterations": 6},
     }, "Explain what a $20,000 search budget for Hudson Cloud's Q2 would buy, in plain words."),
 }
+
+# The eval set each agency keeps (issue #22), from its demo runs: the demo run's task for its first
+# client (here: its title and extra expectations), and each catalogue run's task; every case asks for
+# at least 200 characters that pass the client's brand rules. Gamma, the performance agency reviewing
+# media buying 2.4.0, plans with its own audiences: a plan must bid and be saved, and must not size an
+# audience expansion. 2.4.0 (optimised for reach) expands audiences on that task, so the seeded
+# update's eval set shows 2.3.1 passing every case and 2.4.0 one fewer, and `staged` refuses it.
+DEMO_EVAL_CASES = {
+    "alpha": {"title": "Ramadan glow captions, checked and saved",
+              "expectations": {"phrases_forbidden": ["% off", "hurry"]}},
+    "beta": {"title": "Autumn outerwear brief"},
+    "gamma": {"title": "Q1 lead-generation plan on our own audiences",
+              "expectations": {"tools_required": ["recommend_bid_strategy", "save_plan"],
+                               "tools_forbidden": ["audience_expansion"]}},
+}

@@ -23,11 +23,12 @@ from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path, reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import format_lazy
 from django.utils.timezone import localtime
 from guardian.shortcuts import get_users_with_perms
 
@@ -181,6 +182,9 @@ DIAL_HELP = {
 }
 
 
+REQUIRE_EVAL = "require_eval_for_tuning"  # versions.evals.gating.REQUIRE_EVAL; saved by require_eval_set
+
+
 class InstanceTuningForm(forms.ModelForm):
     class Meta:
         model = InstanceTuning
@@ -205,6 +209,13 @@ class InstanceTuningForm(forms.ModelForm):
             field.help_text = ("Facts an agent proposes with the remember tool are accepted at once and told to the "
                                "client's next runs, instead of waiting in the memory queue for an account manager. "
                                "People can still edit, reject or delete them there. Audited; undo it from History.")
+
+        if REQUIRE_EVAL in self.fields:
+            field = self.fields[REQUIRE_EVAL]
+            field.label = "Require a what-if eval before a rule or avoided term is saved"
+            field.help_text = ("A client rule or an avoided term for an agent that has eval cases is saved only after "
+                               "a what-if eval of that change has finished (in the last day). Other tuning fields "
+                               "are not affected. Audited; undo it from History.")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -285,7 +296,12 @@ class InstanceTuningAdmin(DialsReadOnly, AuditedChangeAdmin, InstanceModelAdmin)
     change_action = "instance_tuning.edit"
     formfield_overrides = COMPACT_JSON
     form = InstanceTuningForm
-    fieldsets = [*FIELDSETS_TIER2, ("Memory (tier 3)", {"fields": [services.AUTO_ACCEPT]})]
+    fieldsets = [*FIELDSETS_TIER2, ("Memory (tier 3)", {"fields": [services.AUTO_ACCEPT]}),
+                 ("Evals", {"fields": [REQUIRE_EVAL],
+                            "description": format_lazy(
+                                'A what-if eval runs the agent\'s eval cases with a proposed rule or avoided term '
+                                'applied, without saving it: <a href="{}" id="what-if-link">try a change first</a>.',
+                                reverse_lazy("instance_admin:versions_evalrun_what_if"))})]
     inlines = [PerAgentTuningInline]
     list_select_related = ["parent"]
 
@@ -312,6 +328,11 @@ class InstanceTuningAdmin(DialsReadOnly, AuditedChangeAdmin, InstanceModelAdmin)
         if services.AUTO_ACCEPT in form.changed_data:
             self._run(request, lambda: services.memory_auto_accept_set(
                 actor=request.user, enabled=bool(form.cleaned_data[services.AUTO_ACCEPT]), **self.why(form)))
+        if REQUIRE_EVAL in form.changed_data:
+            from versions.evals.services import require_eval_set
+
+            self._run(request, lambda: require_eval_set(
+                actor=request.user, enabled=bool(form.cleaned_data[REQUIRE_EVAL]), **self.why(form)))
 
     def save_formset(self, request, form, formset, change) -> None:
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
@@ -660,6 +681,8 @@ class ClientAdmin(AuditedChangeAdmin, InstanceModelAdmin):
                 context["preview_url"] = reverse("instance_admin:tuning_client_preview") + f"?client={client.pk}"
             if self.allows(request, "audit.view", client):
                 context["history_url"] = reverse("instance_admin:tuning_client_history", args=[client.pk])
+            if self.allows(request, "eval.run", client):
+                context["what_if_url"] = reverse("instance_admin:versions_evalrun_what_if") + f"?client={client.pk}"
         return super().change_view(request, object_id, form_url, context)
 
     def history_view(self, request, object_id, extra_context=None):

@@ -156,6 +156,12 @@ class InstanceTuning(models.Model):
                   "account manager. Read from the instance-wide row only; changed with tuning.services."
                   "memory_auto_accept_set (audited).",
     )
+    require_eval_for_tuning = models.BooleanField(
+        default=False,
+        help_text="A rule or avoided term for an agent that has eval cases is saved only after a what-if eval of "
+                  "that change finished (run from the tuning form, or POST /api/v1/evals/runs with tuning_overlay). "
+                  "Read from the instance-wide row only; changed with tuning.services.require_eval_set (audited).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

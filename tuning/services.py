@@ -263,6 +263,9 @@ def instance_tuning_update(*, actor: AbstractUser | None, changes: dict[str, Any
     changed = [field for field, value in cleaned.items() if getattr(row, field) != value]
     if not changed:
         return row
+    if "terminology_avoid" in changed and _rollback_of is None and actor is not None:
+        added = [t for t in cleaned["terminology_avoid"] if t not in (row.terminology_avoid or [])]
+        _what_if_first(client_id=None, agent_type=agent_type, rules=[{"kind": "avoid_term", "text": t} for t in added])
     olds = {field: getattr(row, field) for field in changed}
     for field in changed:
         setattr(row, field, cleaned[field])
@@ -274,6 +277,14 @@ def instance_tuning_update(*, actor: AbstractUser | None, changes: dict[str, Any
                      action=Action.UPDATE, field=field, old=olds[field], new=cleaned[field], agent_type=agent_type,
                      reason=reason, ticket=ticket, affected_clients=affected, rollback_of=_rollback_of)
     return row
+
+
+def _what_if_first(*, client_id: int | None, agent_type: str, rules: list[dict[str, str]]) -> None:
+    """409 when the instance requires a what-if eval of this change and none has finished
+    (versions.evals.gating; a rollback and the system are not asked)."""
+    from versions.evals.gating import what_if_required
+
+    what_if_required(client_id=client_id, agent_type=agent_type, rules=rules)
 
 
 # --- tier 3 -----------------------------------------------------------------------------
@@ -433,6 +444,9 @@ def client_rule_add(*, actor: AbstractUser | None, client: Client, kind: str, te
 def _rule_create(*, actor: AbstractUser | None, client: Client, fields: dict[str, Any], reason: str, ticket: str,
                  pk: int | None = None, created_by_id: int | None = None,
                  rollback_of: TuningChange | None = None) -> ContentRule:
+    if rollback_of is None and actor is not None and fields.get("active", True):
+        _what_if_first(client_id=client.pk, agent_type=fields.get("agent_type") or "",
+                       rules=[{"kind": fields["kind"], "text": fields["text"]}])
     rule = ContentRule(pk=pk, client=client, created_by_id=created_by_id if pk else (actor.pk if actor else None),
                        **fields)
     _full_clean(rule, exclude=["client", "created_by"])
@@ -459,6 +473,9 @@ def client_rule_update(*, actor: AbstractUser | None, rule: ContentRule, changes
     changed = [f for f in changes if getattr(rule, f) != cleaned[f]]
     if not changed:
         return rule
+    if _rollback_of is None and actor is not None and cleaned["active"]:
+        _what_if_first(client_id=rule.client_id, agent_type=cleaned["agent_type"],
+                       rules=[{"kind": cleaned["kind"], "text": cleaned["text"]}])
     olds = {f: getattr(rule, f) for f in changed}
     for f in changed:
         setattr(rule, f, cleaned[f])

@@ -48,6 +48,13 @@ def readable(value) -> str:
     return str(value).replace("_", " ")
 
 
+def with_sides(evals: dict | None) -> dict | None:
+    """An eval comparison with each case's two results as a list, for the side-by-side table."""
+    if evals:
+        evals = {**evals, "cases": [{**row, "sides": [row["current"], row["test"]]} for row in evals["cases"]]}
+    return evals
+
+
 def agent_title(agent_type: str) -> str:
     spec = get_spec(agent_type)
     return spec.title if spec else agent_type.replace("_", " ").capitalize()
@@ -234,8 +241,14 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
         tested = selectors.tested_in_sandbox(agent_type=notification.agent_type, version=notification.version)
         session = SandboxSession.objects.filter(agent_type=notification.agent_type, test_version=notification.version,
                                                 status=SandboxSession.Status.ACTIVE).first()
+        from .evals.gating import eval_comparison
+
+        evals = with_sides(eval_comparison(agent_type=notification.agent_type, test_version=notification.version,
+                                           current_version=config.current_version if config else
+                                           notification.from_version))
         context = {**self.admin_site.each_context(request), "opts": self.opts, "n": notification,
                    "content_html": markdown_html(notification.content), "staged": staged, "tested": tested,
+                   "evals": evals, "eval_hint": "Testing it in a sandbox runs the eval set on both versions.",
                    "session": session, "can_configure": self.allows(request, "version.configure"),
                    "title": f"{agent_title(notification.agent_type)} {notification.version}: update details"}
         return TemplateResponse(request, "admin/versions/update.html", context)
@@ -305,8 +318,11 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
         for t in data["tests"]:
             t["difference_rows"] = [(k.replace("_", " ").capitalize(), readable(d["current"]), readable(d["test"]))
                                     for k, d in t["differences"].items()]
-        return {"session": data, "title_agent": agent_title(session.agent_type),
-                "live": session.status == SandboxSession.Status.ACTIVE or not all(t["finished"] for t in data["tests"])}
+        evals_running = bool(data["evals"]) and data["evals"]["state"] == "running"
+        return {"session": data, "title_agent": agent_title(session.agent_type), "evals": with_sides(data["evals"]),
+                "evals_running": evals_running,
+                "live": session.status == SandboxSession.Status.ACTIVE or evals_running
+                or not all(t["finished"] for t in data["tests"])}
 
     def sandbox_view(self, request, session_id):
         session = self._session(session_id)
@@ -321,6 +337,15 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
         if decision in SANDBOX_DECISIONS:  # a decision is taken on its confirmation page, with a reason
             self.require(request, "sandbox.decide")
             return redirect(reverse("instance_admin:versions_sandbox_decide", args=[session.pk, decision]))
+        if request.method == "POST" and "run_evals" in request.POST:
+            try:
+                services.sandbox_evals_run(actor=request.user, session_id=session.pk)
+            except DomainError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"The eval set is running on {session.current_version} and "
+                                          f"{session.test_version}; the results appear below side by side.")
+            return redirect(reverse("instance_admin:versions_sandbox", args=[session.pk]))
         if request.method == "POST":
             self.require(request, "sandbox.run")
             if form.is_valid():
@@ -358,7 +383,7 @@ class AgentVersionsAdmin(ReadOnlyAdmin):
         context = self._sandbox_tests_context(request, session)
         data = context["session"]
         return JsonResponse({"status": session.status, "summary": data["summary"], "time_left": data["time_left"],
-                             "finished": all(t["finished"] for t in data["tests"]),
+                             "finished": all(t["finished"] for t in data["tests"]) and not context["evals_running"],
                              "tests": [{"id": t["id"], "verdict": t["verdict"]} for t in data["tests"]],
                              "html": render_to_string("admin/versions/_sandbox_tests.html", context, request)})
 

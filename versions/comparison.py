@@ -144,4 +144,8 @@ def session_dict(session, with_tests: bool = True) -> dict[str, Any]:
             "passed": sum(t["verdict"] in ("same", "differ", "current_failed") for t in out["tests"]),
             "failed": sum(t["verdict"] in ("test_failed", "both_failed") for t in out["tests"]),
         }
+        from .evals.gating import eval_comparison
+
+        out["evals"] = eval_comparison(agent_type=session.agent_type, current_version=session.current_version,
+                                       test_version=session.test_version)
     return out

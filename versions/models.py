@@ -237,8 +237,13 @@ class EvalRun(models.Model):
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", editable=False)
+    sandbox_session = models.ForeignKey(SandboxSession, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="eval_runs", editable=False,
+                                        help_text="The sandbox session that started it (one per version).")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    advanced_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                       help_text="The last pass of its task; the sweep re-queues a run left behind.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

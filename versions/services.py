@@ -507,7 +507,8 @@ def notification_review(*, actor: AbstractUser | None, notification_id: int, act
                      "status": notification.status},
                 new={"notification_id": notification.pk, "version": notification.version, "status": status})
         if action == "approve":
-            if config.policy == UpdatePolicy.STAGED and not _finished_sandbox_tests(
+            if config.policy == UpdatePolicy.STAGED and not _staged_evals_pass(
+                    config=config, version=notification.version) and not _finished_sandbox_tests(
                     agent_type=notification.agent_type, version=notification.version).exists():
                 raise Conflict(f"Policy staged: before you approve {notification.version}, open a sandbox and run "
                                f"at least one test until both versions finish; then approve it here or promote it "
@@ -542,6 +543,14 @@ def _finished_sandbox_tests(*, agent_type: str, version: str):
                                       current_run__status__in=FINISHED_RUN, test_run__status__in=FINISHED_RUN)
 
 
+def _staged_evals_pass(*, config: AgentVersionConfig, version: str) -> bool:
+    """Under a staged policy the eval set decides first (409 while the candidate passes fewer cases,
+    naming them); a finished comparison counts as the sandbox test approval needs."""
+    from .evals.gating import staged_gate
+
+    return staged_gate(agent_type=config.agent_type, current_version=config.current_version, test_version=version)
+
+
 def _sandbox_open(*, actor, config: AgentVersionConfig, test_version: str, reason: str = "") -> SandboxSession:
     if test_version == config.current_version:
         raise InvalidInput(f"test_version: {config.agent_type} already runs {test_version}; pick another version.")
@@ -553,6 +562,9 @@ def _sandbox_open(*, actor, config: AgentVersionConfig, test_version: str, reaso
     before = _config_state(config)
     config.sandbox_version = test_version
     _config_save(config=config, before=before, actor=actor, reason=reason or f"Sandbox session {session.pk} opened.")
+    from .evals.gating import sandbox_evals_start
+
+    sandbox_evals_start(session, actor)  # the eval set on both versions, side by side on the session's page
     return session
 
 
@@ -627,6 +639,23 @@ def sandbox_test_add(*, actor: AbstractUser | None, session_id: Any, task: Any, 
                                       current_run=runs["current"], test_run=runs["test"])
 
 
+@transaction.atomic
+def sandbox_evals_run(*, actor: AbstractUser | None, session_id: Any) -> list:
+    """Run the eval set on both versions of an active session again (cases added or changed since
+    it opened). 409 when the agent type has no enabled cases."""
+    from .evals.gating import sandbox_evals_start
+
+    policy.require(actor, "sandbox.run")
+    policy.require(actor, "eval.run")
+    session = _session_for_change(session_id)
+    started = sandbox_evals_start(session, actor)
+    if not started:
+        raise Conflict(f"{session.agent_type} has no enabled eval cases in this instance; add some first "
+                       "(make one from a run's page, or POST /api/v1/evals/cases).",
+                       details={"agent_type": session.agent_type})
+    return started
+
+
 def _text(value: Any, field: str) -> str:
     if value is None:
         return ""
@@ -675,6 +704,8 @@ def sandbox_promote(*, actor: AbstractUser | None, session_id: Any, reason: Any 
     session = _sandbox_decide(session_id=session_id, status=SandboxSession.Status.PROMOTED, actor=actor,
                               reason=reason, notes=notes)
     config = AgentVersionConfig.objects.select_for_update().get(agent_type=session.agent_type)
+    if config.policy == UpdatePolicy.STAGED:
+        _staged_evals_pass(config=config, version=session.test_version)
     why = session.decision_reason or f"Promoted after {session.tests.count()} sandbox test(s)."
     with audit.group():
         _sandbox_decision(actor=actor, config=config, session=session, reason=session.decision_reason)

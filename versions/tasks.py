@@ -47,3 +47,16 @@ def eval_run_advance(*, eval_run_id: str) -> None:
     wait = advance(eval_run_id=eval_run_id)
     if wait is not None:
         eval_run_advance.apply_async(kwargs={"eval_run_id": eval_run_id}, countdown=wait)
+
+
+@app.task(name="versions.eval_runs_sweep", ignore_result=True, soft_time_limit=120, time_limit=180, public=True)
+def eval_runs_sweep() -> int:
+    """Queue a pass of every eval run whose task was lost, in every instance (beat, every minute)."""
+    from spokestack.tenancy.selectors import in_each_instance
+
+    from .evals.services import eval_runs_sweep as sweep
+
+    queued = in_each_instance(lambda schema: sweep(), what="eval run sweep")
+    if queued:
+        logger.info("re-queued %d eval run(s) left behind", queued)
+    return queued

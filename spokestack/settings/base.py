@@ -446,6 +446,14 @@ CELERY_BEAT_SCHEDULE["webhook-sweep"] = {"task": "webhooks.sweep",
 CELERY_BEAT_SCHEDULE["expire-sandboxes"] = {"task": "versions.expire_sandboxes",
                                             "schedule": float(env("SANDBOX_EXPIRY_INTERVAL_S", "600"))}
 
+# Evals: a case whose run has not ended within this time fails saying so (an approval nobody gives);
+# an unfinished eval run whose task was lost is queued again by the sweep once its last pass is this old.
+EVAL_CASE_TIMEOUT_S = int(env("EVAL_CASE_TIMEOUT_S", "900"))
+EVAL_SWEEP_STALE_S = int(env("EVAL_SWEEP_STALE_S", "30"))
+CELERY_BEAT_SCHEDULE["eval-runs-sweep"] = {"task": "versions.eval_runs_sweep",
+                                           "schedule": float(env("EVAL_SWEEP_INTERVAL_S", "60")),
+                                           "options": {"queue": "maintenance"}}
+
 # --- memory (tier 3) ------------------------------------------------------------------------
 # Memories past their expiry are left out of prompts at once; this marks them expired (audited).
 CELERY_BEAT_SCHEDULE["expire-memories"] = {"task": "tuning.expire_memories",

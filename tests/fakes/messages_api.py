@@ -116,6 +116,7 @@ class FakeMessagesApi:
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[dict]] = defaultdict(deque)
         self._positional: dict[str, list[dict]] = {}
+        self._positional_system: dict[tuple[str, str], list[dict]] = {}
         self._served: dict[str, int] = defaultdict(int)
         self._requests: list[dict] = []
         self._raw: list[bytes] = []
@@ -130,16 +131,24 @@ class FakeMessagesApi:
 
     # --- scripting and inspection ---------------------------------------------------------
 
-    def script(self, marker: str, turns: list[dict], *, by_position: bool = False) -> FakeMessagesApi:
+    def script(self, marker: str, turns: list[dict], *, by_position: bool = False,
+               system_contains: str | None = None) -> FakeMessagesApi:
         """Queue `turns` for requests whose messages contain `marker` (appended to any queued).
 
         With `by_position`, nothing is consumed: a request gets the turn at its conversation's
         position (how many assistant turns it already holds), as a model answers the same
-        conversation the same way. A run interrupted mid-turn and resumed is asked that turn again."""
+        conversation the same way. A run interrupted mid-turn and resumed is asked that turn again.
+        With `system_contains` (positional only) the turns answer only requests whose system prompt
+        also contains that text, before any other script: a model that behaves differently under
+        another version's prompt."""
         if not marker:
             raise ValueError("a marker must be a non-empty string")
+        if system_contains is not None and not by_position:
+            raise ValueError("system_contains scripts are positional")
         with self._lock:
-            if by_position:
+            if system_contains is not None:
+                self._positional_system[(marker, system_contains)] = [dict(turn) for turn in turns]
+            elif by_position:
                 self._positional[marker] = [dict(turn) for turn in turns]
             else:
                 self._scripts[marker].extend(dict(turn) for turn in turns)
@@ -181,6 +190,7 @@ class FakeMessagesApi:
     def clear(self) -> None:
         with self._lock:
             self._scripts.clear()
+            self._positional_system.clear()
             self._requests.clear()
             self._raw.clear()
             self._headers.clear()
@@ -228,6 +238,13 @@ class FakeMessagesApi:
             if self.record:
                 self._requests.append(body)
                 self._raw.append(raw)
+            if self._positional_system:
+                system = json.dumps(body.get("system", ""), ensure_ascii=False)
+                for (marker, needle), turns in self._positional_system.items():
+                    if marker in text and needle in system:
+                        position = sum(m.get("role") == "assistant" for m in body.get("messages", []))
+                        self._served[marker] += 1
+                        return marker, turns[min(position, len(turns) - 1)], position
             for marker, turns in self._positional.items():
                 if marker in text:
                     position = sum(m.get("role") == "assistant" for m in body.get("messages", []))

@@ -92,3 +92,19 @@ def test_seed_demo_creates_the_guides_agencies_once(seeded):
     shown = {agent_type for _host, agent_type in expected}
     assert {"commercial", "content", "proposal", "publisher", "resource", "brief"} <= shown
     assert all(c["token"].startswith("ss_") and c["task"] for c in credentials)
+
+
+def test_each_agency_has_an_eval_set_and_the_seeded_update_is_evaluated_on_both_versions(seeded):
+    from spokestack.demo_data import DEMO_CATALOGUE_RUNS, DEMO_VERSIONS_SCHEMA
+    from versions.models import EvalCase, EvalRun
+
+    assert len([line for line in seeded if " eval cases of " in line]) == 3
+    for demo in DEMO_INSTANCES:
+        with schema_context(demo.schema):
+            tasks = set(EvalCase.objects.values_list("task", flat=True))
+            assert tasks == {demo.demo_task, *(task for _, task in DEMO_CATALOGUE_RUNS[demo.schema])}
+            assert all(c.client.name == demo.clients[0][0] and c.expectations["brand_rules_pass"]
+                       for c in EvalCase.objects.select_related("client"))
+            runs = sorted(EvalRun.objects.values_list("agent_type", "version", "cases_total"))
+            assert runs == ([("media_buying", "2.3.1", 1), ("media_buying", "2.4.0", 1)]
+                            if demo.schema == DEMO_VERSIONS_SCHEMA else []), runs

@@ -85,6 +85,7 @@ NOT_CONFIGURATION = {
                                             "release_notify_instance's (walked)",
     "versions.services.release_fanout_batch_run": "as release_fanout_run",
     "versions.services.sandbox_test_add": "creates sandbox runs (run creation)",
+    "versions.services.sandbox_evals_run": "starts eval runs of sandbox runs (run creation)",
     "versions.services.skill_submit_core": "a proposal to the platform team, in the public schema",
     "feedback.services.feedback_give": "feedback creation",
     "feedback.services.analysis_run": "an analysis: suggestions are proposals until applied (walked)",

@@ -386,3 +386,28 @@ def test_the_run_page_makes_an_eval_case_in_one_click_for_whom_may(bloom, script
     assert "Make an eval case" not in contact.get(f"/admin/agents/agentrun/{run.pk}/change/").content.decode()
     assert contact.post(f"/admin/versions/evalcase/from-run/{run.pk}/").status_code == 403
     assert EvalCase.objects.filter(source_run=run).count() == 1
+
+
+def test_a_case_stuck_past_the_timeout_fails_saying_so_and_a_lost_task_is_swept(bloom, scripted):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cases = five_cases(bloom)[:2]
+    EvalCase.objects.exclude(pk__in=[c.pk for c in cases]).update(enabled=False)
+    script_answers(scripted, cases, bad=set())
+    eval_run = services.eval_run_start(actor=None, agent_type="copy")
+    services.eval_run_advance(eval_run_id=str(eval_run.pk))
+    first, second = EvalResult.objects.filter(eval_run=eval_run).order_by("pk")
+    execute_run(run_id=str(first.run_id), worker="evals-test")  # the second never runs (an approval nobody gives)
+    # the task was lost after that pass: the sweep queues the run again once its last pass is stale
+    assert services.eval_runs_sweep() == 0
+    assert services.eval_runs_sweep(now=timezone.now() + timedelta(seconds=31)) == 1
+    AgentRun.objects.filter(pk=second.run_id).update(created_at=timezone.now() - timedelta(minutes=16))
+    assert services.eval_run_advance(eval_run_id=str(eval_run.pk)) is None
+    eval_run.refresh_from_db()
+    assert (eval_run.status, eval_run.cases_done, eval_run.cases_passed) == ("succeeded", 2, 1)
+    second.refresh_from_db()
+    assert second.failures == [{"expectation": "run", "message": "the run did not finish within 15 minutes (it is "
+                                                                 "queued)"}]
+    assert services.eval_runs_sweep(now=timezone.now() + timedelta(hours=1)) == 0  # finished: nothing to sweep

@@ -169,12 +169,16 @@ class InstanceTuningSerializer(serializers.ModelSerializer):
     memory_auto_accept = serializers.BooleanField(
         required=False, help_text="Instance-wide only: memories an agent proposes (the remember tool) are accepted at "
                                   "once instead of waiting for an account manager. Audited and reversible.")
+    require_eval_for_tuning = serializers.BooleanField(
+        required=False, help_text="Instance-wide only: a client rule or avoided term for an agent with eval cases is "
+                                  "saved only after a what-if eval of that change finished (409 otherwise, naming "
+                                  "the eval run to start). Audited and reversible.")
     reason = serializers.CharField(write_only=True, required=False, help_text="Why: kept in the audit log.")
     ticket = serializers.CharField(write_only=True, required=False, help_text="A ticket reference for the audit log.")
 
     class Meta:
         model = InstanceTuning
-        fields = ["agent_type", *INSTANCE_FIELDS, "memory_auto_accept", "behavior_params", "agency_brand_voice",
+        fields = ["agent_type", *INSTANCE_FIELDS, "memory_auto_accept", "require_eval_for_tuning", "behavior_params", "agency_brand_voice",
                   "agency_terminology", "updated_at", "reason", "ticket"]
         read_only_fields = ["agent_type", "updated_at"]
         extra_kwargs = {field: {"required": False} for field in INSTANCE_FIELDS}
@@ -183,13 +187,15 @@ class InstanceTuningSerializer(serializers.ModelSerializer):
 class AgentTuningSerializer(InstanceTuningSerializer):
     """One agent type's tier-2 row, with what applies after precedence and the platform's bounds."""
 
-    memory_auto_accept = None  # an instance-wide setting: not on an agent type's row
+    memory_auto_accept = None  # instance-wide settings: not on an agent type's row
+    require_eval_for_tuning = None
     effective = serializers.DictField(read_only=True, help_text="The values a run gets (tiers 1-2 merged).")
     platform = serializers.DictField(read_only=True, help_text="The platform's bounds: max_effort, "
                                      "max_tokens_limit, content_filters, confirmation_patterns.")
 
     class Meta(InstanceTuningSerializer.Meta):
-        fields = [*(f for f in InstanceTuningSerializer.Meta.fields if f != "memory_auto_accept"), "effective",
+        fields = [*(f for f in InstanceTuningSerializer.Meta.fields
+                    if f not in ("memory_auto_accept", "require_eval_for_tuning")), "effective",
                   "platform"]
 
 

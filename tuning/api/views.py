@@ -61,16 +61,18 @@ class TuningView(InstanceApiView):
 
 
 AUTO_ACCEPT = services.AUTO_ACCEPT  # instance-wide only; written by memory_auto_accept_set
+REQUIRE_EVAL = "require_eval_for_tuning"  # instance-wide only; written by versions.evals.services.require_eval_set
 
 
 def _instance_payload(row, agent_type: str) -> dict[str, Any]:
     if row is None:
         payload = {"agent_type": agent_type, **{f: EMPTY[k] for f, k in INSTANCE_FIELDS.items()},
-                   AUTO_ACCEPT: False, "updated_at": None}
+                   AUTO_ACCEPT: False, REQUIRE_EVAL: False, "updated_at": None}
     else:
         payload = dict(InstanceTuningSerializer(row).data)
     if agent_type:
         payload.pop(AUTO_ACCEPT, None)
+        payload.pop(REQUIRE_EVAL, None)
     return payload
 
 
@@ -86,10 +88,16 @@ class InstanceTuningView(TuningView):
     def put(self, request):
         changes, audit = self.split(self.body())
         auto_accept = changes.pop(AUTO_ACCEPT, None)
-        with transaction.atomic():  # the tuning fields and the auto-accept flag: both or neither
+        require_eval = changes.pop(REQUIRE_EVAL, None)
+        with transaction.atomic():  # the tuning fields and the instance-wide flags: all or none
             row = services.instance_tuning_update(actor=request.user, changes=changes, **audit)
             if auto_accept is not None:
                 row = services.memory_auto_accept_set(actor=request.user, enabled=auto_accept, **audit)
+            if require_eval is not None:
+                from versions.evals.services import require_eval_set
+
+                require_eval_set(actor=request.user, enabled=require_eval, **audit)
+                row = selectors.instance_tuning_get(actor=request.user)
         return Response(_instance_payload(row, ""))
 
 

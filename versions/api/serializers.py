@@ -168,6 +168,10 @@ class SandboxSessionSerializer(serializers.Serializer):
     notes = serializers.CharField(allow_blank=True, help_text="Review notes kept with the session.")
     tests = ComparisonSerializer(many=True, required=False, help_text="Left out in a review's answer.")
     summary = SandboxSummarySerializer(required=False, help_text="With the tests.")
+    evals = serializers.JSONField(required=False, allow_null=True, help_text=(
+        "The eval set on both versions, side by side: {state: running|ok|fewer|incomplete, message, current, test, "
+        "cases: [{case_id, title, current, test}], regressions: [{case_id, title, failures}]}; null when neither "
+        "version was evaluated."))
 
 
 class ReviewedUpdateSerializer(UpdateNotificationSerializer):

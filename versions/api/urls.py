@@ -12,6 +12,7 @@ urlpatterns = [
     path("sandbox", views.SandboxCreateView.as_view(), name="sandbox"),
     path("sandbox/<str:session_id>", views.SandboxDetailView.as_view(), name="sandbox-detail"),
     path("sandbox/<str:session_id>/test", views.SandboxTestView.as_view(), name="sandbox-test"),
+    path("sandbox/<str:session_id>/evals", views.SandboxEvalsView.as_view(), name="sandbox-evals"),
     path("sandbox/<str:session_id>/promote", views.SandboxPromoteView.as_view(), name="sandbox-promote"),
     path("sandbox/<str:session_id>/reject", views.SandboxRejectView.as_view(), name="sandbox-reject"),
     path("sandbox/<str:session_id>/defer", views.SandboxDeferView.as_view(), name="sandbox-defer"),

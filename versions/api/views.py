@@ -146,6 +146,17 @@ class SandboxTestView(VersionsView):
         return Response(compare(test), status=status.HTTP_202_ACCEPTED)
 
 
+class SandboxEvalsView(VersionsView):
+    action = "sandbox.run"
+
+    @extend_schema(request=None, responses={202: SandboxSessionSerializer},
+                   summary="Run the eval set on both versions of the session again (e.g. after cases changed).")
+    def post(self, request, session_id: str):
+        services.sandbox_evals_run(actor=request.user, session_id=_session_id(session_id))
+        session = selectors.sandbox_get(actor=request.user, session_id=_session_id(session_id))
+        return Response(session_dict(session), status=status.HTTP_202_ACCEPTED)
+
+
 class SandboxPromoteView(VersionsView):
     action = "sandbox.decide"
 

@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from spokestack.accounts import policy
 from spokestack.admin_site import InstanceModelAdmin, ReadOnlyAdmin, instance_admin
-from spokestack.errors import DomainError
+from spokestack.errors import Conflict, DomainError
 from tuning.models import Client, agent_label
 
 from ..models import EvalCase, EvalRun
@@ -178,9 +178,38 @@ class EvalCaseAdmin(InstanceModelAdmin):
                                            f"on {eval_run.version} started.", messages.SUCCESS)
 
 
+class WhatIfForm(forms.Form):
+    """A tuning change to try before saving it: a client rule, or an avoided term for an agent."""
+
+    agent_type = forms.ChoiceField(choices=(), help_text="The agent whose eval cases run with the change.")
+    client = forms.ModelChoiceField(queryset=Client.objects.none(), required=False, empty_label="No client",
+                                    help_text="For a client rule: that client's cases run. Leave empty for an "
+                                              "avoided term (instance tuning).")
+    kind = forms.ChoiceField(choices=[("never", "Never (client rule)"), ("always", "Always (client rule)"),
+                                      ("prefer", "Prefer (client rule)"), ("avoid_term", "Avoid the term (instance)")])
+    text = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+
+    def __init__(self, *args, actor=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from tuning.admin import _agent_type_choices
+
+        self.fields["agent_type"].choices = _agent_type_choices("—")[1:]
+        self.fields["client"].queryset = policy.clients_for(actor, "eval.run").filter(
+            archived_at__isnull=True).order_by("name")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == "avoid_term" and data.get("client"):
+            self.add_error("client", "An avoided term is instance tuning: leave the client empty.")
+        elif data.get("kind") in ("never", "always", "prefer") and not data.get("client"):
+            self.add_error("client", "A rule belongs to a client: choose one.")
+        return data
+
+
 @admin.register(EvalRun, site=instance_admin)
 class EvalRunAdmin(ReadOnlyAdmin):
     view_action = "eval.view"
+    change_form_template = "admin/versions/evalrun/change_form.html"
     list_display = ["__str__", "agent", "version", "status", "progress", "pass_rate_shown", "cost_usd", "created_at"]
     list_filter = ["agent_type", "status"]
     fields = ["agent_type", "version", "tuning_overlay", "status", "progress", "pass_rate_shown", "cost_usd",
@@ -189,6 +218,59 @@ class EvalRunAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return selectors.eval_runs(actor=request.user)
+
+    def get_urls(self):
+        return [path("what-if/", self.policy_view(self.what_if_view, "eval.run"), name="versions_evalrun_what_if"),
+                path("<uuid:eval_run_id>/save-what-if/", self.policy_view(self.what_if_save_view, "eval.view"),
+                     name="versions_evalrun_what_if_save"), *super().get_urls()]
+
+    def what_if_view(self, request):
+        """The tuning form's "What-if": the agent's eval cases run with the change told and checked;
+        nothing is saved until "Save this change" on the finished eval run's page."""
+        from django.template.response import TemplateResponse
+
+        from .gating import what_if_start
+
+        initial = {k: request.GET[k] for k in ("agent_type", "client", "kind", "text") if k in request.GET}
+        form = WhatIfForm(request.POST or None, initial=initial, actor=request.user)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                runs = what_if_start(actor=request.user, client_id=data["client"].pk if data["client"] else None,
+                                     agent_type=data["agent_type"], rules=[{"kind": data["kind"], "text": data["text"]}])
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"What-if eval started on {runs[0].cases_total} case(s); nothing is saved. "
+                                          "When it has finished, save the change from this page.")
+                return HttpResponseRedirect(reverse("instance_admin:versions_evalrun_change", args=[runs[0].pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
+                   "title": "What-if: try a tuning change on the eval cases",
+                   "required": _require_eval()}
+        return TemplateResponse(request, "admin/versions/evalrun/what_if.html", context)
+
+    def what_if_save_view(self, request, eval_run_id):
+        """Save the change a finished what-if eval tried: the client's rules, or the agent's avoided
+        terms (the tuning services ask the policy and the instance's requirement again)."""
+        page = reverse("instance_admin:versions_evalrun_change", args=[eval_run_id])
+        eval_run = self.get_queryset(request).filter(pk=eval_run_id).first()
+        if request.method != "POST" or eval_run is None:
+            return HttpResponseRedirect(page)
+        try:
+            saved = save_what_if(actor=request.user, eval_run=eval_run)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, saved)
+        return HttpResponseRedirect(page)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        eval_run = self.get_queryset(request).filter(pk=object_id).first() if _is_uuid(object_id) else None
+        extra = dict(extra_context or {})
+        if eval_run is not None:
+            extra["running"] = eval_run.status in (EvalRun.Status.QUEUED, EvalRun.Status.RUNNING)
+            extra["what_if_save"] = _what_if_save_offer(request.user, eval_run)
+        return self._change_view(request, object_id, form_url, extra)
 
     def get_fields(self, request, obj=None):
         if policy.acts_on_every_client(request.user, "eval.view"):
@@ -230,7 +312,7 @@ class EvalRunAdmin(ReadOnlyAdmin):
         return format_html('<table><thead><tr><th>Case</th><th>Result</th><th>Failing expectation</th>'
                            "<th>Tools</th><th>Output</th></tr></thead><tbody>{}</tbody></table>", body)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def _change_view(self, request, object_id, form_url="", extra_context=None):
         _viewer.user = request.user
         try:
             response = super().change_view(request, object_id, form_url, extra_context)
@@ -239,3 +321,70 @@ class EvalRunAdmin(ReadOnlyAdmin):
             return response
         finally:
             _viewer.user = None
+
+
+def _is_uuid(value) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _require_eval() -> bool:
+    from .gating import require_eval_enabled
+
+    return require_eval_enabled()
+
+
+def _what_if_save_offer(actor, eval_run: EvalRun) -> str:
+    """What "Save this change" would save, for whom the tuning services would let save it; "" when
+    there is nothing to save (not a what-if, not finished, or not theirs to change)."""
+    overlay = eval_run.tuning_overlay or {}
+    rules = overlay.get("rules") or []
+    if eval_run.status != EvalRun.Status.SUCCEEDED or not rules:
+        return ""
+    terms = [r["text"] for r in rules if r["kind"] == "avoid_term"]
+    client_rules = [r for r in rules if r["kind"] != "avoid_term"]
+    client = Client.objects.filter(pk=overlay.get("client_id")).first() if overlay.get("client_id") else None
+    if client_rules and (client is None or not policy.allows(actor, "client_rule.add", client)):
+        return ""
+    if terms and not policy.allows(actor, "instance_tuning.edit"):
+        return ""
+    parts = [f"{r['kind']} “{r['text']}” for {client.name}" for r in client_rules] + \
+            [f"avoid “{t}”" for t in terms]
+    return (f"{eval_run.cases_passed}/{eval_run.cases_done} cases passed with this change. Save it for "
+            f"{agent_label(eval_run.agent_type)}: {'; '.join(parts)}.")
+
+
+def save_what_if(*, actor, eval_run: EvalRun) -> str:
+    """The change a finished what-if tried, saved through the tuning services."""
+    from django.db import transaction
+
+    from tuning import services as tuning_services
+    from tuning.models import InstanceTuning
+
+    overlay = eval_run.tuning_overlay or {}
+    rules = overlay.get("rules") or []
+    if eval_run.status != EvalRun.Status.SUCCEEDED or not rules:
+        raise Conflict("Only a finished what-if eval has a change to save.")
+    why = {"reason": f"Tried first in what-if eval {eval_run.pk} ({eval_run.cases_passed}/{eval_run.cases_done} "
+                     f"passed)."}
+    with transaction.atomic():
+        client_rules = [{"kind": r["kind"], "text": r["text"], "agent_type": eval_run.agent_type}
+                        for r in rules if r["kind"] != "avoid_term"]
+        if client_rules:
+            client = Client.objects.filter(pk=overlay.get("client_id")).first()
+            if client is None:
+                raise Conflict("A rule belongs to a client; this what-if named none.")
+            tuning_services.client_rules_add(actor=actor, client=client, rules=client_rules, **why)
+        terms = [r["text"] for r in rules if r["kind"] == "avoid_term"]
+        if terms:
+            row = InstanceTuning.objects.filter(agent_type=eval_run.agent_type).first()
+            current = list(row.terminology_avoid or []) if row else []
+            tuning_services.instance_tuning_update(
+                actor=actor, agent_type=eval_run.agent_type, **why,
+                changes={"terminology_avoid": [*current, *(t for t in terms if t not in current)]})
+    return f"Saved the change tried in this what-if eval for {agent_label(eval_run.agent_type)}."

@@ -17,6 +17,7 @@ started on a later pass.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,8 +37,8 @@ log = logging.getLogger(__name__)
 CASE_FIELDS = {"agent_type", "title", "task", "client_id", "specialization", "expectations", "reference", "enabled"}
 EXCERPT_CHARS = 600
 ADVANCE_EVERY_S = 1.0
-OVERLAY_KEYS = {"rules"}
-OVERLAY_RULE_KINDS = ("never", "avoid_term")
+OVERLAY_KEYS = {"client_id", "rules"}
+OVERLAY_RULE_KINDS = ("always", "never", "prefer", "avoid_term")
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -151,7 +152,15 @@ def _audit(actor: AbstractUser | None, case: EvalCase, action: str, *, old: Any 
 
 def _eval_case_rollback(*, change: Any, actor: AbstractUser | None, reason: str, ticket: str) -> None:
     """Undo one case entry through the services (so `eval.manage` is asked again): a creation
-    deletes the case, a change restores it as it was, a deletion brings it back."""
+    deletes the case, a change restores it as it was, a deletion brings it back. The instance's
+    "a what-if eval before a tuning change" switch is an entry of this entity too."""
+    from .gating import REQUIRE_EVAL, require_eval_enabled
+
+    if change.field == REQUIRE_EVAL:
+        if require_eval_enabled() != change.new_value:
+            raise Conflict(f"The setting changed again after entry #{change.pk}; change it directly instead.")
+        require_eval_set(actor=actor, enabled=change.old_value, reason=reason, ticket=ticket, _rollback_of=change)
+        return
     case = EvalCase.objects.filter(pk=int(change.entity_id)).first()
     current = _snapshot(case) if case is not None else None
     if change.action == "delete":
@@ -166,6 +175,50 @@ def _eval_case_rollback(*, change: Any, actor: AbstractUser | None, reason: str,
         eval_case_delete(actor=actor, case_id=case.pk, _rollback_of=change)
     else:
         eval_case_update(actor=actor, case_id=case.pk, changes=dict(change.old_value), _rollback_of=change)
+
+
+def eval_runs_sweep(*, now=None) -> int:
+    """Queue a pass of every unfinished eval run whose task was lost (a worker killed mid-pass, the
+    broker down when it re-queued itself): its last pass is older than EVAL_SWEEP_STALE_S. A pass
+    is safe to run twice. Returns how many were queued (beat task `versions.eval_runs_sweep`)."""
+    from django.conf import settings
+    from django.db.models import Q
+
+    from spokestack.tasks import enqueue_on_commit
+
+    from ..tasks import eval_run_advance
+
+    stale = (now or timezone.now()) - timedelta(seconds=settings.EVAL_SWEEP_STALE_S)
+    ids = list(EvalRun.objects.filter(status__in=[EvalRun.Status.QUEUED, EvalRun.Status.RUNNING])
+               .filter(Q(advanced_at__lt=stale) | Q(advanced_at=None, created_at__lt=stale))
+               .values_list("pk", flat=True))
+    for pk in ids:
+        enqueue_on_commit(eval_run_advance, eval_run_id=str(pk))
+    return len(ids)
+
+
+@transaction.atomic
+def require_eval_set(*, actor: AbstractUser | None, enabled: Any, reason: str = "", ticket: str = "",
+                     _rollback_of: Any = None) -> bool:
+    """Switch the instance's "a what-if eval before a tuning change is saved" (instance admins,
+    as any instance tuning); audited, reversible."""
+    from tuning import audit
+    from tuning.models import Entity, InstanceTuning, Tier
+
+    from .gating import REQUIRE_EVAL
+
+    policy.require(actor, "instance_tuning.edit")
+    if not isinstance(enabled, bool):
+        raise InvalidInput(f"{REQUIRE_EVAL}: true or false.", details={REQUIRE_EVAL: repr(enabled)})
+    row = InstanceTuning.objects.select_for_update().get_or_create(agent_type="")[0]
+    if getattr(row, REQUIRE_EVAL) == enabled:
+        return enabled
+    setattr(row, REQUIRE_EVAL, enabled)
+    row.save(update_fields=[REQUIRE_EVAL, "updated_at"])
+    audit.record(actor=actor, tier=Tier.INSTANCE, entity=Entity.EVAL_CASE, entity_id=REQUIRE_EVAL,
+                 action="update", field=REQUIRE_EVAL, old=not enabled, new=enabled, reason=reason, ticket=ticket,
+                 affected_clients=[], rollback_of=_rollback_of)
+    return enabled
 
 
 def _register_rollback() -> None:
@@ -266,9 +319,10 @@ def eval_case_from_run(*, actor: AbstractUser | None, run_id: Any, title: Any = 
 # --- runs -----------------------------------------------------------------------------------------
 
 
-def _overlay(value: Any) -> dict[str, Any]:
-    """A proposed tuning change, not saved: {"rules": [{"kind": "never"|"avoid_term", "text": …}]}.
-    Its rules join the brand check of every case's output (and are carried in the runs' metadata)."""
+def _overlay(actor: AbstractUser | None, value: Any) -> dict[str, Any]:
+    """A proposed tuning change, not saved: {"client_id"?: …, "rules": [{"kind", "text"}]}, kind one of
+    always / never / prefer (a client rule) or avoid_term (an avoided term). Its rules are told in each
+    case's prompt and join the brand check of its output; with a client_id only that client's cases run."""
     if value in (None, {}, ""):
         return {}
     if not isinstance(value, dict):
@@ -288,7 +342,12 @@ def _overlay(value: Any) -> dict[str, Any]:
             raise InvalidInput(f"tuning_overlay.rules[{i}]: give {{\"kind\": one of {', '.join(OVERLAY_RULE_KINDS)}, "
                                "\"text\": the rule}.", details={f"tuning_overlay.rules[{i}]": "invalid"})
         cleaned.append({"kind": rule["kind"], "text": rule["text"].strip()})
-    return {"rules": cleaned} if cleaned else {}
+    if not cleaned:
+        return {}
+    if value.get("client_id") in (None, ""):
+        return {"rules": cleaned}
+    client = _client(actor, value["client_id"], "eval.run")
+    return {"client_id": client.pk, "rules": cleaned}
 
 
 def overlay_rules(overlay: dict[str, Any]) -> list[dict[str, Any]]:
@@ -299,13 +358,10 @@ def overlay_rules(overlay: dict[str, Any]) -> list[dict[str, Any]]:
 def eval_run_start(*, actor: AbstractUser | None, agent_type: Any, version: Any = None,
                    tuning_overlay: Any = None) -> EvalRun:
     """Queue an eval run of every enabled case of the agent type's set against `version` (default:
-    the version the instance runs now) with `tuning_overlay` applied (never saved). 409 when the
-    set is empty. Gating (issue 22 part 3) calls this for both versions of an update."""
+    the version the instance runs now) with `tuning_overlay` applied (never saved); an overlay for
+    one client runs that client's cases only. 409 when the set is empty."""
     from agents.catalog import current_version_for
     from agents.registry import get_spec, versions
-    from spokestack.tasks import enqueue_on_commit
-
-    from ..tasks import eval_run_advance
 
     policy.require(actor, "eval.run")
     agent_type = _agent_type(agent_type)
@@ -314,14 +370,29 @@ def eval_run_start(*, actor: AbstractUser | None, agent_type: Any, version: Any 
     elif not isinstance(version, str) or get_spec(agent_type, version) is None:
         raise InvalidInput(f"version: {agent_type} has no version '{version}'; available: "
                            f"{', '.join(versions(agent_type))}.", details={"version": version})
-    overlay = _overlay(tuning_overlay)
-    case_ids = list(EvalCase.objects.filter(agent_type=agent_type, enabled=True).order_by("pk")
-                    .values_list("pk", flat=True))
+    overlay = _overlay(actor, tuning_overlay)
+    cases = EvalCase.objects.filter(agent_type=agent_type, enabled=True)
+    if overlay.get("client_id") is not None:
+        cases = cases.filter(client_id=overlay["client_id"])
+    case_ids = list(cases.order_by("pk").values_list("pk", flat=True))
     if not case_ids:
-        raise Conflict(f"{agent_type} has no enabled eval cases in this instance; add some first "
-                       "(POST /api/v1/evals/cases, or make one from a run).", details={"agent_type": agent_type})
-    eval_run = EvalRun(agent_type=agent_type, version=version, tuning_overlay=overlay, case_ids=case_ids,
-                       cases_total=len(case_ids), created_by=actor if getattr(actor, "pk", None) else None)
+        raise Conflict(f"{agent_type} has no enabled eval cases{' for this client' if overlay.get('client_id') else ''}"
+                       " in this instance; add some first (POST /api/v1/evals/cases, or make one from a run).",
+                       details={"agent_type": agent_type})
+    return eval_run_queue(agent_type=agent_type, version=version, case_ids=case_ids, actor=actor, overlay=overlay)
+
+
+def eval_run_queue(*, agent_type: str, version: str, case_ids: list[int], actor: AbstractUser | None = None,
+                   overlay: dict[str, Any] | None = None, sandbox_session: Any = None) -> EvalRun:
+    """The EvalRun row and its first pass, queued on commit (callers have checked the policy: the
+    API, the admin, or a sandbox being opened for an update)."""
+    from spokestack.tasks import enqueue_on_commit
+
+    from ..tasks import eval_run_advance
+
+    eval_run = EvalRun(agent_type=agent_type, version=version, tuning_overlay=overlay or {}, case_ids=case_ids,
+                       cases_total=len(case_ids), created_by=actor if getattr(actor, "pk", None) else None,
+                       sandbox_session=sandbox_session)
     eval_run.full_clean()
     eval_run.save()
     enqueue_on_commit(eval_run_advance, eval_run_id=str(eval_run.pk))
@@ -383,13 +454,25 @@ def _record(*, result: EvalResult, status: str, failures: list, skipped: list | 
 
 
 def _judge_finished(eval_run: EvalRun) -> None:
+    """Record the verdict of every case whose run ended, and fail a case whose run has not ended
+    within EVAL_CASE_TIMEOUT_S (waiting for an approval nobody gives, say), saying so."""
+    from django.conf import settings
+    from django.db.models import Q
+
     from agents.models import TERMINAL_STATUSES
 
-    pending = (EvalResult.objects.filter(eval_run=eval_run, status=EvalResult.Status.PENDING,
-                                         run__status__in=TERMINAL_STATUSES)
+    overdue = timezone.now() - timedelta(seconds=settings.EVAL_CASE_TIMEOUT_S)
+    pending = (EvalResult.objects.filter(eval_run=eval_run, status=EvalResult.Status.PENDING)
+               .filter(Q(run__status__in=TERMINAL_STATUSES) | Q(run__created_at__lt=overdue) | Q(run=None))
                .select_related("case", "run", "run__client"))
     extra = overlay_rules(eval_run.tuning_overlay)
     for result in pending:
+        if result.run is None or result.run.status not in TERMINAL_STATUSES:
+            state = result.run.get_status_display().lower() if result.run else "gone"
+            _record(result=result, status=EvalResult.Status.FAILED, failures=[{
+                "expectation": "run", "message": f"the run did not finish within {settings.EVAL_CASE_TIMEOUT_S // 60} "
+                                                 f"minutes (it is {state})"}], run=result.run)
+            continue
         if result.case is None:
             verdict_status, failures, skipped = EvalResult.Status.FAILED, [
                 {"expectation": "case", "message": "the case was deleted while it ran"}], []
@@ -447,9 +530,10 @@ def eval_run_advance(*, eval_run_id: str) -> float | None:
             return None if not EvalRun.objects.filter(pk=eval_run_id).exists() else ADVANCE_EVERY_S
         if eval_run.status not in (EvalRun.Status.QUEUED, EvalRun.Status.RUNNING):
             return None
+        eval_run.advanced_at = timezone.now()
         if eval_run.status == EvalRun.Status.QUEUED:
-            eval_run.status, eval_run.started_at = EvalRun.Status.RUNNING, timezone.now()
-            eval_run.save(update_fields=["status", "started_at"])
+            eval_run.status, eval_run.started_at = EvalRun.Status.RUNNING, eval_run.advanced_at
+        eval_run.save(update_fields=["status", "started_at", "advanced_at"])
         _start_cases(eval_run)
     _judge_finished(eval_run)
     with transaction.atomic():
@@ -461,6 +545,10 @@ def eval_run_advance(*, eval_run_id: str) -> float | None:
         eval_run.status, eval_run.finished_at = EvalRun.Status.SUCCEEDED, timezone.now()
         eval_run.summary = eval_summary(eval_run)
         eval_run.save(update_fields=["status", "finished_at", "summary"])
+    if eval_run.sandbox_session_id:
+        from .gating import recommendation_from_evals
+
+        recommendation_from_evals(eval_run)
     return None
 
 
