@@ -160,13 +160,27 @@ def test_the_sandbox_page_and_the_api_show_both_versions_side_by_side(pending, s
     assert 'data-state="running"' in update
 
 
-def test_a_manager_sees_the_comparison_but_cannot_run_or_decide(pending, scripted, make_user, api, instance_a):
+def test_who_sees_and_runs_a_sandboxs_evals(pending, scripted, make_user, api, instance_a, instance_b, assigned):
+    from django.db import connection
+
     media_cases(scripted)
     _, session = services.notification_review(actor=make_user("instance_admin"), notification_id=pending.pk,
                                               action="sandbox")
     manager = api(instance_a, make_user("instance_manager"))
     assert manager.get(f"{BASE}/sandbox/{session.pk}").json()["evals"]["state"] == "running"
     assert manager.post(f"{BASE}/sandbox/{session.pk}/evals").status_code == 403
+    account_manager = assigned("account_manager", client_create(name="Gulf Bank", vertical="finance"))
+    for path in (f"{BASE}/sandbox/{session.pk}", f"{BASE}/sandbox/{session.pk}/evals"):
+        call = api(instance_a, account_manager)
+        assert (call.post(path) if path.endswith("evals") else call.get(path)).status_code == 403
+    connection.set_tenant(instance_b)
+    admin_b = make_user("instance_admin", email="admin-b-gating@example.com")
+    connection.set_tenant(instance_a)
+    other = api(instance_b, admin_b)
+    assert other.get(f"{BASE}/sandbox/{session.pk}").status_code == 404
+    assert other.post(f"{BASE}/sandbox/{session.pk}/evals").status_code == 404
+    connection.set_tenant(instance_a)
+    assert EvalRun.objects.filter(sandbox_session=session).count() == 2
 
 
 # --- a what-if before a tuning change is saved ----------------------------------------------------

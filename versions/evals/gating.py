@@ -123,7 +123,8 @@ def staged_gate(*, agent_type: str, current_version: str, test_version: str) -> 
         if not has_cases:
             return False
         raise Conflict(f"Policy staged: run the eval set on {current_version} and {test_version} before you approve "
-                       f"{test_version} (opening a sandbox for it starts both).",
+                       f"{test_version}: opening a sandbox for it starts both (in an open one: its \"Run the eval set\" "
+                       "button, or POST /api/v1/sandbox/{id}/evals).",
                        details={"policy": "staged", "needs": "eval_results", "version": test_version})
     if comparison["state"] == "running":
         raise Conflict(f"Policy staged: wait for the eval set to finish before you approve {test_version}. "
