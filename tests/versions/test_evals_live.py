@@ -139,3 +139,38 @@ def test_an_update_is_gated_by_the_eval_set_run_on_the_worker(live_instance, liv
 
         CatalogVersion.objects.filter(agent_type="media_buying", version="2.4.1").delete()
         catalog_sync(fanout_schemas=[])
+
+
+def test_an_eval_run_whose_task_was_lost_is_finished_once_after_the_sweep(live_instance, live_db, celery_worker,
+                                                                         fake_model, monkeypatch):
+    """The broker lost the eval run's task (nothing consumed it): the sweep queues a pass once its
+    last pass is stale, the worker runs every case once and the summary is written; a sweep after
+    that queues nothing."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from versions.evals.services import eval_runs_sweep
+    from versions.tasks import eval_run_advance
+
+    with schema_context(live_instance.instance.schema_name):
+        for i in range(3):
+            marker = f"evlost-{uuid.uuid4().hex[:10]}"
+            fake_model.script(marker, [text_turn("Glow gently, Desert Bloom.")], by_position=True)
+            eval_case_create(actor=None, data={"agent_type": "copy", "task": f"{marker}: caption {i}",
+                                               "expectations": {"phrases_required": ["glow"]}})
+        with monkeypatch.context() as broker:
+            broker.setattr(eval_run_advance, "apply_async", lambda *args, **kwargs: None)  # lost on its way
+            eval_run = eval_run_start(actor=live_instance.admin, agent_type="copy")
+        assert eval_runs_sweep() == 0, "not stale yet"
+        assert eval_runs_sweep(now=timezone.now() + timedelta(seconds=31)) == 1
+
+        def finished():
+            row = EvalRun.objects.get(pk=eval_run.pk)
+            return row if row.status == EvalRun.Status.SUCCEEDED else None
+
+        done = wait_for(finished, timeout=90, interval=0.3)
+        assert (done.cases_done, done.cases_passed, done.cases_total) == (3, 3, 3)
+        assert AgentRun.objects.filter(metadata__eval_run=str(eval_run.pk)).count() == 3
+        assert eval_runs_sweep(now=timezone.now() + timedelta(hours=1)) == 0
+    connection.set_schema_to_public()
