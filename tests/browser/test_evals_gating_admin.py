@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from ..conftest import wait_for
 from ..skills.conftest import scripted, text_turn  # noqa: F401
 from .support import SCREENSHOTS, in_thread, log_in
 
@@ -13,7 +14,8 @@ from .support import SCREENSHOTS, in_thread, log_in
 @pytest.mark.browser
 @pytest.mark.live
 def test_the_sandbox_shows_both_versions_evals_and_refuses_the_worse_one(live_instance, daphne_server, scripted,  # noqa: F811
-                                                                         runs_stay_here, monkeypatch, page):
+                                                                         celery_worker, runs_stay_here, monkeypatch,
+                                                                         page):
     from tests.versions.helpers import catalog_before_release
     from tests.versions.test_evals import drive
     from tests.versions.test_evals_gating import media_cases
@@ -76,7 +78,9 @@ def test_the_sandbox_shows_both_versions_evals_and_refuses_the_worse_one(live_in
         page.click("#what-if-form input[type=submit]")
         eval_run_id = page.url.rstrip("/").split("/")[-2]
         assert "What-if eval started on 1 case(s)" in page.inner_text(".messagelist")
-        in_thread(instance.schema_name, lambda: drive(EvalRun.objects.get(pk=eval_run_id)))
+        # started by the web process: the session's worker runs it, as in production
+        wait_for(lambda: in_thread(instance.schema_name, lambda: EvalRun.objects.filter(
+            pk=eval_run_id, status="succeeded").exists()), timeout=60, interval=0.3)
         page.reload()
         assert "0/1 cases passed with this change" in page.inner_text("#what-if-save")
         page.screenshot(path=str(SCREENSHOTS / "what_if_eval.png"), full_page=True)
