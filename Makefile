@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: install run test bench browsers lint clean
+.PHONY: install run test bench browsers pgbouncer lint clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ run: install
 	$(PY) -m spokestack.launcher run $(if $(RESET),--reset)
 
 ## Command 2: the whole test suite (PYTEST_ARGS="-k websocket" to narrow it).
-test: install browsers
+test: install browsers pgbouncer
 	$(PY) -m spokestack.launcher test $(PYTEST_ARGS)
 
 ## Benchmarks: `make bench` for all, `make bench BENCH=tenants` for one.
@@ -44,6 +44,16 @@ browsers:
 	   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	     || echo "!!! could not install chromium: the browser tests will be SKIPPED !!!"; \
 	 else echo "!!! /usr/bin/chromium is missing and apt is unavailable: the browser tests will be SKIPPED !!!"; fi
+
+## The isolation tests also run through Debian's PgBouncer (session pooling): installed here when
+## we are root with apt.
+pgbouncer:
+	@if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then :; \
+	 elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	   echo "Installing Debian's pgbouncer for the pooling tests"; \
+	   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null) \
+	     || echo "!!! could not install pgbouncer: the pooling tests will FAIL !!!"; \
+	 else echo "!!! pgbouncer is missing and apt is unavailable: the pooling tests will FAIL !!!"; fi
 
 lint: install
 	$(VENV)/bin/ruff check --config tests/ruff.toml .

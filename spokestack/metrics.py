@@ -104,7 +104,9 @@ class QueueDepthCollector(Collector):
 
         depth = GaugeMetricFamily("spokestack_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
         up = GaugeMetricFamily("spokestack_queue_depth_up", "1 when the broker answered the queue-depth read.")
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
+        from spokestack.redis_roles import redis_client
+
+        client = redis_client(settings.CELERY_BROKER_URL)
         try:
             with client.pipeline(transaction=False) as pipe:
                 for queue in QUEUES:

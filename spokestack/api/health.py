@@ -29,14 +29,9 @@ def check_database() -> str:
 
 
 def check_redis() -> str:
-    import redis
+    from spokestack.redis_roles import ping_each
 
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        client.ping()
-    finally:
-        client.close()
-    return "ok"
+    return f"ok ({', '.join(ping_each())})"
 
 
 def check_worker() -> str:

@@ -62,6 +62,9 @@ def database_from_url(url: str) -> dict:
 
 def redis_url(db: int) -> str:
     """REDIS_URL with another database number: broker, cache and channel layer stay apart."""
+    if not REDIS_URL:
+        raise ImproperlyConfigured("Set REDIS_URL, or a URL of its own for each Redis role (CELERY_BROKER_URL, "
+                                   "CACHE_REDIS_URL, CHANNEL_LAYER_REDIS_URL).")
     parts = urlsplit(REDIS_URL)
     return parts._replace(path=f"/{db}").geturl()
 
@@ -74,7 +77,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 DATABASES = {"default": database_from_url(env("DATABASE_URL"))}
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-REDIS_URL = env("REDIS_URL")
+REDIS_URL = env("REDIS_URL", "")
 
 # --- Tenancy (DESIGN §3) ---------------------------------------------------------------
 SHARED_APPS = [
@@ -201,11 +204,18 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# --- Cache, channel layer, Celery: one Redis, three databases ---------------------------
+# --- Redis roles: broker, result backend, cache and channel layer (DESIGN §17) -------------
+# By default one Redis (REDIS_URL) in three databases; each role may have a Redis of its own. The
+# broker also takes Sentinel URLs ("sentinel://h1:26379;sentinel://h2:26379", with
+# CELERY_BROKER_SENTINEL_MASTER); Redis Cluster is not supported by Celery.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "") or redis_url(0)
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", "") or None  # results are not kept by default
+CACHE_REDIS_URL = env("CACHE_REDIS_URL", "") or redis_url(1)
+CHANNEL_LAYER_REDIS_URL = env("CHANNEL_LAYER_REDIS_URL", "") or redis_url(2)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": redis_url(1),
+        "LOCATION": CACHE_REDIS_URL,
         # Keys carry the schema, so one instance never reads another's entries.
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
@@ -220,7 +230,7 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         # No read timeout: a subscription waits on its socket for as long as nobody publishes.
-        "CONFIG": {"hosts": [{"address": redis_url(2), "socket_connect_timeout": 2}]},
+        "CONFIG": {"hosts": [{"address": CHANNEL_LAYER_REDIS_URL, "socket_connect_timeout": 2}]},
     }
 }
 # Live event streams and sockets (SSE, ws/runs/, ws/events/; issue #13): each ends after
@@ -231,8 +241,6 @@ STREAM_MAX_SECONDS = float(env("STREAM_MAX_SECONDS", "1800"))
 STREAM_RECHECK_SECONDS = float(env("STREAM_RECHECK_SECONDS", "5"))
 STREAM_MAX_PER_USER = int(env("STREAM_MAX_PER_USER", "20"))
 
-CELERY_BROKER_URL = redis_url(0)
-CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -245,6 +253,8 @@ CELERY_TASK_TENANT_CACHE_SECONDS = 30
 # Time limits stay below the visibility timeout, so a task is redelivered only when its
 # worker died, never while it still runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))}
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = env("CELERY_BROKER_SENTINEL_MASTER", "mymaster")
 CELERY_TASK_SOFT_TIME_LIMIT = 1500
 CELERY_TASK_TIME_LIMIT = 1800
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -80,9 +80,24 @@ def test_ready_runs_a_task_through_a_real_worker_in_this_schema(live_db, celery_
 
 
 def test_ready_names_the_failing_check(db, client):
-    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+    with override_settings(CACHE_REDIS_URL="redis://:hush@127.0.0.1:1/1"):
         response = client.get("/api/v1/health/ready", HTTP_HOST=HOST_A)
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["message"] == "Failing check(s): redis, worker."
     assert error["details"]["database"]["ok"]
+    detail = error["details"]["redis"]["detail"]  # which role, where, and never its password
+    assert "the cache Redis (redis://127.0.0.1:1/1) does not answer" in detail and "hush" not in detail
+
+
+def test_ready_pings_each_redis_role_on_its_own_url(db, client, settings):
+    """Broker, cache and channel layer on separate Redis URLs (here: other databases of the test's
+    Redis): readiness pings each and says so."""
+    from spokestack.redis_roles import roles
+
+    base = settings.CELERY_BROKER_URL.rsplit("/", 1)[0]
+    settings.CACHE_REDIS_URL, settings.CHANNEL_LAYER_REDIS_URL = f"{base}/5", f"{base}/6"
+    assert roles() == {"broker": settings.CELERY_BROKER_URL, "cache": f"{base}/5", "channel layer": f"{base}/6"}
+    checks = client.get("/api/v1/health/ready", HTTP_HOST=HOST_A).json()
+    detail = (checks.get("checks") or checks["error"]["details"])["redis"]["detail"]
+    assert detail == "ok (broker, cache, channel layer)"

@@ -273,6 +273,7 @@ def redis_down(settings):
     """The cache, the channel layer and the readiness check point at a port nobody listens on."""
     dead = f"redis://127.0.0.1:{free_port()}"
     settings.REDIS_URL = f"{dead}/0"
+    settings.CACHE_REDIS_URL, settings.CHANNEL_LAYER_REDIS_URL = f"{dead}/1", f"{dead}/2"
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": f"{dead}/1"}}
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
                                            "CONFIG": {"hosts": [f"{dead}/2"]}}}
