@@ -11,8 +11,13 @@ from .support import SCREENSHOTS, in_thread, log_in
 
 @pytest.mark.browser
 @pytest.mark.live
-def test_an_eval_runs_page_shows_each_cases_verdict(live_instance, daphne_server, scripted, runs_stay_here, page):  # noqa: F811
+def test_an_eval_runs_page_shows_each_cases_verdict(live_instance, daphne_server, scripted, runs_stay_here,  # noqa: F811
+                                                    monkeypatch, page):
     import uuid
+
+    from versions.tasks import eval_run_advance
+
+    monkeypatch.setattr(eval_run_advance, "apply_async", lambda *a, **k: None)  # driven here, pass by pass
 
     from agents.loop import execute_run
     from tuning.services import client_create
