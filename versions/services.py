@@ -589,7 +589,9 @@ def _session_for_change(session_id: Any) -> SandboxSession:
     return session
 
 
-def _sandbox_client(actor: AbstractUser | None, client_id: Any) -> Client | None:
+def visible_client(actor: AbstractUser | None, client_id: Any) -> Client | None:
+    """The client `client_id` names, if the actor may see it (None for none given); 400 otherwise.
+    The sandbox's tests and the eval cases and what-ifs (versions.evals) name their client so."""
     if client_id in (None, ""):
         return None
     try:
@@ -625,7 +627,7 @@ def sandbox_test_add(*, actor: AbstractUser | None, session_id: Any, task: Any, 
     policy.require(actor, "sandbox.run")
     from agents.services import run_create
 
-    client = _sandbox_client(actor, client_id)
+    client = visible_client(actor, client_id)
     policy.require(actor, "sandbox.run", client)
     specialization = _sandbox_specialization(specialization)
     session = _session_for_change(session_id)

@@ -230,7 +230,7 @@ def test_an_instance_requiring_evals_refuses_a_rule_until_its_what_if_finished(b
     client_rule_add(actor=admin, client=client, agent_type="copy", kind="never", text="Never say 'cheap'")
 
 
-def test_the_what_if_page_runs_and_saves_the_change(bloom_with_cases, make_user):
+def test_the_what_if_page_runs_and_saves_the_change(bloom_with_cases, make_user, assigned):
     client, _ = bloom_with_cases
     admin = make_user("instance_admin")
     evals.require_eval_set(actor=admin, enabled=True)
@@ -248,11 +248,14 @@ def test_the_what_if_page_runs_and_saves_the_change(bloom_with_cases, make_user)
     drive(eval_run)
     run_page = browser.get(answer["Location"]).content.decode()
     assert "0/2 cases passed with this change" in run_page and "Save this change" in run_page
-    browser.post(f"/admin/versions/evalrun/{eval_run.pk}/save-what-if/")
-    assert ContentRule.objects.filter(client=client, text="Never say 'oud'", agent_type="copy").exists()
-    # an account manager of another client cannot start one for this client
-    stranger = make_user("account_manager")
+    # an account manager of another client may look at eval runs, but neither saves this change nor starts one
+    stranger = assigned("account_manager", client_create(name="Gulf Bank", vertical="finance"))
     other = HttpClient(HTTP_HOST=HOST_A)
     other.force_login(stranger)
+    assert "Save this change" not in other.get(answer["Location"]).content.decode()
+    other.post(f"/admin/versions/evalrun/{eval_run.pk}/save-what-if/")
+    assert not ContentRule.objects.filter(text="Never say 'oud'").exists()
     assert other.get("/admin/versions/evalrun/what-if/").status_code == 403
+    browser.post(f"/admin/versions/evalrun/{eval_run.pk}/save-what-if/")
+    assert ContentRule.objects.filter(client=client, text="Never say 'oud'", agent_type="copy").exists()
 

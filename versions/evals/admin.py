@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from spokestack.accounts import policy
 from spokestack.admin_site import InstanceModelAdmin, ReadOnlyAdmin, instance_admin
-from spokestack.errors import Conflict, DomainError
+from spokestack.errors import DomainError
 from tuning.models import Client, agent_label
 
 from ..models import EvalCase, EvalRun
@@ -257,7 +257,7 @@ class EvalRunAdmin(ReadOnlyAdmin):
         if request.method != "POST" or eval_run is None:
             return HttpResponseRedirect(page)
         try:
-            saved = save_what_if(actor=request.user, eval_run=eval_run)
+            saved = services.what_if_save(actor=request.user, eval_run=eval_run)
         except DomainError as exc:
             messages.error(request, exc.message)
         else:
@@ -357,34 +357,3 @@ def _what_if_save_offer(actor, eval_run: EvalRun) -> str:
             [f"avoid “{t}”" for t in terms]
     return (f"{eval_run.cases_passed}/{eval_run.cases_done} cases passed with this change. Save it for "
             f"{agent_label(eval_run.agent_type)}: {'; '.join(parts)}.")
-
-
-def save_what_if(*, actor, eval_run: EvalRun) -> str:
-    """The change a finished what-if tried, saved through the tuning services."""
-    from django.db import transaction
-
-    from tuning import services as tuning_services
-    from tuning.models import InstanceTuning
-
-    overlay = eval_run.tuning_overlay or {}
-    rules = overlay.get("rules") or []
-    if eval_run.status != EvalRun.Status.SUCCEEDED or not rules:
-        raise Conflict("Only a finished what-if eval has a change to save.")
-    why = {"reason": f"Tried first in what-if eval {eval_run.pk} ({eval_run.cases_passed}/{eval_run.cases_done} "
-                     f"passed)."}
-    with transaction.atomic():
-        client_rules = [{"kind": r["kind"], "text": r["text"], "agent_type": eval_run.agent_type}
-                        for r in rules if r["kind"] != "avoid_term"]
-        if client_rules:
-            client = Client.objects.filter(pk=overlay.get("client_id")).first()
-            if client is None:
-                raise Conflict("A rule belongs to a client; this what-if named none.")
-            tuning_services.client_rules_add(actor=actor, client=client, rules=client_rules, **why)
-        terms = [r["text"] for r in rules if r["kind"] == "avoid_term"]
-        if terms:
-            row = InstanceTuning.objects.filter(agent_type=eval_run.agent_type).first()
-            current = list(row.terminology_avoid or []) if row else []
-            tuning_services.instance_tuning_update(
-                actor=actor, agent_type=eval_run.agent_type, **why,
-                changes={"terminology_avoid": [*current, *(t for t in terms if t not in current)]})
-    return f"Saved the change tried in this what-if eval for {agent_label(eval_run.agent_type)}."

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from spokestack.accounts import policy
 from spokestack.errors import Conflict, InvalidInput, NotFound
-from tuning.models import Client
+from tuning.models import Client, agent_label
 
 from ..models import EvalCase, EvalResult, EvalRun
 from .checks import case_verdict, clean_expectations
@@ -65,12 +65,9 @@ def _client(actor: AbstractUser | None, client_id: Any, action: str) -> Client |
             raise InvalidInput("client_id: your role writes cases for the clients assigned to you; give one of "
                                "their ids.", details={"client_id": "required"})
         return None
-    try:
-        client = Client.objects.filter(pk=int(client_id)).first()
-    except (TypeError, ValueError):
-        client = None
-    if client is None or not policy.can_see_client(actor, client):
-        raise InvalidInput(f"client_id: no client {client_id} in this instance.", details={"client_id": client_id})
+    from versions.services import visible_client
+
+    client = visible_client(actor, client_id)
     policy.require(actor, action, client)
     return client
 
@@ -550,6 +547,37 @@ def eval_run_advance(*, eval_run_id: str) -> float | None:
 
         recommendation_from_evals(eval_run)
     return None
+
+
+def what_if_save(*, actor, eval_run: EvalRun) -> str:
+    """The change a finished what-if tried, saved through the tuning services (which ask the policy
+    and the instance's what-if requirement again): the client's rules for the eval run's agent, or
+    the agent's avoided terms. Returns what was saved, in words."""
+    from tuning import services as tuning_services
+    from tuning.models import InstanceTuning
+
+    overlay = eval_run.tuning_overlay or {}
+    rules = overlay.get("rules") or []
+    if eval_run.status != EvalRun.Status.SUCCEEDED or not rules:
+        raise Conflict("Only a finished what-if eval has a change to save.")
+    why = {"reason": f"Tried first in what-if eval {eval_run.pk} ({eval_run.cases_passed}/{eval_run.cases_done} "
+                     f"passed)."}
+    with transaction.atomic():
+        client_rules = [{"kind": r["kind"], "text": r["text"], "agent_type": eval_run.agent_type}
+                        for r in rules if r["kind"] != "avoid_term"]
+        if client_rules:
+            client = Client.objects.filter(pk=overlay.get("client_id")).first()
+            if client is None:
+                raise Conflict("A rule belongs to a client; this what-if named none.")
+            tuning_services.client_rules_add(actor=actor, client=client, rules=client_rules, **why)
+        terms = [r["text"] for r in rules if r["kind"] == "avoid_term"]
+        if terms:
+            row = InstanceTuning.objects.filter(agent_type=eval_run.agent_type).first()
+            current = list(row.terminology_avoid or []) if row else []
+            tuning_services.instance_tuning_update(
+                actor=actor, agent_type=eval_run.agent_type, **why,
+                changes={"terminology_avoid": [*current, *(t for t in terms if t not in current)]})
+    return f"Saved the change tried in this what-if eval for {agent_label(eval_run.agent_type)}."
 
 
 _register_rollback()
