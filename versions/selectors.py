@@ -11,6 +11,8 @@ from django_tenants.utils import get_public_schema_name
 
 from agents.registry import _semver_key, get_spec, versions
 from spokestack.accounts import policy
+from spokestack.errors import InvalidInput
+from tuning.models import Client
 
 from .catalog.models import CatalogVersion
 from .models import AgentVersionConfig, SandboxSession, UpdateNotification, VersionChange
@@ -108,3 +110,17 @@ def sandbox_get(*, actor: AbstractUser | None, session_id: Any) -> SandboxSessio
 def tested_in_sandbox(*, agent_type: str, version: str) -> bool:
     """Has a sandbox test of `version` finished on both versions (what `staged` asks before approve)?"""
     return _finished_sandbox_tests(agent_type=agent_type, version=version).exists()
+
+
+def visible_client(actor: AbstractUser | None, client_id: Any) -> Client | None:
+    """The client `client_id` names, if the actor may see it (None for none given); 400 otherwise.
+    The sandbox's tests and the eval cases and what-ifs (versions.evals) name their client so."""
+    if client_id in (None, ""):
+        return None
+    try:
+        client = Client.objects.filter(pk=int(client_id)).first()
+    except (TypeError, ValueError):
+        client = None
+    if client is None or not policy.can_see_client(actor, client):
+        raise InvalidInput(f"client_id: no client {client_id} in this instance.", details={"client_id": client_id})
+    return client

@@ -589,20 +589,6 @@ def _session_for_change(session_id: Any) -> SandboxSession:
     return session
 
 
-def visible_client(actor: AbstractUser | None, client_id: Any) -> Client | None:
-    """The client `client_id` names, if the actor may see it (None for none given); 400 otherwise.
-    The sandbox's tests and the eval cases and what-ifs (versions.evals) name their client so."""
-    if client_id in (None, ""):
-        return None
-    try:
-        client = Client.objects.filter(pk=int(client_id)).first()
-    except (TypeError, ValueError):
-        client = None
-    if client is None or not policy.can_see_client(actor, client):
-        raise InvalidInput(f"client_id: no client {client_id} in this instance.", details={"client_id": client_id})
-    return client
-
-
 def _sandbox_specialization(value: Any) -> dict[str, str]:
     """{"vertical", "region", "language"} in canonical form (tuning.specialization); blanks dropped."""
     from tuning.specialization import DIMENSIONS, normalise
@@ -626,6 +612,8 @@ def sandbox_test_add(*, actor: AbstractUser | None, session_id: Any, task: Any, 
     together after commit, so the workers execute them concurrently."""
     policy.require(actor, "sandbox.run")
     from agents.services import run_create
+
+    from .selectors import visible_client
 
     client = visible_client(actor, client_id)
     policy.require(actor, "sandbox.run", client)

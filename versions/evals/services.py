@@ -65,7 +65,7 @@ def _client(actor: AbstractUser | None, client_id: Any, action: str) -> Client |
             raise InvalidInput("client_id: your role writes cases for the clients assigned to you; give one of "
                                "their ids.", details={"client_id": "required"})
         return None
-    from versions.services import visible_client
+    from versions.selectors import visible_client
 
     client = visible_client(actor, client_id)
     policy.require(actor, action, client)
