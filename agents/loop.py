@@ -194,8 +194,7 @@ def _what_if_rules(run: AgentRun) -> list[dict]:
 
 class RunLoop:
     def __init__(self, run: AgentRun, spec: AgentSpec, worker: str) -> None:
-        from skills.models import Skill
-        from skills.selectors import mcp_tools_offered, skills_for_agent_type
+        from skills.selectors import offer_version, skills_offered
         from tuning.assembly import assemble_prompt
 
         from .catalog import platform_tier
@@ -207,15 +206,14 @@ class RunLoop:
         # Enabled skills of this agent type join the tools (a skill that now shares a core tool's
         # name, e.g. after a new core version, is left out rather than shadowing the core tool).
         # An agency-built agent has the skills its definition names (spec.skills), still only enabled ones.
-        offered = skills_for_agent_type(agent_type=spec.agent_type) if spec.skills is None else \
-            Skill.objects.filter(name__in=spec.skills, enabled=True).order_by("name")
         # Exposed MCP tools join as skills (skills.mcp: McpTool quacks like a Skill, run by mcp_tool_call).
-        offered = [*offered, *mcp_tools_offered(agent_type=spec.agent_type, names=spec.skills)]
+        version = offer_version()
+        offered = skills_offered(agent_type=spec.agent_type, names=spec.skills, version=version)
         self.skills = {s.name: s for s in offered if s.name not in core_names}
         self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client, for_run=True,
                                       specialization=run.specialization,
                                       extra_tools=[s.definition() for s in self.skills.values()],
-                                      what_if_rules=_what_if_rules(run))
+                                      what_if_rules=_what_if_rules(run), version=version)
         # Tools limited to some roles (spec.tool_roles) are withheld from a run started by anyone else:
         # neither offered to the model nor run if it names one.
         self.withheld = _withheld_tools(spec, run)
@@ -250,6 +248,8 @@ class RunLoop:
         self._awaiting_approval = False
         self._new_children: list[str] = []  # started by this execution, not run yet
         self._prefix_size: int | None = None
+        self._message_sizes: dict[int, tuple[dict, int]] = {}  # id → (message, its JSON length)
+        self._unsettled: float | None = None  # the cost of the model call whose hold the next write settles
         self._ceiling: tuple[float, str] | None = None
 
     # --- writes -------------------------------------------------------------------
@@ -259,14 +259,15 @@ class RunLoop:
         staged_events, self._staged_events = self._staged_events, []
         finish_calls, self._staged_calls = self._staged_calls, []
         artifacts, self._staged_artifacts = self._staged_artifacts, []
+        settle_usd, self._unsettled = self._unsettled, None
         started = run_write(run=self.run, worker=self.worker, events=[*staged_events, *events],
-                            finish_calls=finish_calls, **step)
+                            finish_calls=finish_calls, settle_usd=settle_usd, **step)
         if artifacts:
             Artifact.objects.bulk_create(artifacts)
         return started
 
     def _flush(self) -> None:
-        if self._staged_events or self._staged_calls or self._staged_artifacts:
+        if self._staged_events or self._staged_calls or self._staged_artifacts or self._unsettled is not None:
             self._write()
 
     def _cancelled(self) -> bool:
@@ -493,7 +494,7 @@ class RunLoop:
             model=self.spec.model, fallback_model=self.spec.fallback_model, system=self.prompt.system,
             tools=self.request_tools, messages=messages, max_tokens=self.prompt.max_tokens,
             effort=self.prompt.effort, metadata={"user_id": f"run-{run.pk}"})
-        chars = self._prefix_chars() + len(json.dumps(messages, ensure_ascii=False, default=str))
+        chars = self._prefix_chars() + self._messages_chars(messages)
         reserve(run_id=run.pk, client_id=run.client_id, user_id=run.created_by_id,
                 amount=worst_case_usd(model=self.spec.model, request_chars=chars, max_tokens=request.max_tokens))
         try:
@@ -515,7 +516,12 @@ class RunLoop:
             if dependency_of(exc) is None:  # with the database down, the resumed run settles it
                 settle(run_id=run.pk, actual_usd=0)
             raise
-        settle(run_id=run.pk, actual_usd=turn.cost_usd)
+        if run.parent_id:
+            # A delegated run's step write also updates its parent's row (the events' mirror trigger,
+            # at the statement's end): settled on its own, so no statement locks ledgers before a run.
+            settle(run_id=run.pk, actual_usd=turn.cost_usd)
+        else:
+            self._unsettled = turn.cost_usd  # settled by the turn's write (services.run_write), one statement
         metrics.turn_finished(self.spec.agent_type, turn.model, time.monotonic() - asked)
         return turn, stream.take()
 
@@ -525,6 +531,17 @@ class RunLoop:
             self._prefix_size = len(json.dumps([self.prompt.system, self.request_tools], ensure_ascii=False,
                                                default=str))
         return self._prefix_size
+
+    def _messages_chars(self, messages: list[dict]) -> int:
+        """len(json.dumps(messages)), each message serialised once per run: a turn adds messages to the
+        conversation and never changes the ones before, so only the new ones are measured."""
+        sizes, total = self._message_sizes, 0
+        for message in messages:
+            known = sizes.get(id(message))
+            if known is None or known[0] is not message:
+                known = sizes[id(message)] = (message, len(json.dumps(message, ensure_ascii=False, default=str)))
+            total += known[1]
+        return total + 2 * len(messages) if messages else 2  # the brackets and the ", " between messages
 
     # --- Act --------------------------------------------------------------------------
 

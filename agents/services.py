@@ -449,24 +449,29 @@ class FinishedCall:
     duration_ms: float
 
 
+# The run's row is locked first (`before`), then, when the step settles the model call's budget hold
+# (usage/budgets.py, `settle`), the hold's ledgers in id order: the order every budget statement
+# locks in, so none of them deadlock with this one.
 _WRITE_SQL = """
 WITH run AS (
-    UPDATE agents_agentrun
-       SET last_seq = last_seq + %(n_events)s,
+    UPDATE agents_agentrun run
+       SET last_seq = run.last_seq + %(n_events)s,
            lease_until = now() + make_interval(secs => %(lease)s),
-           messages = COALESCE(%(messages)s::jsonb, messages),
-           iterations = iterations + %(iterations)s,
-           tool_calls_count = tool_calls_count + %(tool_calls)s,
-           input_tokens = input_tokens + %(input_tokens)s,
-           output_tokens = output_tokens + %(output_tokens)s,
-           cache_creation_input_tokens = cache_creation_input_tokens + %(cache_creation_input_tokens)s,
-           cache_read_input_tokens = cache_read_input_tokens + %(cache_read_input_tokens)s,
-           cost_usd = cost_usd + %(cost_usd)s,
-           model = COALESCE(NULLIF(%(model)s, ''), model),
-           used_fallback = used_fallback OR %(used_fallback)s,
-           simulated = simulated OR %(simulated)s
-     WHERE id = %(run)s::uuid AND lease_owner = %(worker)s AND status = 'running'
- RETURNING last_seq
+           messages = COALESCE(%(messages)s::jsonb, run.messages),
+           iterations = run.iterations + %(iterations)s,
+           tool_calls_count = run.tool_calls_count + %(tool_calls)s,
+           input_tokens = run.input_tokens + %(input_tokens)s,
+           output_tokens = run.output_tokens + %(output_tokens)s,
+           cache_creation_input_tokens = run.cache_creation_input_tokens + %(cache_creation_input_tokens)s,
+           cache_read_input_tokens = run.cache_read_input_tokens + %(cache_read_input_tokens)s,
+           cost_usd = run.cost_usd + %(cost_usd)s,
+           model = COALESCE(NULLIF(%(model)s, ''), run.model),
+           used_fallback = run.used_fallback OR %(used_fallback)s,
+           simulated = run.simulated OR %(simulated)s,
+           budget_hold = CASE WHEN %(settle)s THEN NULL ELSE run.budget_hold END
+      FROM (SELECT id, budget_hold FROM agents_agentrun WHERE id = %(run)s::uuid FOR NO KEY UPDATE) AS before
+     WHERE run.id = before.id AND run.lease_owner = %(worker)s AND run.status = 'running'
+ RETURNING run.last_seq, CASE WHEN %(settle)s THEN before.budget_hold END AS hold
 ), events AS (
     INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
     SELECT %(run)s::uuid, run.last_seq - %(n_events)s + e.n, e.type, e.payload::jsonb, now()
@@ -488,8 +493,22 @@ WITH run AS (
       FROM run, unnest(%(done_ids)s::bigint[], %(done_results)s::text[], %(done_errors)s::boolean[],
                        %(done_ms)s::float8[]) AS c(id, result, is_error, duration_ms)
      WHERE call.id = c.id AND call.run_id = %(run)s::uuid
+), locked AS (
+    SELECT ledger.id FROM usage_budgetperiod ledger
+     WHERE ledger.id IN (SELECT jsonb_array_elements_text(run.hold -> 'ledgers')::bigint FROM run)
+     ORDER BY ledger.id
+       FOR UPDATE OF ledger
+), settled AS (
+    UPDATE usage_budgetperiod ledger
+       SET reserved_usd = GREATEST(0, ledger.reserved_usd - (run.hold ->> 'amount')::numeric),
+           spent_usd = ledger.spent_usd + %(actual_usd)s
+      FROM run, locked
+     WHERE ledger.id = locked.id
+ RETURNING ledger.id, ledger.spent_usd, run.hold
 )
-SELECT run.last_seq, (SELECT COALESCE(jsonb_object_agg(tool_use_id, id), '{}'::jsonb) FROM started) FROM run
+SELECT run.last_seq, (SELECT COALESCE(jsonb_object_agg(tool_use_id, id), '{}'::jsonb) FROM started),
+       (SELECT jsonb_agg(jsonb_build_array(id, spent_usd, hold)) FROM settled)
+  FROM run
 """
 
 
@@ -507,12 +526,14 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
               messages: list[dict] | None = None, usage: dict[str, int] | None = None, cost_usd: float = 0.0,
               model: str = "", used_fallback: bool = False, simulated: bool = False, iterations_delta: int = 0,
               tool_calls_delta: int = 0, start_calls: Sequence[StartedCall] = (),
-              finish_calls: Sequence[FinishedCall] = ()) -> dict[str, int]:
+              finish_calls: Sequence[FinishedCall] = (), settle_usd: Decimal | float | None = None) -> dict[str, int]:
     """Record one step of the loop in one statement: the conversation checkpoint and usage, tool
-    calls started and finished, and the step's events (in order), renewing the lease.
+    calls started and finished, and the step's events (in order), renewing the lease; with
+    `settle_usd`, the model call's budget hold settled to that cost too (usage.budgets.settle's work).
 
     Only the lease owner writes: LeaseLost when another worker took the run over, and then
-    nothing was written. Returns the new ToolCall ids by tool_use id."""
+    nothing was written (nor settled: the next execution releases the hold). Returns the new
+    ToolCall ids by tool_use id."""
     usage = usage or {}
     params = {
         "run": str(run.pk), "worker": worker, "n_events": len(events),
@@ -530,11 +551,16 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
         "done_ids": [c.id for c in finish_calls], "done_results": [None if c.result is None else _json(c.result)
                                                                    for c in finish_calls],
         "done_errors": [c.is_error for c in finish_calls], "done_ms": [c.duration_ms for c in finish_calls],
+        "settle": settle_usd is not None, "actual_usd": Decimal(str(settle_usd or 0)),
     }
     row = _execute_prepared(_WRITE_SQL, params)
     if row is None:
         raise LeaseLost(str(run.pk))
-    last_seq, started = row
+    last_seq, started, settled = row
+    if settled and settle_usd:
+        from usage.budgets import warn_crossed
+
+        warn_crossed([(ledger_id, Decimal(str(spent)), hold) for ledger_id, spent, hold in _loaded(settled)])
     # Only the lease owner writes these fields, so the row now holds exactly this: no re-read.
     if messages is not None:
         run.messages = messages
@@ -549,7 +575,12 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
     run.simulated = run.simulated or simulated
     if events:
         _nudge_after(run_id=run.pk, seq=last_seq, type=events[-1][0], run=run)
-    return started if isinstance(started, dict) else json.loads(started)
+    return _loaded(started)
+
+
+def _loaded(value: Any) -> Any:
+    """A jsonb value as psycopg gives it (already loaded, or text when no loader is registered)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _nudge_after(*, run_id: uuid.UUID | str, seq: int, type: str, run: AgentRun | None = None) -> None:

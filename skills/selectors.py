@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Aggregate, Count, FloatField, OuterRef, Q, QuerySet, Subquery
 
 from .models import McpServer, McpTool, McpToolCall, Skill, SkillCall
@@ -12,6 +15,44 @@ from .models import McpServer, McpTool, McpToolCall, Skill, SkillCall
 def skills_for_agent_type(*, agent_type: str, enabled_only: bool = True) -> QuerySet[Skill]:
     skills = Skill.objects.filter(agent_types__contains=[agent_type])
     return skills.filter(enabled=True) if enabled_only else skills
+
+
+# What a run is offered changes with a skill or MCP write, each audited (the audit log's newest id);
+# the tables' row counts and newest `updated_at` are in the key too, for a write that bypasses the
+# services (a data migration, a fix in the shell).
+OFFER_TABLES = ("skills_skill", "skills_mcptool", "skills_mcpserver")
+_OFFERS: OrderedDict[tuple, tuple] = OrderedDict()
+_OFFERS_SIZE = 256
+_OFFERS_LOCK = threading.Lock()
+
+
+def offer_version() -> tuple:
+    """The key of everything a run's tools and prompt are built from (tuning, skills, MCP tools),
+    read in one statement."""
+    from tuning.selectors import tuning_version
+
+    return tuning_version(tables=OFFER_TABLES)
+
+
+def skills_offered(*, agent_type: str, names: list[str] | None = None, version: tuple) -> tuple:
+    """The enabled skills, then the exposed MCP tools, a run of `agent_type` is offered (for an
+    agency-built agent, `names`: those its definition names), each group by name. Kept per process
+    under `version` (`offer_version()`): a run reads two queries' worth of rows only when something
+    they come from changed. The rows are shared by the runs that get them: read, never changed."""
+    key = (connection.schema_name, version, agent_type, tuple(names) if names is not None else None)
+    with _OFFERS_LOCK:
+        hit = _OFFERS.get(key)
+        if hit is not None:
+            _OFFERS.move_to_end(key)
+            return hit
+    skills = skills_for_agent_type(agent_type=agent_type) if names is None else \
+        Skill.objects.filter(name__in=names, enabled=True).order_by("name")
+    offered = (*skills, *mcp_tools_offered(agent_type=agent_type, names=names))
+    with _OFFERS_LOCK:
+        _OFFERS[key] = offered
+        while len(_OFFERS) > _OFFERS_SIZE:
+            _OFFERS.popitem(last=False)
+    return offered
 
 
 class Percentile(Aggregate):

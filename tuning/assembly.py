@@ -440,7 +440,7 @@ def assembly_cache_clear() -> None:
 
 
 def _cache_key(platform: PlatformTier, client: Client | None, specialization: dict | None,
-               extra_tools: Sequence[dict], version: tuple[int, int | None]) -> tuple:
+               extra_tools: Sequence[dict], version: tuple) -> tuple:
     client_part = (client.pk, client.name, client.vertical, client.region, client.language) if client else None
     spec = tuple(sorted((specialization or {}).items()))
     tools = _canonical(list(extra_tools)) if extra_tools else b""
@@ -460,14 +460,16 @@ def _fresh_copy(prompt: AssembledPrompt) -> AssembledPrompt:
 
 def assemble_prompt(*, platform: PlatformTier, client: Client | None, specialization: dict | None = None,
                     extra_tools: Sequence[dict] = (), for_run: bool = False,
-                    what_if_rules: Sequence[dict] = ()) -> AssembledPrompt:
+                    what_if_rules: Sequence[dict] = (), version: tuple | None = None) -> AssembledPrompt:
     """Build the stable request prefix for one agent run of `platform.agent_type` for `client`.
     `for_run`: a run will be told it, so each memory in it counts a use (previews and checks do not).
     `what_if_rules`: a proposed tuning change, never saved ({"kind": "never"|"avoid_term", "text"}), as
-    an eval run tries it (versions/evals): told and checked as if it were the client's."""
+    an eval run tries it (versions/evals): told and checked as if it were the client's.
+    `version`: `selectors.tuning_version()` when the caller has just read it (a run reads it once
+    for its skills and its prompt)."""
     from .selectors import tuning_version
 
-    key = (*_cache_key(platform, client, specialization, extra_tools, tuning_version()),
+    key = (*_cache_key(platform, client, specialization, extra_tools, version or tuning_version()),
            _canonical(list(what_if_rules)) if what_if_rules else b"")
     with _CACHE_LOCK:
         hit = _CACHE.get(key)

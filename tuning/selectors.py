@@ -3,6 +3,7 @@ closed: an actor with no role sees nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -40,8 +41,9 @@ def client_get(*, actor: AbstractUser | None, client_id: int | str) -> Client:
         raise NotFound("No such client.", details={"client_id": client_id}) from None
 
 
-def tuning_version() -> tuple[int, int | None]:
-    """The id of the newest audit entry, and this transaction's id if it has recorded one.
+def tuning_version(*, tables: Sequence[str] = ()) -> tuple:
+    """The id of the newest audit entry, and this transaction's id if it has recorded one; then,
+    for each of `tables`, its row count and newest `updated_at`.
 
     Every tuning write goes through a service that records an entry, so the id changes exactly
     when some tuning may have changed (the assembler's cache key). A transaction that recorded an
@@ -51,13 +53,19 @@ def tuning_version() -> tuple[int, int | None]:
     transaction's own insert count, `pg_stat_get_xact_tuples_inserted`; it may also count inserts
     of rolled-back savepoints and of this connection's earlier transactions not yet flushed to the
     statistics, which only ever makes a key private, never shares one).
+
+    `tables` guard a key against writes that bypass the audited services (a data migration, a fix in
+    the shell): a write that sets `updated_at` (auto_now) or a delete (the count) moves the key too.
+    One statement for all.
     """
+    quote = connection.ops.quote_name  # table names are the callers' constants, quoted all the same
+    parts = "".join(f", (SELECT count(*) || '/' || COALESCE(max(updated_at)::text, '') FROM {quote(table)})"  # noqa: S608
+                    for table in tables)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(id), 0), CASE WHEN pg_stat_get_xact_tuples_inserted("
-                       "'tuning_tuningchange'::regclass) > 0 THEN txid_current_if_assigned() END "
-                       "FROM tuning_tuningchange")
-        newest, transaction_id = cursor.fetchone()
-        return newest, transaction_id
+        cursor.execute("SELECT COALESCE(MAX(id), 0), CASE WHEN pg_stat_get_xact_tuples_inserted("  # noqa: S608
+                       "'tuning_tuningchange'::regclass) > 0 THEN txid_current_if_assigned() END"
+                       f"{parts} FROM tuning_tuningchange")
+        return tuple(cursor.fetchone())
 
 
 def instance_tuning_rows(*, agent_type: str) -> list[InstanceTuning]:

@@ -219,10 +219,12 @@ def settle(*, run_id: Any, actual_usd: Decimal | float) -> None:
     actual = Decimal(str(actual_usd))
     rows = execute_prepared(_SETTLE_SQL, {"run": str(run_id), "actual": actual})
     if rows and actual > 0:
-        _warn(rows)
+        warn_crossed(rows)
 
 
-def _warn(rows: list[tuple]) -> None:
+def warn_crossed(rows: list[tuple]) -> None:
+    """After a settlement (here, or in the loop's step write: agents.services.run_write), warn once
+    per ledger and level that its spending crossed: `rows` are (ledger id, spent, the hold)."""
     for ledger_id, spent, hold in rows:
         hold = hold if isinstance(hold, dict) else json.loads(hold)
         limits = dict(zip(hold["ledgers"], hold.get("limits", []), strict=False))

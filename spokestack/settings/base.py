@@ -42,7 +42,7 @@ def database_from_url(url: str) -> dict:
     if parts.scheme not in {"postgres", "postgresql"}:
         raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// URL, not {parts.scheme}://")
     return {
-        "ENGINE": "django_tenants.postgresql_backend",
+        "ENGINE": "spokestack.db_backend",  # django-tenants' backend (spokestack/db_backend/base.py)
         "NAME": unquote(parts.path.lstrip("/")),
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),

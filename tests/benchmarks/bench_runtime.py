@@ -345,13 +345,40 @@ def delegation_overhead(stack: Stack) -> dict[str, float]:
             "plain_run_overhead_p50_ms": statistics.median(plain_ms)}
 
 
+def cpu_at_rest(stack: Stack) -> dict[str, float]:
+    """The worker's CPU per run with the machine otherwise quiet: the burst's runs (three turns, two
+    tool calls), zero-latency model, ten at a time, 100 in all, after 20 that warm the worker up.
+    Far less noisy than the burst's figure (no 200 threads contending for the GIL): the one to
+    compare two versions of the platform with, A/B."""
+    from django.db import transaction
+
+    from agents.services import run_create
+
+    def batch(n: int) -> list[str]:
+        markers = [f"[rest-{uuid.uuid4().hex[:8]}]" for _ in range(n)]
+        for marker in markers:
+            stack.script_tool_turns(marker, tool_turns=2)
+        with schema_context(stack.instance.schema_name), transaction.atomic():
+            run_ids = [str(run_create(actor=stack.admin, agent_type="copy", task=f"Headline {m}",
+                                      client_id=stack.client.pk).run.pk) for m in markers]
+        stack.wait_finished(run_ids)
+        return run_ids
+
+    for _ in range(2):
+        batch(10)
+    cpu = _cpu_seconds(stack.worker.process.pid)
+    for _ in range(10):
+        batch(10)
+    return {"worker_cpu_ms_per_run_at_rest": (_cpu_seconds(stack.worker.process.pid) - cpu) * 1000 / 100}
+
+
 PHASES = {"prefix": prefix_stable, "step": step_overhead, "stream": stream_latency, "concurrency": concurrency,
-          "delegation": delegation_overhead}
+          "delegation": delegation_overhead, "rest": cpu_at_rest}
 
 
 def run() -> dict[str, float]:
     """All phases, or those named in BENCH_PHASES (comma-separated: prefix, step, stream, concurrency,
-    delegation)."""
+    delegation, rest)."""
     import os
 
     wanted = [p.strip() for p in os.environ.get("BENCH_PHASES", ",".join(PHASES)).split(",") if p.strip()]

@@ -100,6 +100,29 @@ def test_a_refresh_keeps_the_admins_choices_and_marks_vanished_tools(added, mcp_
         mcp_tool_update(actor=None, tool=notes, changes={"enabled": True})
 
 
+def test_a_tool_the_server_stops_listing_is_not_offered_to_the_next_run(added, egress_loopback, admin_a, client_a,
+                                                                         scripted):
+    """What runs are offered is kept per process under a key (skills.selectors.skills_offered): a
+    refresh that drops a tool changes the key, and the next run is not offered the tool."""
+    scripted.script("mcp-before", [text_turn()])
+    execute_run(run_id=str(start(admin_a, client_a, "mcp-before").pk), worker="w1")
+    before = {t["name"] for t in scripted.requests("mcp-before")[0]["tools"]}
+    assert {"mcp_crm_brand_tier", "mcp_crm_campaign_notes"} <= before
+    smaller = McpTestServer(stateless=True, json_response=True)
+    smaller.app = _only_brand_tier(smaller)
+    smaller.start()
+    try:
+        egress_loopback(smaller.port)
+        McpServer.objects.filter(pk=added.pk).update(url=smaller.url)  # no audit entry, no updated_at
+        mcp_tools_refresh(actor=None, server=McpServer.objects.get(pk=added.pk))
+    finally:
+        smaller.stop()
+    scripted.script("mcp-after", [text_turn()])
+    execute_run(run_id=str(start(admin_a, client_a, "mcp-after").pk), worker="w1")
+    after = {t["name"] for t in scripted.requests("mcp-after")[0]["tools"]}
+    assert "mcp_crm_brand_tier" in after and "mcp_crm_campaign_notes" not in after
+
+
 def _only_brand_tier(server):
     from mcp.server.mcpserver import MCPServer
 
