@@ -56,6 +56,7 @@ from .services import (
     new_claim_token,
     release_connection,
     run_claim,
+    run_claim_announce,
     run_finish,
     run_write,
 )
@@ -171,6 +172,18 @@ def _validator(tool: ToolSpec) -> Draft202012Validator:
 _VALIDATORS: dict[int, tuple[ToolSpec, Draft202012Validator]] = {}
 
 
+def _read_related(run: AgentRun, version: tuple) -> None:
+    """The run's client (kept per process at the tuning `version`) and its starter with their roles
+    (one query), read before anything asks the run for them."""
+    from spokestack.accounts.roles import user_with_roles
+    from tuning.selectors import client_as_of
+
+    if run.client_id and not AgentRun.client.is_cached(run):
+        AgentRun.client.field.set_cached_value(run, client_as_of(client_id=run.client_id, version=version))
+    if run.created_by_id and not AgentRun.created_by.is_cached(run):
+        AgentRun.created_by.field.set_cached_value(run, user_with_roles(run.created_by_id))
+
+
 def _withheld_tools(spec: AgentSpec, run: AgentRun) -> frozenset[str]:
     """The tools of `spec` limited to roles the run's starter does not have."""
     if not spec.tool_roles:
@@ -208,6 +221,7 @@ class RunLoop:
         # An agency-built agent has the skills its definition names (spec.skills), still only enabled ones.
         # Exposed MCP tools join as skills (skills.mcp: McpTool quacks like a Skill, run by mcp_tool_call).
         version = offer_version()
+        _read_related(run, version)
         offered = skills_offered(agent_type=spec.agent_type, names=spec.skills, version=version)
         self.skills = {s.name: s for s in offered if s.name not in core_names}
         self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client, for_run=True,
@@ -956,7 +970,7 @@ def execute_run(*, run_id: str, worker: str) -> str:
     last checkpoint."""
     token = new_claim_token(worker)
     try:
-        run = run_claim(run_id=run_id, worker=token)
+        run = run_claim(run_id=run_id, worker=token, announce=False)
     except Exception as exc:
         if dependency_of(exc) is None:
             raise
@@ -969,6 +983,7 @@ def execute_run(*, run_id: str, worker: str) -> str:
         run_finish(run=run, status="failed", error=f"{run.agent_type} {run.agent_version} is no longer available.")
         return "failed"
     run_watcher.watch(run.pk, connection.schema_name, owner=token)
+    run_claim_announce(run)  # after the watcher read the run's flags: a run nobody watches is not announced
     try:
         return RunLoop(run, spec, token).execute()
     except LeaseLost:

@@ -37,6 +37,22 @@ def roles_of(actor: AbstractUser | None) -> frozenset[str]:
     return cached
 
 
+def user_with_roles(user_id: int) -> AbstractUser | None:
+    """The user, with their role names read in the same query (`roles_of` answers from them)."""
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()
+    through = model.groups.through._meta
+    user = next(iter(model.objects.raw(
+        f"SELECT u.*, ARRAY(SELECT g.name FROM {through.db_table} ug JOIN {Group._meta.db_table} g "  # noqa: S608
+        f"ON g.id = ug.group_id WHERE ug.user_id = u.id) AS role_names FROM {model._meta.db_table} u "
+        "WHERE u.id = %s", [user_id])), None)
+    if user is not None:
+        user._spokestack_roles = frozenset(user.role_names)
+        del user.role_names
+    return user
+
+
 def is_support(actor: AbstractUser | None) -> bool:
     """Platform staff acting in an instance (a superuser)."""
     return actor is not None and actor.is_active and actor.is_superuser

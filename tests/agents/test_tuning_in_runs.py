@@ -66,3 +66,17 @@ def test_two_clients_share_tier_1_and_2_bytes_and_differ_in_tier_3(in_a, make_us
     assert "Precise and reassuring." in system_text(second)
     # The per-run task never enters the cached prefix.
     assert "serum" not in system_text(first) and "savings" not in system_text(second)
+
+
+def test_a_renamed_client_is_what_the_next_run_is_told(in_a, make_user, model_at_fake_api):
+    """A run's client is kept per process (tuning.selectors.client_as_of): an edit reaches the next run."""
+    from tuning.services import client_update
+
+    admin = make_user("instance_admin")
+    client = client_create(name="Desert Bloom Cosmetics", vertical="beauty", region="GCC")
+    first = sent_for(model_at_fake_api, actor=admin, client=client)
+    assert "# Client: Desert Bloom Cosmetics" in system_text(first)
+    client_update(actor=admin, client=client, changes={"name": "Desert Bloom Beauty", "region": "EU"}, reason="rebrand")
+    second = sent_for(model_at_fake_api, actor=admin, client=client)
+    assert "# Client: Desert Bloom Beauty" in system_text(second)
+    assert '"client": "Desert Bloom Beauty"' in json.dumps(second["messages"][0], ensure_ascii=False).replace('\\"', '"')
