@@ -172,14 +172,10 @@ def _validator(tool: ToolSpec) -> Draft202012Validator:
 _VALIDATORS: dict[int, tuple[ToolSpec, Draft202012Validator]] = {}
 
 
-def _read_related(run: AgentRun, version: tuple) -> None:
-    """The run's client (kept per process at the tuning `version`) and its starter with their roles
-    (one query), read before anything asks the run for them."""
+def _read_creator(run: AgentRun) -> None:
+    """The run's starter with their roles, in one query, before anything asks the run for them."""
     from spokestack.accounts.roles import user_with_roles
-    from tuning.selectors import client_as_of
 
-    if run.client_id and not AgentRun.client.is_cached(run):
-        AgentRun.client.field.set_cached_value(run, client_as_of(client_id=run.client_id, version=version))
     if run.created_by_id and not AgentRun.created_by.is_cached(run):
         AgentRun.created_by.field.set_cached_value(run, user_with_roles(run.created_by_id))
 
@@ -221,7 +217,7 @@ class RunLoop:
         # An agency-built agent has the skills its definition names (spec.skills), still only enabled ones.
         # Exposed MCP tools join as skills (skills.mcp: McpTool quacks like a Skill, run by mcp_tool_call).
         version = offer_version()
-        _read_related(run, version)
+        _read_creator(run)
         offered = skills_offered(agent_type=spec.agent_type, names=spec.skills, version=version)
         self.skills = {s.name: s for s in offered if s.name not in core_names}
         self.prompt = assemble_prompt(platform=platform_tier(spec), client=run.client, for_run=True,

@@ -3,9 +3,6 @@ closed: an actor with no role sees nothing."""
 
 from __future__ import annotations
 
-import copy
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,30 +66,6 @@ def tuning_version(*, tables: Sequence[str] = ()) -> tuple:
                        "'tuning_tuningchange'::regclass) > 0 THEN txid_current_if_assigned() END"
                        f"{parts} FROM tuning_tuningchange")
         return tuple(cursor.fetchone())
-
-
-_CLIENTS: OrderedDict[tuple, Client] = OrderedDict()
-_CLIENTS_SIZE = 1024
-_CLIENTS_LOCK = threading.Lock()
-
-
-def client_as_of(*, client_id: int, version: tuple) -> Client | None:
-    """The client as it is at `version` (`tuning_version()`, just read: every change of a client is
-    an audited service), kept per process. A copy of its own for each caller."""
-    key = (connection.schema_name, client_id, version)
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
-        if client is not None:
-            _CLIENTS.move_to_end(key)
-    if client is None:
-        client = Client.objects.filter(pk=client_id).first()
-        if client is None:
-            return None
-        with _CLIENTS_LOCK:
-            _CLIENTS[key] = client
-            while len(_CLIENTS) > _CLIENTS_SIZE:
-                _CLIENTS.popitem(last=False)
-    return copy.copy(client)
 
 
 def instance_tuning_rows(*, agent_type: str) -> list[InstanceTuning]:

@@ -69,7 +69,7 @@ def test_two_clients_share_tier_1_and_2_bytes_and_differ_in_tier_3(in_a, make_us
 
 
 def test_a_renamed_client_is_what_the_next_run_is_told(in_a, make_user, model_at_fake_api):
-    """A run's client is kept per process (tuning.selectors.client_as_of): an edit reaches the next run."""
+    """An edit of the client reaches the next run (its prompt is kept per process under a key)."""
     from tuning.services import client_update
 
     admin = make_user("instance_admin")
