@@ -50,6 +50,7 @@ from .models import AgentRun, Artifact, ReviewStatus, RunStatus, ToolCall, ToolC
 from .registry import AgentSpec, ToolContext, ToolError, ToolSpec, get_spec
 from .services import (
     FinishedCall,
+    HoldRefused,
     LeaseLost,
     StartedCall,
     call_idempotency_key,
@@ -270,8 +271,13 @@ class RunLoop:
         finish_calls, self._staged_calls = self._staged_calls, []
         artifacts, self._staged_artifacts = self._staged_artifacts, []
         settle_usd, self._unsettled = self._unsettled, None
-        started = run_write(run=self.run, worker=self.worker, events=[*staged_events, *events],
-                            finish_calls=finish_calls, settle_usd=settle_usd, **step)
+        try:
+            started = run_write(run=self.run, worker=self.worker, events=[*staged_events, *events],
+                                finish_calls=finish_calls, settle_usd=settle_usd, **step)
+        except HoldRefused:  # nothing was written: staged again, for the write that follows
+            self._staged_events[:0], self._staged_calls[:0] = staged_events, finish_calls
+            self._staged_artifacts[:0], self._unsettled = artifacts, settle_usd
+            raise
         if artifacts:
             Artifact.objects.bulk_create(artifacts)
         return started
@@ -505,14 +511,26 @@ class RunLoop:
             tools=self.request_tools, messages=messages, max_tokens=self.prompt.max_tokens,
             effort=self.prompt.effort, metadata={"user_id": f"run-{run.pk}"})
         chars = self._prefix_chars() + self._messages_chars(messages)
-        reserve(run_id=run.pk, client_id=run.client_id, user_id=run.created_by_id,
-                amount=worst_case_usd(model=self.spec.model, request_chars=chars, max_tokens=request.max_tokens))
-        try:
-            self._write(events=[("turn.started", {"iteration": run.iterations + 1})],
-                        messages=messages if save_messages else None)
-        except BaseException:
-            settle(run_id=run.pk, actual_usd=0)
-            raise
+        amount = worst_case_usd(model=self.spec.model, request_chars=chars, max_tokens=request.max_tokens)
+        started, saved = [("turn.started", {"iteration": run.iterations + 1})], messages if save_messages else None
+        # The hold and the turn's start are one statement (services.run_write), all or nothing. Not for
+        # a delegated run, whose write also updates its parent's row (the events' mirror trigger, at the
+        # statement's end): its hold is a statement of its own, so none locks a ledger before a run.
+        held_apart = bool(run.parent_id)
+        if held_apart:
+            reserve(run_id=run.pk, client_id=run.client_id, user_id=run.created_by_id, amount=amount)
+        else:
+            try:
+                self._write(events=started, messages=saved, hold_usd=amount)
+            except HoldRefused:  # this month's first call (no ledgers yet) holds here; a budget it would cross is named
+                reserve(run_id=run.pk, client_id=run.client_id, user_id=run.created_by_id, amount=amount)
+                held_apart = True
+        if held_apart:
+            try:
+                self._write(events=started, messages=saved)
+            except BaseException:
+                settle(run_id=run.pk, actual_usd=0)
+                raise
         stream = _StreamEvents(lambda events: self._write(events=events))
         release_connection()
         asked = time.monotonic()

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,7 @@ from spokestack.errors import Conflict, InvalidInput
 from spokestack.tasks import Enqueued, enqueue_on_commit
 from tuning.models import Client
 from tuning.specialization import normalise
+from usage.budgets import HOLD_CTES, HOLD_VALUE, hold_params
 
 from .events import event_append, nudge
 from .models import TERMINAL_STATUSES, AgentRun, RunStatus
@@ -435,6 +437,14 @@ class LeaseLost(Exception):
     """Another worker took the run over (this one was presumed dead): stop without writing."""
 
 
+_NO_HOLD = {"client": None, "user": None, "amount": Decimal(0), "instance_limit": Decimal(0),
+            "month": date(2000, 1, 1)}  # a step that holds nothing: HOLD_CTES' parameters, unused
+
+
+class HoldRefused(Exception):
+    """A step's budget hold did not fit (or found no ledger of the month): nothing was written."""
+
+
 @dataclass(frozen=True)
 class StartedCall:
     """A tool call about to run, recorded with the turn that asked for it."""
@@ -455,11 +465,16 @@ class FinishedCall:
     duration_ms: float
 
 
-# The run's row is locked first (`before`), then, when the step settles the model call's budget hold
-# (usage/budgets.py, `settle`), the hold's ledgers in id order: the order every budget statement
-# locks in, so none of them deadlock with this one.
-_WRITE_SQL = """
-WITH run AS (
+# The run's row is locked first (`before`), then, when the step holds the next model call's budget
+# (usage/budgets.py, `reserve`) or settles the last one's (`settle`), the ledgers in id order: the
+# order every budget statement locks in, so none of them deadlock with this one. A step that holds
+# is written only if the hold fits every budget (`hold_verdict`), and then with it.
+_WRITE_SQL = f"""
+WITH before AS (
+    SELECT id, budget_hold FROM agents_agentrun WHERE id = %(run)s::uuid FOR NO KEY UPDATE
+), held_run AS (
+    SELECT id FROM before WHERE %(hold)s AND budget_hold IS NULL
+), {HOLD_CTES}, run AS (
     UPDATE agents_agentrun run
        SET last_seq = run.last_seq + %(n_events)s,
            lease_until = now() + make_interval(secs => %(lease)s),
@@ -474,9 +489,10 @@ WITH run AS (
            model = COALESCE(NULLIF(%(model)s, ''), run.model),
            used_fallback = run.used_fallback OR %(used_fallback)s,
            simulated = run.simulated OR %(simulated)s,
-           budget_hold = CASE WHEN %(settle)s THEN NULL ELSE run.budget_hold END
-      FROM (SELECT id, budget_hold FROM agents_agentrun WHERE id = %(run)s::uuid FOR NO KEY UPDATE) AS before
+           budget_hold = CASE WHEN %(settle)s THEN NULL WHEN %(hold)s THEN {HOLD_VALUE} ELSE run.budget_hold END
+      FROM before, hold_verdict
      WHERE run.id = before.id AND run.lease_owner = %(worker)s AND run.status = 'running'
+       AND (NOT %(hold)s OR hold_verdict.ok)
  RETURNING run.last_seq, CASE WHEN %(settle)s THEN before.budget_hold END AS hold
 ), events AS (
     INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
@@ -499,7 +515,10 @@ WITH run AS (
       FROM run, unnest(%(done_ids)s::bigint[], %(done_results)s::text[], %(done_errors)s::boolean[],
                        %(done_ms)s::float8[]) AS c(id, result, is_error, duration_ms)
      WHERE call.id = c.id AND call.run_id = %(run)s::uuid
-), locked AS (
+), held AS (
+    UPDATE usage_budgetperiod ledger SET reserved_usd = ledger.reserved_usd + %(amount)s
+      FROM run, hold_verdict WHERE %(hold)s AND ledger.id = ANY(hold_verdict.ids)
+), settle_locked AS (
     SELECT ledger.id FROM usage_budgetperiod ledger
      WHERE ledger.id IN (SELECT jsonb_array_elements_text(run.hold -> 'ledgers')::bigint FROM run)
      ORDER BY ledger.id
@@ -508,14 +527,14 @@ WITH run AS (
     UPDATE usage_budgetperiod ledger
        SET reserved_usd = GREATEST(0, ledger.reserved_usd - (run.hold ->> 'amount')::numeric),
            spent_usd = ledger.spent_usd + %(actual_usd)s
-      FROM run, locked
-     WHERE ledger.id = locked.id
+      FROM run, settle_locked
+     WHERE ledger.id = settle_locked.id
  RETURNING ledger.id, ledger.spent_usd, run.hold
 )
-SELECT run.last_seq, (SELECT COALESCE(jsonb_object_agg(tool_use_id, id), '{}'::jsonb) FROM started),
-       (SELECT jsonb_agg(jsonb_build_array(id, spent_usd, hold)) FROM settled)
-  FROM run
-"""
+SELECT run.last_seq, (SELECT COALESCE(jsonb_object_agg(tool_use_id, id), '{{}}'::jsonb) FROM started),
+       (SELECT jsonb_agg(jsonb_build_array(id, spent_usd, hold)) FROM settled), NOT %(hold)s OR hold_verdict.ok
+  FROM hold_verdict LEFT JOIN run ON true
+"""  # noqa: S608 - built from constants, not from input
 
 
 def _execute_prepared(sql: str, params: dict[str, Any]) -> tuple | None:
@@ -532,10 +551,14 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
               messages: list[dict] | None = None, usage: dict[str, int] | None = None, cost_usd: float = 0.0,
               model: str = "", used_fallback: bool = False, simulated: bool = False, iterations_delta: int = 0,
               tool_calls_delta: int = 0, start_calls: Sequence[StartedCall] = (),
-              finish_calls: Sequence[FinishedCall] = (), settle_usd: Decimal | float | None = None) -> dict[str, int]:
+              finish_calls: Sequence[FinishedCall] = (), settle_usd: Decimal | float | None = None,
+              hold_usd: Decimal | None = None) -> dict[str, int]:
     """Record one step of the loop in one statement: the conversation checkpoint and usage, tool
     calls started and finished, and the step's events (in order), renewing the lease; with
-    `settle_usd`, the model call's budget hold settled to that cost too (usage.budgets.settle's work).
+    `settle_usd`, the last model call's budget hold settled to that cost (usage.budgets.settle's
+    work); with `hold_usd`, that much held for the next call on every budget covering the run
+    (usage.budgets.reserve's): HoldRefused, and nothing written, when it does not fit them all or
+    this month's ledgers do not exist yet (`reserve` says which budget, or creates them).
 
     Only the lease owner writes: LeaseLost when another worker took the run over, and then
     nothing was written (nor settled: the next execution releases the hold). Returns the new
@@ -558,11 +581,15 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
                                                                    for c in finish_calls],
         "done_errors": [c.is_error for c in finish_calls], "done_ms": [c.duration_ms for c in finish_calls],
         "settle": settle_usd is not None, "actual_usd": Decimal(str(settle_usd or 0)),
+        "hold": hold_usd is not None,
+        **(hold_params(client_id=run.client_id, user_id=run.created_by_id, amount=hold_usd) if hold_usd is not None
+           else _NO_HOLD),
     }
-    row = _execute_prepared(_WRITE_SQL, params)
-    if row is None:
+    last_seq, started, settled, held = _execute_prepared(_WRITE_SQL, params)
+    if not held:
+        raise HoldRefused(str(run.pk))
+    if last_seq is None:
         raise LeaseLost(str(run.pk))
-    last_seq, started, settled = row
     if settled and settle_usd:
         from usage.budgets import warn_crossed
 

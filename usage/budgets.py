@@ -126,36 +126,45 @@ def worst_case_usd(*, model: str, request_chars: int, max_tokens: int) -> Decima
     return Decimal(str(worst)).quantize(Decimal("0.000001"), rounding=ROUND_UP)
 
 
-_RESERVE_SQL = """
-WITH run AS (
-    SELECT id FROM agents_agentrun WHERE id = %(run)s::uuid AND budget_hold IS NULL FOR NO KEY UPDATE
-), covering AS (
+# The hold's checks, shared by `reserve` and the loop's step write (agents.services.run_write),
+# after a CTE `held_run` that each defines (the run's row, locked, holding nothing yet): the budgets
+# covering the run, their ledgers of the month locked in id order, and whether the amount fits each.
+HOLD_CTES = """
+hold_covering AS (
     SELECT budget.id, budget.scope,
            CASE WHEN budget.scope = 'instance' THEN %(instance_limit)s::numeric ELSE budget.monthly_limit_usd END AS lim
       FROM usage_budget budget
-     WHERE budget.scope = 'instance' OR (budget.scope = 'client' AND budget.client_id = %(client)s::bigint)
-        OR (budget.scope = 'user' AND budget.user_id = %(user)s::bigint)
-), locked AS (
-    SELECT ledger.id, covering.lim, ledger.spent_usd + ledger.reserved_usd + %(amount)s <= covering.lim AS fits
-      FROM usage_budgetperiod ledger JOIN covering ON ledger.budget_id = covering.id
-     WHERE ledger.month = %(month)s::date AND EXISTS (SELECT FROM run)
+     WHERE EXISTS (SELECT FROM held_run)
+       AND (budget.scope = 'instance' OR (budget.scope = 'client' AND budget.client_id = %(client)s::bigint)
+            OR (budget.scope = 'user' AND budget.user_id = %(user)s::bigint))
+), hold_locked AS (
+    SELECT ledger.id, hold_covering.lim, ledger.spent_usd + ledger.reserved_usd + %(amount)s <= hold_covering.lim AS fits
+      FROM usage_budgetperiod ledger JOIN hold_covering ON ledger.budget_id = hold_covering.id
+     WHERE ledger.month = %(month)s::date AND EXISTS (SELECT FROM held_run)
      ORDER BY ledger.id
        FOR UPDATE OF ledger
-), verdict AS (
-    SELECT count(*) = (SELECT count(*) FROM covering) AND bool_and(fits)
-               AND EXISTS (SELECT FROM covering WHERE scope = 'instance') AS ok,
+), hold_verdict AS (
+    SELECT count(*) = (SELECT count(*) FROM hold_covering) AND bool_and(fits)
+               AND EXISTS (SELECT FROM hold_covering WHERE scope = 'instance') AS ok,
            array_agg(id ORDER BY id) AS ids, array_agg(lim ORDER BY id) AS limits
-      FROM locked
-), hold AS (
+      FROM hold_locked
+)"""
+# What the run's row keeps of its hold (settled from it: `settle`, run_write).
+HOLD_VALUE = "jsonb_build_object('ledgers', hold_verdict.ids, 'amount', %(amount)s::text, 'limits', hold_verdict.limits)"
+
+_RESERVE_SQL = f"""
+WITH held_run AS (
+    SELECT id FROM agents_agentrun WHERE id = %(run)s::uuid AND budget_hold IS NULL FOR NO KEY UPDATE
+), {HOLD_CTES}, hold AS (
     UPDATE agents_agentrun
-       SET budget_hold = jsonb_build_object('ledgers', verdict.ids, 'amount', %(amount)s::text, 'limits', verdict.limits)
-      FROM verdict WHERE verdict.ok AND agents_agentrun.id = %(run)s::uuid
- RETURNING verdict.ids
+       SET budget_hold = {HOLD_VALUE}
+      FROM hold_verdict WHERE hold_verdict.ok AND agents_agentrun.id = %(run)s::uuid
+ RETURNING hold_verdict.ids
 )
 UPDATE usage_budgetperiod ledger SET reserved_usd = ledger.reserved_usd + %(amount)s
   FROM hold WHERE ledger.id = ANY(hold.ids)
 RETURNING ledger.id
-"""
+"""  # noqa: S608 - built from constants, not from input
 
 _BLOCKING_SQL = """
 SELECT ledger.budget_id, ledger.spent_usd, ledger.reserved_usd FROM usage_budgetperiod ledger
@@ -187,14 +196,21 @@ RETURNING ledger.id, ledger.spent_usd, hold.budget_hold
 """
 
 
+def hold_params(*, client_id: int | None, user_id: int | None, amount: Decimal) -> dict[str, Any]:
+    """The parameters of HOLD_CTES for a hold of `amount` on a run of that client and starter."""
+    instance_limit, _ = _instance_limit()
+    return {"client": client_id, "user": user_id, "amount": amount, "instance_limit": instance_limit,
+            "month": this_month()}
+
+
 def reserve(*, run_id: Any, client_id: int | None, user_id: int | None, amount: Decimal) -> None:
     """Hold `amount` on every budget covering the run (its instance, client and starter) for its next
     model call, or raise BudgetExceeded naming the first budget it would cross (nothing held then).
-    One statement (see the module); a month's first call creates the ledgers and tries again."""
-    month = this_month()
-    instance_limit, _ = _instance_limit()
-    params = {"run": str(run_id), "client": client_id, "user": user_id, "amount": amount,
-              "instance_limit": instance_limit, "month": month}
+    One statement (see the module); a month's first call creates the ledgers and tries again. (The
+    loop holds with its turn's first write, agents.services.run_write, and comes here only when that
+    could not hold: to create the month's ledgers, or to learn which budget refused.)"""
+    params = {"run": str(run_id), **hold_params(client_id=client_id, user_id=user_id, amount=amount)}
+    month = params["month"]
     if execute_prepared(_RESERVE_SQL, params):
         return
     covers = covers_for(client_id=client_id, user_id=user_id)  # creates the instance's budget row

@@ -9,13 +9,13 @@ from django.core import mail
 from django.db import connection
 
 from agents.loop import execute_run
-from agents.models import AgentRun
+from agents.models import AgentRun, RunEvent, ToolCall
 from agents.services import run_create
 from spokestack.tenancy.tiers import limits_for
 from usage.budgets import this_month
 from usage.models import Budget, BudgetPeriod, BudgetScope
 
-from ..skills.conftest import admin_a, client_a, scripted, text_turn  # noqa: F401
+from ..skills.conftest import admin_a, client_a, scripted, text_turn, tool_turn  # noqa: F401
 
 
 def ledger(budget: Budget) -> BudgetPeriod:
@@ -31,6 +31,27 @@ def test_a_call_that_would_cross_the_clients_budget_is_not_made(in_a, admin_a, c
     assert "would cross the monthly budget of Desert Bloom Cosmetics ($0.01" in run.error
     assert scripted.requests("budget-no") == [], "the model was never asked"
     assert run.budget_hold is None and ledger(budget).reserved_usd == 0 and ledger(budget).spent_usd == 0
+
+
+def test_a_later_call_refused_keeps_what_the_run_did_before_it(in_a, admin_a, client_a, scripted, runs_stay_here):
+    """The hold and the turn's start are one statement: refused, neither is written, and what the
+    last turn's tool call returned is still recorded, with the run's end."""
+    budget = Budget.objects.create(scope=BudgetScope.CLIENT, client=client_a, monthly_limit_usd=Decimal("0.10"))
+    scripted.script("budget-later", [
+        {**tool_turn(("toolu_b1", "check_brand_rules", {"text": "Glow gently."})),
+         "usage": {"input_tokens": 100, "output_tokens": 5300}},  # $0.0798 of the $0.10
+        text_turn("Never sent.")])
+    run = run_create(actor=admin_a, agent_type="copy", task="budget-later: a caption.", client_id=client_a.pk).run
+    assert execute_run(run_id=str(run.pk), worker="w1") == "failed"
+    run.refresh_from_db()
+    assert "would cross the monthly budget of Desert Bloom Cosmetics ($0.10" in run.error
+    assert len(scripted.requests("budget-later")) == 1, "the second call was never made"
+    call = ToolCall.objects.get(run=run)
+    assert call.status == "succeeded" and call.result is not None
+    types = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("type", flat=True))
+    assert types[-3:] == ["tool.started", "tool.finished", "run.failed"] and types.count("turn.started") == 1
+    assert run.budget_hold is None and ledger(budget).reserved_usd == 0
+    assert ledger(budget).spent_usd == run.cost_usd > Decimal("0.079")
 
 
 def test_every_call_is_settled_to_its_real_cost_on_every_covering_budget(in_a, admin_a, client_a, scripted,
