@@ -25,7 +25,6 @@ gives feedback on it (`feedback.services.feedback_give` calls `run_review_close`
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -287,37 +286,6 @@ def _unique_in_order(items: Iterable[str]) -> list[str]:
 
 
 # --- writes ----------------------------------------------------------------------------------
-
-_CHECK_SQL = """
-WITH run AS (
-    UPDATE agents_agentrun
-       SET checks = %(checks)s::jsonb, review_status = %(review_status)s, review_reason = %(review_reason)s,
-           last_seq = last_seq + 1, lease_until = now() + make_interval(secs => %(lease)s)
-     WHERE id = %(run)s::uuid AND lease_owner = %(worker)s AND status = 'running'
- RETURNING last_seq
-), event AS (
-    INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
-    SELECT %(run)s::uuid, last_seq, 'run.checked', %(payload)s::jsonb, now() FROM run
-)
-SELECT last_seq FROM run
-"""
-
-
-def run_check_record(*, run: AgentRun, worker: str, checks: dict[str, Any], review_status: str,
-                     review_reason: str) -> None:
-    """Record the check of a run's output on the run and as its `run.checked` event, in one
-    statement, by the execution holding the run (LeaseLost otherwise: nothing was written)."""
-    from .services import LeaseLost, _execute_prepared, _nudge_after, lease_seconds
-
-    payload = {**checks, "review_status": review_status, "review_reason": review_reason}
-    row = _execute_prepared(_CHECK_SQL, {
-        "run": str(run.pk), "worker": worker, "lease": lease_seconds(), "checks": json.dumps(checks),
-        "review_status": review_status, "review_reason": review_reason, "payload": json.dumps(payload)})
-    if row is None:
-        raise LeaseLost(str(run.pk))
-    run.last_seq = row[0]
-    run.checks, run.review_status, run.review_reason = checks, review_status, review_reason
-    _nudge_after(run_id=run.pk, seq=run.last_seq, type="run.checked")
 
 
 def run_review_close(*, run: AgentRun) -> bool:

@@ -42,7 +42,7 @@ from spokestack.hygiene import removed_note, scrub_unstorable
 from spokestack.outages import dependency_of
 from usage.budgets import BudgetExceeded
 
-from .checks import filter_rules, find_violations, review_reason, revision_request, rule_targets, run_check_record
+from .checks import filter_rules, find_violations, review_reason, revision_request, rule_targets
 from .delegation import MAX_DEPTH, handoff_target, target_of
 from .events import event_append
 from .model import ModelCancelled, ModelRequest, ModelUnavailable, StreamCallbacks, call_model
@@ -52,6 +52,7 @@ from .services import (
     FinishedCall,
     HoldRefused,
     LeaseLost,
+    RunCheck,
     StartedCall,
     call_idempotency_key,
     new_claim_token,
@@ -261,6 +262,7 @@ class RunLoop:
         self._prefix_size: int | None = None
         self._message_sizes: dict[int, tuple[dict, int]] = {}  # id → (message, its JSON length)
         self._unsettled: float | None = None  # the cost of the model call whose hold the next write settles
+        self._staged_check: RunCheck | None = None  # the output's check, recorded by the next write
         self._ceiling: tuple[float, str] | None = None
 
     # --- writes -------------------------------------------------------------------
@@ -271,19 +273,19 @@ class RunLoop:
         finish_calls, self._staged_calls = self._staged_calls, []
         artifacts, self._staged_artifacts = self._staged_artifacts, []
         settle_usd, self._unsettled = self._unsettled, None
+        check, self._staged_check = self._staged_check, None
         try:
-            started = run_write(run=self.run, worker=self.worker, events=[*staged_events, *events],
-                                finish_calls=finish_calls, settle_usd=settle_usd, **step)
+            return run_write(run=self.run, worker=self.worker, events=[*staged_events, *events],
+                             finish_calls=finish_calls, settle_usd=settle_usd, artifacts=artifacts, check=check,
+                             **step)
         except HoldRefused:  # nothing was written: staged again, for the write that follows
             self._staged_events[:0], self._staged_calls[:0] = staged_events, finish_calls
-            self._staged_artifacts[:0], self._unsettled = artifacts, settle_usd
+            self._staged_artifacts[:0], self._unsettled, self._staged_check = artifacts, settle_usd, check
             raise
-        if artifacts:
-            Artifact.objects.bulk_create(artifacts)
-        return started
 
     def _flush(self) -> None:
-        if self._staged_events or self._staged_calls or self._staged_artifacts or self._unsettled is not None:
+        if (self._staged_events or self._staged_calls or self._staged_artifacts or self._unsettled is not None
+                or self._staged_check is not None):
             self._write()
 
     def _cancelled(self) -> bool:
@@ -401,7 +403,8 @@ class RunLoop:
             if revision is not None:  # the agent revises once; its next answer is checked again
                 messages = [*messages, revision]
                 continue
-            Artifact.objects.create(run=run, kind="output", title=f"{run.agent_type} output", content=output)
+            self._staged_artifacts.append(Artifact(run=run, kind="output", title=f"{run.agent_type} output",
+                                                   content=output))
             return self._finish("succeeded", output=output)
 
     def _compact_thread(self, messages: list[dict]) -> list[dict]:
@@ -430,8 +433,9 @@ class RunLoop:
         return compaction.messages
 
     def _check_output(self, output: str) -> dict | None:
-        """Check the final output against every filter and rule (agents/checks.py) and record it on
-        the run and as `run.checked`. A violation flags the run for review, or, when the instance
+        """Check the final output against every filter and rule (agents/checks.py), to be recorded on
+        the run and as `run.checked` by the next write (with the run's output artifact, or the
+        revision's turn). A violation flags the run for review, or, when the instance
         says "revise" and the agent has not revised yet (and no limit is reached), returns the
         message that asks it to revise once. `audit_all_outputs` puts every output in review."""
         run, prompt = self.run, self.prompt
@@ -447,16 +451,16 @@ class RunLoop:
         if violations and prompt.on_rule_violation == "revise" and not revised:
             limit = self._limit_reached()
             if not limit:
-                self._flush()
-                run_check_record(run=run, worker=self.worker, checks={**checks, "revision_requested": True},
-                                 review_status="", review_reason="")
+                self._stage_check(RunCheck({**checks, "revision_requested": True}, "", ""))
                 return revision_request(violations)
             checks["revision_skipped"] = limit
         reason = review_reason(violations, revised=revised, audit_all=prompt.audit_all_outputs)
-        self._flush()
-        run_check_record(run=run, worker=self.worker, checks=checks,
-                         review_status=ReviewStatus.PENDING if reason else ReviewStatus.NONE, review_reason=reason)
+        self._stage_check(RunCheck(checks, ReviewStatus.PENDING if reason else ReviewStatus.NONE, reason))
         return None
+
+    def _stage_check(self, check: RunCheck) -> None:
+        self._staged_check = check
+        self._staged_events.append(check.event())
 
     def _over_limit(self, tool_uses: list[dict]) -> dict[str, str]:
         """The turn's note when it asked for more calls than a turn may run (the rest are refused,

@@ -36,7 +36,7 @@ from tuning.specialization import normalise
 from usage.budgets import HOLD_CTES, HOLD_VALUE, hold_params
 
 from .events import event_append, nudge
-from .models import TERMINAL_STATUSES, AgentRun, RunStatus
+from .models import TERMINAL_STATUSES, AgentRun, Artifact, RunStatus
 from .registry import get_spec
 from .watcher import cancel_flag_key, flags_changed
 from .watcher import watcher as run_watcher
@@ -456,6 +456,19 @@ class StartedCall:
 
 
 @dataclass(frozen=True)
+class RunCheck:
+    """The check of a run's output, as the run keeps it (agents/checks.py)."""
+
+    checks: dict
+    review_status: str
+    review_reason: str
+
+    def event(self) -> tuple[str, dict]:
+        return ("run.checked", {**self.checks, "review_status": self.review_status,
+                                "review_reason": self.review_reason})
+
+
+@dataclass(frozen=True)
 class FinishedCall:
     """What came of a recorded tool call (`id` is the ToolCall row)."""
 
@@ -489,7 +502,10 @@ WITH before AS (
            model = COALESCE(NULLIF(%(model)s, ''), run.model),
            used_fallback = run.used_fallback OR %(used_fallback)s,
            simulated = run.simulated OR %(simulated)s,
-           budget_hold = CASE WHEN %(settle)s THEN NULL WHEN %(hold)s THEN {HOLD_VALUE} ELSE run.budget_hold END
+           budget_hold = CASE WHEN %(settle)s THEN NULL WHEN %(hold)s THEN {HOLD_VALUE} ELSE run.budget_hold END,
+           checks = COALESCE(%(checks)s::jsonb, run.checks),
+           review_status = COALESCE(%(review_status)s, run.review_status),
+           review_reason = COALESCE(%(review_reason)s, run.review_reason)
       FROM before, hold_verdict
      WHERE run.id = before.id AND run.lease_owner = %(worker)s AND run.status = 'running'
        AND (NOT %(hold)s OR hold_verdict.ok)
@@ -515,6 +531,13 @@ WITH before AS (
       FROM run, unnest(%(done_ids)s::bigint[], %(done_results)s::text[], %(done_errors)s::boolean[],
                        %(done_ms)s::float8[]) AS c(id, result, is_error, duration_ms)
      WHERE call.id = c.id AND call.run_id = %(run)s::uuid
+), artifacts AS (
+    INSERT INTO agents_artifact (run_id, kind, title, content, data, tool_call_id, created_at)
+    SELECT %(run)s::uuid, a.kind, a.title, a.content, a.data::jsonb, a.tool_call_id, now()
+      FROM run, unnest(%(artifact_kinds)s::text[], %(artifact_titles)s::text[], %(artifact_contents)s::text[],
+                       %(artifact_data)s::text[], %(artifact_calls)s::bigint[])
+                WITH ORDINALITY AS a(kind, title, content, data, tool_call_id, n)
+     ORDER BY a.n
 ), held AS (
     UPDATE usage_budgetperiod ledger SET reserved_usd = ledger.reserved_usd + %(amount)s
       FROM run, hold_verdict WHERE %(hold)s AND ledger.id = ANY(hold_verdict.ids)
@@ -552,9 +575,11 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
               model: str = "", used_fallback: bool = False, simulated: bool = False, iterations_delta: int = 0,
               tool_calls_delta: int = 0, start_calls: Sequence[StartedCall] = (),
               finish_calls: Sequence[FinishedCall] = (), settle_usd: Decimal | float | None = None,
-              hold_usd: Decimal | None = None) -> dict[str, int]:
+              hold_usd: Decimal | None = None, artifacts: Sequence[Artifact] = (),
+              check: RunCheck | None = None) -> dict[str, int]:
     """Record one step of the loop in one statement: the conversation checkpoint and usage, tool
-    calls started and finished, and the step's events (in order), renewing the lease; with
+    calls started and finished, the artifacts they made, the output's check (agents/checks.py; its
+    `run.checked` event among `events`), and the step's events (in order), renewing the lease; with
     `settle_usd`, the last model call's budget hold settled to that cost (usage.budgets.settle's
     work); with `hold_usd`, that much held for the next call on every budget covering the run
     (usage.budgets.reserve's): HoldRefused, and nothing written, when it does not fit them all or
@@ -581,6 +606,12 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
                                                                    for c in finish_calls],
         "done_errors": [c.is_error for c in finish_calls], "done_ms": [c.duration_ms for c in finish_calls],
         "settle": settle_usd is not None, "actual_usd": Decimal(str(settle_usd or 0)),
+        "artifact_kinds": [a.kind for a in artifacts], "artifact_titles": [a.title for a in artifacts],
+        "artifact_contents": [a.content for a in artifacts], "artifact_data": [_json(a.data) for a in artifacts],
+        "artifact_calls": [a.tool_call_id for a in artifacts],
+        "checks": None if check is None else _json(check.checks),
+        "review_status": None if check is None else check.review_status,
+        "review_reason": None if check is None else check.review_reason,
         "hold": hold_usd is not None,
         **(hold_params(client_id=run.client_id, user_id=run.created_by_id, amount=hold_usd) if hold_usd is not None
            else _NO_HOLD),
@@ -606,6 +637,8 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
     run.model = model or run.model
     run.used_fallback = run.used_fallback or used_fallback
     run.simulated = run.simulated or simulated
+    if check is not None:
+        run.checks, run.review_status, run.review_reason = check.checks, check.review_status, check.review_reason
     if events:
         _nudge_after(run_id=run.pk, seq=last_seq, type=events[-1][0], run=run)
     return _loaded(started)

@@ -4,10 +4,11 @@ written only by the run's lease owner, only in the run's own instance."""
 import pytest
 from django.db import connection
 
-from agents.models import AgentRun, RunEvent, ToolCall
+from agents.models import AgentRun, Artifact, RunEvent, ToolCall
 from agents.services import (
     FinishedCall,
     LeaseLost,
+    RunCheck,
     StartedCall,
     call_idempotency_key,
     run_claim,
@@ -73,3 +74,20 @@ def test_a_write_from_another_instance_reaches_nothing(running, instance_a, inst
         connection.set_tenant(instance_a)
     stored = AgentRun.objects.get(pk=running.pk)
     assert stored.status == "running" and stored.last_seq == 1
+
+
+def test_the_outputs_check_and_its_artifact_are_written_with_the_step_or_not_at_all(running):
+    check = RunCheck({"passed": False, "violations": [{"term": "cheap"}]}, "pending", "1 rule violated")
+    output = Artifact(run=running, kind="output", title="copy output", content="Glow gently.")
+    with pytest.raises(LeaseLost):
+        run_write(run=running, worker="w2", events=[check.event()], artifacts=[output], check=check)
+    stored = AgentRun.objects.get(pk=running.pk)
+    assert (stored.checks, stored.review_status) == ({}, "") and not Artifact.objects.filter(run=running).exists()
+
+    run_write(run=running, worker="w1", events=[check.event()], artifacts=[output], check=check)
+    stored = AgentRun.objects.get(pk=running.pk)
+    assert (stored.checks, stored.review_status, stored.review_reason) == (check.checks, "pending", "1 rule violated")
+    assert list(Artifact.objects.filter(run=running).values_list("kind", "title", "content", "data")) == [
+        ("output", "copy output", "Glow gently.", {})]
+    checked = RunEvent.objects.get(run=running, type="run.checked")
+    assert checked.payload == {**check.checks, "review_status": "pending", "review_reason": "1 rule violated"}
