@@ -33,7 +33,7 @@ from spokestack.errors import Conflict, InvalidInput
 from spokestack.tasks import Enqueued, enqueue_on_commit
 from tuning.models import Client
 from tuning.specialization import normalise
-from usage.budgets import HOLD_CTES, HOLD_VALUE, hold_params
+from usage.budgets import HOLD_CTES, HOLD_VALUE, SETTLE_CTES, hold_params
 
 from .events import event_append, nudge
 from .models import TERMINAL_STATUSES, AgentRun, Artifact, RunStatus
@@ -541,19 +541,9 @@ WITH before AS (
 ), held AS (
     UPDATE usage_budgetperiod ledger SET reserved_usd = ledger.reserved_usd + %(amount)s
       FROM run, hold_verdict WHERE %(hold)s AND ledger.id = ANY(hold_verdict.ids)
-), settle_locked AS (
-    SELECT ledger.id FROM usage_budgetperiod ledger
-     WHERE ledger.id IN (SELECT jsonb_array_elements_text(run.hold -> 'ledgers')::bigint FROM run)
-     ORDER BY ledger.id
-       FOR UPDATE OF ledger
-), settled AS (
-    UPDATE usage_budgetperiod ledger
-       SET reserved_usd = GREATEST(0, ledger.reserved_usd - (run.hold ->> 'amount')::numeric),
-           spent_usd = ledger.spent_usd + %(actual_usd)s
-      FROM run, settle_locked
-     WHERE ledger.id = settle_locked.id
- RETURNING ledger.id, ledger.spent_usd, run.hold
-)
+), settling AS (
+    SELECT hold FROM run WHERE hold IS NOT NULL
+), {SETTLE_CTES}
 SELECT run.last_seq, (SELECT COALESCE(jsonb_object_agg(tool_use_id, id), '{{}}'::jsonb) FROM started),
        (SELECT jsonb_agg(jsonb_build_array(id, spent_usd, hold)) FROM settled), NOT %(hold)s OR hold_verdict.ok
   FROM hold_verdict LEFT JOIN run ON true

@@ -171,7 +171,25 @@ SELECT ledger.budget_id, ledger.spent_usd, ledger.reserved_usd FROM usage_budget
  WHERE ledger.budget_id = ANY(%(budgets)s::bigint[]) AND ledger.month = %(month)s::date
 """
 
-_SETTLE_SQL = """
+# A settlement, shared by `settle` and the loop's step write (agents.services.run_write), after a CTE
+# `settling` that each defines (the hold the run's row had, once that row is cleared of it): the
+# hold's ledgers locked in id order, the amount held given back and the call's real cost spent.
+SETTLE_CTES = """
+settle_locked AS (
+    SELECT ledger.id FROM usage_budgetperiod ledger
+     WHERE ledger.id IN (SELECT jsonb_array_elements_text(settling.hold -> 'ledgers')::bigint FROM settling)
+     ORDER BY ledger.id
+       FOR UPDATE OF ledger
+), settled AS (
+    UPDATE usage_budgetperiod ledger
+       SET reserved_usd = GREATEST(0, ledger.reserved_usd - (settling.hold ->> 'amount')::numeric),
+           spent_usd = ledger.spent_usd + %(actual_usd)s
+      FROM settling, settle_locked
+     WHERE ledger.id = settle_locked.id
+ RETURNING ledger.id, ledger.spent_usd, settling.hold
+)"""
+
+_SETTLE_SQL = f"""
 WITH hold AS (
     SELECT budget_hold FROM agents_agentrun
      WHERE id = %(run)s::uuid AND budget_hold IS NOT NULL
@@ -180,20 +198,11 @@ WITH hold AS (
     UPDATE agents_agentrun SET budget_hold = NULL
       FROM hold WHERE agents_agentrun.id = %(run)s::uuid
  RETURNING agents_agentrun.id
-), locked AS (
-    SELECT ledger.id FROM usage_budgetperiod ledger
-     WHERE ledger.id IN (SELECT jsonb_array_elements_text(budget_hold -> 'ledgers')::bigint FROM hold)
-       AND EXISTS (SELECT FROM cleared)
-     ORDER BY ledger.id
-       FOR UPDATE OF ledger
-)
-UPDATE usage_budgetperiod ledger
-   SET reserved_usd = GREATEST(0, ledger.reserved_usd - (hold.budget_hold ->> 'amount')::numeric),
-       spent_usd = ledger.spent_usd + %(actual)s
-  FROM hold, locked
- WHERE ledger.id = locked.id
-RETURNING ledger.id, ledger.spent_usd, hold.budget_hold
-"""
+), settling AS (
+    SELECT budget_hold AS hold FROM hold WHERE EXISTS (SELECT FROM cleared)
+), {SETTLE_CTES}
+SELECT id, spent_usd, hold FROM settled
+"""  # noqa: S608 - built from constants, not from input
 
 
 def hold_params(*, client_id: int | None, user_id: int | None, amount: Decimal) -> dict[str, Any]:
@@ -233,7 +242,7 @@ def reserve(*, run_id: Any, client_id: int | None, user_id: int | None, amount: 
 def settle(*, run_id: Any, actual_usd: Decimal | float) -> None:
     """Settle the run's hold to the call's real cost (0: released), once; warn at 80 % and 95 %."""
     actual = Decimal(str(actual_usd))
-    rows = execute_prepared(_SETTLE_SQL, {"run": str(run_id), "actual": actual})
+    rows = execute_prepared(_SETTLE_SQL, {"run": str(run_id), "actual_usd": actual})
     if rows and actual > 0:
         warn_crossed(rows)
 
