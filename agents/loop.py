@@ -988,7 +988,7 @@ def execute_run(*, run_id: str, worker: str) -> str:
     last checkpoint."""
     token = new_claim_token(worker)
     try:
-        run = run_claim(run_id=run_id, worker=token, announce=False)
+        run = run_claim(run_id=run_id, worker=token)
     except Exception as exc:
         if dependency_of(exc) is None:
             raise

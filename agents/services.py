@@ -385,17 +385,14 @@ SELECT * FROM claimed
 """
 
 
-def run_claim(*, run_id: uuid.UUID | str, worker: str, announce: bool = True) -> AgentRun | None:
+def run_claim(*, run_id: uuid.UUID | str, worker: str) -> AgentRun | None:
     """Take the run for one execution (`worker` is its claim token, see new_claim_token), in one
     statement with its run.started or run.resumed event: it must be queued, or running with an
     expired lease. None when the run is gone, finished, or any execution holds a live lease on it,
-    this process's included. The run's `resumed` says whether it ran before. `announce=False`: the
-    caller nudges its viewers (run_claim_announce) once it knows whether it has any."""
+    this process's included. The run's `resumed` says whether it ran before. Its viewers are
+    nudged by the caller (run_claim_announce), once the watcher knows whether it has any."""
     params = {"run": str(run_id), "worker": worker, "lease": lease_seconds()}
-    run = next(iter(AgentRun.objects.raw(_CLAIM_SQL, params)), None)
-    if run is not None and announce:
-        run_claim_announce(run)
-    return run
+    return next(iter(AgentRun.objects.raw(_CLAIM_SQL, params)), None)
 
 
 def run_claim_announce(run: AgentRun) -> None:
