@@ -24,7 +24,26 @@ def seeded(live_db):
     yield seed_demo(erp_url="https://erp.example.com")
     connection.set_schema_to_public()
     for instance in Instance.objects.filter(schema_name__in=[d.schema for d in DEMO_INSTANCES]):
-        instance.delete(force_drop=True)
+        _drop(instance)
+
+
+def _drop(instance, attempts: int = 10) -> None:
+    """The seed queues runs and eval runs; the session's worker may be in a statement on the
+    instance's tables as its schema is dropped, and PostgreSQL then breaks the deadlock by failing
+    the DROP: it is tried again once that statement has ended."""
+    import time
+
+    import psycopg
+    from django.db import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            instance.delete(force_drop=True)
+            return
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.DeadlockDetected) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
 
 
 def assert_one_demo_skill(url):
