@@ -218,7 +218,7 @@ class RunLoop:
         # name, e.g. after a new core version, is left out rather than shadowing the core tool).
         # An agency-built agent has the skills its definition names (spec.skills), still only enabled ones.
         # Exposed MCP tools join as skills (skills.mcp: McpTool quacks like a Skill, run by mcp_tool_call).
-        version = offer_version()
+        version = getattr(run, "offer_version", None) or offer_version()  # read with the claim (run_claim)
         _read_creator(run)
         offered = skills_offered(agent_type=spec.agent_type, names=spec.skills, version=version)
         self.skills = {s.name: s for s in offered if s.name not in core_names}

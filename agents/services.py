@@ -364,7 +364,9 @@ def new_claim_token(worker: str) -> str:
     return f"{worker}/{uuid.uuid4().hex[:12]}"
 
 
-# Lease times come from the database's clock only (now() + the lease), never a worker's.
+# Lease times come from the database's clock only (now() + the lease), never a worker's. With the
+# run come what its loop reads first (RunLoop.__init__): its client, its starter with their roles, and
+# the key of what it is offered (skills.selectors.offer_version).
 _CLAIM_SQL = """
 WITH claimed AS (
     UPDATE agents_agentrun run
@@ -373,7 +375,7 @@ WITH claimed AS (
       FROM (SELECT id, started_at FROM agents_agentrun WHERE id = %(run)s::uuid FOR UPDATE) AS before
      WHERE run.id = before.id AND run.status IN ('queued', 'running')
        AND (run.lease_until IS NULL OR run.lease_until < now())
- RETURNING run.*, before.started_at IS NOT NULL AS resumed
+ RETURNING {run}, before.started_at IS NOT NULL AS resumed
 ), event AS (
     INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
     SELECT id, last_seq, CASE WHEN resumed THEN 'run.resumed' ELSE 'run.started' END,
@@ -381,18 +383,60 @@ WITH claimed AS (
                 ELSE jsonb_build_object('worker', %(worker)s::text) END, now()
       FROM claimed
 )
-SELECT * FROM claimed
+SELECT claimed.*, {client}, {creator}, {roles}, version.*
+  FROM claimed
+  LEFT JOIN {client_table} client ON client.id = claimed.client_id
+  LEFT JOIN {creator_table} creator ON creator.id = claimed.created_by_id
+ CROSS JOIN ({version}) AS version
 """
+_CLAIM: list[str] = []
+
+
+def _claim_sql() -> str:
+    if not _CLAIM:
+        from django.contrib.auth import get_user_model
+
+        from skills.selectors import offer_version_sql
+        from spokestack.accounts.roles import role_names_sql
+        from spokestack.db import columns
+
+        user = get_user_model()
+        _CLAIM.append(_CLAIM_SQL.format(
+            run=columns(AgentRun, "run"), client=columns(Client, "client"), creator=columns(user, "creator"),
+            roles=role_names_sql("creator"), client_table=Client._meta.db_table, creator_table=user._meta.db_table,
+            version=offer_version_sql()))
+    return _CLAIM[0]
 
 
 def run_claim(*, run_id: uuid.UUID | str, worker: str) -> AgentRun | None:
     """Take the run for one execution (`worker` is its claim token, see new_claim_token), in one
     statement with its run.started or run.resumed event: it must be queued, or running with an
     expired lease. None when the run is gone, finished, or any execution holds a live lease on it,
-    this process's included. The run's `resumed` says whether it ran before. Its viewers are
-    nudged by the caller (run_claim_announce), once the watcher knows whether it has any."""
-    params = {"run": str(run_id), "worker": worker, "lease": lease_seconds()}
-    return next(iter(AgentRun.objects.raw(_CLAIM_SQL, params)), None)
+    this process's included. The run's `resumed` says whether it ran before; its client and its
+    starter (with their roles) are read with it, and `offer_version` is the key of the skills and
+    tuning it is offered. Its viewers are nudged by the caller (run_claim_announce), once the
+    watcher knows whether it has any."""
+    from django.contrib.auth import get_user_model
+
+    from spokestack.accounts.roles import with_roles
+    from spokestack.db import model_from_row
+
+    rows = execute_prepared(_claim_sql(), {"run": str(run_id), "worker": worker, "lease": lease_seconds()})
+    if not rows:
+        return None
+    row, user = rows[0], get_user_model()
+    widths = [len(model._meta.concrete_fields) for model in (AgentRun, Client, user)]
+    at = widths[0] + 1
+    run = model_from_row(AgentRun, row[:widths[0]])
+    run.resumed = row[widths[0]]
+    client = model_from_row(Client, row[at:at + widths[1]]) if run.client_id else None
+    at += widths[1]
+    creator = with_roles(model_from_row(user, row[at:at + widths[2]]), row[at + widths[2]]) \
+        if row[at] is not None else None
+    AgentRun.client.field.set_cached_value(run, client)
+    AgentRun.created_by.field.set_cached_value(run, creator)
+    run.offer_version = tuple(row[at + widths[2] + 1:])  # the rest of the row
+    return run
 
 
 def run_claim_announce(run: AgentRun) -> None:

@@ -28,10 +28,18 @@ _OFFERS_LOCK = threading.Lock()
 
 def offer_version() -> tuple:
     """The key of everything a run's tools and prompt are built from (tuning, skills, MCP tools),
-    read in one statement."""
+    read in one statement (the runs' claim reads it with the run: `offer_version_sql`)."""
     from tuning.selectors import tuning_version
 
     return tuning_version(tables=OFFER_TABLES)
+
+
+def offer_version_sql() -> str:
+    """`offer_version`'s statement (one row)."""
+    from tuning.selectors import tuning_version_sql
+
+    return tuning_version_sql(OFFER_TABLES)
+
 
 
 def skills_offered(*, agent_type: str, names: list[str] | None = None, version: tuple) -> tuple:

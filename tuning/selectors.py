@@ -58,14 +58,20 @@ def tuning_version(*, tables: Sequence[str] = ()) -> tuple:
     the shell): a write that sets `updated_at` (auto_now) or a delete (the count) moves the key too.
     One statement for all.
     """
+    with connection.cursor() as cursor:
+        cursor.execute(tuning_version_sql(tables))
+        return tuple(cursor.fetchone())
+
+
+def tuning_version_sql(tables: Sequence[str] = ()) -> str:
+    """The statement `tuning_version` runs: one row of 2 + len(tables) columns (a statement may
+    join it, as the runs' claim does)."""
     quote = connection.ops.quote_name  # table names are the callers' constants, quoted all the same
     parts = "".join(f", (SELECT count(*) || '/' || COALESCE(max(updated_at)::text, '') FROM {quote(table)})"  # noqa: S608
                     for table in tables)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(id), 0), CASE WHEN pg_stat_get_xact_tuples_inserted("  # noqa: S608
-                       "'tuning_tuningchange'::regclass) > 0 THEN txid_current_if_assigned() END"
-                       f"{parts} FROM tuning_tuningchange")
-        return tuple(cursor.fetchone())
+    return ("SELECT COALESCE(MAX(id), 0), CASE WHEN pg_stat_get_xact_tuples_inserted("  # noqa: S608
+            "'tuning_tuningchange'::regclass) > 0 THEN txid_current_if_assigned() END"
+            f"{parts} FROM tuning_tuningchange")
 
 
 def instance_tuning_rows(*, agent_type: str) -> list[InstanceTuning]:

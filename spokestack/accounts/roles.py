@@ -42,14 +42,27 @@ def user_with_roles(user_id: int) -> AbstractUser | None:
     from django.contrib.auth import get_user_model
 
     model = get_user_model()
-    through = model.groups.through._meta
     user = next(iter(model.objects.raw(
-        f"SELECT u.*, ARRAY(SELECT g.name FROM {through.db_table} ug JOIN {Group._meta.db_table} g "  # noqa: S608
-        f"ON g.id = ug.group_id WHERE ug.user_id = u.id) AS role_names FROM {model._meta.db_table} u "
-        "WHERE u.id = %s", [user_id])), None)
+        f"SELECT u.*, {role_names_sql('u')} AS role_names FROM {model._meta.db_table} u WHERE u.id = %s",  # noqa: S608
+        [user_id])), None)
     if user is not None:
-        user._spokestack_roles = frozenset(user.role_names)
+        with_roles(user, user.role_names)
         del user.role_names
+    return user
+
+
+def role_names_sql(alias: str) -> str:
+    """An SQL expression: the role names of the user row `alias`, as an array."""
+    from django.contrib.auth import get_user_model
+
+    through = get_user_model().groups.through._meta
+    return (f"ARRAY(SELECT g.name FROM {through.db_table} ug JOIN {Group._meta.db_table} g "  # noqa: S608
+            f"ON g.id = ug.group_id WHERE ug.user_id = {alias}.id)")
+
+
+def with_roles(user: AbstractUser, names: list[str]) -> AbstractUser:
+    """`user`, knowing its role names (read with it: `role_names_sql`), so `roles_of` asks no query."""
+    user._spokestack_roles = frozenset(names)
     return user
 
 
