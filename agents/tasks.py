@@ -33,6 +33,15 @@ def refuse_transaction_pooling(**kwargs) -> None:
         raise SystemExit(f"spokestack: {exc}") from exc
 
 
+@worker_init.connect
+def keep_redis_connections(sender=None, **kwargs) -> None:
+    """Keep a cache connection per task slot (spokestack/cache.py): a run's flags are read at its
+    start and end, many runs at once."""
+    from spokestack.cache import keep_idle
+
+    keep_idle(int(getattr(sender, "concurrency", 1) or 1))
+
+
 @worker_process_init.connect
 @worker_ready.connect
 def warm_up(**kwargs) -> None:

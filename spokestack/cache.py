@@ -12,6 +12,12 @@ A burst (fifty streams ending at once, each freeing its place in its own thread)
 connections as it runs commands at once; redis-py would keep them all, idle, for good. This pool
 keeps `MAX_IDLE` and closes the others as they come back, so after any burst the process is back
 to the one connection of its steady state.
+
+A worker process is in a burst all the time: its runs (up to its concurrency, ten to hundreds)
+read their flags as they start and end, at once. With one idle connection kept, most of those
+reads opened a connection of their own and closed it (connect, handshake, close: 2–3 % of a
+worker's CPU under py-spy, session 13). A worker keeps as many as it has task slots
+(`keep_idle`, at `worker_init`).
 """
 
 from __future__ import annotations
@@ -48,3 +54,9 @@ class SharedConnectionPool(redis.ConnectionPool):
                 surplus = self._available_connections.pop(0)
                 self._created_connections -= 1
                 surplus.disconnect()
+
+
+def keep_idle(connections: int) -> None:
+    """Let this process's shared pools keep up to `connections` idle between commands (a worker
+    process: its task slots, which use the cache at once)."""
+    SharedConnectionPool.MAX_IDLE = max(1, connections)

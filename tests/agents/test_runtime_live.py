@@ -227,3 +227,32 @@ def test_a_tool_call_whose_input_streams_for_long_shows_before_the_turn_ends(sta
     at = {e["type"]: e["created_at"] for e in reversed(events)}  # the first of each type
     requested, finished = (datetime.fromisoformat(at[t]) for t in ("tool.requested", "turn.finished"))
     assert (finished - requested).total_seconds() > 0.5, "announced while the input still streamed"
+
+
+def test_a_worker_keeps_its_redis_connections_across_runs(stack):
+    """A worker's runs read their flags in Redis as they start, many at once: the worker keeps a
+    cache connection per task slot rather than opening (and closing) one for most reads."""
+    import redis
+    from django.conf import settings
+    from django.db import transaction
+
+    from agents.services import run_create
+
+    def batch(n: int) -> None:
+        markers = [f"[conn-{uuid.uuid4().hex[:8]}]" for _ in range(n)]
+        for marker in markers:
+            stack["model"].script(marker, [{"content": [{"type": "text", "text": "Glow gently."}],
+                                            "stop_reason": "end_turn"}])
+        with schema_context(stack["instance"].schema_name), transaction.atomic():  # queued at once
+            run_ids = [run_create(actor=None, agent_type="copy", task=f"Headline {m}", client_id=stack["client"].pk,
+                                  ).run.pk for m in markers]
+        wait_for(lambda: all(run_row(stack, r).status == "succeeded" for r in run_ids), timeout=60)
+
+    def connections_received() -> int:
+        return redis.Redis.from_url(settings.REDIS_URL).info("stats")["total_connections_received"]
+
+    batch(16)  # the worker's slots have each used the cache once
+    before = connections_received()
+    batch(32)
+    opened = connections_received() - before - 1  # this test's own INFO connection
+    assert opened <= 2, f"Redis accepted {opened} new connections for 32 runs"
