@@ -309,16 +309,20 @@ def run_event_emit(run: AgentRun) -> None:
     spokestack/webhooks), for the subscriptions that want it and the instance's live viewers."""
     from spokestack.webhooks.services import webhook_emit
 
-    output = run.output or ""
     webhook_emit(f"run.{run.status}", {
-        "run_id": str(run.pk), "agent_type": run.agent_type, "agent_version": run.agent_version,
-        "client_id": run.client_id, "status": str(run.status), "error": run.error or "",
-        "output": output[:OUTPUT_IN_EVENTS], "output_truncated": len(output) > OUTPUT_IN_EVENTS,
+        **_event_data(run, status=str(run.status), output=run.output or "", error=run.error or ""),
         "cost_usd": float(run.cost_usd or 0), "total_cost_usd": float(run.total_cost_usd or 0),
-        "iterations": run.iterations, "parent_run_id": str(run.parent_id) if run.parent_id else None,
-        "thread_id": str(run.thread_id) if run.thread_id else None,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None})
+        "iterations": run.iterations, "finished_at": run.finished_at.isoformat() if run.finished_at else None})
+
+
+def _event_data(run: AgentRun, *, status: str, output: str, error: str) -> dict[str, Any]:
+    """A run's outbound end event but for what its row knows at the end (cost, iterations, finished_at)."""
+    return {"run_id": str(run.pk), "agent_type": run.agent_type, "agent_version": run.agent_version,
+            "client_id": run.client_id, "status": status, "error": error,
+            "output": output[:OUTPUT_IN_EVENTS], "output_truncated": len(output) > OUTPUT_IN_EVENTS,
+            "parent_run_id": str(run.parent_id) if run.parent_id else None,
+            "thread_id": str(run.thread_id) if run.thread_id else None,
+            "started_at": run.started_at.isoformat() if run.started_at else None}
 
 
 def _count_usage(run_id) -> None:
@@ -705,14 +709,22 @@ def _ancestors(run: AgentRun | None) -> tuple[uuid.UUID, ...]:
     return known
 
 
+# A run's end in one statement: its row and terminal event; for a top-level run (%(whole)s) also its
+# count in the usage rollup (usage.services' COUNT_INSERT, once: usage_recorded) and its outbound event
+# (spokestack.webhooks' EMIT_CTES, its `data` completed from the row). A delegated run's end counts and
+# emits in statements of their own: its event's insert locks its parent's row at the statement's end
+# (the mirror trigger), which must not wait behind a rollup row.
 _FINISH_SQL = """
-WITH run AS (
-    UPDATE agents_agentrun
+WITH before AS (
+    SELECT id, usage_recorded FROM agents_agentrun WHERE id = %(run)s::uuid FOR NO KEY UPDATE
+), run AS (
+    UPDATE agents_agentrun run
        SET status = %(status)s::text, output = %(output)s, error = %(error)s, finished_at = now(), lease_until = NULL,
-           lease_owner = '', last_seq = last_seq + 1
-     WHERE id = %(run)s::uuid AND status = 'running' AND lease_owner = %(worker)s
- RETURNING last_seq, finished_at, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-           cost_usd, iterations, simulated
+           lease_owner = '', last_seq = run.last_seq + 1, usage_recorded = run.usage_recorded OR %(whole)s
+      FROM before
+     WHERE run.id = before.id AND run.status = 'running' AND run.lease_owner = %(worker)s
+ RETURNING run.last_seq, run.finished_at, run.simulated, run.children_cost_usd,
+           %(whole)s AND NOT before.usage_recorded AS uncounted, {count_columns}
 ), event AS (
     INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
     SELECT %(run)s::uuid, last_seq, %(type)s, jsonb_build_object(
@@ -722,27 +734,63 @@ WITH run AS (
                                            'cache_read_input_tokens', cache_read_input_tokens),
                'cost_usd', cost_usd::float8, 'iterations', iterations, 'simulated', simulated), now()
       FROM run
-)
-SELECT * FROM run
+), counted AS (
+    SELECT * FROM run WHERE uncounted
+), usage AS ({count_insert}
+), webhook_body AS (
+    SELECT %(webhook_payload)s::jsonb || jsonb_build_object('data', %(webhook_data)s::jsonb || jsonb_build_object(
+               'cost_usd', cost_usd::float8, 'total_cost_usd', (cost_usd + children_cost_usd)::float8,
+               'iterations', iterations,
+               'finished_at', to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
+           AS payload
+      FROM run WHERE %(whole)s
+), {emit_ctes}
+SELECT last_seq, finished_at, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+       cost_usd, iterations, simulated, children_cost_usd,
+       ARRAY(SELECT id FROM webhook_deliveries), (SELECT payload FROM webhook_body)
+  FROM run
 """
+_FINISH: list[str] = []
+
+
+def _finish_sql() -> str:
+    if not _FINISH:
+        from spokestack.webhooks.services import EMIT_CTES
+        from usage.services import COUNT_COLUMNS, COUNT_INSERT
+
+        _FINISH.append(_FINISH_SQL.format(count_columns=COUNT_COLUMNS, count_insert=COUNT_INSERT,
+                                          emit_ctes=EMIT_CTES))
+    return _FINISH[0]
 
 
 def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "") -> bool:
-    """Move a running run to a terminal status, with its terminal event, in one statement. False
-    when it was not running any more (e.g. cancelled meanwhile: the first terminal transition
-    wins) or another execution holds it now (only the lease owner, `run.lease_owner`, finishes)."""
+    """Move a running run to a terminal status, with its terminal event, counted in the usage
+    rollup and emitted as an outbound event (`run_event_emit`), in one statement. False when it was
+    not running any more (e.g. cancelled meanwhile: the first terminal transition wins) or another
+    execution holds it now (only the lease owner, `run.lease_owner`, finishes)."""
+    from spokestack.webhooks.services import emit_params, webhook_emitted
+    from usage.services import count_params
+
     assert status in TERMINAL_STATUSES
-    row = _execute_prepared(_FINISH_SQL, {"run": str(run.pk), "worker": run.lease_owner, "status": str(status),
-                                          "output": output,
-                                          "error": error, "type": f"run.{status}"})
+    whole = not run.parent_id
+    emit, payload = emit_params(f"run.{status}", _event_data(run, status=status, output=output, error=error))
+    data = payload.pop("data")
+    row = _execute_prepared(_finish_sql(), {
+        "run": str(run.pk), "worker": run.lease_owner, "status": str(status), "output": output, "error": error,
+        "type": f"run.{status}", "whole": whole, **count_params(), **emit,
+        "webhook_payload": _json(payload), "webhook_data": _json(data)})
     if row is None:
         return False
     (run.last_seq, run.finished_at, run.input_tokens, run.output_tokens, run.cache_creation_input_tokens,
-     run.cache_read_input_tokens, run.cost_usd, run.iterations, run.simulated) = row
+     run.cache_read_input_tokens, run.cost_usd, run.iterations, run.simulated, run.children_cost_usd, deliveries,
+     emitted) = row
     run.status, run.output, run.error, run.lease_until, run.lease_owner = status, output, error, None, ""
     _nudge_after(run_id=run.pk, seq=run.last_seq, type=f"run.{status}", run=run)
-    _count_usage(run.pk)
-    run_event_emit(run)
+    if whole:
+        webhook_emitted(list(deliveries), _loaded(emitted))
+    else:
+        _count_usage(run.pk)
+        run_event_emit(run)
     metrics.run_finished(run.agent_type, status, (run.finished_at - (run.started_at or run.finished_at)).total_seconds())
     if run.parent_id:
         from .delegation import child_ended

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from django.db import connection
 
@@ -17,18 +18,16 @@ from spokestack.db import execute_prepared
 
 from .models import DURATION_BUCKETS_MS
 
-_RECORD_SQL = """
-WITH counted AS (
-    UPDATE agents_agentrun SET usage_recorded = true
-     WHERE id = %(run)s::uuid AND NOT usage_recorded AND status IN ('succeeded', 'failed', 'cancelled')
- RETURNING agent_type, client_id, created_by_id, model, status, iterations, tool_calls_count, input_tokens,
+# A run's columns a count needs: what a statement that counts a run returns from its row, as `counted`.
+COUNT_COLUMNS = """agent_type, client_id, created_by_id, model, status, iterations, tool_calls_count, input_tokens,
            output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd,
            GREATEST(0, EXTRACT(EPOCH FROM (COALESCE(finished_at, now()) - COALESCE(started_at, created_at))) * 1000)
                ::bigint AS duration_ms,
-           COALESCE(finished_at, now()) AS ended_at
-)
-INSERT INTO usage_usagedaily (day, agent_type, client_id, user_id, model, runs_succeeded, runs_failed, runs_cancelled,
-                              turns, tool_calls, input_tokens, output_tokens, cache_creation_input_tokens,
+           COALESCE(finished_at, now()) AS ended_at"""
+# Adds the runs in `counted` (COUNT_COLUMNS) to their days' rollups: params `count_params()`.
+COUNT_INSERT = """
+INSERT INTO usage_usagedaily (day, agent_type, client_id, user_id, model, runs_succeeded, runs_failed,
+                              runs_cancelled, turns, tool_calls, input_tokens, output_tokens, cache_creation_input_tokens,
                               cache_read_input_tokens, cost_usd, duration_ms_total, duration_buckets)
 SELECT (ended_at AT TIME ZONE %(tz)s)::date, agent_type, client_id, created_by_id, model,
        (status = 'succeeded')::int, (status = 'failed')::int, (status = 'cancelled')::int, iterations,
@@ -50,9 +49,16 @@ ON CONFLICT (day, agent_type, client_id, user_id, model) DO UPDATE SET
     cost_usd = usage_usagedaily.cost_usd + EXCLUDED.cost_usd,
     duration_ms_total = usage_usagedaily.duration_ms_total + EXCLUDED.duration_ms_total,
     duration_buckets = ARRAY(SELECT a + b FROM unnest(usage_usagedaily.duration_buckets, EXCLUDED.duration_buckets)
-                                                WITH ORDINALITY AS pair(a, b, i) ORDER BY i)
+                                                WITH ORDINALITY AS pair(a, b, i) ORDER BY i)"""
+_RECORD_SQL = f"""
+WITH counted AS (
+    UPDATE agents_agentrun SET usage_recorded = true
+     WHERE id = %(run)s::uuid AND NOT usage_recorded AND status IN ('succeeded', 'failed', 'cancelled')
+ RETURNING {COUNT_COLUMNS}
+)
+{COUNT_INSERT}
 RETURNING id
-"""
+"""  # noqa: S608 - built from constants, not from input
 
 _MISSING_SQL = """
 SELECT id::text FROM agents_agentrun
@@ -82,8 +88,12 @@ def instance_time_zone() -> str:
 
 def usage_record(*, run_id: uuid.UUID | str) -> bool:
     """Count an ended run in the rollup, once. True when this call counted it."""
-    return bool(execute_prepared(_RECORD_SQL, {"run": str(run_id), "tz": instance_time_zone(),
-                                               "bounds": list(DURATION_BUCKETS_MS), "n": len(DURATION_BUCKETS_MS)}))
+    return bool(execute_prepared(_RECORD_SQL, {"run": str(run_id), **count_params()}))
+
+
+def count_params() -> dict[str, Any]:
+    """COUNT_INSERT's parameters: the instance's time zone (its days) and the duration buckets."""
+    return {"tz": instance_time_zone(), "bounds": list(DURATION_BUCKETS_MS), "n": len(DURATION_BUCKETS_MS)}
 
 
 def usage_record_missing(*, older_than_s: float = 30.0) -> int:

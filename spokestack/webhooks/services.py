@@ -215,19 +215,37 @@ def _subscription_rollback(*, change: Any, actor: AbstractUser | None, reason: s
 
 # --- emitting ------------------------------------------------------------------------------------
 
-_EMIT_SQL = """
-WITH wanted AS (
-    SELECT id FROM webhooks_webhooksubscription WHERE enabled AND %(type)s = ANY(event_types)
-), event AS (
+# Records the event in `webhook_body` (a CTE of one row: its `payload`) for every subscription that
+# wants its type, with a delivery each (`webhook_deliveries`): parameters `emit_params`. A statement
+# that makes a change may emit its event itself (agents.services.run_finish).
+EMIT_CTES = """
+webhook_wanted AS (
+    SELECT id FROM webhooks_webhooksubscription WHERE enabled AND %(webhook_type)s = ANY(event_types)
+), webhook_event AS (
     INSERT INTO webhooks_webhookevent (id, type, client_id, payload, created_at)
-    SELECT %(id)s, %(type)s, %(client)s, %(payload)s::jsonb, now() WHERE EXISTS (SELECT FROM wanted)
+    SELECT %(webhook_id)s, %(webhook_type)s, %(webhook_client)s, payload, now() FROM webhook_body
+     WHERE EXISTS (SELECT FROM webhook_wanted)
  RETURNING id
-)
-INSERT INTO webhooks_webhookdelivery (id, subscription_id, event_id, status, attempts, next_attempt_at,
-                                      last_error, created_at)
-SELECT gen_random_uuid(), wanted.id, event.id, 'pending', 0, now(), '', now() FROM wanted, event
-RETURNING id::text
-"""
+), webhook_deliveries AS (
+    INSERT INTO webhooks_webhookdelivery (id, subscription_id, event_id, status, attempts, next_attempt_at,
+                                          last_error, created_at)
+    SELECT gen_random_uuid(), webhook_wanted.id, webhook_event.id, 'pending', 0, now(), '', now()
+      FROM webhook_wanted, webhook_event
+ RETURNING id::text
+)"""
+_EMIT_SQL = f"""
+WITH webhook_body AS (SELECT %(payload)s::jsonb AS payload), {EMIT_CTES}
+SELECT id FROM webhook_deliveries
+"""  # noqa: S608 - built from constants, not from input
+
+
+def emit_params(event_type: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """EMIT_CTES' parameters for `event_type` with `data`, and the event as sent (its payload)."""
+    if event_type not in CATALOGUE:
+        raise ValueError(f"unknown event type {event_type!r}")
+    payload = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
+    return ({"webhook_id": f"msg_{uuid.uuid4().hex}", "webhook_type": event_type,
+             "webhook_client": data.get("client_id")}, payload)
 
 
 def webhook_emit(event_type: str, data: dict[str, Any]) -> list[str]:
@@ -235,12 +253,8 @@ def webhook_emit(event_type: str, data: dict[str, Any]) -> list[str]:
     transaction, and send it after the commit; also publish it on the instance websocket's `events`
     topic. Returns the new deliveries' ids. A failure is logged, never raised: an event must not
     fail the change it reports (the change stands; the event is lost, and the log says so)."""
-    if event_type not in CATALOGUE:
-        raise ValueError(f"unknown event type {event_type!r}")
-    payload = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
-    schema = connection.schema_name
-    params = {"id": f"msg_{uuid.uuid4().hex}", "type": event_type, "client": data.get("client_id"),
-              "payload": json.dumps(payload, default=str)}
+    params, payload = emit_params(event_type, data)
+    params["payload"] = json.dumps(payload, default=str)
     try:
         if connection.in_atomic_block:  # a savepoint: a failure leaves the caller's transaction usable
             with transaction.atomic():
@@ -248,10 +262,16 @@ def webhook_emit(event_type: str, data: dict[str, Any]) -> list[str]:
         else:
             rows = execute_prepared(_EMIT_SQL, params)
     except Exception:  # noqa: BLE001 - see the docstring
-        logger.warning("could not record the %s event in %s", event_type, schema, exc_info=True)
+        logger.warning("could not record the %s event in %s", event_type, connection.schema_name, exc_info=True)
         rows = []
-    deliveries = [row[0] for row in rows]
+    return webhook_emitted([row[0] for row in rows], payload)
+
+
+def webhook_emitted(deliveries: list[str], payload: dict[str, Any]) -> list[str]:
+    """After a statement recorded an event (EMIT_CTES): send its deliveries once the transaction
+    commits, and publish it to the instance's live viewers. Returns `deliveries`."""
     _enqueue(deliveries)
+    schema = connection.schema_name
     transaction.on_commit(lambda: _publish(schema, payload), robust=True)
     return deliveries
 

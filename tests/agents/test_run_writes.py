@@ -1,6 +1,8 @@
 """services.run_write: one statement per step of the loop — checkpoint, tool calls, events, lease —
 written only by the run's lease owner, only in the run's own instance."""
 
+from decimal import Decimal
+
 import pytest
 from django.db import connection
 
@@ -91,3 +93,38 @@ def test_the_outputs_check_and_its_artifact_are_written_with_the_step_or_not_at_
         ("output", "copy output", "Glow gently.", {})]
     checked = RunEvent.objects.get(run=running, type="run.checked")
     assert checked.payload == {**check.checks, "review_status": "pending", "review_reason": "1 rule violated"}
+
+
+def test_the_end_is_counted_and_emitted_with_the_row_or_not_at_all(running, django_capture_on_commit_callbacks):
+    """A run's end, its count in the usage rollup and its outbound event are one statement: the
+    event carries what the row holds at the end; with the lease lost, none of them is written."""
+    from spokestack.secrets import EncryptedSecret
+    from spokestack.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription
+    from usage.models import UsageDaily
+
+    WebhookSubscription.objects.create(url="https://erp.example/hooks", event_types=["run.succeeded"],
+                                       secret=EncryptedSecret.seal("whsec_test"))
+    run_write(run=running, worker="w1", iterations_delta=2, usage={"input_tokens": 90, "output_tokens": 12},
+              cost_usd=0.0125, model="claude-sonnet-5-5")
+    AgentRun.objects.filter(pk=running.pk).update(children_cost_usd="0.5")  # its delegated runs' (the mirror)
+
+    running.lease_owner = "w2"
+    assert run_finish(run=running, status="succeeded", output="Glow.") is False
+    assert not UsageDaily.objects.exists() and not WebhookEvent.objects.exists()
+
+    running.lease_owner = "w1"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert run_finish(run=running, status="succeeded", output="Glow gently.") is True
+    row = AgentRun.objects.get(pk=running.pk)
+    assert row.usage_recorded and running.children_cost_usd == Decimal("0.5")
+    usage = UsageDaily.objects.get()
+    assert (usage.runs_succeeded, usage.turns, usage.input_tokens, usage.cost_usd) == (1, 2, 90, row.cost_usd)
+    event = WebhookEvent.objects.get()
+    data = event.payload["data"]
+    assert event.type == event.payload["type"] == "run.succeeded"
+    assert (data["run_id"], data["status"], data["output"], data["iterations"]) == (
+        str(running.pk), "succeeded", "Glow gently.", 2)
+    assert (data["cost_usd"], data["total_cost_usd"]) == (0.0125, 0.5125)
+    assert data["finished_at"] == row.finished_at.isoformat() and data["started_at"] == row.started_at.isoformat()
+    assert WebhookDelivery.objects.filter(event=event).count() == 1
+    assert len(callbacks) == 3  # after the commit: the run's viewers nudged, the delivery queued, the events topic told
