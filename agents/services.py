@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -30,6 +31,7 @@ from spokestack.accounts import policy
 from spokestack.catalog import UnknownAgentType, require_agent_type
 from spokestack.db import execute_prepared
 from spokestack.errors import Conflict, InvalidInput
+from spokestack.outages import dependency_of
 from spokestack.tasks import Enqueued, enqueue_on_commit
 from tuning.models import Client
 from tuning.specialization import normalise
@@ -775,10 +777,20 @@ def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "")
     whole = not run.parent_id
     emit, payload = emit_params(f"run.{status}", _event_data(run, status=status, output=output, error=error))
     data = payload.pop("data")
-    row = _execute_prepared(_finish_sql(), {
-        "run": str(run.pk), "worker": run.lease_owner, "status": str(status), "output": output, "error": error,
-        "type": f"run.{status}", "whole": whole, **count_params(), **emit,
-        "webhook_payload": _json(payload), "webhook_data": _json(data)})
+    params = {"run": str(run.pk), "worker": run.lease_owner, "status": str(status), "output": output, "error": error,
+              "type": f"run.{status}", "whole": whole, **count_params(), **emit,
+              "webhook_payload": _json(payload), "webhook_data": _json(data)}
+    try:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            row = _execute_prepared(_finish_sql(), params)
+    except psycopg.Error as exc:
+        if not whole or dependency_of(exc) is not None:
+            raise
+        # The count or the event was refused (e.g. a time zone PostgreSQL does not know): the run's
+        # end must not fail for them. It ends alone; they are tried apart, each logged if it fails.
+        logger.warning("run %s: its end with its count and event was refused (%s); ending it alone", run.pk, exc)
+        whole = params["whole"] = False
+        row = _execute_prepared(_finish_sql(), params)
     if row is None:
         return False
     (run.last_seq, run.finished_at, run.input_tokens, run.output_tokens, run.cache_creation_input_tokens,

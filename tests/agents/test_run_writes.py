@@ -128,3 +128,17 @@ def test_the_end_is_counted_and_emitted_with_the_row_or_not_at_all(running, djan
     assert data["finished_at"] == row.finished_at.isoformat() and data["started_at"] == row.started_at.isoformat()
     assert WebhookDelivery.objects.filter(event=event).count() == 1
     assert len(callbacks) == 3  # after the commit: the run's viewers nudged, the delivery queued, the events topic told
+
+
+def test_a_count_postgresql_refuses_does_not_fail_the_runs_end(running, monkeypatch, caplog):
+    """An instance time zone PostgreSQL does not know (Python's zone list and the server's can
+    differ) refuses the day's count: the run still ends, with its event; the count is logged."""
+    from usage.models import UsageDaily
+
+    monkeypatch.setattr(connection.tenant, "timezone", "Mars/Olympus_Mons", raising=False)
+    assert run_finish(run=running, status="succeeded", output="Glow gently.") is True
+    row = AgentRun.objects.get(pk=running.pk)
+    assert (row.status, row.output) == ("succeeded", "Glow gently.")
+    assert RunEvent.objects.filter(run=row, type="run.succeeded").count() == 1
+    assert not UsageDaily.objects.exists() and not row.usage_recorded  # the reaper's to count, once it can
+    assert "ending it alone" in caplog.text and "could not count run" in caplog.text
