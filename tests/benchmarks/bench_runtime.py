@@ -372,13 +372,86 @@ def cpu_at_rest(stack: Stack) -> dict[str, float]:
     return {"worker_cpu_ms_per_run_at_rest": (_cpu_seconds(stack.worker.process.pid) - cpu) * 1000 / 100}
 
 
+def writes_only(stack: Stack) -> dict[str, float]:
+    """The CPU a run's statements cost the process that sends them, with nothing else around them:
+    the burst's run (3 turns, 2 tool calls) replayed as its 9 writes — claim; per turn the hold and
+    start, then the answer with its settlement (and the calls it starts); the output's check and
+    artifact; the finish with its count and event — through the same services, from this process,
+    one run after another. Set against `sdk_only_cpu_ms_per_run`: the floor of what persisting a
+    run step by step costs a worker's Python, whatever else is made faster."""
+    import time
+    from decimal import Decimal
+
+    from agents.models import AgentRun, Artifact
+    from agents.services import (
+        FinishedCall,
+        HoldRefused,
+        RunCheck,
+        StartedCall,
+        new_claim_token,
+        run_claim,
+        run_finish,
+        run_write,
+    )
+    from agents.watcher import watcher as run_watcher
+    from usage.budgets import reserve
+
+    text = "Glow gently this Ramadan, with the light of the evening and the scent of oud. " * 6
+
+    def queued(n: int) -> list[AgentRun]:  # created as the web side does, outside the measurement
+        return [AgentRun.objects.create(agent_type="copy", agent_version="1.0.0", task=f"Headline {text[:40]}",
+                                        client=stack.client, created_by=stack.admin) for _ in range(n)]
+
+    def one_run(row: AgentRun) -> None:
+        token = new_claim_token("bench")
+        run = run_claim(run_id=row.pk, worker=token)
+        run_watcher.watch(run.pk, stack.instance.schema_name, owner=token)  # as the worker: nobody watches it
+        messages = [{"role": "user", "content": [{"type": "text", "text": text}]}]
+        done: list[FinishedCall] = []
+        for turn in range(3):
+            started = [("turn.started", {"iteration": turn + 1})]
+            try:
+                run_write(run=run, worker=token, events=started, messages=messages if turn == 0 else None,
+                          finish_calls=done, hold_usd=Decimal("0.05"))
+            except HoldRefused:
+                reserve(run_id=run.pk, client_id=run.client_id, user_id=run.created_by_id, amount=Decimal("0.05"))
+                run_write(run=run, worker=token, events=started, finish_calls=done)
+            calls = [StartedCall(tool_use_id=f"toolu_{turn}", name="check_brand_rules", input={"text": text[:80]},
+                                 side_effect=False)] if turn < 2 else []
+            messages = [*messages, {"role": "assistant", "content": [{"type": "text", "text": text}]}]
+            usage = {"input_tokens": 1200, "output_tokens": 90, "cache_read_input_tokens": 1000}
+            ids = run_write(run=run, worker=token, messages=messages, usage=usage, cost_usd=0.004,
+                            model="claude-sonnet-5-5", iterations_delta=1, tool_calls_delta=len(calls),
+                            start_calls=calls, settle_usd=Decimal("0.004"),
+                            events=[("text.delta", {"text": text}), ("turn.finished", {"iteration": turn + 1,
+                                                                                       "usage": usage})])
+            done = [FinishedCall(id=ids[c.tool_use_id], result={"ok": True, "issues": []}, is_error=False,
+                                 duration_ms=0.4) for c in calls]
+        check = RunCheck(checks={"brand": "ok"}, review_status="", review_reason="")
+        run_write(run=run, worker=token, events=[check.event()], check=check,
+                  artifacts=[Artifact(run=run, kind="output", title="copy output", content=text)])
+        run_finish(run=run, status="succeeded", output=text)
+        run_watcher.forget(run.pk)
+
+    from django_tenants.utils import tenant_context
+
+    with tenant_context(stack.instance):  # the instance itself, as a worker's task has it (its tier: no read)
+        for row in queued(10):
+            one_run(row)
+        rows = queued(100)
+        cpu = time.process_time()
+        for row in rows:
+            one_run(row)
+        return {"writes_only_cpu_ms_per_run": (time.process_time() - cpu) * 1000 / 100}
+
+
 PHASES = {"prefix": prefix_stable, "step": step_overhead, "stream": stream_latency, "concurrency": concurrency,
-          "delegation": delegation_overhead, "rest": cpu_at_rest}
+          "delegation": delegation_overhead, "rest": cpu_at_rest, "writes": writes_only}
 
 
 def run() -> dict[str, float]:
     """All phases, or those named in BENCH_PHASES (comma-separated: prefix, step, stream, concurrency,
-    delegation, rest)."""
+    delegation, rest, writes)."""
     import os
 
     wanted = [p.strip() for p in os.environ.get("BENCH_PHASES", ",".join(PHASES)).split(",") if p.strip()]
