@@ -41,7 +41,6 @@ def offer_version_sql() -> str:
     return tuning_version_sql(OFFER_TABLES)
 
 
-
 def skills_offered(*, agent_type: str, names: list[str] | None = None, version: tuple) -> tuple:
     """The enabled skills, then the exposed MCP tools, a run of `agent_type` is offered (for an
     agency-built agent, `names`: those its definition names), each group by name. Kept per process
