@@ -496,8 +496,15 @@ class RunLoop:
         return self._ceiling
 
     def _finish(self, status: str, *, output: str = "", error: str = "") -> str:
-        self._flush()
-        if not run_finish(run=self.run, status=status, output=output, error=error):
+        """End the run with what is staged (its last events, the output's check and artifacts) in one
+        statement; tool results or a settlement still staged are written first, as a step."""
+        if self._staged_calls or self._unsettled is not None:
+            self._flush()
+        events, self._staged_events = self._staged_events, []
+        check, self._staged_check = self._staged_check, None
+        artifacts, self._staged_artifacts = self._staged_artifacts, []
+        if not run_finish(run=self.run, status=status, output=output, error=error, events=events, check=check,
+                          artifacts=artifacts):
             self.run.refresh_from_db(fields=["status"])
         return self.run.status
 

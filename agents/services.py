@@ -529,6 +529,46 @@ class FinishedCall:
 # (usage/budgets.py, `reserve`) or settles the last one's (`settle`), the ledgers in id order: the
 # order every budget statement locks in, so none of them deadlock with this one. A step that holds
 # is written only if the hold fits every budget (`hold_verdict`), and then with it.
+# A step's events (event_params) as rows (seq, type, payload), numbered up to the run's new last_seq
+# less `before_last` (the events that follow them in the same statement), and its artifacts
+# (artifact_params); `run` is the statement's updated run row. Events are inserted by one INSERT in
+# seq order: the order of a statement's data-modifying CTEs is not defined, and readers expect ids
+# in seq order.
+STAGED_EVENTS = """
+    SELECT run.last_seq - {before_last} - %(n_events)s + e.n AS seq, e.type, e.payload::jsonb AS payload
+      FROM run, unnest(%(event_types)s::text[], %(event_payloads)s::text[]) WITH ORDINALITY AS e(type, payload, n)"""
+ARTIFACTS = """artifacts AS (
+    INSERT INTO agents_artifact (run_id, kind, title, content, data, tool_call_id, created_at)
+    SELECT %(run)s::uuid, a.kind, a.title, a.content, a.data::jsonb, a.tool_call_id, now()
+      FROM run, unnest(%(artifact_kinds)s::text[], %(artifact_titles)s::text[], %(artifact_contents)s::text[],
+                       %(artifact_data)s::text[], %(artifact_calls)s::bigint[])
+                WITH ORDINALITY AS a(kind, title, content, data, tool_call_id, n)
+     ORDER BY a.n
+)"""
+
+
+def event_params(events: Sequence[tuple[str, dict]]) -> dict[str, Any]:
+    return {"n_events": len(events), "event_types": [type for type, _ in events],
+            "event_payloads": [_json(payload) for _, payload in events]}
+
+
+def artifact_params(artifacts: Sequence[Artifact]) -> dict[str, Any]:
+    return {"artifact_kinds": [a.kind for a in artifacts], "artifact_titles": [a.title for a in artifacts],
+            "artifact_contents": [a.content for a in artifacts], "artifact_data": [_json(a.data) for a in artifacts],
+            "artifact_calls": [a.tool_call_id for a in artifacts]}
+
+
+def check_params(check: RunCheck | None) -> dict[str, Any]:
+    return {"checks": None if check is None else _json(check.checks),
+            "review_status": None if check is None else check.review_status,
+            "review_reason": None if check is None else check.review_reason}
+
+
+def _checked(run: AgentRun, check: RunCheck | None) -> None:
+    if check is not None:
+        run.checks, run.review_status, run.review_reason = check.checks, check.review_status, check.review_reason
+
+
 _WRITE_SQL = f"""
 WITH before AS (
     SELECT id, budget_hold FROM agents_agentrun WHERE id = %(run)s::uuid FOR NO KEY UPDATE
@@ -559,8 +599,7 @@ WITH before AS (
  RETURNING run.last_seq, CASE WHEN %(settle)s THEN before.budget_hold END AS hold
 ), events AS (
     INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
-    SELECT %(run)s::uuid, run.last_seq - %(n_events)s + e.n, e.type, e.payload::jsonb, now()
-      FROM run, unnest(%(event_types)s::text[], %(event_payloads)s::text[]) WITH ORDINALITY AS e(type, payload, n)
+    SELECT %(run)s::uuid, seq, type, payload, now() FROM ({STAGED_EVENTS.format(before_last=0)}) AS e ORDER BY seq
 ), started AS (
     INSERT INTO agents_toolcall (run_id, tool_use_id, name, input, status, result, is_error, side_effect,
                                  idempotency_key, iteration, attempts, started_at)
@@ -578,14 +617,7 @@ WITH before AS (
       FROM run, unnest(%(done_ids)s::bigint[], %(done_results)s::text[], %(done_errors)s::boolean[],
                        %(done_ms)s::float8[]) AS c(id, result, is_error, duration_ms)
      WHERE call.id = c.id AND call.run_id = %(run)s::uuid
-), artifacts AS (
-    INSERT INTO agents_artifact (run_id, kind, title, content, data, tool_call_id, created_at)
-    SELECT %(run)s::uuid, a.kind, a.title, a.content, a.data::jsonb, a.tool_call_id, now()
-      FROM run, unnest(%(artifact_kinds)s::text[], %(artifact_titles)s::text[], %(artifact_contents)s::text[],
-                       %(artifact_data)s::text[], %(artifact_calls)s::bigint[])
-                WITH ORDINALITY AS a(kind, title, content, data, tool_call_id, n)
-     ORDER BY a.n
-), held AS (
+), {ARTIFACTS}, held AS (
     UPDATE usage_budgetperiod ledger SET reserved_usd = ledger.reserved_usd + %(amount)s
       FROM run, hold_verdict WHERE %(hold)s AND ledger.id = ANY(hold_verdict.ids)
 ), settling AS (
@@ -627,13 +659,12 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
     ToolCall ids by tool_use id."""
     usage = usage or {}
     params = {
-        "run": str(run.pk), "worker": worker, "n_events": len(events),
-        "lease": lease_seconds(),
+        "run": str(run.pk), "worker": worker, **event_params(events), **artifact_params(artifacts),
+        **check_params(check), "lease": lease_seconds(),
         "messages": None if messages is None else _json(messages),
         "iterations": iterations_delta, "tool_calls": tool_calls_delta, "cost_usd": Decimal(str(cost_usd)),
         **{field: usage.get(field, 0) for field in USAGE_FIELDS},
         "model": model, "used_fallback": used_fallback, "simulated": simulated,
-        "event_types": [type for type, _ in events], "event_payloads": [_json(payload) for _, payload in events],
         "iteration": run.iterations + iterations_delta,
         "start_ids": [c.tool_use_id for c in start_calls], "start_names": [c.name for c in start_calls],
         "start_inputs": [_json(c.input) for c in start_calls],
@@ -643,12 +674,6 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
                                                                    for c in finish_calls],
         "done_errors": [c.is_error for c in finish_calls], "done_ms": [c.duration_ms for c in finish_calls],
         "settle": settle_usd is not None, "actual_usd": Decimal(str(settle_usd or 0)),
-        "artifact_kinds": [a.kind for a in artifacts], "artifact_titles": [a.title for a in artifacts],
-        "artifact_contents": [a.content for a in artifacts], "artifact_data": [_json(a.data) for a in artifacts],
-        "artifact_calls": [a.tool_call_id for a in artifacts],
-        "checks": None if check is None else _json(check.checks),
-        "review_status": None if check is None else check.review_status,
-        "review_reason": None if check is None else check.review_reason,
         "hold": hold_usd is not None,
         **(hold_params(client_id=run.client_id, user_id=run.created_by_id, amount=hold_usd) if hold_usd is not None
            else _NO_HOLD),
@@ -674,8 +699,7 @@ def run_write(*, run: AgentRun, worker: str, events: Sequence[tuple[str, dict]] 
     run.model = model or run.model
     run.used_fallback = run.used_fallback or used_fallback
     run.simulated = run.simulated or simulated
-    if check is not None:
-        run.checks, run.review_status, run.review_reason = check.checks, check.review_status, check.review_reason
+    _checked(run, check)
     if events:
         _nudge_after(run_id=run.pk, seq=last_seq, type=events[-1][0], run=run)
     return _loaded(started)
@@ -722,20 +746,25 @@ WITH before AS (
 ), run AS (
     UPDATE agents_agentrun run
        SET status = %(status)s::text, output = %(output)s, error = %(error)s, finished_at = now(), lease_until = NULL,
-           lease_owner = '', last_seq = run.last_seq + 1, usage_recorded = run.usage_recorded OR %(whole)s
+           lease_owner = '', last_seq = run.last_seq + %(n_events)s + 1, usage_recorded = run.usage_recorded OR %(whole)s,
+           checks = COALESCE(%(checks)s::jsonb, run.checks),
+           review_status = COALESCE(%(review_status)s, run.review_status),
+           review_reason = COALESCE(%(review_reason)s, run.review_reason)
       FROM before
      WHERE run.id = before.id AND run.status = 'running' AND run.lease_owner = %(worker)s
  RETURNING run.last_seq, run.finished_at, run.simulated, run.children_cost_usd,
            %(whole)s AND NOT before.usage_recorded AS uncounted, {count_columns}
-), event AS (
+), {artifacts}, event AS (
     INSERT INTO agents_runevent (run_id, seq, type, payload, created_at)
-    SELECT %(run)s::uuid, last_seq, %(type)s, jsonb_build_object(
+    SELECT %(run)s::uuid, seq, type, payload, now() FROM ({staged_events}
+     UNION ALL
+    SELECT last_seq, %(type)s, jsonb_build_object(
                'status', %(status)s::text, 'error', %(error)s::text, 'output', %(output)s::text,
                'usage', jsonb_build_object('input_tokens', input_tokens, 'output_tokens', output_tokens,
                                            'cache_creation_input_tokens', cache_creation_input_tokens,
                                            'cache_read_input_tokens', cache_read_input_tokens),
-               'cost_usd', cost_usd::float8, 'iterations', iterations, 'simulated', simulated), now()
-      FROM run
+               'cost_usd', cost_usd::float8, 'iterations', iterations, 'simulated', simulated)
+      FROM run) AS e ORDER BY seq
 ), counted AS (
     SELECT * FROM run WHERE uncounted
 ), usage AS ({count_insert}
@@ -761,15 +790,20 @@ def _finish_sql() -> str:
         from usage.services import COUNT_COLUMNS, COUNT_INSERT
 
         _FINISH.append(_FINISH_SQL.format(count_columns=COUNT_COLUMNS, count_insert=COUNT_INSERT,
-                                          emit_ctes=EMIT_CTES))
+                                          emit_ctes=EMIT_CTES, staged_events=STAGED_EVENTS.format(before_last=1),
+                                          artifacts=ARTIFACTS))
     return _FINISH[0]
 
 
-def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "") -> bool:
+def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "",
+               events: Sequence[tuple[str, dict]] = (), check: RunCheck | None = None,
+               artifacts: Sequence[Artifact] = ()) -> bool:
     """Move a running run to a terminal status, with its terminal event, counted in the usage
-    rollup and emitted as an outbound event (`run_event_emit`), in one statement. False when it was
-    not running any more (e.g. cancelled meanwhile: the first terminal transition wins) or another
-    execution holds it now (only the lease owner, `run.lease_owner`, finishes)."""
+    rollup and emitted as an outbound event (`run_event_emit`), in one statement; with the loop's
+    last staged `events` (before the terminal one), its output's `check` and its `artifacts`. False,
+    and nothing written, when it was not running any more (e.g. cancelled meanwhile: the first
+    terminal transition wins) or another execution holds it now (only the lease owner,
+    `run.lease_owner`, finishes)."""
     from spokestack.webhooks.services import emit_params, webhook_emitted
     from usage.services import count_params
 
@@ -778,7 +812,8 @@ def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "")
     emit, payload = emit_params(f"run.{status}", _event_data(run, status=status, output=output, error=error))
     data = payload.pop("data")
     params = {"run": str(run.pk), "worker": run.lease_owner, "status": str(status), "output": output, "error": error,
-              "type": f"run.{status}", "whole": whole, **count_params(), **emit,
+              "type": f"run.{status}", "whole": whole, **count_params(), **emit, **event_params(events),
+              **artifact_params(artifacts), **check_params(check),
               "webhook_payload": _json(payload), "webhook_data": _json(data)}
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
@@ -797,6 +832,7 @@ def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "")
      run.cache_read_input_tokens, run.cost_usd, run.iterations, run.simulated, run.children_cost_usd, deliveries,
      emitted) = row
     run.status, run.output, run.error, run.lease_until, run.lease_owner = status, output, error, None, ""
+    _checked(run, check)
     _nudge_after(run_id=run.pk, seq=run.last_seq, type=f"run.{status}", run=run)
     if whole:
         webhook_emitted(list(deliveries), _loaded(emitted))

@@ -142,3 +142,27 @@ def test_a_count_postgresql_refuses_does_not_fail_the_runs_end(running, monkeypa
     assert RunEvent.objects.filter(run=row, type="run.succeeded").count() == 1
     assert not UsageDaily.objects.exists() and not row.usage_recorded  # the reaper's to count, once it can
     assert "ending it alone" in caplog.text and "could not count run" in caplog.text
+
+
+def test_the_last_staged_events_check_and_artifact_end_with_the_run_or_not_at_all(running):
+    """The loop's last write (the output's check, its artifact, events staged after the last turn)
+    is the finish itself: with the lease lost none of it is written; else the staged events come
+    just before the terminal one."""
+    check = RunCheck(checks={"banned_terms": [], "passed": True}, review_status="", review_reason="")
+    artifact = Artifact(run=running, kind="output", title="copy output", content="Glow gently.")
+    staged = {"events": [check.event(), ("run.handed_off", {"to": "content"})], "check": check,
+              "artifacts": [artifact]}
+
+    running.lease_owner = "w2"
+    assert run_finish(run=running, status="succeeded", output="Glow gently.", **staged) is False
+    assert not Artifact.objects.filter(run=running).exists()
+    assert not RunEvent.objects.filter(run=running, type__in=["run.checked", "run.handed_off"]).exists()
+
+    running.lease_owner = "w1"
+    assert run_finish(run=running, status="succeeded", output="Glow gently.", **staged) is True
+    row = AgentRun.objects.get(pk=running.pk)
+    assert (row.checks, row.status) == ({"banned_terms": [], "passed": True}, "succeeded")
+    assert Artifact.objects.get(run=running).content == "Glow gently."
+    tail = list(RunEvent.objects.filter(run=running).order_by("-seq").values_list("seq", "type")[:3])
+    assert tail == [(row.last_seq, "run.succeeded"), (row.last_seq - 1, "run.handed_off"),
+                    (row.last_seq - 2, "run.checked")]

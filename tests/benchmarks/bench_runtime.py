@@ -374,9 +374,9 @@ def cpu_at_rest(stack: Stack) -> dict[str, float]:
 
 def writes_only(stack: Stack) -> dict[str, float]:
     """The CPU a run's statements cost the process that sends them, with nothing else around them:
-    the burst's run (3 turns, 2 tool calls) replayed as its 9 writes — claim; per turn the hold and
-    start, then the answer with its settlement (and the calls it starts); the output's check and
-    artifact; the finish with its count and event — through the same services, from this process,
+    the burst's run (3 turns, 2 tool calls) replayed as its 8 writes — claim; per turn the hold and
+    start, then the answer with its settlement (and the calls it starts); the finish with the
+    output's check and artifact, its count and event — through the same services, from this process,
     one run after another. Set against `sdk_only_cpu_ms_per_run`: the floor of what persisting a
     run step by step costs a worker's Python, whatever else is made faster."""
     import time
@@ -428,9 +428,8 @@ def writes_only(stack: Stack) -> dict[str, float]:
             done = [FinishedCall(id=ids[c.tool_use_id], result={"ok": True, "issues": []}, is_error=False,
                                  duration_ms=0.4) for c in calls]
         check = RunCheck(checks={"brand": "ok"}, review_status="", review_reason="")
-        run_write(run=run, worker=token, events=[check.event()], check=check,
-                  artifacts=[Artifact(run=run, kind="output", title="copy output", content=text)])
-        run_finish(run=run, status="succeeded", output=text)
+        run_finish(run=run, status="succeeded", output=text, events=[check.event()], check=check,
+                   artifacts=[Artifact(run=run, kind="output", title="copy output", content=text)])
         run_watcher.forget(run.pk)
 
     from django_tenants.utils import tenant_context
