@@ -7,6 +7,7 @@ whoever read the row last.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -395,23 +396,21 @@ SELECT claimed.*, {client}, {creator}, {roles}, version.*
   LEFT JOIN {creator_table} creator ON creator.id = claimed.created_by_id
  CROSS JOIN ({version}) AS version
 """
-_CLAIM: list[str] = []
 
 
+@functools.cache
 def _claim_sql() -> str:
-    if not _CLAIM:
-        from django.contrib.auth import get_user_model
+    from django.contrib.auth import get_user_model
 
-        from skills.selectors import offer_version_sql
-        from spokestack.accounts.roles import role_names_sql
-        from spokestack.db import columns
+    from skills.selectors import offer_version_sql
+    from spokestack.accounts.roles import role_names_sql
+    from spokestack.db import columns
 
-        user = get_user_model()
-        _CLAIM.append(_CLAIM_SQL.format(
-            run=columns(AgentRun, "run"), client=columns(Client, "client"), creator=columns(user, "creator"),
-            roles=role_names_sql("creator"), client_table=Client._meta.db_table, creator_table=user._meta.db_table,
-            version=offer_version_sql()))
-    return _CLAIM[0]
+    user = get_user_model()
+    return _CLAIM_SQL.format(
+        run=columns(AgentRun, "run"), client=columns(Client, "client"), creator=columns(user, "creator"),
+        roles=role_names_sql("creator"), client_table=Client._meta.db_table, creator_table=user._meta.db_table,
+        version=offer_version_sql())
 
 
 def run_claim(*, run_id: uuid.UUID | str, worker: str) -> AgentRun | None:
@@ -781,18 +780,15 @@ SELECT last_seq, finished_at, input_tokens, output_tokens, cache_creation_input_
        ARRAY(SELECT id FROM webhook_deliveries), (SELECT payload FROM webhook_body)
   FROM run
 """
-_FINISH: list[str] = []
 
 
+@functools.cache
 def _finish_sql() -> str:
-    if not _FINISH:
-        from spokestack.webhooks.services import EMIT_CTES
-        from usage.services import COUNT_COLUMNS, COUNT_INSERT
+    from spokestack.webhooks.services import EMIT_CTES
+    from usage.services import COUNT_COLUMNS, COUNT_INSERT
 
-        _FINISH.append(_FINISH_SQL.format(count_columns=COUNT_COLUMNS, count_insert=COUNT_INSERT,
-                                          emit_ctes=EMIT_CTES, staged_events=STAGED_EVENTS.format(before_last=1),
-                                          artifacts=ARTIFACTS))
-    return _FINISH[0]
+    return _FINISH_SQL.format(count_columns=COUNT_COLUMNS, count_insert=COUNT_INSERT, emit_ctes=EMIT_CTES,
+                              staged_events=STAGED_EVENTS.format(before_last=1), artifacts=ARTIFACTS)
 
 
 def run_finish(*, run: AgentRun, status: str, output: str = "", error: str = "",
