@@ -49,12 +49,16 @@ def database_from_url(url: str) -> dict:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
         "CONN_MAX_AGE": 0 if pool_size else int(env("DATABASE_CONN_MAX_AGE", "0")),
+        # With a pool, the pool checks a connection before handing it out (spokestack/db_backend).
         "CONN_HEALTH_CHECKS": True,
         # Workers run many agent loops on threads and give their connection back before every
         # model call: a per-process pool caps the connections PostgreSQL sees (0 = no pool).
         # Waits are short: while PostgreSQL is down a request answers 503 within seconds and a
         # run is interrupted (to resume from its checkpoint), rather than each hanging a minute.
-        "OPTIONS": {"connect_timeout": int(env("DATABASE_CONNECT_TIMEOUT", "5")),
+        # prepare_threshold: Django turns psycopg's prepared statements off (None); the platform's hottest
+        # statements ask for it (spokestack.db.execute_prepared), nothing else is ever prepared (a query
+        # would have to run 2**31 times first). Transaction pooling is refused at start (DESIGN §17).
+        "OPTIONS": {"connect_timeout": int(env("DATABASE_CONNECT_TIMEOUT", "5")), "prepare_threshold": 2**31 - 1,
                     **({"pool": {"min_size": 1, "max_size": pool_size,
                                  "timeout": float(env("DATABASE_POOL_TIMEOUT", "5"))}} if pool_size else {})},
     }

@@ -30,3 +30,38 @@ def test_a_placeholder_of_another_form_is_refused():
         positional("SELECT %s")
     with pytest.raises(ValueError):
         positional("SELECT * FROM t WHERE name LIKE 'a%'")
+
+
+def _prepared_on_server(marker: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{marker}%"])
+        return cursor.fetchone()[0]
+
+
+def test_the_statement_is_prepared_on_the_server_once_and_then_reused():
+    sql = "SELECT %(a)s::int * 2 AS prepared_probe"
+    assert [execute_prepared(sql, {"a": a}) for a in (1, 2, 3)] == [[(2,)], [(4,)], [(6,)]]
+    assert _prepared_on_server("prepared_probe") == 1  # not parsed and planned again each time
+
+
+def test_one_prepared_statement_reads_the_schema_of_whichever_instance_is_current(instance_a, instance_b):
+    """PostgreSQL re-analyses a prepared statement when search_path changed since its last use
+    (PREPARE: "the statement will be re-parsed using the new search_path"), generic plan or not:
+    a worker's connection serves every instance."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    sql = f"SELECT email FROM {get_user_model()._meta.db_table} WHERE is_superuser = %(su)s ORDER BY id"  # noqa: S608
+    seen = []
+    try:
+        for _ in range(4):  # past PostgreSQL's five custom plans, into its generic one
+            for instance in (instance_a, instance_b):
+                connection.set_tenant(instance)
+                seen.append((instance.schema_name, [email for (email,) in execute_prepared(sql, {"su": False})]))
+    finally:
+        connection.set_schema_to_public()
+    assert _prepared_on_server("is_superuser = $1") == 1
+    for schema, emails in seen:
+        assert emails and all(schema.replace("_", "-") in email for email in emails), (schema, emails)
