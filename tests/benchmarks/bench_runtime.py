@@ -444,13 +444,41 @@ def writes_only(stack: Stack) -> dict[str, float]:
         return {"writes_only_cpu_ms_per_run": (time.process_time() - cpu) * 1000 / 100}
 
 
+def celery_task(stack: Stack) -> dict[str, float]:
+    """The worker's CPU for the least an instance task does: Celery's handling of one task (the
+    broker's delivery and ack, the tracer, the instance's schema set from the task's headers) around
+    a single Redis write (`spokestack.worker_probe`, the readiness probe). 1,000 tasks queued at once
+    after 100 that warm the worker up. What every run pays for being a Celery task, before its loop
+    does anything: with `writes_only_cpu_ms_per_run`, a floor under `worker_cpu_ms_per_run`."""
+    from django.core.cache import cache
+
+    from spokestack.tasks import worker_probe, worker_probe_key
+
+    def wave(n: int) -> None:
+        ids = [uuid.uuid4().hex for _ in range(n)]
+        with schema_context(stack.instance.schema_name):
+            for probe_id in ids:
+                worker_probe.apply_async(kwargs={"probe_id": probe_id})
+            keys = [worker_probe_key(probe_id) for probe_id in ids]
+            deadline = time.monotonic() + 120
+            while len(cache.get_many(keys)) < n:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the worker answered {len(cache.get_many(keys))} of {n} probes in 120 s")
+                time.sleep(0.1)
+
+    wave(100)
+    cpu = _cpu_seconds(stack.worker.process.pid)
+    wave(1000)
+    return {"celery_task_cpu_ms": (_cpu_seconds(stack.worker.process.pid) - cpu) * 1000 / 1000}
+
+
 PHASES = {"prefix": prefix_stable, "step": step_overhead, "stream": stream_latency, "concurrency": concurrency,
-          "delegation": delegation_overhead, "rest": cpu_at_rest, "writes": writes_only}
+          "delegation": delegation_overhead, "rest": cpu_at_rest, "writes": writes_only, "celery": celery_task}
 
 
 def run() -> dict[str, float]:
     """All phases, or those named in BENCH_PHASES (comma-separated: prefix, step, stream, concurrency,
-    delegation, rest, writes)."""
+    delegation, rest, writes, celery)."""
     import os
 
     wanted = [p.strip() for p in os.environ.get("BENCH_PHASES", ",".join(PHASES)).split(",") if p.strip()]
