@@ -1,6 +1,8 @@
 """Statements the platform runs thousands of times with the same text (the loop's writes, budget
 holds, the usage count): bound on the server and prepared once per connection. Django's cursors bind
-on the client and plan every time (measured 1.3 against 0.7 ms a write)."""
+on the client and plan every time (measured 1.3 against 0.7 ms a write). Django also turns psycopg's
+preparing off (prepare_threshold None, where `prepare=True` does nothing): the settings' OPTIONS turn
+it back on for these statements only (tests/spokestack/test_prepared.py reads pg_prepared_statements)."""
 
 from __future__ import annotations
 
