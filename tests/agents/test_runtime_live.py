@@ -255,4 +255,7 @@ def test_a_worker_keeps_its_redis_connections_across_runs(stack):
     before = connections_received()
     batch(32)
     opened = connections_received() - before - 1  # this test's own INFO connection
-    assert opened <= 2, f"Redis accepted {opened} new connections for 32 runs"
+    # The server counts every client's connections: this test's own broker publishes and the web
+    # process may open one or two meanwhile (3 seen once in CI's shard). A worker opening a
+    # connection for most reads, as before keep_idle, opened 9 or more.
+    assert opened <= 4, f"Redis accepted {opened} new connections for 32 runs"
